@@ -1,0 +1,67 @@
+//! API keys and the accounts behind them. Keys are only ever stored and compared as hashes.
+
+use super::connect::HttpError;
+use super::ids::Cid;
+use super::role::Role;
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
+
+/// The lowercase hex SHA-256 of an API key: what the database stores.
+pub fn hash_api_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+/// An account as the database holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub cid: Cid,
+    /// The role stored with the key, used by the `static` role source.
+    pub role: Role,
+    pub banned: bool,
+    /// A ban with an end: it no longer applies from this time (epoch ms) on.
+    pub banned_until: Option<i64>,
+}
+
+impl Account {
+    pub fn check_ban(&self, now: i64) -> Result<(), HttpError> {
+        match (self.banned, self.banned_until) {
+            (true, None) => Err(HttpError::Banned { until: None }),
+            (true, Some(until)) if until > now => Err(HttpError::Banned { until: Some(until) }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_sha256_hex() {
+        assert_eq!(
+            hash_api_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn bans() {
+        let mut a = Account {
+            cid: Cid::parse("1").unwrap(),
+            role: Role::Pilot,
+            banned: false,
+            banned_until: None,
+        };
+        assert!(a.check_ban(0).is_ok());
+        a.banned = true;
+        assert_eq!(a.check_ban(0), Err(HttpError::Banned { until: None }));
+        a.banned_until = Some(100);
+        assert_eq!(a.check_ban(99), Err(HttpError::Banned { until: Some(100) }));
+        assert!(a.check_ban(100).is_ok());
+    }
+}

@@ -1,0 +1,77 @@
+//! Everything a client packet can be rejected for, mapped once to a wire code.
+
+use super::limits::*;
+use super::role::Role;
+use serde::Serialize;
+use thiserror::Error;
+
+/// The `code` of an `ERROR` packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    InvalidJson,
+    PacketTooLarge,
+    UnknownType,
+    InvalidPacket,
+    Forbidden,
+    AirportMismatch,
+    LimitExceeded,
+    RateLimited,
+    Internal,
+}
+
+/// Why a client packet was rejected. The `Display` text is the `message` a client developer reads.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PacketError {
+    #[error("frame is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("binary frame is not valid UTF-8 text")]
+    NotUtf8,
+    #[error("packet is {chars} characters long; the limit is {MAX_PACKET_CHARS}")]
+    TooLarge { chars: usize },
+    #[error("a packet must be a JSON object")]
+    NotAnObject,
+    #[error("{field}: {problem}")]
+    Field { field: String, problem: String },
+    #[error("unknown packet type {0:?}")]
+    UnknownType(String),
+    #[error("a {role} may not send {packet}")]
+    Forbidden { role: Role, packet: &'static str },
+    #[error("packet names airport {claimed:?} but this socket is connected to {connected}")]
+    AirportMismatch { claimed: String, connected: String },
+    #[error("{field}: the airport already holds the maximum of {MAX_OBJECTS} objects")]
+    TooManyObjects { field: String },
+    #[error("{field}: the object state would be {chars} characters; the limit is {MAX_OBJECT_STATE_CHARS}")]
+    ObjectStateTooLarge { field: String, chars: usize },
+    #[error("data.sharedStatePatch is {chars} characters serialized; the limit is {MAX_SHARED_PATCH_CHARS}")]
+    SharedPatchTooLarge { chars: usize },
+    #[error("the merged shared state would be {chars} characters serialized; the limit is {MAX_SHARED_STATE_CHARS}")]
+    SharedStateTooLarge { chars: usize },
+    #[error("too many packets: {0}")]
+    RateLimited(String),
+}
+
+impl PacketError {
+    pub fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        PacketError::Field {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            PacketError::InvalidJson(_) | PacketError::NotUtf8 => ErrorCode::InvalidJson,
+            PacketError::TooLarge { .. } => ErrorCode::PacketTooLarge,
+            PacketError::NotAnObject | PacketError::Field { .. } => ErrorCode::InvalidPacket,
+            PacketError::UnknownType(_) => ErrorCode::UnknownType,
+            PacketError::Forbidden { .. } => ErrorCode::Forbidden,
+            PacketError::AirportMismatch { .. } => ErrorCode::AirportMismatch,
+            PacketError::TooManyObjects { .. }
+            | PacketError::ObjectStateTooLarge { .. }
+            | PacketError::SharedPatchTooLarge { .. }
+            | PacketError::SharedStateTooLarge { .. } => ErrorCode::LimitExceeded,
+            PacketError::RateLimited(_) => ErrorCode::RateLimited,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The limits of PROTOCOL §3. "Characters" are Unicode scalar values throughout.
+
+/// Largest accepted frame, in characters.
+pub const MAX_PACKET_CHARS: usize = 50_000;
+/// Items in one `MULTI_STATE_UPDATE` (at least one is required).
+pub const MAX_MULTI_UPDATES: usize = 200;
+/// Serialized size of one `sharedStatePatch`.
+pub const MAX_SHARED_PATCH_CHARS: usize = 10_240;
+/// Serialized size of the merged shared state of an airport.
+pub const MAX_SHARED_STATE_CHARS: usize = 1_000_000;
+/// Nesting depth of a `state`, `patch` or `sharedStatePatch` value (a scalar is 0).
+pub const MAX_VALUE_DEPTH: usize = 16;
+/// Objects one airport may hold.
+pub const MAX_OBJECTS: usize = 10_000;
+/// Serialized size of one object's state. Not in the contract: a single `state` can never exceed
+/// it (it must fit in a packet), but repeated patches could grow an object without bound.
+pub const MAX_OBJECT_STATE_CHARS: usize = MAX_PACKET_CHARS;
+/// Length of an `objectId`.
+pub const MAX_OBJECT_ID_CHARS: usize = 128;
+/// Length of a `requestId`.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;

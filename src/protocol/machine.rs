@@ -1,0 +1,282 @@
+//! The airport state machine: (connection, packet, now) in, effects out. The Durable Object
+//! carries the effects out in order: persist, reply, broadcast, close.
+
+use super::airport::{Airport, StoreOp};
+use super::config::{RateLimit, Timings};
+use super::error::PacketError;
+use super::outbound::{self, Stamp};
+use super::packet::{Command, Frame, Rejection, decode, parse_command};
+use super::presence::Presence;
+use super::rate_limit::{TokenBucket, Verdict};
+use super::role::Role;
+pub use super::session::Session;
+
+/// Who a broadcast goes to. The sender is the socket whose packet caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every open socket of the airport except the sender.
+    Others,
+    /// Every open socket of the airport, the sender included.
+    Everyone,
+    /// The airport's controllers' sockets.
+    Controllers,
+}
+
+/// Close codes of PROTOCOL §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCode {
+    /// The client sent `CLOSE`.
+    Requested,
+    /// No inbound frame within the idle timeout.
+    Idle,
+    /// The API key was revoked while connected.
+    KeyRevoked,
+    /// Banned, or the role changed.
+    RoleChanged,
+    /// Kept flooding past the rate limit.
+    Flooding,
+    /// The server failed.
+    Internal,
+}
+
+impl CloseCode {
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::Requested => 1000,
+            CloseCode::Idle => 4000,
+            CloseCode::KeyRevoked => 4001,
+            CloseCode::RoleChanged => 4003,
+            CloseCode::Flooding => 4008,
+            CloseCode::Internal => 1011,
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCode::Requested => "closed at the client's request",
+            CloseCode::Idle => "idle timeout: no inbound frame in time",
+            CloseCode::KeyRevoked => "API key revoked",
+            CloseCode::RoleChanged => "banned or role changed",
+            CloseCode::Flooding => "closed for exceeding the packet rate",
+            CloseCode::Internal => "internal error",
+        }
+    }
+}
+
+/// What handling one event asks the Durable Object to do, in this order.
+#[derive(Debug, Default, PartialEq)]
+pub struct Effects {
+    /// Storage writes, made durable before anything below leaves.
+    pub persist: Vec<StoreOp>,
+    /// A direct reply to the sender.
+    pub reply: Option<String>,
+    /// A packet for other sockets of the airport.
+    pub broadcast: Option<(Audience, String)>,
+    /// Close the sender's socket.
+    pub close: Option<CloseCode>,
+}
+
+impl Effects {
+    fn reply(text: String) -> Self {
+        Effects {
+            reply: Some(text),
+            ..Effects::default()
+        }
+    }
+}
+
+/// One inbound frame from `session`'s socket.
+pub fn on_frame(
+    airport: &mut Airport,
+    presence: &Presence,
+    session: &Session,
+    bucket: &mut TokenBucket,
+    limit: &RateLimit,
+    frame: Frame<'_>,
+    now: i64,
+) -> Effects {
+    let verdict = bucket.take(limit, now);
+    if verdict != Verdict::Pass {
+        let error = PacketError::RateLimited(format!(
+            "at most {} packets at once and {} per second; this packet was dropped",
+            limit.burst, limit.per_second
+        ));
+        let mut effects = Effects::reply(outbound::error(Stamp::of(airport, now), &error, None));
+        if verdict == Verdict::Flood {
+            effects.close = Some(CloseCode::Flooding);
+        }
+        return effects;
+    }
+    match accept(airport, presence, session, frame, now) {
+        Ok(effects) => effects,
+        Err(Rejection { request_id, error }) => Effects::reply(outbound::error(
+            Stamp::of(airport, now),
+            &error,
+            request_id.as_deref(),
+        )),
+    }
+}
+
+fn accept(
+    airport: &mut Airport,
+    presence: &Presence,
+    session: &Session,
+    frame: Frame<'_>,
+    now: i64,
+) -> Result<Effects, Rejection> {
+    let envelope = decode(frame, airport.icao())?;
+    let request_id = envelope.request_id;
+    let reject = |error| Rejection {
+        request_id: request_id.clone(),
+        error,
+    };
+    if !envelope.kind.allowed_for(session.role) {
+        return Err(reject(PacketError::Forbidden {
+            role: session.role,
+            packet: envelope.kind.name(),
+        }));
+    }
+    let command = parse_command(envelope.kind, envelope.data).map_err(reject)?;
+    let request_id = request_id.as_deref();
+    let by = &session.cid;
+    Ok(match command {
+        Command::Heartbeat => {
+            Effects::reply(outbound::heartbeat_ack(Stamp::of(airport, now), request_id))
+        }
+        Command::HeartbeatAck => Effects::default(),
+        Command::GetState => Effects::reply(outbound::state_snapshot(
+            Stamp::of(airport, now),
+            airport,
+            presence,
+            request_id,
+        )),
+        Command::GetOnlinePilots => Effects::reply(outbound::online_pilots(
+            Stamp::of(airport, now),
+            presence,
+            request_id,
+        )),
+        Command::Close => Effects {
+            close: Some(CloseCode::Requested),
+            ..Effects::default()
+        },
+        Command::StateUpdate(change) => {
+            let (results, persist) = airport
+                .apply_changes(std::slice::from_ref(&change), |_| "data".into(), by, now)
+                .map_err(reject)?;
+            let broadcast = results.first().map(|result| {
+                let packet =
+                    outbound::state_update(Stamp::of(airport, now), result, by, airport.seq());
+                (Audience::Others, packet)
+            });
+            Effects {
+                persist,
+                broadcast,
+                ..Effects::default()
+            }
+        }
+        Command::MultiStateUpdate(changes) => {
+            let (results, persist) = airport
+                .apply_changes(&changes, |i| format!("data.updates[{i}]"), by, now)
+                .map_err(reject)?;
+            let broadcast = (!results.is_empty()).then(|| {
+                let packet = outbound::multi_state_update(
+                    Stamp::of(airport, now),
+                    &results,
+                    by,
+                    airport.seq(),
+                );
+                (Audience::Others, packet)
+            });
+            Effects {
+                persist,
+                broadcast,
+                ..Effects::default()
+            }
+        }
+        Command::SharedStateUpdate(patch) => {
+            let persist = airport.merge_shared(&patch).map_err(reject)?;
+            let packet =
+                outbound::shared_state_update(Stamp::of(airport, now), &patch, by, airport.seq());
+            Effects {
+                persist,
+                broadcast: Some((Audience::Everyone, packet)),
+                ..Effects::default()
+            }
+        }
+        Command::StopbarCrossing { object_id } => {
+            let callsign = session.callsign.as_deref().or(presence.callsign_of(by));
+            let packet =
+                outbound::stopbar_crossing(Stamp::of(airport, now), &object_id, by, callsign);
+            Effects {
+                broadcast: Some((Audience::Controllers, packet)),
+                ..Effects::default()
+            }
+        }
+    })
+}
+
+/// What a new socket gets, and what the others hear about it.
+#[derive(Debug, PartialEq)]
+pub struct Joined {
+    pub persist: Vec<StoreOp>,
+    /// `INITIAL_STATE`, the first packet on the new socket.
+    pub initial_state: String,
+    /// `CONTROLLER_CONNECT` for every other socket, on a controller's first socket.
+    pub announce: Option<String>,
+}
+
+/// A socket was accepted (the caps were checked before).
+pub fn on_join(
+    airport: &mut Airport,
+    presence: &mut Presence,
+    session: &Session,
+    timings: &Timings,
+    now: i64,
+) -> Joined {
+    let first = presence.join(session);
+    let is_controller = session.role == Role::Controller;
+    let persist = if is_controller {
+        airport.controller_present()
+    } else {
+        vec![]
+    };
+    let stamp = Stamp::of(airport, now);
+    Joined {
+        persist,
+        initial_state: outbound::initial_state(
+            stamp,
+            airport,
+            presence,
+            session,
+            timings.heartbeat_interval_ms,
+            timings.idle_timeout_ms,
+        ),
+        announce: (first && is_controller)
+            .then(|| outbound::controller_presence(stamp, true, &session.cid)),
+    }
+}
+
+/// A socket closed, by either side. Announces a controller's last socket leaving and starts the
+/// offline grace period when no controller is left.
+pub fn on_leave(
+    airport: &mut Airport,
+    presence: &mut Presence,
+    session: &Session,
+    now: i64,
+) -> Effects {
+    let last = presence.leave(session);
+    if !(last && session.role == Role::Controller) {
+        return Effects::default();
+    }
+    let persist = if presence.has_controllers() {
+        vec![]
+    } else {
+        airport.controllers_absent(now)
+    };
+    let packet = outbound::controller_presence(Stamp::of(airport, now), false, &session.cid);
+    Effects {
+        persist,
+        broadcast: Some((Audience::Others, packet)),
+        ..Effects::default()
+    }
+}

@@ -1,0 +1,27 @@
+//! The protocol core. Nothing in here knows about Workers: every function takes plain data
+//! (the connection, the packet, the current time) and returns what should happen.
+
+pub mod account;
+pub mod airport;
+pub mod config;
+pub mod connect;
+pub mod error;
+pub mod ids;
+pub mod json;
+pub mod limits;
+pub mod liveness;
+pub mod machine;
+pub mod outbound;
+pub mod packet;
+pub mod presence;
+pub mod rate_limit;
+pub mod role;
+pub mod session;
+pub mod shared_state;
+
+pub use airport::{Airport, ObjectRecord, StoreOp};
+pub use error::{ErrorCode, PacketError};
+pub use ids::{Cid, Icao};
+pub use machine::{Audience, CloseCode, Effects, Session};
+pub use presence::Presence;
+pub use role::Role;

@@ -1,0 +1,281 @@
+//! Server packets, serialized once so that a broadcast sends the same text to every socket.
+
+use super::airport::{Airport, ChangeResult, ObjectRecord};
+use super::error::PacketError;
+use super::ids::Cid;
+use super::presence::Presence;
+use super::session::Session;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The envelope of every server packet. `airport` and `timestamp` are always filled.
+#[derive(Serialize)]
+struct Packet<'a, D> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    airport: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<D>,
+    timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+/// What the airport's packets share: its code and the time they are sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp<'a> {
+    pub airport: &'a str,
+    pub now: i64,
+}
+
+impl<'a> Stamp<'a> {
+    pub fn of(airport: &'a Airport, now: i64) -> Self {
+        Stamp {
+            airport: airport.icao().as_str(),
+            now,
+        }
+    }
+
+    fn packet<D: Serialize>(
+        self,
+        kind: &str,
+        data: Option<D>,
+        seq: Option<u64>,
+        request_id: Option<&str>,
+    ) -> String {
+        let packet = Packet {
+            kind,
+            airport: self.airport,
+            data,
+            timestamp: self.now,
+            seq,
+            request_id,
+        };
+        // Serializing these types cannot fail: every map key is a string.
+        serde_json::to_string(&packet).unwrap_or_default()
+    }
+}
+
+pub fn heartbeat(stamp: Stamp<'_>) -> String {
+    stamp.packet::<()>("HEARTBEAT", None, None, None)
+}
+
+pub fn heartbeat_ack(stamp: Stamp<'_>, request_id: Option<&str>) -> String {
+    stamp.packet::<()>("HEARTBEAT_ACK", None, None, request_id)
+}
+
+pub fn error(stamp: Stamp<'_>, error: &PacketError, request_id: Option<&str>) -> String {
+    #[derive(Serialize)]
+    struct Data<'a> {
+        code: super::error::ErrorCode,
+        message: &'a str,
+    }
+    let message = error.to_string();
+    let data = Data {
+        code: error.code(),
+        message: &message,
+    };
+    stamp.packet("ERROR", Some(data), None, request_id)
+}
+
+/// Objects as the list `[{id, state, controllerId, timestamp}]`.
+struct ObjectList<'a>(&'a BTreeMap<String, ObjectRecord>);
+
+impl Serialize for ObjectList<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Item<'a> {
+            id: &'a str,
+            state: &'a Value,
+            controller_id: &'a Cid,
+            timestamp: i64,
+        }
+        serializer.collect_seq(self.0.iter().map(|(id, record)| Item {
+            id,
+            state: &record.state,
+            controller_id: &record.controller_id,
+            timestamp: record.updated_at,
+        }))
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Snapshot<'a> {
+    objects: ObjectList<'a>,
+    shared_state: &'a Map<String, Value>,
+    controllers: Vec<&'a Cid>,
+    offline: bool,
+    seq: u64,
+}
+
+impl<'a> Snapshot<'a> {
+    fn of(airport: &'a Airport, presence: &'a Presence) -> Self {
+        let controllers: Vec<&Cid> = presence.controllers().collect();
+        Snapshot {
+            objects: ObjectList(airport.objects()),
+            shared_state: airport.shared().as_map(),
+            offline: controllers.is_empty(),
+            controllers,
+            seq: airport.seq(),
+        }
+    }
+}
+
+/// The `data` of `STATE_SNAPSHOT`, also served by `GET /state`.
+pub fn snapshot_data(airport: &Airport, presence: &Presence) -> String {
+    serde_json::to_string(&Snapshot::of(airport, presence)).unwrap_or_default()
+}
+
+pub fn state_snapshot(
+    stamp: Stamp<'_>,
+    airport: &Airport,
+    presence: &Presence,
+    request_id: Option<&str>,
+) -> String {
+    let data = Snapshot::of(airport, presence);
+    stamp.packet("STATE_SNAPSHOT", Some(data), None, request_id)
+}
+
+pub fn initial_state(
+    stamp: Stamp<'_>,
+    airport: &Airport,
+    presence: &Presence,
+    session: &Session,
+    heartbeat_interval_ms: i64,
+    idle_timeout_ms: i64,
+) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data<'a> {
+        connection_type: super::role::Role,
+        cid: &'a Cid,
+        #[serde(flatten)]
+        snapshot: Snapshot<'a>,
+        heartbeat_interval_ms: i64,
+        idle_timeout_ms: i64,
+    }
+    let data = Data {
+        connection_type: session.role,
+        cid: &session.cid,
+        snapshot: Snapshot::of(airport, presence),
+        heartbeat_interval_ms,
+        idle_timeout_ms,
+    };
+    stamp.packet("INITIAL_STATE", Some(data), None, None)
+}
+
+pub fn online_pilots(stamp: Stamp<'_>, presence: &Presence, request_id: Option<&str>) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Pilot<'a> {
+        pilot_id: &'a Cid,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        callsign: Option<&'a str>,
+    }
+    #[derive(Serialize)]
+    struct Data<'a> {
+        pilots: Vec<Pilot<'a>>,
+    }
+    let pilots = presence
+        .pilots()
+        .map(|(pilot_id, callsign)| Pilot { pilot_id, callsign })
+        .collect();
+    stamp.packet("ONLINE_PILOTS", Some(Data { pilots }), None, request_id)
+}
+
+/// One changed object as broadcast: `{objectId, state, controllerId}` or, for a deletion,
+/// `{objectId, patch: null, controllerId}`.
+struct ChangeItem<'a>(&'a ChangeResult, &'a Cid);
+
+impl Serialize for ChangeItem<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        match self.0 {
+            ChangeResult::Set { object_id, state } => {
+                map.serialize_entry("objectId", object_id)?;
+                map.serialize_entry("state", state)?;
+            }
+            ChangeResult::Deleted { object_id } => {
+                map.serialize_entry("objectId", object_id)?;
+                map.serialize_entry("patch", &Value::Null)?;
+            }
+        }
+        map.serialize_entry("controllerId", self.1)?;
+        map.end()
+    }
+}
+
+pub fn state_update(stamp: Stamp<'_>, change: &ChangeResult, by: &Cid, seq: u64) -> String {
+    stamp.packet("STATE_UPDATE", Some(ChangeItem(change, by)), Some(seq), None)
+}
+
+pub fn multi_state_update(stamp: Stamp<'_>, changes: &[ChangeResult], by: &Cid, seq: u64) -> String {
+    #[derive(Serialize)]
+    struct Data<'a> {
+        updates: Vec<ChangeItem<'a>>,
+    }
+    let updates = changes.iter().map(|c| ChangeItem(c, by)).collect();
+    stamp.packet("MULTI_STATE_UPDATE", Some(Data { updates }), Some(seq), None)
+}
+
+pub fn shared_state_update(
+    stamp: Stamp<'_>,
+    patch: &Map<String, Value>,
+    by: &Cid,
+    seq: u64,
+) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data<'a> {
+        shared_state_patch: &'a Map<String, Value>,
+        controller_id: &'a Cid,
+    }
+    let data = Data {
+        shared_state_patch: patch,
+        controller_id: by,
+    };
+    stamp.packet("SHARED_STATE_UPDATE", Some(data), Some(seq), None)
+}
+
+pub fn stopbar_crossing(
+    stamp: Stamp<'_>,
+    object_id: &str,
+    pilot: &Cid,
+    callsign: Option<&str>,
+) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data<'a> {
+        object_id: &'a str,
+        pilot_id: &'a Cid,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        callsign: Option<&'a str>,
+    }
+    let data = Data {
+        object_id,
+        pilot_id: pilot,
+        callsign,
+    };
+    stamp.packet("STOPBAR_CROSSING", Some(data), None, None)
+}
+
+/// `CONTROLLER_CONNECT` or `CONTROLLER_DISCONNECT`.
+pub fn controller_presence(stamp: Stamp<'_>, connected: bool, controller: &Cid) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data<'a> {
+        controller_id: &'a Cid,
+    }
+    let kind = if connected {
+        "CONTROLLER_CONNECT"
+    } else {
+        "CONTROLLER_DISCONNECT"
+    };
+    stamp.packet(kind, Some(Data { controller_id: controller }), None, None)
+}

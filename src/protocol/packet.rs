@@ -1,0 +1,352 @@
+//! Decoding and validating client frames into commands. Nothing here touches airport state.
+
+use super::error::PacketError;
+use super::ids::{Icao, is_valid_object_id};
+use super::json::{depth, object_depth, serialized_chars};
+use super::limits::*;
+use super::role::Role;
+use serde_json::{Map, Value};
+
+/// One inbound WebSocket message as the runtime hands it over.
+#[derive(Debug, Clone, Copy)]
+pub enum Frame<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+/// The client packet types of PROTOCOL §3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketKind {
+    Heartbeat,
+    HeartbeatAck,
+    GetState,
+    GetOnlinePilots,
+    StateUpdate,
+    MultiStateUpdate,
+    SharedStateUpdate,
+    StopbarCrossing,
+    Close,
+}
+
+impl PacketKind {
+    pub const ALL: [PacketKind; 9] = [
+        PacketKind::Heartbeat,
+        PacketKind::HeartbeatAck,
+        PacketKind::GetState,
+        PacketKind::GetOnlinePilots,
+        PacketKind::StateUpdate,
+        PacketKind::MultiStateUpdate,
+        PacketKind::SharedStateUpdate,
+        PacketKind::StopbarCrossing,
+        PacketKind::Close,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PacketKind::Heartbeat => "HEARTBEAT",
+            PacketKind::HeartbeatAck => "HEARTBEAT_ACK",
+            PacketKind::GetState => "GET_STATE",
+            PacketKind::GetOnlinePilots => "GET_ONLINE_PILOTS",
+            PacketKind::StateUpdate => "STATE_UPDATE",
+            PacketKind::MultiStateUpdate => "MULTI_STATE_UPDATE",
+            PacketKind::SharedStateUpdate => "SHARED_STATE_UPDATE",
+            PacketKind::StopbarCrossing => "STOPBAR_CROSSING",
+            PacketKind::Close => "CLOSE",
+        }
+    }
+
+    /// Case-sensitive; server-only types are not client types.
+    pub fn from_name(name: &str) -> Option<PacketKind> {
+        PacketKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    pub fn allowed_for(self, role: Role) -> bool {
+        match self {
+            PacketKind::StateUpdate
+            | PacketKind::MultiStateUpdate
+            | PacketKind::SharedStateUpdate => role == Role::Controller,
+            PacketKind::StopbarCrossing => role == Role::Pilot,
+            _ => true,
+        }
+    }
+}
+
+/// A decoded packet: its type, its (still unvalidated) `data`, and the `requestId` to echo.
+#[derive(Debug)]
+pub struct Envelope {
+    pub request_id: Option<String>,
+    pub kind: PacketKind,
+    pub data: Option<Value>,
+}
+
+/// A rejected frame, with the `requestId` to echo when the frame had a valid one.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub request_id: Option<String>,
+    pub error: PacketError,
+}
+
+impl From<PacketError> for Rejection {
+    fn from(error: PacketError) -> Self {
+        Rejection {
+            request_id: None,
+            error,
+        }
+    }
+}
+
+/// How deep a whole packet may nest: the envelope, `data`, `updates`, one item, then the value.
+const MAX_PACKET_DEPTH: usize = 4 + MAX_VALUE_DEPTH;
+
+/// Frame → envelope: size, UTF-8, JSON, object shape, `requestId`, `type`, `airport`.
+pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
+    let text = frame_text(frame)?;
+    if bracket_depth(text) > MAX_PACKET_DEPTH {
+        return Err(PacketError::field(
+            "packet",
+            format!(
+                "nested deeper than {MAX_PACKET_DEPTH} levels (state, patch and sharedStatePatch values may nest {MAX_VALUE_DEPTH})"
+            ),
+        )
+        .into());
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| PacketError::InvalidJson(e.to_string()))?;
+    let Value::Object(mut packet) = value else {
+        return Err(PacketError::NotAnObject.into());
+    };
+    let request_id = match packet.remove("requestId") {
+        None => None,
+        Some(Value::String(id)) if id.chars().count() <= MAX_REQUEST_ID_CHARS => Some(id),
+        Some(_) => {
+            return Err(PacketError::field(
+                "requestId",
+                format!("must be a string of at most {MAX_REQUEST_ID_CHARS} characters"),
+            )
+            .into());
+        }
+    };
+    let reject = |error| Rejection {
+        request_id: request_id.clone(),
+        error,
+    };
+    let kind = match packet.get("type") {
+        Some(Value::String(name)) => {
+            PacketKind::from_name(name).ok_or_else(|| reject(PacketError::UnknownType(name.clone())))?
+        }
+        _ => return Err(reject(PacketError::field("type", "a string is required"))),
+    };
+    match packet.get("airport") {
+        None => {}
+        Some(Value::String(claimed)) if airport.matches(claimed) => {}
+        Some(Value::String(claimed)) => {
+            return Err(reject(PacketError::AirportMismatch {
+                claimed: claimed.clone(),
+                connected: airport.to_string(),
+            }));
+        }
+        Some(_) => return Err(reject(PacketError::field("airport", "must be a string"))),
+    }
+    Ok(Envelope {
+        request_id,
+        kind,
+        data: packet.remove("data"),
+    })
+}
+
+/// The frame's text after the size and UTF-8 checks.
+fn frame_text(frame: Frame<'_>) -> Result<&str, PacketError> {
+    let bytes = match frame {
+        Frame::Text(text) => text.as_bytes(),
+        Frame::Binary(bytes) => bytes,
+    };
+    // A frame of at most MAX bytes has at most MAX characters: only count when it could matter.
+    if bytes.len() > MAX_PACKET_CHARS {
+        let chars = bytes.iter().filter(|&&b| (b & 0xC0) != 0x80).count();
+        if chars > MAX_PACKET_CHARS {
+            return Err(PacketError::TooLarge { chars });
+        }
+    }
+    match frame {
+        Frame::Text(text) => Ok(text),
+        Frame::Binary(bytes) => std::str::from_utf8(bytes).map_err(|_| PacketError::NotUtf8),
+    }
+}
+
+/// The deepest bracket nesting outside strings. Checked before parsing so that no input can
+/// drive the parser's recursion anywhere near its limit.
+fn bracket_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// What a validated packet asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Heartbeat,
+    HeartbeatAck,
+    GetState,
+    GetOnlinePilots,
+    StateUpdate(ObjectChange),
+    MultiStateUpdate(Vec<ObjectChange>),
+    SharedStateUpdate(Map<String, Value>),
+    StopbarCrossing { object_id: String },
+    Close,
+}
+
+/// One object change: `{objectId, state}` or `{objectId, patch}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectChange {
+    pub object_id: String,
+    pub op: ChangeOp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeOp {
+    /// Replace the state with a boolean or an object.
+    Replace(Value),
+    /// RFC 7396 merge patch onto the current state.
+    Patch(Map<String, Value>),
+    /// `patch: null`: delete the object.
+    Delete,
+}
+
+/// Validates `data` for a packet kind. Nothing is applied here.
+pub fn parse_command(kind: PacketKind, data: Option<Value>) -> Result<Command, PacketError> {
+    Ok(match kind {
+        PacketKind::Heartbeat => Command::Heartbeat,
+        PacketKind::HeartbeatAck => Command::HeartbeatAck,
+        PacketKind::GetState => Command::GetState,
+        PacketKind::GetOnlinePilots => Command::GetOnlinePilots,
+        PacketKind::Close => Command::Close,
+        PacketKind::StateUpdate => Command::StateUpdate(parse_change(data_object(data)?, "data")?),
+        PacketKind::MultiStateUpdate => {
+            let mut data = data_object(data)?;
+            let Some(Value::Array(items)) = data.remove("updates") else {
+                return Err(PacketError::field("data.updates", "an array is required"));
+            };
+            if items.is_empty() || items.len() > MAX_MULTI_UPDATES {
+                return Err(PacketError::field(
+                    "data.updates",
+                    format!(
+                        "has {} items; between 1 and {MAX_MULTI_UPDATES} are allowed",
+                        items.len()
+                    ),
+                ));
+            }
+            let changes = items
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    let path = format!("data.updates[{index}]");
+                    match item {
+                        Value::Object(item) => parse_change(item, &path),
+                        _ => Err(PacketError::field(path, "must be an object")),
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            Command::MultiStateUpdate(changes)
+        }
+        PacketKind::SharedStateUpdate => {
+            let mut data = data_object(data)?;
+            let Some(Value::Object(patch)) = data.remove("sharedStatePatch") else {
+                return Err(PacketError::field(
+                    "data.sharedStatePatch",
+                    "a JSON object is required",
+                ));
+            };
+            check_depth(object_depth(&patch), "data.sharedStatePatch")?;
+            let chars = serialized_chars(&patch);
+            if chars > MAX_SHARED_PATCH_CHARS {
+                return Err(PacketError::SharedPatchTooLarge { chars });
+            }
+            Command::SharedStateUpdate(patch)
+        }
+        PacketKind::StopbarCrossing => Command::StopbarCrossing {
+            object_id: parse_object_id(&data_object(data)?, "data")?,
+        },
+    })
+}
+
+fn data_object(data: Option<Value>) -> Result<Map<String, Value>, PacketError> {
+    match data {
+        Some(Value::Object(data)) => Ok(data),
+        _ => Err(PacketError::field("data", "a JSON object is required")),
+    }
+}
+
+fn parse_object_id(data: &Map<String, Value>, path: &str) -> Result<String, PacketError> {
+    match data.get("objectId") {
+        Some(Value::String(id)) if is_valid_object_id(id) => Ok(id.clone()),
+        _ => Err(PacketError::field(
+            format!("{path}.objectId"),
+            format!(
+                "a string of 1 to {MAX_OBJECT_ID_CHARS} characters from [a-zA-Z0-9_-] is required"
+            ),
+        )),
+    }
+}
+
+fn parse_change(mut data: Map<String, Value>, path: &str) -> Result<ObjectChange, PacketError> {
+    let object_id = parse_object_id(&data, path)?;
+    let op = match (data.remove("state"), data.remove("patch")) {
+        (Some(state @ (Value::Bool(_) | Value::Object(_))), None) => {
+            check_depth(depth(&state), &format!("{path}.state"))?;
+            ChangeOp::Replace(state)
+        }
+        (Some(_), None) => {
+            return Err(PacketError::field(
+                format!("{path}.state"),
+                "must be a boolean or a JSON object",
+            ));
+        }
+        (None, Some(Value::Null)) => ChangeOp::Delete,
+        (None, Some(Value::Object(patch))) => {
+            check_depth(object_depth(&patch), &format!("{path}.patch"))?;
+            ChangeOp::Patch(patch)
+        }
+        (None, Some(_)) => {
+            return Err(PacketError::field(
+                format!("{path}.patch"),
+                "must be a JSON object (a merge patch) or null (delete the object)",
+            ));
+        }
+        _ => {
+            return Err(PacketError::field(
+                path,
+                "exactly one of `state` and `patch` is required",
+            ));
+        }
+    };
+    Ok(ObjectChange { object_id, op })
+}
+
+fn check_depth(found: usize, path: &str) -> Result<(), PacketError> {
+    if found > MAX_VALUE_DEPTH {
+        return Err(PacketError::field(
+            path,
+            format!("nested {found} levels deep; the limit is {MAX_VALUE_DEPTH}"),
+        ));
+    }
+    Ok(())
+}
