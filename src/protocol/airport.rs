@@ -22,10 +22,20 @@ pub struct ObjectRecord {
 /// A write to durable storage, row by row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreOp {
-    PutObject { id: String, record: ObjectRecord },
-    DeleteObject { id: String },
-    PutShared { key: String, value: Value },
-    DeleteShared { key: String },
+    PutObject {
+        id: String,
+        record: ObjectRecord,
+    },
+    DeleteObject {
+        id: String,
+    },
+    PutShared {
+        key: String,
+        value: Value,
+    },
+    DeleteShared {
+        key: String,
+    },
     /// Remove every object and all shared state (the offline clearing).
     ClearState,
     SetSeq(u64),
@@ -192,7 +202,10 @@ impl Airport {
     }
 
     /// Merges a shared-state patch (always one accepted change, even when nothing differs).
-    pub fn merge_shared(&mut self, patch: &Map<String, Value>) -> Result<Vec<StoreOp>, PacketError> {
+    pub fn merge_shared(
+        &mut self,
+        patch: &Map<String, Value>,
+    ) -> Result<Vec<StoreOp>, PacketError> {
         let mut ops: Vec<StoreOp> = self
             .shared
             .merge(patch)?
@@ -227,7 +240,8 @@ impl Airport {
 
     /// When the offline state is due to be cleared, if it is waiting for that.
     pub fn offline_clear_due(&self, grace_ms: i64) -> Option<i64> {
-        self.offline_since.map(|since| since.saturating_add(grace_ms))
+        self.offline_since
+            .map(|since| since.saturating_add(grace_ms))
     }
 
     /// Clears objects and shared state once the grace period is over. Counts as a change

@@ -83,9 +83,24 @@ impl Config {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         let timings = &mut config.timings;
-        read(&var, "HEARTBEAT_INTERVAL_MS", MAX_DURATION_MS, &mut timings.heartbeat_interval_ms)?;
-        read(&var, "IDLE_TIMEOUT_MS", MAX_DURATION_MS, &mut timings.idle_timeout_ms)?;
-        read(&var, "OFFLINE_GRACE_MS", MAX_DURATION_MS, &mut timings.offline_grace_ms)?;
+        read(
+            &var,
+            "HEARTBEAT_INTERVAL_MS",
+            MAX_DURATION_MS,
+            &mut timings.heartbeat_interval_ms,
+        )?;
+        read(
+            &var,
+            "IDLE_TIMEOUT_MS",
+            MAX_DURATION_MS,
+            &mut timings.idle_timeout_ms,
+        )?;
+        read(
+            &var,
+            "OFFLINE_GRACE_MS",
+            MAX_DURATION_MS,
+            &mut timings.offline_grace_ms,
+        )?;
         let mut per_key = i64::from(config.caps.per_key);
         let mut per_airport = i64::from(config.caps.per_airport);
         // Workers allow 32,768 hibernatable sockets per Durable Object.

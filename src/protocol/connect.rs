@@ -164,13 +164,34 @@ mod tests {
             check_request(Endpoint::Connect, &all_wrong),
             Err(HttpError::MethodNotAllowed)
         );
-        let p = RequestParts { method: "GET", ..all_wrong };
-        assert_eq!(check_request(Endpoint::Connect, &p), Err(HttpError::UpgradeRequired));
-        assert_eq!(check_request(Endpoint::State, &p), Err(HttpError::InvalidAirport));
-        let p = RequestParts { upgrade: Some("WebSocket"), ..p };
-        assert_eq!(check_request(Endpoint::Connect, &p), Err(HttpError::InvalidAirport));
-        let p = RequestParts { airport: Some("eGkK"), ..p };
-        assert_eq!(check_request(Endpoint::Connect, &p), Err(HttpError::MissingApiKey));
+        let p = RequestParts {
+            method: "GET",
+            ..all_wrong
+        };
+        assert_eq!(
+            check_request(Endpoint::Connect, &p),
+            Err(HttpError::UpgradeRequired)
+        );
+        assert_eq!(
+            check_request(Endpoint::State, &p),
+            Err(HttpError::InvalidAirport)
+        );
+        let p = RequestParts {
+            upgrade: Some("WebSocket"),
+            ..p
+        };
+        assert_eq!(
+            check_request(Endpoint::Connect, &p),
+            Err(HttpError::InvalidAirport)
+        );
+        let p = RequestParts {
+            airport: Some("eGkK"),
+            ..p
+        };
+        assert_eq!(
+            check_request(Endpoint::Connect, &p),
+            Err(HttpError::MissingApiKey)
+        );
         let (icao, key) = check_request(Endpoint::Connect, &parts()).unwrap();
         assert_eq!((icao.as_str(), key), ("EGLL", "k"));
     }

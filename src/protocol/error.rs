@@ -41,14 +41,22 @@ pub enum PacketError {
     AirportMismatch { claimed: String, connected: String },
     #[error("{field}: the airport already holds the maximum of {MAX_OBJECTS} objects")]
     TooManyObjects { field: String },
-    #[error("{field}: the object state would be {chars} characters; the limit is {MAX_OBJECT_STATE_CHARS}")]
+    #[error(
+        "{field}: the object state would be {chars} characters; the limit is {MAX_OBJECT_STATE_CHARS}"
+    )]
     ObjectStateTooLarge { field: String, chars: usize },
-    #[error("data.sharedStatePatch is {chars} characters serialized; the limit is {MAX_SHARED_PATCH_CHARS}")]
+    #[error(
+        "data.sharedStatePatch is {chars} characters serialized; the limit is {MAX_SHARED_PATCH_CHARS}"
+    )]
     SharedPatchTooLarge { chars: usize },
-    #[error("the merged shared state would be {chars} characters serialized; the limit is {MAX_SHARED_STATE_CHARS}")]
+    #[error(
+        "the merged shared state would be {chars} characters serialized; the limit is {MAX_SHARED_STATE_CHARS}"
+    )]
     SharedStateTooLarge { chars: usize },
     #[error("too many packets: {0}")]
     RateLimited(String),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl PacketError {
@@ -72,6 +80,7 @@ impl PacketError {
             | PacketError::SharedPatchTooLarge { .. }
             | PacketError::SharedStateTooLarge { .. } => ErrorCode::LimitExceeded,
             PacketError::RateLimited(_) => ErrorCode::RateLimited,
+            PacketError::Internal(_) => ErrorCode::Internal,
         }
     }
 }

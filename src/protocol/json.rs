@@ -61,6 +61,9 @@ mod tests {
         let s = serde_json::to_string(&v).unwrap();
         assert_eq!(serialized_chars(&v), s.chars().count());
         assert_eq!(serialized_chars(&v), 10);
-        assert_eq!(serialized_chars(&json!({"k": "\u{1}"})), "{\"k\":\"\\u0001\"}".len());
+        assert_eq!(
+            serialized_chars(&json!({"k": "\u{1}"})),
+            "{\"k\":\"\\u0001\"}".len()
+        );
     }
 }

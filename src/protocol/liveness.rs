@@ -57,7 +57,10 @@ mod tests {
         let t = Timings::default();
         assert_eq!(next_alarm(None, None, None, &t), None);
         assert_eq!(next_alarm(Some(60_000), Some(0), None, &t), Some(60_000));
-        assert_eq!(next_alarm(Some(60_000), Some(-20_000), None, &t), Some(50_000));
+        assert_eq!(
+            next_alarm(Some(60_000), Some(-20_000), None, &t),
+            Some(50_000)
+        );
         assert_eq!(next_alarm(None, None, Some(5), &t), Some(5));
     }
 
@@ -68,7 +71,10 @@ mod tests {
         assert_eq!(heartbeat_plan(Some(10), false, 20, &t), (false, None));
         assert_eq!(heartbeat_plan(None, true, 5, &t), (false, Some(60_005)));
         assert_eq!(heartbeat_plan(Some(100), true, 50, &t), (false, Some(100)));
-        assert_eq!(heartbeat_plan(Some(100), true, 100, &t), (true, Some(60_100)));
+        assert_eq!(
+            heartbeat_plan(Some(100), true, 100, &t),
+            (true, Some(60_100))
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@ use super::error::PacketError;
 use super::ids::Cid;
 use super::presence::Presence;
 use super::session::Session;
-use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -212,16 +212,31 @@ impl Serialize for ChangeItem<'_> {
 }
 
 pub fn state_update(stamp: Stamp<'_>, change: &ChangeResult, by: &Cid, seq: u64) -> String {
-    stamp.packet("STATE_UPDATE", Some(ChangeItem(change, by)), Some(seq), None)
+    stamp.packet(
+        "STATE_UPDATE",
+        Some(ChangeItem(change, by)),
+        Some(seq),
+        None,
+    )
 }
 
-pub fn multi_state_update(stamp: Stamp<'_>, changes: &[ChangeResult], by: &Cid, seq: u64) -> String {
+pub fn multi_state_update(
+    stamp: Stamp<'_>,
+    changes: &[ChangeResult],
+    by: &Cid,
+    seq: u64,
+) -> String {
     #[derive(Serialize)]
     struct Data<'a> {
         updates: Vec<ChangeItem<'a>>,
     }
     let updates = changes.iter().map(|c| ChangeItem(c, by)).collect();
-    stamp.packet("MULTI_STATE_UPDATE", Some(Data { updates }), Some(seq), None)
+    stamp.packet(
+        "MULTI_STATE_UPDATE",
+        Some(Data { updates }),
+        Some(seq),
+        None,
+    )
 }
 
 pub fn shared_state_update(
@@ -277,5 +292,12 @@ pub fn controller_presence(stamp: Stamp<'_>, connected: bool, controller: &Cid) 
     } else {
         "CONTROLLER_DISCONNECT"
     };
-    stamp.packet(kind, Some(Data { controller_id: controller }), None, None)
+    stamp.packet(
+        kind,
+        Some(Data {
+            controller_id: controller,
+        }),
+        None,
+        None,
+    )
 }

@@ -131,9 +131,8 @@ pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
         error,
     };
     let kind = match packet.get("type") {
-        Some(Value::String(name)) => {
-            PacketKind::from_name(name).ok_or_else(|| reject(PacketError::UnknownType(name.clone())))?
-        }
+        Some(Value::String(name)) => PacketKind::from_name(name)
+            .ok_or_else(|| reject(PacketError::UnknownType(name.clone())))?,
         _ => return Err(reject(PacketError::field("type", "a string is required"))),
     };
     match packet.get("airport") {

@@ -75,8 +75,15 @@ mod tests {
         let passed = verdicts.iter().filter(|v| **v == Verdict::Pass).count();
         assert_eq!(passed, limit.burst as usize);
         let first_flood = verdicts.iter().position(|v| *v == Verdict::Flood).unwrap();
-        assert_eq!(first_flood, limit.burst as usize + limit.flood_drops as usize);
-        assert!(verdicts[passed..first_flood].iter().all(|v| *v == Verdict::Drop));
+        assert_eq!(
+            first_flood,
+            limit.burst as usize + limit.flood_drops as usize
+        );
+        assert!(
+            verdicts[passed..first_flood]
+                .iter()
+                .all(|v| *v == Verdict::Drop)
+        );
     }
 
     #[test]

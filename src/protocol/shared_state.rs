@@ -105,7 +105,10 @@ mod tests {
             .unwrap();
         s.merge(&map(json!({"a": {"b": null, "e": true}, "d": null})))
             .unwrap();
-        assert_eq!(Value::Object(s.as_map().clone()), json!({"a": {"c": [1, 2], "e": true}}));
+        assert_eq!(
+            Value::Object(s.as_map().clone()),
+            json!({"a": {"c": [1, 2], "e": true}})
+        );
         assert_eq!(
             s.serialized_chars(),
             serde_json::to_string(s.as_map()).unwrap().chars().count()
@@ -123,7 +126,11 @@ mod tests {
                 assert_eq!(
                     s.merge(&map(json!({ format!("k{i}"): big }))),
                     Err(PacketError::SharedStateTooLarge {
-                        chars: s.serialized_chars() + 1 + format!("\"k{i}\":").len() + big.len() + 2
+                        chars: s.serialized_chars()
+                            + 1
+                            + format!("\"k{i}\":").len()
+                            + big.len()
+                            + 2
                     })
                 );
                 assert_eq!(s, before);

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, skipping whatever is already in place:
+# the wasm32 Rust target, worker-build, wasm-bindgen-cli at the exact version in Cargo.lock,
+# and the npm devDependencies (wrangler, miniflare, esbuild, binaryen's wasm-opt, Node 22).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WORKER_BUILD_VERSION=0.8.7
+
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    rustup component add "$component"
+  fi
+done
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(worker-build --version 2>/dev/null)" != "$WORKER_BUILD_VERSION" ]; then
+  cargo install --locked worker-build --version "=$WORKER_BUILD_VERSION"
+fi
+
+# wasm-bindgen-cli must match the wasm-bindgen crate exactly (pinned with = in Cargo.toml).
+# Not --locked: its lockfile names a webpki-roots release the registry no longer serves.
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3}' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+  cargo install wasm-bindgen-cli --version "=$bindgen_version"
+fi
+
+# npm ci only when the lockfile changed since the last install.
+if ! [ node_modules/.installed-lock -nt package-lock.json ]; then
+  npm ci --no-audit --no-fund
+  touch node_modules/.installed-lock
+fi

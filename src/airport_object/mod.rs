@@ -1,0 +1,440 @@
+//! The airport's Durable Object: thin glue that turns the protocol core's effects into socket
+//! sends, SQLite writes and one alarm. Sockets use the hibernation API: the object may be
+//! evicted between events, and everything it needs afterwards lives in storage and in each
+//! socket's attachment.
+
+mod sockets;
+mod storage;
+
+use crate::gateway::error_response;
+use crate::protocol::config::{Config, ConfigError};
+use crate::protocol::connect::HttpError;
+use crate::protocol::liveness::{heartbeat_plan, is_idle, next_alarm};
+use crate::protocol::machine::{self, CloseCode, Effects};
+use crate::protocol::outbound::{self, Stamp};
+use crate::protocol::packet::Frame;
+use crate::protocol::presence::CapExceeded;
+use crate::protocol::rate_limit::TokenBucket;
+use crate::protocol::{Airport, Icao, PacketError, Presence, Session};
+use sockets::{Attachment, Recipients};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use worker::*;
+
+pub use sockets::identity_headers;
+
+/// What the object keeps in memory between events; rebuilt from storage and the sockets'
+/// attachments after every restart or hibernation.
+struct Live {
+    airport: Airport,
+    presence: Presence,
+    next_heartbeat: Option<i64>,
+    /// The alarm as last set, so that most events need no storage read to keep it right.
+    alarm_at: Option<i64>,
+}
+
+#[durable_object]
+pub struct AirportObject {
+    state: State,
+    config: std::result::Result<Config, ConfigError>,
+    live: RefCell<Option<Live>>,
+    /// Per-socket token buckets. Memory only: a socket that was quiet long enough for the
+    /// object to hibernate has a full bucket anyway.
+    buckets: RefCell<HashMap<u64, TokenBucket>>,
+}
+
+fn now() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+impl DurableObject for AirportObject {
+    fn new(state: State, env: Env) -> Self {
+        let config = Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
+        if let Err(error) = storage::migrate(&state.storage().sql()) {
+            console_error!(
+                "{{\"event\":\"migrate_failed\",\"detail\":{:?}}}",
+                error.to_string()
+            );
+        }
+        AirportObject {
+            state,
+            config,
+            live: RefCell::new(None),
+            buckets: RefCell::new(HashMap::new()),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        match self.serve(req).await {
+            Ok(response) => Ok(response),
+            Err(error) => error_response(&error),
+        }
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let now = now();
+        let Some(mut attachment) = sockets::attachment(&ws) else {
+            let _ = ws.close(Some(CloseCode::Internal.code()), Some("unknown socket"));
+            return Ok(());
+        };
+        if attachment.left {
+            return Ok(());
+        }
+        let config = self.config()?;
+        if !self.ensure_live(None).await? {
+            let _ = ws.close(Some(CloseCode::Internal.code()), Some("airport not found"));
+            return Ok(());
+        }
+        attachment.last_seen = now;
+        sockets::save_attachment(&ws, &attachment)?;
+        let frame = match &message {
+            WebSocketIncomingMessage::String(text) => Frame::Text(text),
+            WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
+        };
+        let (effects, stamp_airport) = {
+            let mut guard = self.live.borrow_mut();
+            let live = guard.as_mut().ok_or("airport not loaded")?;
+            let mut buckets = self.buckets.borrow_mut();
+            let bucket = buckets
+                .entry(attachment.id)
+                .or_insert_with(|| TokenBucket::full(&config.rate_limit, now));
+            let effects = machine::on_frame(
+                &mut live.airport,
+                &live.presence,
+                &attachment.session,
+                bucket,
+                &config.rate_limit,
+                frame,
+                now,
+            );
+            (effects, live.airport.icao().clone())
+        };
+        let close = effects.close;
+        if let Err(error) = self.carry_out(&ws, effects) {
+            self.fail(&ws, &stamp_airport, &error, now);
+            return Ok(());
+        }
+        if let Some(code) = close {
+            self.leave(&ws, attachment, Some(code), now).await?;
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        self.socket_gone(ws).await
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
+        self.socket_gone(ws).await
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let now = now();
+        let config = self.config()?;
+        if !self.ensure_live(None).await? {
+            return Response::ok("no airport");
+        }
+        if let Some(live) = self.live.borrow_mut().as_mut() {
+            live.alarm_at = None;
+        }
+        // Idle sockets first, so that they get no heartbeat.
+        let mut oldest_last_seen: Option<i64> = None;
+        let mut open = 0usize;
+        for ws in self.state.get_websockets() {
+            let Some(attachment) = sockets::present(&ws) else {
+                continue;
+            };
+            if is_idle(attachment.last_seen, now, &config.timings) {
+                self.leave(&ws, attachment, Some(CloseCode::Idle), now)
+                    .await?;
+            } else {
+                open += 1;
+                oldest_last_seen = Some(
+                    oldest_last_seen.map_or(attachment.last_seen, |o| o.min(attachment.last_seen)),
+                );
+            }
+        }
+        let wake_at = {
+            let mut guard = self.live.borrow_mut();
+            let live = guard.as_mut().ok_or("airport not loaded")?;
+            let (send, next) = heartbeat_plan(live.next_heartbeat, open > 0, now, &config.timings);
+            if send {
+                let packet = outbound::heartbeat(Stamp::of(&live.airport, now));
+                sockets::send_to(&self.state, Recipients::Everyone, None, &packet);
+            }
+            let sql = self.state.storage().sql();
+            if next != live.next_heartbeat {
+                storage::set_next_heartbeat(&sql, next)?;
+                live.next_heartbeat = next;
+            }
+            if !live.presence.has_controllers() {
+                let ops = live
+                    .airport
+                    .clear_if_due(now, config.timings.offline_grace_ms);
+                storage::write(&sql, &ops)?;
+            }
+            next_alarm(
+                live.next_heartbeat,
+                oldest_last_seen,
+                live.airport
+                    .offline_clear_due(config.timings.offline_grace_ms),
+                &config.timings,
+            )
+        };
+        match wake_at {
+            Some(at) => self.set_alarm(at).await?,
+            None => self.state.storage().delete_alarm().await?,
+        }
+        Response::ok("ok")
+    }
+}
+
+impl AirportObject {
+    fn config(&self) -> Result<Config> {
+        self.config
+            .clone()
+            .map_err(|error| Error::RustError(error.to_string()))
+    }
+
+    /// Loads the airport and rebuilds presence from the open sockets, once per wake-up.
+    /// Returns false when there is no airport (an alarm for an object that never served one).
+    async fn ensure_live(&self, icao: Option<&Icao>) -> Result<bool> {
+        if self.live.borrow().is_some() {
+            return Ok(true);
+        }
+        let sql = self.state.storage().sql();
+        let Some(stored) = storage::load(&sql, icao)? else {
+            return Ok(false);
+        };
+        let mut presence = Presence::default();
+        for ws in self.state.get_websockets() {
+            if let Some(attachment) = sockets::present(&ws) {
+                presence.join(&attachment.session);
+            }
+        }
+        let mut airport = stored.airport;
+        // State left behind with no controller (e.g. every socket dropped in a restart) waits
+        // out the grace period like any other.
+        if !presence.has_controllers() {
+            storage::write(&sql, &airport.controllers_absent(now()))?;
+        }
+        let alarm_at = self.state.storage().get_alarm().await?;
+        console_log!(
+            "{{\"event\":\"airport_loaded\",\"airport\":\"{}\",\"sockets\":{},\"seq\":{}}}",
+            airport.icao(),
+            presence.total(),
+            airport.seq()
+        );
+        let offline_due = self.config()?.timings.offline_grace_ms;
+        let wanted = airport.offline_clear_due(offline_due);
+        *self.live.borrow_mut() = Some(Live {
+            airport,
+            presence,
+            next_heartbeat: stored.next_heartbeat,
+            alarm_at,
+        });
+        if let Some(at) = wanted {
+            self.lower_alarm(at).await?;
+        }
+        Ok(true)
+    }
+
+    async fn serve(&self, req: Request) -> std::result::Result<Response, HttpError> {
+        let internal = |e: Error| HttpError::Internal(e.to_string());
+        let (icao, session) = sockets::read_identity(&req).map_err(internal)?;
+        let config = self.config().map_err(internal)?;
+        self.ensure_live(Some(&icao)).await.map_err(internal)?;
+        let path = req.path();
+        if path == "/state" {
+            let guard = self.live.borrow();
+            let live = guard.as_ref().ok_or(HttpError::NotFound)?;
+            let body = outbound::snapshot_data(&live.airport, &live.presence);
+            let headers = Headers::new();
+            headers
+                .set("Content-Type", "application/json")
+                .map_err(internal)?;
+            return Ok(Response::ok(body).map_err(internal)?.with_headers(headers));
+        }
+        if path != "/connect" {
+            return Err(HttpError::NotFound);
+        }
+        let now = now();
+        let pair = WebSocketPair::new().map_err(internal)?;
+        let server = pair.server;
+        let wake_at = {
+            let mut guard = self.live.borrow_mut();
+            let live = guard.as_mut().ok_or(HttpError::NotFound)?;
+            live.presence
+                .admit(&session.cid, &config.caps)
+                .map_err(|exceeded| match exceeded {
+                    CapExceeded::PerKey(limit) => HttpError::TooManyConnections {
+                        scope: "sockets per API key at this airport",
+                        limit,
+                    },
+                    CapExceeded::PerAirport(limit) => HttpError::TooManyConnections {
+                        scope: "sockets at this airport",
+                        limit,
+                    },
+                })?;
+            self.state
+                .accept_websocket_with_tags(&server, &[session.role.as_str()]);
+            let attachment = Attachment {
+                id: sockets::new_socket_id(),
+                session: session.clone(),
+                last_seen: now,
+                left: false,
+            };
+            sockets::save_attachment(&server, &attachment).map_err(internal)?;
+            let joined = machine::on_join(
+                &mut live.airport,
+                &mut live.presence,
+                &session,
+                &config.timings,
+                now,
+            );
+            let sql = self.state.storage().sql();
+            storage::write(&sql, &joined.persist).map_err(internal)?;
+            // INITIAL_STATE is the first thing on the socket: nothing can be sent in between.
+            let _ = server.send_with_str(&joined.initial_state);
+            if let Some(announce) = &joined.announce {
+                sockets::send_to(&self.state, Recipients::Others, Some(&server), announce);
+            }
+            if live.next_heartbeat.is_none() {
+                let at = now + config.timings.heartbeat_interval_ms;
+                storage::set_next_heartbeat(&sql, Some(at)).map_err(internal)?;
+                live.next_heartbeat = Some(at);
+            }
+            let idle_at = now + config.timings.idle_timeout_ms;
+            live.next_heartbeat.map_or(idle_at, |hb| hb.min(idle_at))
+        };
+        self.lower_alarm(wake_at).await.map_err(internal)?;
+        log_socket("socket_open", &icao, &session);
+        Response::from_websocket(pair.client).map_err(internal)
+    }
+
+    /// Persist, reply, broadcast. A failed write sends nothing.
+    fn carry_out(&self, sender: &WebSocket, effects: Effects) -> Result<()> {
+        storage::write(&self.state.storage().sql(), &effects.persist)?;
+        if let Some(reply) = &effects.reply {
+            let _ = sender.send_with_str(reply);
+        }
+        if let Some((audience, packet)) = &effects.broadcast {
+            sockets::send_to(&self.state, (*audience).into(), Some(sender), packet);
+        }
+        Ok(())
+    }
+
+    /// A storage write failed: forget the in-memory state (the next event reloads what is
+    /// durable) and tell the sender.
+    fn fail(&self, ws: &WebSocket, icao: &Icao, error: &Error, now: i64) {
+        console_error!(
+            "{{\"event\":\"storage_failed\",\"airport\":\"{}\",\"detail\":{:?}}}",
+            icao,
+            error.to_string()
+        );
+        *self.live.borrow_mut() = None;
+        let stamp = Stamp {
+            airport: icao.as_str(),
+            now,
+        };
+        let error = PacketError::Internal("the change could not be saved; try again".into());
+        let _ = ws.send_with_str(outbound::error(stamp, &error, None));
+    }
+
+    /// The client closed or the socket failed.
+    async fn socket_gone(&self, ws: WebSocket) -> Result<()> {
+        let Some(attachment) = sockets::attachment(&ws) else {
+            return Ok(());
+        };
+        if !attachment.left && self.ensure_live(None).await? {
+            self.leave(&ws, attachment, None, now()).await?;
+        }
+        // Complete the closing handshake; a socket that is already closed refuses, harmlessly.
+        let _ = ws.close(Some(1000), Some("closed"));
+        Ok(())
+    }
+
+    /// A socket leaves the airport, once: closed by the server with `close`, or gone.
+    async fn leave(
+        &self,
+        ws: &WebSocket,
+        mut attachment: Attachment,
+        close: Option<CloseCode>,
+        now: i64,
+    ) -> Result<()> {
+        if attachment.left {
+            return Ok(());
+        }
+        attachment.left = true;
+        let _ = sockets::save_attachment(ws, &attachment);
+        if let Some(code) = close {
+            let _ = ws.close(Some(code.code()), Some(code.reason()));
+        }
+        self.buckets.borrow_mut().remove(&attachment.id);
+        let grace = self.config()?.timings.offline_grace_ms;
+        let (effects, offline_due, icao) = {
+            let mut guard = self.live.borrow_mut();
+            let Some(live) = guard.as_mut() else {
+                return Ok(());
+            };
+            let effects = machine::on_leave(
+                &mut live.airport,
+                &mut live.presence,
+                &attachment.session,
+                now,
+            );
+            (
+                effects,
+                live.airport.offline_clear_due(grace),
+                live.airport.icao().clone(),
+            )
+        };
+        log_socket("socket_closed", &icao, &attachment.session);
+        self.carry_out(ws, effects)?;
+        if let Some(at) = offline_due {
+            self.lower_alarm(at).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves the alarm earlier if `at` is before it (an early alarm only recomputes).
+    async fn lower_alarm(&self, at: i64) -> Result<()> {
+        let current = self.live.borrow().as_ref().and_then(|l| l.alarm_at);
+        if current.is_some_and(|current| current <= at) {
+            return Ok(());
+        }
+        self.set_alarm(at).await
+    }
+
+    async fn set_alarm(&self, at: i64) -> Result<()> {
+        let when = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
+        self.state
+            .storage()
+            .set_alarm(ScheduledTime::new(when))
+            .await?;
+        if let Some(live) = self.live.borrow_mut().as_mut() {
+            live.alarm_at = Some(at);
+        }
+        Ok(())
+    }
+}
+
+fn log_socket(event: &str, icao: &Icao, session: &Session) {
+    console_log!(
+        "{{\"event\":\"{}\",\"airport\":\"{}\",\"cid\":\"{}\",\"role\":\"{}\"}}",
+        event,
+        icao,
+        session.cid,
+        session.role
+    );
+}

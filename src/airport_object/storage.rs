@@ -1,0 +1,178 @@
+//! The airport's SQLite storage, row by row: one row per object, one per top-level shared-state
+//! member, and one row for the airport itself (code, `seq`, offline and heartbeat times).
+//! Writes made in one event commit together, and the output gate holds every message sent
+//! after them until they are durable.
+
+use crate::protocol::{Airport, Icao, ObjectRecord, StoreOp};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use worker::{Result, SqlStorage, SqlStorageValue};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS airport (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    icao TEXT NOT NULL,
+    seq INTEGER NOT NULL DEFAULT 0,
+    offline_since INTEGER,
+    next_heartbeat INTEGER
+);
+CREATE TABLE IF NOT EXISTS objects (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    controller_id TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shared_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);";
+
+pub fn migrate(sql: &SqlStorage) -> Result<()> {
+    sql.exec(SCHEMA, None)?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct AirportRow {
+    icao: String,
+    seq: i64,
+    offline_since: Option<i64>,
+    next_heartbeat: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ObjectRow {
+    id: String,
+    state: String,
+    controller_id: String,
+    updated_at: i64,
+}
+
+#[derive(Deserialize)]
+struct SharedRow {
+    key: String,
+    value: String,
+}
+
+/// What storage holds: the airport and when its next heartbeat is due.
+pub struct Stored {
+    pub airport: Airport,
+    pub next_heartbeat: Option<i64>,
+}
+
+/// Loads the airport. `icao` names it on its first request; an alarm passes `None` and gets
+/// `None` back for an airport that never had one.
+pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
+    let row = sql
+        .exec(
+            "SELECT icao, seq, offline_since, next_heartbeat FROM airport WHERE id = 1",
+            None,
+        )?
+        .to_array::<AirportRow>()?
+        .pop();
+    let row = match (row, icao) {
+        (Some(row), _) => row,
+        (None, Some(icao)) => {
+            sql.exec(
+                "INSERT INTO airport (id, icao) VALUES (1, ?)",
+                vec![icao.as_str().into()],
+            )?;
+            AirportRow {
+                icao: icao.to_string(),
+                seq: 0,
+                offline_since: None,
+                next_heartbeat: None,
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    let icao = Icao::parse(&row.icao).ok_or("stored airport code is invalid")?;
+    let mut objects = BTreeMap::new();
+    for object in sql
+        .exec(
+            "SELECT id, state, controller_id, updated_at FROM objects",
+            None,
+        )?
+        .to_array::<ObjectRow>()?
+    {
+        let record = ObjectRecord {
+            state: serde_json::from_str(&object.state)?,
+            controller_id: crate::protocol::Cid::parse(&object.controller_id)
+                .ok_or("stored controller id is invalid")?,
+            updated_at: object.updated_at,
+        };
+        objects.insert(object.id, record);
+    }
+    let mut shared = Map::new();
+    for member in sql
+        .exec("SELECT key, value FROM shared_state", None)?
+        .to_array::<SharedRow>()?
+    {
+        shared.insert(member.key, serde_json::from_str::<Value>(&member.value)?);
+    }
+    Ok(Some(Stored {
+        airport: Airport::restore(
+            icao,
+            objects,
+            shared,
+            row.seq.max(0) as u64,
+            row.offline_since,
+        ),
+        next_heartbeat: row.next_heartbeat,
+    }))
+}
+
+/// Writes the operations in order.
+pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
+    for op in ops {
+        match op {
+            StoreOp::PutObject { id, record } => sql.exec(
+                "INSERT OR REPLACE INTO objects (id, state, controller_id, updated_at) \
+                 VALUES (?, ?, ?, ?)",
+                vec![
+                    id.as_str().into(),
+                    serde_json::to_string(&record.state)?.into(),
+                    record.controller_id.as_str().into(),
+                    SqlStorageValue::try_from_i64(record.updated_at)?,
+                ],
+            )?,
+            StoreOp::DeleteObject { id } => {
+                sql.exec("DELETE FROM objects WHERE id = ?", vec![id.as_str().into()])?
+            }
+            StoreOp::PutShared { key, value } => sql.exec(
+                "INSERT OR REPLACE INTO shared_state (key, value) VALUES (?, ?)",
+                vec![key.as_str().into(), serde_json::to_string(value)?.into()],
+            )?,
+            StoreOp::DeleteShared { key } => sql.exec(
+                "DELETE FROM shared_state WHERE key = ?",
+                vec![key.as_str().into()],
+            )?,
+            StoreOp::ClearState => {
+                sql.exec("DELETE FROM objects", None)?;
+                sql.exec("DELETE FROM shared_state", None)?
+            }
+            StoreOp::SetSeq(seq) => sql.exec(
+                "UPDATE airport SET seq = ? WHERE id = 1",
+                vec![SqlStorageValue::try_from_i64(*seq as i64)?],
+            )?,
+            StoreOp::SetOfflineSince(since) => sql.exec(
+                "UPDATE airport SET offline_since = ? WHERE id = 1",
+                vec![optional_time(*since)?],
+            )?,
+        };
+    }
+    Ok(())
+}
+
+pub fn set_next_heartbeat(sql: &SqlStorage, at: Option<i64>) -> Result<()> {
+    sql.exec(
+        "UPDATE airport SET next_heartbeat = ? WHERE id = 1",
+        vec![optional_time(at)?],
+    )?;
+    Ok(())
+}
+
+fn optional_time(at: Option<i64>) -> Result<SqlStorageValue> {
+    at.map_or(Ok(SqlStorageValue::Null), SqlStorageValue::try_from_i64)
+}

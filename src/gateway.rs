@@ -1,0 +1,171 @@
+//! The Worker: routes requests, checks API keys against D1 and hands connections to the
+//! airport's Durable Object. Everything it rejects is rejected here, before any upgrade and
+//! without waking an airport.
+
+use crate::airport_object::identity_headers;
+use crate::protocol::account::{Account, hash_api_key};
+use crate::protocol::connect::{Endpoint, HttpError, RequestParts, check_request};
+use crate::protocol::{Cid, Icao, Session};
+use serde::Deserialize;
+use worker::*;
+
+/// Reported by `GET /health`; `build.rs` records the git revision.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const REVISION: &str = env!("BUILD_GIT_REVISION");
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    console_error_panic_hook::set_once();
+    match route(req, &env).await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            if let HttpError::Internal(detail) = &error {
+                console_error!("{{\"event\":\"internal_error\",\"detail\":{:?}}}", detail);
+            }
+            error_response(&error)
+        }
+    }
+}
+
+/// The JSON error body with its status.
+pub fn error_response(error: &HttpError) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
+    Ok(Response::ok(error.body())?
+        .with_status(error.status())
+        .with_headers(headers))
+}
+
+fn json_response(body: String) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
+    Ok(Response::ok(body)?.with_headers(headers))
+}
+
+async fn route(req: Request, env: &Env) -> std::result::Result<Response, HttpError> {
+    let url = req.url().map_err(internal)?;
+    let endpoint = match url.path() {
+        "/connect" => Endpoint::Connect,
+        "/state" => Endpoint::State,
+        "/health" => return health(&req),
+        _ => return Err(HttpError::NotFound),
+    };
+    let query = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let (airport_param, key_param) = (query("airport"), query("key"));
+    let headers = req.headers();
+    let (upgrade, authorization) = (
+        headers.get("Upgrade").ok().flatten(),
+        headers.get("Authorization").ok().flatten(),
+    );
+    let method = req.method();
+    let parts = RequestParts {
+        method: method.as_ref(),
+        upgrade: upgrade.as_deref(),
+        airport: airport_param.as_deref(),
+        key_param: key_param.as_deref(),
+        authorization: authorization.as_deref(),
+    };
+    let (airport, key) = check_request(endpoint, &parts)?;
+    let session = authenticate(env, key).await?;
+    forward(env, endpoint, &airport, &session, key).await
+}
+
+fn health(req: &Request) -> std::result::Result<Response, HttpError> {
+    if req.method() != Method::Get {
+        return Err(HttpError::MethodNotAllowed);
+    }
+    let body = serde_json::json!({ "status": "ok", "version": VERSION, "revision": REVISION });
+    json_response(body.to_string()).map_err(internal)
+}
+
+/// The account row as D1 returns it.
+#[derive(Deserialize)]
+struct AccountRow {
+    cid: String,
+    role: String,
+    banned: i64,
+    banned_until: Option<i64>,
+}
+
+/// Key → account → session, by the configured role source.
+async fn authenticate(env: &Env, key: &str) -> std::result::Result<Session, HttpError> {
+    let db = env.d1("DB").map_err(internal)?;
+    let row: Option<AccountRow> = db
+        .prepare(
+            "SELECT a.cid, a.role, a.banned, a.banned_until FROM api_keys k \
+             JOIN accounts a ON a.cid = k.cid WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
+        )
+        .bind(&[hash_api_key(key).into()])
+        .map_err(internal)?
+        .first(None)
+        .await
+        .map_err(internal)?;
+    let row = row.ok_or(HttpError::InvalidApiKey)?;
+    let account = Account {
+        cid: Cid::parse(&row.cid).ok_or_else(|| internal("stored cid is not numeric"))?,
+        role: row
+            .role
+            .parse()
+            .map_err(|_| internal("stored role is unknown"))?,
+        banned: row.banned != 0,
+        banned_until: row.banned_until,
+    };
+    account.check_ban(Date::now().as_millis() as i64)?;
+    resolve_role(env, account)
+}
+
+/// The role-source seam: `static` takes the role stored with the key.
+fn resolve_role(env: &Env, account: Account) -> std::result::Result<Session, HttpError> {
+    let source = env
+        .var("ROLE_SOURCE")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| "static".into());
+    match source.as_str() {
+        "static" => Ok(Session {
+            cid: account.cid,
+            role: account.role,
+            callsign: None,
+        }),
+        other => Err(internal(format!("ROLE_SOURCE {other:?} is not supported"))),
+    }
+}
+
+/// Hands the request to the airport's Durable Object with the resolved identity. The key only
+/// travels as a Bearer header.
+async fn forward(
+    env: &Env,
+    endpoint: Endpoint,
+    airport: &Icao,
+    session: &Session,
+    key: &str,
+) -> std::result::Result<Response, HttpError> {
+    let path = match endpoint {
+        Endpoint::Connect => "connect",
+        Endpoint::State => "state",
+    };
+    let headers = identity_headers(airport, session).map_err(internal)?;
+    headers
+        .set("Authorization", &format!("Bearer {key}"))
+        .map_err(internal)?;
+    if endpoint == Endpoint::Connect {
+        headers.set("Upgrade", "websocket").map_err(internal)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let request = Request::new_with_init(&format!("https://airport.internal/{path}"), &init)
+        .map_err(internal)?;
+    let namespace = env.durable_object("AIRPORT").map_err(internal)?;
+    let stub = namespace
+        .id_from_name(airport.as_str())
+        .and_then(|id| id.get_stub())
+        .map_err(internal)?;
+    stub.fetch_with_request(request).await.map_err(internal)
+}
+
+fn internal(error: impl ToString) -> HttpError {
+    HttpError::Internal(error.to_string())
+}

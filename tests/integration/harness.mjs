@@ -1,0 +1,295 @@
+// Test harness: runs the worker-build output in workerd through miniflare, with D1 migrated and
+// seeded with the demo keys, and real WebSocket clients (ws) on 127.0.0.1.
+import { Miniflare, convertV4MiniflareOptions } from "miniflare";
+import WebSocket from "ws";
+import { readFileSync, readdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+export const KEYS = {
+  controller1: "dev-controller-1",
+  controller2: "dev-controller-2",
+  pilot1: "dev-pilot-1",
+  pilot2: "dev-pilot-2",
+  observer1: "dev-observer-1",
+  banned1: "dev-banned-1",
+};
+export const CIDS = {
+  controller1: "1000001",
+  controller2: "1000002",
+  pilot1: "1000011",
+  pilot2: "1000012",
+  observer1: "1000021",
+};
+
+const DEFAULT_VARS = {
+  ROLE_SOURCE: "static",
+  HEARTBEAT_INTERVAL_MS: "60000",
+  IDLE_TIMEOUT_MS: "70000",
+  OFFLINE_GRACE_MS: "120000",
+  MAX_SOCKETS_PER_KEY: "8",
+  MAX_SOCKETS_PER_AIRPORT: "2000",
+};
+
+/** SQL files split into statements (comments stripped). */
+function statements(file) {
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .map((line) => line.replace(/--.*$/, ""))
+    .join("\n")
+    .split(/;\s*(?:\n|$)/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/**
+ * A running service. `vars` override wrangler.toml's [vars]. Storage persists in a temporary
+ * directory for the life of the service, so `restart()` keeps Durable Object and D1 data.
+ */
+export class Service {
+  constructor(vars = {}) {
+    this.vars = { ...DEFAULT_VARS, ...vars };
+    this.persist = mkdtempSync(join(tmpdir(), "airport-test-"));
+    this.logs = [];
+    this.logWaiters = [];
+  }
+
+  options() {
+    return {
+      name: "airport-realtime",
+      modulesRoot: join(root, "build"),
+      modules: [
+        { type: "ESModule", path: join(root, "build", "index.js") },
+        { type: "CompiledWasm", path: join(root, "build", "index_bg.wasm") },
+      ],
+      compatibilityDate: "2026-10-01",
+      durableObjects: { AIRPORT: { className: "AirportObject", useSQLite: true } },
+      d1Databases: { DB: "airport-realtime" },
+      bindings: this.vars,
+      host: "127.0.0.1",
+      port: 0,
+      resourcePersistencePath: this.persist,
+      handleStructuredLogs: (log) => this.onLog(log.message),
+    };
+  }
+
+  onLog(message) {
+    for (const line of message.split("\n")) {
+      let event;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      this.logs.push(event);
+      this.logWaiters = this.logWaiters.filter(({ match, resolve }) => {
+        if (match(event)) {
+          resolve(event);
+          return false;
+        }
+        return true;
+      });
+    }
+  }
+
+  /** Resolves with the first structured log event (past or future) that matches. */
+  waitForLog(match, timeoutMs = 5000, since = 0) {
+    const found = this.logs.slice(since).find(match);
+    if (found) return Promise.resolve(found);
+    return withTimeout(
+      new Promise((resolve) => this.logWaiters.push({ match, resolve })),
+      timeoutMs,
+      "log event",
+    );
+  }
+
+  async start() {
+    this.mf = new Miniflare(convertV4MiniflareOptions(this.options()));
+    this.url = await this.mf.ready;
+    const db = await this.mf.getD1Database("DB");
+    const migrations = readdirSync(join(root, "migrations")).sort();
+    const files = [...migrations.map((m) => join(root, "migrations", m)), join(root, "seeds", "dev.sql")];
+    const sql = files.flatMap(statements);
+    // Idempotent across restarts: tables exist after the first start.
+    const exists = await db
+      .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name='accounts'")
+      .first();
+    const toRun = exists ? statements(join(root, "seeds", "dev.sql")) : sql;
+    await db.batch(toRun.map((s) => db.prepare(s)));
+    this.db = db;
+    return this;
+  }
+
+  /** Restarts workerd; storage survives. Every open socket is dropped. */
+  async restart() {
+    await this.mf.dispose();
+    this.mf = undefined;
+    await this.start();
+  }
+
+  async stop() {
+    if (this.mf) await this.mf.dispose();
+    rmSync(this.persist, { recursive: true, force: true });
+  }
+
+  httpUrl(path) {
+    return new URL(path, this.url).toString();
+  }
+
+  wsUrl(path) {
+    return this.httpUrl(path).replace(/^http/, "ws");
+  }
+
+  fetch(path, init) {
+    return fetch(this.httpUrl(path), init);
+  }
+
+  /** Opens a socket; resolves once open (INITIAL_STATE may still be in flight). */
+  connect(key, airport = "EGLL", { headers } = {}) {
+    const query = key === undefined ? `airport=${airport}` : `airport=${airport}&key=${encodeURIComponent(key)}`;
+    return Client.open(this.wsUrl(`/connect?${query}`), headers);
+  }
+
+  /** Opens a socket and waits for its INITIAL_STATE. */
+  async join(key, airport = "EGLL") {
+    const client = await this.connect(key, airport);
+    client.initial = await client.next("INITIAL_STATE");
+    return client;
+  }
+
+  /** A rejected upgrade: resolves with { status, body, contentType }. */
+  reject(key, airport = "EGLL", { headers } = {}) {
+    const query = key === undefined ? `airport=${airport}` : `airport=${airport}&key=${encodeURIComponent(key)}`;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.wsUrl(`/connect?${query}`), { headers });
+      ws.on("open", () => {
+        ws.terminate();
+        reject(new Error("upgrade unexpectedly succeeded"));
+      });
+      ws.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () =>
+          resolve({ status: res.statusCode, body: JSON.parse(body), contentType: res.headers["content-type"] }),
+        );
+      });
+      ws.on("error", () => {});
+    });
+  }
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A WebSocket client that queues every packet so tests can wait on them in order. */
+export class Client {
+  static open(url, headers) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers });
+      const client = new Client(ws);
+      ws.on("open", () => resolve(client));
+      ws.on("error", reject);
+      ws.on("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    });
+  }
+
+  constructor(ws) {
+    this.ws = ws;
+    this.received = [];
+    this.cursor = 0;
+    this.waiters = [];
+    this.closed = new Promise((resolve) => {
+      ws.on("close", (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString() };
+        resolve(this.closeInfo);
+        this.flush();
+      });
+    });
+    ws.on("message", (data) => {
+      this.received.push(JSON.parse(data.toString()));
+      this.flush();
+    });
+  }
+
+  flush() {
+    this.waiters = this.waiters.filter((w) => !w());
+  }
+
+  send(packet) {
+    this.ws.send(typeof packet === "string" ? packet : JSON.stringify(packet));
+  }
+
+  sendBinary(bytes) {
+    this.ws.send(bytes, { binary: true });
+  }
+
+  /**
+   * The next packet (after the ones already taken) matching `match`: a type name or a predicate.
+   * Packets skipped over stay available to `all()` but are not returned again by `next`.
+   */
+  next(match, timeoutMs = 5000) {
+    const test = typeof match === "string" ? (p) => p.type === match : match;
+    const promise = new Promise((resolve, reject) => {
+      const check = () => {
+        for (let i = this.cursor; i < this.received.length; i++) {
+          if (test(this.received[i])) {
+            this.cursor = i + 1;
+            resolve(this.received[i]);
+            return true;
+          }
+        }
+        if (this.closeInfo) {
+          reject(new Error(`socket closed (${this.closeInfo.code}) before ${String(match)}`));
+          return true;
+        }
+        return false;
+      };
+      if (!check()) this.waiters.push(check);
+    });
+    return withTimeout(promise, timeoutMs, `packet ${typeof match === "string" ? match : "matching predicate"}`);
+  }
+
+  /** Sends a packet with a fresh requestId and waits for the direct reply carrying it. */
+  async request(packet, timeoutMs = 5000) {
+    const requestId = `r-${Math.random().toString(36).slice(2, 10)}`;
+    this.send({ ...packet, requestId });
+    return this.next((p) => p.requestId === requestId, timeoutMs);
+  }
+
+  /** Every packet of a type received so far. */
+  all(type) {
+    return this.received.filter((p) => p.type === type);
+  }
+
+  /**
+   * Proves a negative by a round trip: after a HEARTBEAT's ACK comes back, anything the server
+   * sent this socket before that ACK has arrived. Returns the packets of `type` received.
+   */
+  async settle() {
+    await this.request({ type: "HEARTBEAT" });
+  }
+
+  close(code = 1000) {
+    this.ws.close(code);
+    return this.closed;
+  }
+}
+
+export async function withService(vars, fn) {
+  const service = await new Service(vars).start();
+  try {
+    return await fn(service);
+  } finally {
+    await service.stop();
+  }
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
