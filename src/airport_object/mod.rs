@@ -15,7 +15,7 @@ use crate::protocol::outbound::{self, Stamp};
 use crate::protocol::packet::Frame;
 use crate::protocol::presence::CapExceeded;
 use crate::protocol::rate_limit::TokenBucket;
-use crate::protocol::{Airport, Icao, PacketError, Presence, Session};
+use crate::protocol::{Airport, Icao, PacketError, Presence, Session, StoreOp};
 use sockets::{Attachment, Recipients};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -182,6 +182,13 @@ impl DurableObject for AirportObject {
                     .airport
                     .clear_if_due(now, config.timings.offline_grace_ms);
                 storage::write(&sql, &ops)?;
+                if ops.contains(&StoreOp::ClearState) {
+                    console_log!(
+                        "{{\"event\":\"offline_cleared\",\"airport\":\"{}\",\"seq\":{}}}",
+                        live.airport.icao(),
+                        live.airport.seq()
+                    );
+                }
             }
             next_alarm(
                 live.next_heartbeat,

@@ -5,7 +5,7 @@ use super::airport::{Airport, StoreOp};
 use super::config::{RateLimit, Timings};
 use super::error::PacketError;
 use super::outbound::{self, Stamp};
-use super::packet::{Command, Frame, Rejection, decode, parse_command};
+use super::packet::{Command, Frame, Rejection, decode, parse_command, peek_request_id};
 use super::presence::Presence;
 use super::rate_limit::{TokenBucket, Verdict};
 use super::role::Role;
@@ -101,7 +101,12 @@ pub fn on_frame(
             "at most {} packets at once and {} per second; this packet was dropped",
             limit.burst, limit.per_second
         ));
-        let mut effects = Effects::reply(outbound::error(Stamp::of(airport, now), &error, None));
+        let request_id = peek_request_id(frame);
+        let mut effects = Effects::reply(outbound::error(
+            Stamp::of(airport, now),
+            &error,
+            request_id.as_deref(),
+        ));
         if verdict == Verdict::Flood {
             effects.close = Some(CloseCode::Flooding);
         }

@@ -95,8 +95,11 @@ impl From<PacketError> for Rejection {
     }
 }
 
-/// How deep a whole packet may nest: the envelope, `data`, `updates`, one item, then the value.
-const MAX_PACKET_DEPTH: usize = 4 + MAX_VALUE_DEPTH;
+/// How deep a frame may nest before it is refused unparsed. A valid packet nests at most
+/// 4 + 16 (envelope, `data`, `updates`, item, value); the headroom lets a value that is a little
+/// too deep reach the per-field check, which names the field (and the item's index), while
+/// staying far below the parser's own recursion limit.
+const MAX_PACKET_DEPTH: usize = 64;
 
 /// Frame → envelope: size, UTF-8, JSON, object shape, `requestId`, `type`, `airport`.
 pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
@@ -151,6 +154,23 @@ pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
         kind,
         data: packet.remove("data"),
     })
+}
+
+/// The `requestId` of a frame that will not be handled (it was rate limited), so that the error
+/// can still echo it. Frames that fail the size, UTF-8, depth or JSON checks have none.
+pub fn peek_request_id(frame: Frame<'_>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        #[serde(rename = "requestId")]
+        request_id: Option<String>,
+    }
+    let text = frame_text(frame).ok()?;
+    if bracket_depth(text) > MAX_PACKET_DEPTH {
+        return None;
+    }
+    let peek: Peek = serde_json::from_str(text).ok()?;
+    peek.request_id
+        .filter(|id| id.chars().count() <= MAX_REQUEST_ID_CHARS)
 }
 
 /// The frame's text after the size and UTF-8 checks.

@@ -206,12 +206,18 @@ export class Client {
     this.received = [];
     this.cursor = 0;
     this.waiters = [];
+    // A socket counts as closed when the server's close frame arrives. (Locally, workerd keeps
+    // the TCP connection of a socket closed from an alarm open until the object hibernates, so
+    // ws's own 'close' event can come much later than the close frame; see README.)
     this.closed = new Promise((resolve) => {
-      ws.on("close", (code, reason) => {
-        this.closeInfo = { code, reason: reason.toString() };
+      const closedWith = (code, reason) => {
+        if (this.closeInfo) return;
+        this.closeInfo = { code, reason: reason.toString(), at: Date.now() };
         resolve(this.closeInfo);
         this.flush();
-      });
+      };
+      ws.once("open", () => ws._receiver.on("conclude", closedWith));
+      ws.on("close", closedWith);
     });
     ws.on("message", (data) => {
       this.received.push(JSON.parse(data.toString()));
