@@ -1,0 +1,289 @@
+//! The state machine's semantics, natively: what each packet does to an airport and who hears.
+
+use airport_realtime::protocol::config::{RateLimit, Timings};
+use airport_realtime::protocol::machine::{
+    Audience, CloseCode, Effects, on_frame, on_join, on_leave,
+};
+use airport_realtime::protocol::packet::Frame;
+use airport_realtime::protocol::rate_limit::TokenBucket;
+use airport_realtime::protocol::{Airport, Cid, Icao, Presence, Role, Session};
+use serde_json::{Value, json};
+
+struct Harness {
+    airport: Airport,
+    presence: Presence,
+    bucket: TokenBucket,
+    limit: RateLimit,
+    now: i64,
+}
+
+fn who(role: Role, cid: &str) -> Session {
+    Session {
+        cid: Cid::parse(cid).unwrap(),
+        role,
+        callsign: None,
+    }
+}
+
+impl Harness {
+    fn new() -> Self {
+        let limit = RateLimit::default();
+        Harness {
+            airport: Airport::new(Icao::parse("EGLL").unwrap()),
+            presence: Presence::default(),
+            bucket: TokenBucket::full(&limit, 0),
+            limit,
+            now: 1_000,
+        }
+    }
+
+    fn send(&mut self, from: &Session, packet: Value) -> Effects {
+        self.now += 1_000; // well within the rate limit
+        let text = packet.to_string();
+        on_frame(
+            &mut self.airport,
+            &self.presence,
+            from,
+            &mut self.bucket,
+            &self.limit,
+            Frame::Text(&text),
+            self.now,
+        )
+    }
+}
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+fn error_code(effects: &Effects) -> Option<String> {
+    let reply = parse(effects.reply.as_ref()?);
+    (reply["type"] == "ERROR").then(|| reply["data"]["code"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn state_update_replaces_patches_and_deletes() {
+    let mut h = Harness::new();
+    let c = who(Role::Controller, "1000001");
+    let e = h.send(
+        &c,
+        json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_1", "state": true}}),
+    );
+    let (audience, packet) = e.broadcast.unwrap();
+    assert_eq!(audience, Audience::Others);
+    let packet = parse(&packet);
+    assert_eq!(
+        packet["data"],
+        json!({"objectId": "SB_1", "state": true, "controllerId": "1000001"})
+    );
+    assert_eq!(packet["seq"], 1);
+
+    // A patch on a boolean state starts from {}.
+    let e = h.send(&c, json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_1", "patch": {"a": {"b": 1}, "c": 2}}}));
+    assert_eq!(
+        parse(&e.broadcast.unwrap().1)["data"]["state"],
+        json!({"a": {"b": 1}, "c": 2})
+    );
+    let e = h.send(
+        &c,
+        json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_1", "patch": {"a": null}}}),
+    );
+    assert_eq!(
+        parse(&e.broadcast.unwrap().1)["data"]["state"],
+        json!({"c": 2})
+    );
+
+    let e = h.send(
+        &c,
+        json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_1", "patch": null}}),
+    );
+    let packet = parse(&e.broadcast.unwrap().1);
+    assert_eq!(
+        packet["data"],
+        json!({"objectId": "SB_1", "patch": null, "controllerId": "1000001"})
+    );
+    assert_eq!(packet["seq"], 4);
+    assert!(h.airport.objects().is_empty());
+
+    // Deleting what does not exist changes nothing and is not broadcast.
+    let e = h.send(
+        &c,
+        json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_1", "patch": null}}),
+    );
+    assert!(e.broadcast.is_none() && e.reply.is_none() && e.persist.is_empty());
+    assert_eq!(h.airport.seq(), 4);
+}
+
+#[test]
+fn multi_state_update_is_all_or_nothing_and_names_the_bad_item() {
+    let mut h = Harness::new();
+    let c = who(Role::Controller, "1000001");
+    let e = h.send(
+        &c,
+        json!({"type": "MULTI_STATE_UPDATE", "requestId": "m1", "data": {"updates": [
+            {"objectId": "A", "state": true},
+            {"objectId": "B", "state": true},
+            {"objectId": "C", "state": 7},
+        ]}}),
+    );
+    let reply = parse(e.reply.as_ref().unwrap());
+    assert_eq!(reply["data"]["code"], "INVALID_PACKET");
+    assert_eq!(reply["requestId"], "m1");
+    assert!(
+        reply["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("updates[2]")
+    );
+    assert!(h.airport.objects().is_empty());
+    assert_eq!(h.airport.seq(), 0);
+
+    let e = h.send(
+        &c,
+        json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": [
+            {"objectId": "A", "state": true},
+            {"objectId": "A", "patch": {"x": 1}},
+            {"objectId": "Z", "patch": null},
+        ]}}),
+    );
+    let packet = parse(&e.broadcast.unwrap().1);
+    assert_eq!(packet["seq"], 1);
+    assert_eq!(
+        packet["data"]["updates"],
+        json!([
+            {"objectId": "A", "state": true, "controllerId": "1000001"},
+            {"objectId": "A", "state": {"x": 1}, "controllerId": "1000001"},
+        ])
+    );
+}
+
+#[test]
+fn roles_are_enforced_and_audiences_are_right() {
+    let mut h = Harness::new();
+    let pilot = who(Role::Pilot, "1000011");
+    let observer = who(Role::Observer, "1000021");
+    for from in [&pilot, &observer] {
+        for kind in ["STATE_UPDATE", "MULTI_STATE_UPDATE", "SHARED_STATE_UPDATE"] {
+            let e = h.send(from, json!({"type": kind, "data": {}}));
+            assert_eq!(error_code(&e).as_deref(), Some("FORBIDDEN"), "{kind}");
+        }
+    }
+    let e = h.send(
+        &observer,
+        json!({"type": "STOPBAR_CROSSING", "data": {"objectId": "SB_1"}}),
+    );
+    assert_eq!(error_code(&e).as_deref(), Some("FORBIDDEN"));
+    let e = h.send(
+        &pilot,
+        json!({"type": "STOPBAR_CROSSING", "data": {"objectId": "SB_1"}}),
+    );
+    let (audience, packet) = e.broadcast.unwrap();
+    assert_eq!(audience, Audience::Controllers);
+    assert_eq!(
+        parse(&packet)["data"],
+        json!({"objectId": "SB_1", "pilotId": "1000011"})
+    );
+
+    let c = who(Role::Controller, "1000001");
+    let e = h.send(
+        &c,
+        json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": {"r": "27L"}}}),
+    );
+    assert_eq!(e.broadcast.unwrap().0, Audience::Everyone);
+    let e = h.send(&c, json!({"type": "CLOSE"}));
+    assert_eq!(e.close, Some(CloseCode::Requested));
+}
+
+#[test]
+fn presence_is_per_person_and_offline_grace_is_tracked() {
+    let mut h = Harness::new();
+    let timings = Timings::default();
+    let c = who(Role::Controller, "1000001");
+    let first = on_join(&mut h.airport, &mut h.presence, &c, &timings, 10);
+    assert!(first.announce.is_some());
+    let initial = parse(&first.initial_state);
+    assert_eq!(initial["data"]["controllers"], json!(["1000001"]));
+    assert_eq!(initial["data"]["offline"], false);
+    let second = on_join(&mut h.airport, &mut h.presence, &c, &timings, 11);
+    assert!(
+        second.announce.is_none(),
+        "a second socket is not announced"
+    );
+
+    h.send(
+        &c,
+        json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_1", "state": true}}),
+    );
+    assert!(
+        on_leave(&mut h.airport, &mut h.presence, &c, 20)
+            .broadcast
+            .is_none()
+    );
+    let last = on_leave(&mut h.airport, &mut h.presence, &c, 30);
+    assert_eq!(
+        parse(&last.broadcast.unwrap().1)["type"],
+        "CONTROLLER_DISCONNECT"
+    );
+    assert_eq!(h.airport.offline_since(), Some(30));
+
+    // Before the grace period ends nothing is cleared; after, everything is, and seq moves.
+    assert!(
+        h.airport
+            .clear_if_due(30 + timings.offline_grace_ms - 1, timings.offline_grace_ms)
+            .is_empty()
+    );
+    let seq = h.airport.seq();
+    h.airport
+        .clear_if_due(30 + timings.offline_grace_ms, timings.offline_grace_ms);
+    assert!(h.airport.objects().is_empty());
+    assert_eq!(h.airport.seq(), seq + 1);
+    assert_eq!(h.airport.offline_since(), None);
+}
+
+#[test]
+fn packet_size_counts_characters_not_bytes() {
+    let mut h = Harness::new();
+    let c = who(Role::Controller, "1000001");
+    let padding = |n: usize| "é".repeat(n);
+    let envelope = json!({"type": "HEARTBEAT", "pad": ""}).to_string();
+    let base = envelope.chars().count();
+    let fits = json!({"type": "HEARTBEAT", "pad": padding(50_000 - base)}).to_string();
+    assert_eq!(fits.chars().count(), 50_000);
+    assert_eq!(
+        parse(h.send(&c, parse(&fits)).reply.as_ref().unwrap())["type"],
+        "HEARTBEAT_ACK"
+    );
+    let over = json!({"type": "HEARTBEAT", "pad": padding(50_001 - base)});
+    assert_eq!(
+        error_code(&h.send(&c, over)).as_deref(),
+        Some("PACKET_TOO_LARGE")
+    );
+}
+
+#[test]
+fn rate_limited_errors_echo_the_request_id_and_floods_close() {
+    let mut h = Harness::new();
+    let c = who(Role::Observer, "1000021");
+    let mut last = Effects::default();
+    for i in 0..200 {
+        let text = json!({"type": "HEARTBEAT", "requestId": format!("q{i}")}).to_string();
+        last = on_frame(
+            &mut h.airport,
+            &h.presence,
+            &c,
+            &mut h.bucket,
+            &h.limit,
+            Frame::Text(&text),
+            h.now,
+        );
+        if last.close.is_some() {
+            break;
+        }
+        if i == 100 {
+            let reply = parse(last.reply.as_ref().unwrap());
+            assert_eq!(reply["data"]["code"], "RATE_LIMITED");
+            assert_eq!(reply["requestId"], "q100");
+        }
+    }
+    assert_eq!(last.close, Some(CloseCode::Flooding));
+}

@@ -1,0 +1,203 @@
+//! Property tests of the pure protocol core: arbitrary input never panics, rejected packets
+//! change nothing, accepted changes move `seq` by exactly one, limits always hold, and only
+//! controllers change state.
+
+use airport_realtime::protocol::airport::StoreOp;
+use airport_realtime::protocol::config::RateLimit;
+use airport_realtime::protocol::json::serialized_chars;
+use airport_realtime::protocol::limits::{MAX_OBJECTS, MAX_SHARED_STATE_CHARS};
+use airport_realtime::protocol::machine::{Audience, on_frame};
+use airport_realtime::protocol::packet::Frame;
+use airport_realtime::protocol::rate_limit::TokenBucket;
+use airport_realtime::protocol::shared_state::SharedState;
+use airport_realtime::protocol::{Airport, Cid, Icao, Presence, Role, Session};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+fn session(role: Role, cid: &str) -> Session {
+    Session {
+        cid: Cid::parse(cid).unwrap(),
+        role,
+        callsign: None,
+    }
+}
+
+/// No rate limiting: these properties are about packets, not pacing.
+fn unlimited() -> RateLimit {
+    RateLimit {
+        burst: 1e12,
+        per_second: 1e12,
+        flood_drops: 1e12,
+    }
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i32>().prop_map(|n| json!(n)),
+        "[a-z]{0,6}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(5, 32, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-c]{1,2}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn object_id() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Z]{2}_[0-9]{1}".prop_map(|s| s),
+        Just("bad id".to_string()),
+        Just(String::new()),
+    ]
+}
+
+fn change() -> impl Strategy<Value = Value> {
+    (
+        object_id(),
+        prop_oneof![
+            json_value().prop_map(|v| json!({ "state": v })),
+            json_value().prop_map(|v| json!({ "patch": v })),
+            Just(json!({ "patch": null })),
+            Just(json!({})),
+        ],
+    )
+        .prop_map(|(id, mut body)| {
+            body["objectId"] = json!(id);
+            body
+        })
+}
+
+/// Mostly well-formed packets of every type, some malformed.
+fn packet() -> impl Strategy<Value = String> {
+    let typed = prop_oneof![
+        Just(json!({"type": "HEARTBEAT"})),
+        Just(json!({"type": "HEARTBEAT_ACK"})),
+        Just(json!({"type": "GET_STATE", "requestId": "r"})),
+        Just(json!({"type": "GET_ONLINE_PILOTS"})),
+        Just(json!({"type": "INITIAL_STATE"})),
+        change().prop_map(|d| json!({"type": "STATE_UPDATE", "data": d})),
+        prop::collection::vec(change(), 0..5)
+            .prop_map(|u| json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": u}})),
+        json_value()
+            .prop_map(|p| json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": p}})),
+        object_id().prop_map(|id| json!({"type": "STOPBAR_CROSSING", "data": {"objectId": id}})),
+        Just(
+            json!({"type": "STATE_UPDATE", "airport": "EGKK", "data": {"objectId": "A", "state": true}})
+        ),
+        json_value().prop_map(|v| json!({"type": v})),
+    ];
+    prop_oneof![
+        4 => typed.prop_map(|v| v.to_string()),
+        1 => any::<String>(),
+    ]
+}
+
+fn state_changed(before: &Airport, after: &Airport) -> bool {
+    before.objects() != after.objects() || before.shared() != after.shared()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any bytes, as a text or binary frame, from any role: no panic, and a rejected frame
+    /// changes nothing.
+    #[test]
+    fn arbitrary_frames_never_panic_and_rejections_change_nothing(
+        bytes in prop::collection::vec(any::<u8>(), 0..512),
+        role in prop::sample::select(Role::ALL.to_vec()),
+    ) {
+        let mut airport = Airport::new(Icao::parse("EGLL").unwrap());
+        let presence = Presence::default();
+        let who = session(role, "1");
+        let limit = unlimited();
+        let mut bucket = TokenBucket::full(&limit, 0);
+        let before = airport.clone();
+        let effects = on_frame(&mut airport, &presence, &who, &mut bucket, &limit, Frame::Binary(&bytes), 0);
+        if effects.persist.is_empty() {
+            prop_assert_eq!(&airport, &before);
+        }
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            let mut again = before.clone();
+            on_frame(&mut again, &presence, &who, &mut bucket, &limit, Frame::Text(text), 0);
+            prop_assert_eq!(again, airport);
+        }
+    }
+
+    /// Sequences of packets from any role: seq moves by exactly one per accepted change, only
+    /// controllers change state, rejected packets change nothing, and the limits hold.
+    #[test]
+    fn packet_sequences_keep_the_invariants(
+        steps in prop::collection::vec((prop::sample::select(Role::ALL.to_vec()), packet()), 1..40),
+    ) {
+        let mut airport = Airport::new(Icao::parse("EGLL").unwrap());
+        let presence = Presence::default();
+        let limit = unlimited();
+        let mut bucket = TokenBucket::full(&limit, 0);
+        for (now, (role, text)) in steps.iter().enumerate() {
+            let who = session(*role, "1000001");
+            let before = airport.clone();
+            let effects = on_frame(&mut airport, &presence, &who, &mut bucket, &limit, Frame::Text(text), now as i64);
+            let seq_ops: Vec<u64> = effects.persist.iter().filter_map(|op| match op {
+                StoreOp::SetSeq(seq) => Some(*seq),
+                _ => None,
+            }).collect();
+            let rejected = effects.reply.as_deref().is_some_and(|r| r.contains("\"type\":\"ERROR\""));
+            if rejected {
+                prop_assert_eq!(&airport, &before, "a rejected packet changed state: {}", text);
+                prop_assert!(effects.persist.is_empty());
+                prop_assert!(effects.broadcast.is_none());
+            }
+            if seq_ops.is_empty() {
+                prop_assert_eq!(airport.seq(), before.seq());
+                prop_assert!(!state_changed(&before, &airport));
+            } else {
+                prop_assert_eq!(seq_ops, vec![before.seq() + 1]);
+                prop_assert_eq!(airport.seq(), before.seq() + 1);
+                prop_assert_eq!(*role, Role::Controller, "a {} changed state", role);
+                // Every accepted change is broadcast with its seq.
+                let (audience, packet) = effects.broadcast.as_ref().expect("an accepted change is broadcast");
+                prop_assert_ne!(*audience, Audience::Controllers);
+                let seq_field = format!("\"seq\":{}", airport.seq());
+                prop_assert!(packet.contains(&seq_field));
+            }
+            prop_assert!(airport.objects().len() <= MAX_OBJECTS);
+            prop_assert!(airport.shared().serialized_chars() <= MAX_SHARED_STATE_CHARS);
+            prop_assert_eq!(
+                airport.shared().serialized_chars(),
+                serialized_chars(airport.shared().as_map())
+            );
+        }
+    }
+
+    /// RFC 7396: applying the same patch twice is the same as once, and the tracked size of
+    /// the shared state always equals its serialized length.
+    #[test]
+    fn merge_patch_is_idempotent_and_sizes_track(
+        patches in prop::collection::vec(prop::collection::btree_map("[a-c]", json_value(), 0..4), 1..8),
+    ) {
+        let mut shared = SharedState::default();
+        for patch in patches {
+            let patch: Map<String, Value> = patch.into_iter().collect();
+            shared.merge(&patch).unwrap();
+            let once = shared.clone();
+            shared.merge(&patch).unwrap();
+            prop_assert_eq!(&shared, &once);
+            prop_assert_eq!(shared.serialized_chars(), serialized_chars(shared.as_map()));
+            // A merge leaves no null member behind (nulls inside arrays are data).
+            prop_assert!(!has_null_member(shared.as_map()));
+        }
+    }
+}
+
+/// Whether any object member (outside arrays) is null.
+fn has_null_member(map: &Map<String, Value>) -> bool {
+    map.values().any(|v| match v {
+        Value::Null => true,
+        Value::Object(inner) => has_null_member(inner),
+        _ => false,
+    })
+}

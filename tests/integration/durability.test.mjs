@@ -1,0 +1,98 @@
+// Durability (PROTOCOL §4–5): state, seq, sockets' roles and presence survive a runtime
+// restart and the Durable Object's hibernation.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { Service, KEYS, CIDS, sleep } from "./harness.mjs";
+
+let service;
+before(async () => {
+  service = await new Service().start();
+});
+after(async () => {
+  await service?.stop();
+});
+
+const loads = (airport) =>
+  service.logs.filter((e) => e.event === "airport_loaded" && e.airport === airport);
+
+test("accepted changes and seq survive a restart of the runtime", async () => {
+  const controller = await service.join(KEYS.controller1, "DUR1");
+  const pilot = await service.join(KEYS.pilot1, "DUR1");
+  controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_1", state: true } });
+  controller.send({ type: "STATE_UPDATE", data: { objectId: "LO_1", patch: { color: "green", on: true } } });
+  controller.send({ type: "MULTI_STATE_UPDATE", data: { updates: [{ objectId: "SB_2", state: { on: false } }, { objectId: "SB_1", patch: null }] } });
+  controller.send({ type: "SHARED_STATE_UPDATE", data: { sharedStatePatch: { runway: "27L", atis: { code: "K" } } } });
+  const last = await controller.next("SHARED_STATE_UPDATE");
+  assert.equal(last.seq, 4);
+  await pilot.next("SHARED_STATE_UPDATE");
+  const loadsBefore = loads("DUR1").length;
+
+  await service.restart();
+  // Every socket was dropped by the restart.
+  await controller.closed;
+  await pilot.closed;
+
+  const observer = await service.join(KEYS.observer1, "DUR1");
+  const data = observer.initial.data;
+  assert.equal(data.seq, 4);
+  assert.deepEqual(
+    data.objects.map(({ id, state, controllerId }) => ({ id, state, controllerId })),
+    [
+      { id: "LO_1", state: { color: "green", on: true }, controllerId: CIDS.controller1 },
+      { id: "SB_2", state: { on: false }, controllerId: CIDS.controller1 },
+    ],
+  );
+  assert.deepEqual(data.sharedState, { runway: "27L", atis: { code: "K" } });
+  assert.deepEqual(data.controllers, []);
+  assert.equal(data.offline, true);
+  // The object was constructed again and loaded from storage.
+  assert.equal(loads("DUR1").length, loadsBefore + 1);
+
+  // seq continues from where it was, never back.
+  const again = await service.join(KEYS.controller2, "DUR1");
+  again.send({ type: "STATE_UPDATE", data: { objectId: "SB_3", state: true } });
+  const update = await observer.next("STATE_UPDATE");
+  assert.equal(update.seq, 5);
+  await again.close();
+  await observer.close();
+});
+
+test("sockets, roles, presence and state survive hibernation", { timeout: 60_000 }, async () => {
+  const controller = await service.join(KEYS.controller1, "HIB1");
+  const pilot = await service.join(KEYS.pilot1, "HIB1");
+  controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_1", state: true } });
+  await pilot.next("STATE_UPDATE");
+  await controller.settle();
+  await pilot.settle();
+  const loadsBefore = loads("HIB1").length;
+  assert.equal(loadsBefore, 1);
+
+  // Silence: workerd hibernates an idle Durable Object after about ten seconds. Heartbeats
+  // (every 60 s) and idle closes (70 s) are far enough away not to wake it.
+  await sleep(15_000);
+
+  const snapshot = await pilot.request({ type: "GET_STATE" });
+  // The constructor ran again: the airport was loaded anew, with both sockets found open.
+  const reload = await service.waitForLog((e) => e.event === "airport_loaded" && e.airport === "HIB1", 5000, 0);
+  const reloads = loads("HIB1");
+  assert.equal(reloads.length, 2, "the object did not hibernate");
+  assert.equal(reloads[1].sockets, 2);
+  assert.ok(reload);
+  assert.deepEqual(snapshot.data.objects.map((o) => o.id), ["SB_1"]);
+  assert.equal(snapshot.data.seq, 1);
+  assert.deepEqual(snapshot.data.controllers, [CIDS.controller1]);
+
+  // Roles came back from the attachments: the pilot still may not change state...
+  const forbidden = await pilot.request({ type: "STATE_UPDATE", data: { objectId: "SB_1", state: false } });
+  assert.equal(forbidden.data.code, "FORBIDDEN");
+  // ...and the controller still may, under its own cid.
+  controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_1", state: false } });
+  const update = await pilot.next("STATE_UPDATE");
+  assert.equal(update.data.controllerId, CIDS.controller1);
+  assert.equal(update.seq, 2);
+  // The controller's departure is still announced once.
+  await controller.close();
+  const gone = await pilot.next("CONTROLLER_DISCONNECT");
+  assert.equal(gone.data.controllerId, CIDS.controller1);
+  await pilot.close();
+});
