@@ -2,11 +2,11 @@
 //! airport's Durable Object. Everything it rejects is rejected here, before any upgrade and
 //! without waking an airport.
 
+use crate::accounts::account_for_key;
 use crate::airport_object::identity_headers;
-use crate::protocol::account::{Account, hash_api_key};
+use crate::protocol::account::Account;
 use crate::protocol::connect::{Endpoint, HttpError, RequestParts, check_request};
-use crate::protocol::{Cid, Icao, Session};
-use serde::Deserialize;
+use crate::protocol::{Icao, Session};
 use worker::*;
 
 /// Reported by `GET /health`; `build.rs` records the git revision.
@@ -70,7 +70,13 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, HttpErr
         authorization: authorization.as_deref(),
     };
     let (airport, key) = check_request(endpoint, &parts)?;
-    let session = authenticate(env, key).await?;
+    let account = authenticate(env, key).await?;
+    // The role stored with the key; a `vatsim` airport replaces it with the network's.
+    let session = Session {
+        cid: account.cid,
+        role: account.role,
+        callsign: None,
+    };
     forward(env, endpoint, &airport, &session, key).await
 }
 
@@ -82,56 +88,15 @@ fn health(req: &Request) -> std::result::Result<Response, HttpError> {
     json_response(body.to_string()).map_err(internal)
 }
 
-/// The account row as D1 returns it.
-#[derive(Deserialize)]
-struct AccountRow {
-    cid: String,
-    role: String,
-    banned: i64,
-    banned_until: Option<i64>,
-}
-
-/// Key → account → session, by the configured role source.
-async fn authenticate(env: &Env, key: &str) -> std::result::Result<Session, HttpError> {
+/// Key → account, with the ban checked. The role is settled by the airport's role source.
+async fn authenticate(env: &Env, key: &str) -> std::result::Result<Account, HttpError> {
     let db = env.d1("DB").map_err(internal)?;
-    let row: Option<AccountRow> = db
-        .prepare(
-            "SELECT a.cid, a.role, a.banned, a.banned_until FROM api_keys k \
-             JOIN accounts a ON a.cid = k.cid WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
-        )
-        .bind(&[hash_api_key(key).into()])
-        .map_err(internal)?
-        .first(None)
+    let account = account_for_key(&db, key)
         .await
-        .map_err(internal)?;
-    let row = row.ok_or(HttpError::InvalidApiKey)?;
-    let account = Account {
-        cid: Cid::parse(&row.cid).ok_or_else(|| internal("stored cid is not numeric"))?,
-        role: row
-            .role
-            .parse()
-            .map_err(|_| internal("stored role is unknown"))?,
-        banned: row.banned != 0,
-        banned_until: row.banned_until,
-    };
+        .map_err(internal)?
+        .ok_or(HttpError::InvalidApiKey)?;
     account.check_ban(Date::now().as_millis() as i64)?;
-    resolve_role(env, account)
-}
-
-/// The role-source seam: `static` takes the role stored with the key.
-fn resolve_role(env: &Env, account: Account) -> std::result::Result<Session, HttpError> {
-    let source = env
-        .var("ROLE_SOURCE")
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| "static".into());
-    match source.as_str() {
-        "static" => Ok(Session {
-            cid: account.cid,
-            role: account.role,
-            callsign: None,
-        }),
-        other => Err(internal(format!("ROLE_SOURCE {other:?} is not supported"))),
-    }
+    Ok(account)
 }
 
 /// Hands the request to the airport's Durable Object with the resolved identity. The key only

@@ -10,6 +10,8 @@
 pub mod protocol;
 
 #[cfg(target_arch = "wasm32")]
+mod accounts;
+#[cfg(target_arch = "wasm32")]
 mod airport_object;
 #[cfg(target_arch = "wasm32")]
 mod gateway;

@@ -3,19 +3,24 @@
 //! evicted between events, and everything it needs afterwards lives in storage and in each
 //! socket's attachment.
 
+mod network;
 mod sockets;
 mod storage;
 
+use crate::accounts::account_for_key_hash;
 use crate::gateway::error_response;
-use crate::protocol::config::{Config, ConfigError};
+use crate::protocol::config::{Config, ConfigError, RoleSource};
 use crate::protocol::connect::HttpError;
-use crate::protocol::liveness::{heartbeat_plan, is_idle, next_alarm};
+use crate::protocol::liveness::{Schedule, is_idle, next_alarm, periodic_plan};
 use crate::protocol::machine::{self, CloseCode, Effects};
 use crate::protocol::outbound::{self, Stamp};
 use crate::protocol::packet::Frame;
 use crate::protocol::presence::CapExceeded;
 use crate::protocol::rate_limit::TokenBucket;
-use crate::protocol::{Airport, Icao, PacketError, Presence, Session, StoreOp};
+use crate::protocol::recheck::{KeyStanding, NetworkStanding, Verdict, verdict};
+use crate::protocol::vatsim::resolve;
+use crate::protocol::{Airport, Cid, Icao, PacketError, Presence, Session, StoreOp};
+use network::StatusClient;
 use sockets::{Attachment, Recipients};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,7 +33,7 @@ pub use sockets::identity_headers;
 struct Live {
     airport: Airport,
     presence: Presence,
-    next_heartbeat: Option<i64>,
+    schedule: Schedule,
     /// The alarm as last set, so that most events need no storage read to keep it right.
     alarm_at: Option<i64>,
 }
@@ -36,11 +41,14 @@ struct Live {
 #[durable_object]
 pub struct AirportObject {
     state: State,
+    env: Env,
     config: std::result::Result<Config, ConfigError>,
     live: RefCell<Option<Live>>,
     /// Per-socket token buckets. Memory only: a socket that was quiet long enough for the
     /// object to hibernate has a full bucket anyway.
     buckets: RefCell<HashMap<u64, TokenBucket>>,
+    /// The network status service (`vatsim` role source), with its cache.
+    status: StatusClient,
 }
 
 fn now() -> i64 {
@@ -58,9 +66,11 @@ impl DurableObject for AirportObject {
         }
         AirportObject {
             state,
+            env,
             config,
             live: RefCell::new(None),
             buckets: RefCell::new(HashMap::new()),
+            status: StatusClient::default(),
         }
     }
 
@@ -119,7 +129,8 @@ impl DurableObject for AirportObject {
             return Ok(());
         }
         if let Some(code) = close {
-            self.leave(&ws, attachment, Some(code), now).await?;
+            self.leave(&ws, attachment, Some((code, code.reason())), now)
+                .await?;
         }
         Ok(())
     }
@@ -155,7 +166,8 @@ impl DurableObject for AirportObject {
                 continue;
             };
             if is_idle(attachment.last_seen, now, &config.timings) {
-                self.leave(&ws, attachment, Some(CloseCode::Idle), now)
+                let idle = CloseCode::Idle;
+                self.leave(&ws, attachment, Some((idle, idle.reason())), now)
                     .await?;
             } else {
                 open += 1;
@@ -164,18 +176,29 @@ impl DurableObject for AirportObject {
                 );
             }
         }
+        let recheck_due = self.live.borrow().as_ref().and_then(|l| l.schedule.recheck);
+        let (recheck, next_recheck) = periodic_plan(recheck_due, open > 0, now, config.recheck_ms);
+        if recheck {
+            self.recheck(&config, now).await?;
+        }
         let wake_at = {
             let mut guard = self.live.borrow_mut();
             let live = guard.as_mut().ok_or("airport not loaded")?;
-            let (send, next) = heartbeat_plan(live.next_heartbeat, open > 0, now, &config.timings);
+            let interval = config.timings.heartbeat_interval_ms;
+            let (send, next_heartbeat) =
+                periodic_plan(live.schedule.heartbeat, open > 0, now, interval);
             if send {
                 let packet = outbound::heartbeat(Stamp::of(&live.airport, now));
                 sockets::send_to(&self.state, Recipients::Everyone, None, &packet);
             }
             let sql = self.state.storage().sql();
-            if next != live.next_heartbeat {
-                storage::set_next_heartbeat(&sql, next)?;
-                live.next_heartbeat = next;
+            let schedule = Schedule {
+                heartbeat: next_heartbeat,
+                recheck: next_recheck,
+            };
+            if schedule != live.schedule {
+                storage::set_schedule(&sql, &schedule)?;
+                live.schedule = schedule;
             }
             if !live.presence.has_controllers() {
                 let ops = live
@@ -191,7 +214,7 @@ impl DurableObject for AirportObject {
                 }
             }
             next_alarm(
-                live.next_heartbeat,
+                live.schedule,
                 oldest_last_seen,
                 live.airport
                     .offline_clear_due(config.timings.offline_grace_ms),
@@ -247,7 +270,7 @@ impl AirportObject {
         *self.live.borrow_mut() = Some(Live {
             airport,
             presence,
-            next_heartbeat: stored.next_heartbeat,
+            schedule: stored.schedule,
             alarm_at,
         });
         if let Some(at) = wanted {
@@ -258,9 +281,11 @@ impl AirportObject {
 
     async fn serve(&self, req: Request) -> std::result::Result<Response, HttpError> {
         let internal = |e: Error| HttpError::Internal(e.to_string());
-        let (icao, session) = sockets::read_identity(&req).map_err(internal)?;
+        let identity = sockets::read_identity(&req).map_err(internal)?;
+        let icao = identity.airport;
         let config = self.config().map_err(internal)?;
         self.ensure_live(Some(&icao)).await.map_err(internal)?;
+        let session = self.resolve_role(&config, identity.session, &icao).await?;
         let path = req.path();
         if path == "/state" {
             let guard = self.live.borrow();
@@ -298,6 +323,7 @@ impl AirportObject {
             let attachment = Attachment {
                 id: sockets::new_socket_id(),
                 session: session.clone(),
+                key_hash: identity.key_hash,
                 last_seen: now,
                 left: false,
             };
@@ -316,13 +342,11 @@ impl AirportObject {
             if let Some(announce) = &joined.announce {
                 sockets::send_to(&self.state, Recipients::Others, Some(&server), announce);
             }
-            if live.next_heartbeat.is_none() {
-                let at = now + config.timings.heartbeat_interval_ms;
-                storage::set_next_heartbeat(&sql, Some(at)).map_err(internal)?;
-                live.next_heartbeat = Some(at);
+            if live.schedule.start(now, &config.timings, config.recheck_ms) {
+                storage::set_schedule(&sql, &live.schedule).map_err(internal)?;
             }
             let idle_at = now + config.timings.idle_timeout_ms;
-            live.next_heartbeat.map_or(idle_at, |hb| hb.min(idle_at))
+            next_alarm(live.schedule, Some(now), None, &config.timings).unwrap_or(idle_at)
         };
         self.lower_alarm(wake_at).await.map_err(internal)?;
         log_socket("socket_open", &icao, &session);
@@ -376,7 +400,7 @@ impl AirportObject {
         &self,
         ws: &WebSocket,
         mut attachment: Attachment,
-        close: Option<CloseCode>,
+        close: Option<(CloseCode, &str)>,
         now: i64,
     ) -> Result<()> {
         if attachment.left {
@@ -384,8 +408,8 @@ impl AirportObject {
         }
         attachment.left = true;
         let _ = sockets::save_attachment(ws, &attachment);
-        if let Some(code) = close {
-            let _ = ws.close(Some(code.code()), Some(code.reason()));
+        if let Some((code, reason)) = close {
+            let _ = ws.close(Some(code.code()), Some(reason));
         }
         self.buckets.borrow_mut().remove(&attachment.id);
         let grace = self.config()?.timings.offline_grace_ms;
@@ -410,6 +434,114 @@ impl AirportObject {
         self.carry_out(ws, effects)?;
         if let Some(at) = offline_due {
             self.lower_alarm(at).await?;
+        }
+        Ok(())
+    }
+
+    /// The role source: `static` keeps the role stored with the key; `vatsim` asks the network.
+    async fn resolve_role(
+        &self,
+        config: &Config,
+        stored: Session,
+        airport: &Icao,
+    ) -> std::result::Result<Session, HttpError> {
+        let RoleSource::Vatsim(settings) = &config.role_source else {
+            return Ok(stored);
+        };
+        match self.status.lookup(settings, &stored.cid, now()).await {
+            NetworkStanding::Unreachable => Err(HttpError::UpstreamUnavailable),
+            NetworkStanding::NotConnected => Err(HttpError::NotConnected),
+            NetworkStanding::Connected(connections) => {
+                let (role, callsign) = resolve(&connections, airport, settings.scope)
+                    .ok_or(HttpError::NotConnected)?;
+                Ok(Session {
+                    cid: stored.cid,
+                    role,
+                    callsign: Some(callsign),
+                })
+            }
+        }
+    }
+
+    /// Checks every live session again: key revoked (4001), banned or role changed (4003);
+    /// a pilot's callsign is refreshed. Whatever cannot be asked right now keeps its session.
+    async fn recheck(&self, config: &Config, now: i64) -> Result<()> {
+        let present: Vec<(WebSocket, Attachment)> = self
+            .state
+            .get_websockets()
+            .into_iter()
+            .filter_map(|ws| sockets::present(&ws).map(|a| (ws, a)))
+            .collect();
+        let db = self.env.d1("DB").ok();
+        let mut keys: HashMap<String, KeyStanding> = HashMap::new();
+        let mut network: HashMap<Cid, NetworkStanding> = HashMap::new();
+        for (_, attachment) in &present {
+            if !keys.contains_key(&attachment.key_hash) {
+                let standing = match &db {
+                    Some(db) => match account_for_key_hash(db, &attachment.key_hash).await {
+                        Ok(Some(account)) => KeyStanding::Valid(account),
+                        Ok(None) => KeyStanding::Revoked,
+                        Err(_) => KeyStanding::Unknown,
+                    },
+                    None => KeyStanding::Unknown,
+                };
+                keys.insert(attachment.key_hash.clone(), standing);
+            }
+            if let RoleSource::Vatsim(settings) = &config.role_source {
+                let cid = &attachment.session.cid;
+                if !network.contains_key(cid) {
+                    let standing = self.status.lookup(settings, cid, now).await;
+                    network.insert(cid.clone(), standing);
+                }
+            }
+        }
+        let Some(icao) = self
+            .live
+            .borrow()
+            .as_ref()
+            .map(|l| l.airport.icao().clone())
+        else {
+            return Ok(());
+        };
+        for (ws, _) in present {
+            // Read again: the socket may have left while the look-ups were under way.
+            let Some(mut attachment) = sockets::present(&ws) else {
+                continue;
+            };
+            let key = keys
+                .get(&attachment.key_hash)
+                .unwrap_or(&KeyStanding::Unknown);
+            let network = network
+                .get(&attachment.session.cid)
+                .unwrap_or(&NetworkStanding::Unreachable);
+            match verdict(
+                &attachment.session,
+                key,
+                network,
+                &config.role_source,
+                &icao,
+                now,
+            ) {
+                Verdict::Keep => {}
+                Verdict::NewCallsign(callsign) => {
+                    if let Some(live) = self.live.borrow_mut().as_mut() {
+                        live.presence.leave(&attachment.session);
+                        attachment.session.callsign = Some(callsign);
+                        live.presence.join(&attachment.session);
+                    }
+                    sockets::save_attachment(&ws, &attachment)?;
+                }
+                Verdict::Close { code, reason } => {
+                    let stamp = Stamp {
+                        airport: icao.as_str(),
+                        now,
+                    };
+                    let error = PacketError::SessionEnded(reason.clone());
+                    let _ = ws.send_with_str(outbound::error(stamp, &error, None));
+                    self.leave(&ws, attachment, Some((code, &reason)), now)
+                        .await?;
+                }
+            }
         }
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! Sockets of one airport: their small typed attachment, the identity handed over by the
 //! Worker, and sending to an audience.
 
+use crate::protocol::account::hash_api_key;
+use crate::protocol::connect::api_key;
 use crate::protocol::machine::Audience;
 use crate::protocol::{Cid, Icao, Role, Session};
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,8 @@ pub struct Attachment {
     /// Random id, unique within the airport (below 2^53 so that it stays a JS number).
     pub id: u64,
     pub session: Session,
+    /// SHA-256 of the API key the socket connected with, to notice its revocation.
+    pub key_hash: String,
     /// Time of the last inbound frame (epoch ms).
     pub last_seen: i64,
     /// The socket has left the airport: announced, and closed or closing.
@@ -79,7 +83,6 @@ pub fn send_to(state: &State, to: Recipients, sender: Option<&WebSocket>, packet
 const AIRPORT_HEADER: &str = "X-Airport";
 const CID_HEADER: &str = "X-Airport-Cid";
 const ROLE_HEADER: &str = "X-Airport-Role";
-const CALLSIGN_HEADER: &str = "X-Airport-Callsign";
 
 /// The identity the Worker resolved, as headers on the request to the Durable Object (which
 /// only the Worker can reach).
@@ -88,16 +91,21 @@ pub fn identity_headers(airport: &Icao, session: &Session) -> Result<Headers> {
     headers.set(AIRPORT_HEADER, airport.as_str())?;
     headers.set(CID_HEADER, session.cid.as_str())?;
     headers.set(ROLE_HEADER, session.role.as_str())?;
-    if let Some(callsign) = &session.callsign {
-        headers.set(CALLSIGN_HEADER, callsign)?;
-    }
     Ok(headers)
 }
 
-pub fn read_identity(req: &Request) -> Result<(Icao, Session)> {
+/// Who is connecting, as the Worker resolved it.
+pub struct Identity {
+    pub airport: Icao,
+    /// The role here is the one stored with the key; a `vatsim` airport replaces it.
+    pub session: Session,
+    pub key_hash: String,
+}
+
+pub fn read_identity(req: &Request) -> Result<Identity> {
     let headers = req.headers();
     let header = |name| headers.get(name).ok().flatten();
-    let icao = header(AIRPORT_HEADER)
+    let airport = header(AIRPORT_HEADER)
         .and_then(|v| Icao::parse(&v))
         .ok_or("missing airport")?;
     let cid = header(CID_HEADER)
@@ -106,12 +114,16 @@ pub fn read_identity(req: &Request) -> Result<(Icao, Session)> {
     let role: Role = header(ROLE_HEADER)
         .and_then(|v| v.parse().ok())
         .ok_or("missing role")?;
-    Ok((
-        icao,
-        Session {
+    let key = header("Authorization")
+        .and_then(|v| api_key(None, Some(&v)).map(str::to_owned))
+        .ok_or("missing key")?;
+    Ok(Identity {
+        airport,
+        session: Session {
             cid,
             role,
-            callsign: header(CALLSIGN_HEADER),
+            callsign: None,
         },
-    ))
+        key_hash: hash_api_key(&key),
+    })
 }

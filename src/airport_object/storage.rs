@@ -3,6 +3,7 @@
 //! Writes made in one event commit together, and the output gate holds every message sent
 //! after them until they are durable.
 
+use crate::protocol::liveness::Schedule;
 use crate::protocol::{Airport, Icao, ObjectRecord, StoreOp};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -15,7 +16,8 @@ CREATE TABLE IF NOT EXISTS airport (
     icao TEXT NOT NULL,
     seq INTEGER NOT NULL DEFAULT 0,
     offline_since INTEGER,
-    next_heartbeat INTEGER
+    next_heartbeat INTEGER,
+    next_recheck INTEGER
 );
 CREATE TABLE IF NOT EXISTS objects (
     id TEXT PRIMARY KEY,
@@ -39,6 +41,7 @@ struct AirportRow {
     seq: i64,
     offline_since: Option<i64>,
     next_heartbeat: Option<i64>,
+    next_recheck: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -55,10 +58,10 @@ struct SharedRow {
     value: String,
 }
 
-/// What storage holds: the airport and when its next heartbeat is due.
+/// What storage holds: the airport and its periodic schedule.
 pub struct Stored {
     pub airport: Airport,
-    pub next_heartbeat: Option<i64>,
+    pub schedule: Schedule,
 }
 
 /// Loads the airport. `icao` names it on its first request; an alarm passes `None` and gets
@@ -66,7 +69,7 @@ pub struct Stored {
 pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     let row = sql
         .exec(
-            "SELECT icao, seq, offline_since, next_heartbeat FROM airport WHERE id = 1",
+            "SELECT icao, seq, offline_since, next_heartbeat, next_recheck FROM airport WHERE id = 1",
             None,
         )?
         .to_array::<AirportRow>()?
@@ -83,6 +86,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
                 seq: 0,
                 offline_since: None,
                 next_heartbeat: None,
+                next_recheck: None,
             }
         }
         (None, None) => return Ok(None),
@@ -119,7 +123,10 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
             row.seq.max(0) as u64,
             row.offline_since,
         ),
-        next_heartbeat: row.next_heartbeat,
+        schedule: Schedule {
+            heartbeat: row.next_heartbeat,
+            recheck: row.next_recheck,
+        },
     }))
 }
 
@@ -165,10 +172,13 @@ pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
     Ok(())
 }
 
-pub fn set_next_heartbeat(sql: &SqlStorage, at: Option<i64>) -> Result<()> {
+pub fn set_schedule(sql: &SqlStorage, schedule: &Schedule) -> Result<()> {
     sql.exec(
-        "UPDATE airport SET next_heartbeat = ? WHERE id = 1",
-        vec![optional_time(at)?],
+        "UPDATE airport SET next_heartbeat = ?, next_recheck = ? WHERE id = 1",
+        vec![
+            optional_time(schedule.heartbeat)?,
+            optional_time(schedule.recheck)?,
+        ],
     )?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Deployment settings read from the Worker's `[vars]`, with the contract's defaults.
 
+use super::vatsim::ControllerScope;
 use thiserror::Error;
 
 /// The three liveness durations of PROTOCOL §4.
@@ -60,19 +61,66 @@ impl Default for RateLimit {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// Where roles come from (PROTOCOL §1).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RoleSource {
+    /// The role stored with the key in the database.
+    #[default]
+    Static,
+    /// The person's live connection on the VATSIM network.
+    Vatsim(VatsimSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VatsimSettings {
+    /// Base URL; the look-up is `GET {status_url}/users/info?cid={cid}`.
+    pub status_url: String,
+    pub scope: ControllerScope,
+    /// How long a look-up result is reused.
+    pub cache_ms: i64,
+    /// Upstream timeout.
+    pub timeout_ms: i64,
+}
+
+impl Default for VatsimSettings {
+    fn default() -> Self {
+        VatsimSettings {
+            status_url: "https://api.vatsim.net/v2".into(),
+            scope: ControllerScope::Any,
+            cache_ms: 15_000,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub timings: Timings,
     pub caps: Caps,
     pub rate_limit: RateLimit,
+    pub role_source: RoleSource,
+    /// How often live sessions are checked again: key revoked, banned, role changed.
+    pub recheck_ms: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            timings: Timings::default(),
+            caps: Caps::default(),
+            rate_limit: RateLimit::default(),
+            role_source: RoleSource::default(),
+            recheck_ms: 120_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("configuration variable {name} must be a whole number from 1 to {max}, got {value:?}")]
+#[error("configuration variable {name} must be {expected}, got {value:?}")]
 pub struct ConfigError {
     pub name: &'static str,
     pub value: String,
-    pub max: i64,
+    pub expected: String,
 }
 
 /// Upper bound for durations: about 24 days, well inside alarm and timer ranges.
@@ -82,39 +130,69 @@ impl Config {
     /// Reads the variables through `var`; a variable that is unset keeps its default.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
+        let number = |name, max, into: &mut i64| read_number(&var, name, max, into);
         let timings = &mut config.timings;
-        read(
-            &var,
+        number(
             "HEARTBEAT_INTERVAL_MS",
             MAX_DURATION_MS,
             &mut timings.heartbeat_interval_ms,
         )?;
-        read(
-            &var,
+        number(
             "IDLE_TIMEOUT_MS",
             MAX_DURATION_MS,
             &mut timings.idle_timeout_ms,
         )?;
-        read(
-            &var,
+        number(
             "OFFLINE_GRACE_MS",
             MAX_DURATION_MS,
             &mut timings.offline_grace_ms,
         )?;
+        number("VATSIM_RECHECK_MS", MAX_DURATION_MS, &mut config.recheck_ms)?;
         let mut per_key = i64::from(config.caps.per_key);
         let mut per_airport = i64::from(config.caps.per_airport);
         // Workers allow 32,768 hibernatable sockets per Durable Object.
-        read(&var, "MAX_SOCKETS_PER_KEY", 32_768, &mut per_key)?;
-        read(&var, "MAX_SOCKETS_PER_AIRPORT", 32_768, &mut per_airport)?;
+        number("MAX_SOCKETS_PER_KEY", 32_768, &mut per_key)?;
+        number("MAX_SOCKETS_PER_AIRPORT", 32_768, &mut per_airport)?;
         config.caps = Caps {
             per_key: per_key as u32,
             per_airport: per_airport as u32,
+        };
+        config.role_source = match var("ROLE_SOURCE").as_deref().map(str::trim) {
+            None | Some("static") => RoleSource::Static,
+            Some("vatsim") => {
+                let mut vatsim = VatsimSettings::default();
+                if let Some(url) = var("VATSIM_STATUS_URL") {
+                    let url = url.trim().trim_end_matches('/');
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return Err(invalid("VATSIM_STATUS_URL", url, "an http(s) URL"));
+                    }
+                    vatsim.status_url = url.to_owned();
+                }
+                if let Some(scope) = var("CONTROLLER_SCOPE") {
+                    vatsim.scope = scope
+                        .trim()
+                        .parse()
+                        .map_err(|_| invalid("CONTROLLER_SCOPE", &scope, "`any` or `prefix`"))?;
+                }
+                number("VATSIM_CACHE_MS", MAX_DURATION_MS, &mut vatsim.cache_ms)?;
+                number("VATSIM_TIMEOUT_MS", MAX_DURATION_MS, &mut vatsim.timeout_ms)?;
+                RoleSource::Vatsim(vatsim)
+            }
+            Some(other) => return Err(invalid("ROLE_SOURCE", other, "`static` or `vatsim`")),
         };
         Ok(config)
     }
 }
 
-fn read(
+fn invalid(name: &'static str, value: &str, expected: &str) -> ConfigError {
+    ConfigError {
+        name,
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    }
+}
+
+fn read_number(
     var: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     max: i64,
@@ -128,7 +206,11 @@ fn read(
             *into = parsed;
             Ok(())
         }
-        _ => Err(ConfigError { name, value, max }),
+        _ => Err(invalid(
+            name,
+            &value,
+            &format!("a whole number from 1 to {max}"),
+        )),
     }
 }
 
@@ -148,6 +230,47 @@ mod tests {
         assert_eq!(c.timings.idle_timeout_ms, 3000);
         assert_eq!(c.timings.heartbeat_interval_ms, 60_000);
         assert_eq!(c.caps.per_key, 2);
+    }
+
+    #[test]
+    fn role_sources() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            Config::from_vars(vars(&[("ROLE_SOURCE", "static")]))
+                .unwrap()
+                .role_source,
+            RoleSource::Static
+        );
+        let c = Config::from_vars(vars(&[
+            ("ROLE_SOURCE", "vatsim"),
+            ("VATSIM_STATUS_URL", "http://127.0.0.1:9/"),
+            ("CONTROLLER_SCOPE", "prefix"),
+            ("VATSIM_CACHE_MS", "10"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.role_source,
+            RoleSource::Vatsim(VatsimSettings {
+                status_url: "http://127.0.0.1:9".into(),
+                scope: ControllerScope::Prefix,
+                cache_ms: 10,
+                timeout_ms: 5_000,
+            })
+        );
+        for bad in [
+            &[("ROLE_SOURCE", "ldap")][..],
+            &[("ROLE_SOURCE", "vatsim"), ("CONTROLLER_SCOPE", "some")][..],
+            &[("ROLE_SOURCE", "vatsim"), ("VATSIM_STATUS_URL", "ftp://x")][..],
+        ] {
+            assert!(Config::from_vars(vars(bad)).is_err());
+        }
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub enum PacketError {
     RateLimited(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A live session was ended by a re-check (revoked key, ban, role change).
+    #[error("{0}")]
+    SessionEnded(String),
 }
 
 impl PacketError {
@@ -73,7 +76,7 @@ impl PacketError {
             PacketError::TooLarge { .. } => ErrorCode::PacketTooLarge,
             PacketError::NotAnObject | PacketError::Field { .. } => ErrorCode::InvalidPacket,
             PacketError::UnknownType(_) => ErrorCode::UnknownType,
-            PacketError::Forbidden { .. } => ErrorCode::Forbidden,
+            PacketError::Forbidden { .. } | PacketError::SessionEnded(_) => ErrorCode::Forbidden,
             PacketError::AirportMismatch { .. } => ErrorCode::AirportMismatch,
             PacketError::TooManyObjects { .. }
             | PacketError::ObjectStateTooLarge { .. }

@@ -1,7 +1,25 @@
-//! Liveness deadlines: heartbeats, idle closes and the offline clearing all run from one alarm,
-//! set to whichever is due first.
+//! Liveness deadlines: heartbeats, idle closes, re-checks of live sessions and the offline
+//! clearing all run from one alarm, set to whichever is due first.
 
 use super::config::Timings;
+
+/// When the airport-wide periodic work is next due. Both are `None` while no socket is open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule {
+    pub heartbeat: Option<i64>,
+    pub recheck: Option<i64>,
+}
+
+impl Schedule {
+    /// A socket opened: start whatever is not running yet. Returns whether anything changed.
+    pub fn start(&mut self, now: i64, timings: &Timings, recheck_ms: i64) -> bool {
+        let before = *self;
+        self.heartbeat
+            .get_or_insert(now + timings.heartbeat_interval_ms);
+        self.recheck.get_or_insert(now + recheck_ms);
+        *self != before
+    }
+}
 
 /// When a socket last heard from at `last_seen` is to be closed as idle.
 pub fn idle_deadline(last_seen: i64, timings: &Timings) -> i64 {
@@ -12,34 +30,35 @@ pub fn is_idle(last_seen: i64, now: i64, timings: &Timings) -> bool {
     idle_deadline(last_seen, timings) <= now
 }
 
-/// The airport-wide heartbeat schedule after an alarm at `now`: whether heartbeats go out now,
-/// and when the next ones are due. Without sockets there is nothing to schedule.
-pub fn heartbeat_plan(
-    next_heartbeat: Option<i64>,
+/// Periodic work after an alarm at `now`: whether it runs now, and when it is next due.
+/// Without sockets there is nothing to schedule.
+pub fn periodic_plan(
+    next: Option<i64>,
     has_sockets: bool,
     now: i64,
-    timings: &Timings,
+    interval_ms: i64,
 ) -> (bool, Option<i64>) {
     if !has_sockets {
         return (false, None);
     }
-    match next_heartbeat {
+    match next {
         Some(due) if due > now => (false, Some(due)),
-        Some(_) => (true, Some(now + timings.heartbeat_interval_ms)),
-        None => (false, Some(now + timings.heartbeat_interval_ms)),
+        Some(_) => (true, Some(now + interval_ms)),
+        None => (false, Some(now + interval_ms)),
     }
 }
 
-/// The one alarm time: the earliest of the next heartbeat, the earliest idle deadline and the
+/// The one alarm time: the earliest of the periodic work, the earliest idle deadline and the
 /// offline clearing.
 pub fn next_alarm(
-    next_heartbeat: Option<i64>,
+    schedule: Schedule,
     oldest_last_seen: Option<i64>,
     offline_clear_due: Option<i64>,
     timings: &Timings,
 ) -> Option<i64> {
     [
-        next_heartbeat,
+        schedule.heartbeat,
+        schedule.recheck,
         oldest_last_seen.map(|seen| idle_deadline(seen, timings)),
         offline_clear_due,
     ]
@@ -52,29 +71,45 @@ pub fn next_alarm(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_alarm_is_the_earliest_deadline() {
-        let t = Timings::default();
-        assert_eq!(next_alarm(None, None, None, &t), None);
-        assert_eq!(next_alarm(Some(60_000), Some(0), None, &t), Some(60_000));
-        assert_eq!(
-            next_alarm(Some(60_000), Some(-20_000), None, &t),
-            Some(50_000)
-        );
-        assert_eq!(next_alarm(None, None, Some(5), &t), Some(5));
+    fn at(heartbeat: Option<i64>, recheck: Option<i64>) -> Schedule {
+        Schedule { heartbeat, recheck }
     }
 
     #[test]
-    fn heartbeats_follow_their_interval() {
+    fn the_alarm_is_the_earliest_deadline() {
         let t = Timings::default();
-        assert_eq!(heartbeat_plan(None, false, 0, &t), (false, None));
-        assert_eq!(heartbeat_plan(Some(10), false, 20, &t), (false, None));
-        assert_eq!(heartbeat_plan(None, true, 5, &t), (false, Some(60_005)));
-        assert_eq!(heartbeat_plan(Some(100), true, 50, &t), (false, Some(100)));
+        assert_eq!(next_alarm(at(None, None), None, None, &t), None);
         assert_eq!(
-            heartbeat_plan(Some(100), true, 100, &t),
-            (true, Some(60_100))
+            next_alarm(at(Some(60_000), None), Some(0), None, &t),
+            Some(60_000)
         );
+        assert_eq!(
+            next_alarm(at(Some(60_000), Some(200)), Some(0), None, &t),
+            Some(200)
+        );
+        assert_eq!(
+            next_alarm(at(Some(60_000), None), Some(-20_000), None, &t),
+            Some(50_000)
+        );
+        assert_eq!(next_alarm(at(None, None), None, Some(5), &t), Some(5));
+    }
+
+    #[test]
+    fn periodic_work_follows_its_interval() {
+        assert_eq!(periodic_plan(None, false, 0, 60), (false, None));
+        assert_eq!(periodic_plan(Some(10), false, 20, 60), (false, None));
+        assert_eq!(periodic_plan(None, true, 5, 60), (false, Some(65)));
+        assert_eq!(periodic_plan(Some(100), true, 50, 60), (false, Some(100)));
+        assert_eq!(periodic_plan(Some(100), true, 100, 60), (true, Some(160)));
+    }
+
+    #[test]
+    fn starting_a_schedule_keeps_what_runs() {
+        let t = Timings::default();
+        let mut s = Schedule::default();
+        assert!(s.start(0, &t, 120_000));
+        assert_eq!(s, at(Some(60_000), Some(120_000)));
+        assert!(!s.start(10, &t, 120_000));
     }
 
     #[test]

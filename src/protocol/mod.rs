@@ -15,9 +15,11 @@ pub mod outbound;
 pub mod packet;
 pub mod presence;
 pub mod rate_limit;
+pub mod recheck;
 pub mod role;
 pub mod session;
 pub mod shared_state;
+pub mod vatsim;
 
 pub use airport::{Airport, ObjectRecord, StoreOp};
 pub use error::{ErrorCode, PacketError};

@@ -1,0 +1,236 @@
+//! Live sessions checked again: is the key still valid, the account not banned, and the role
+//! still the one the socket connected with? Pure: the caller fetches the facts.
+
+use super::account::Account;
+use super::config::RoleSource;
+use super::ids::Icao;
+use super::machine::CloseCode;
+use super::session::Session;
+use super::vatsim::{NetworkConnection, resolve};
+
+/// What the database says about a socket's API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStanding {
+    Valid(Account),
+    /// Unknown or revoked.
+    Revoked,
+    /// The database could not be asked; the session is kept.
+    Unknown,
+}
+
+/// What the network says about a person (`vatsim` source only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkStanding {
+    Connected(Vec<NetworkConnection>),
+    NotConnected,
+    /// The status service could not be reached; the session is kept.
+    Unreachable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    /// Same role; the network reports another callsign.
+    NewCallsign(String),
+    /// Tell the client why (an `ERROR`), then close.
+    Close {
+        code: CloseCode,
+        reason: String,
+    },
+}
+
+fn close(code: CloseCode, reason: String) -> Verdict {
+    Verdict::Close { code, reason }
+}
+
+/// The verdict for one live session. `network` is only consulted for the `vatsim` source.
+pub fn verdict(
+    session: &Session,
+    key: &KeyStanding,
+    network: &NetworkStanding,
+    source: &RoleSource,
+    airport: &Icao,
+    now: i64,
+) -> Verdict {
+    let account = match key {
+        KeyStanding::Revoked => {
+            return close(CloseCode::KeyRevoked, "your API key was revoked".into());
+        }
+        KeyStanding::Unknown => return Verdict::Keep,
+        KeyStanding::Valid(account) => account,
+    };
+    if account.check_ban(now).is_err() {
+        return close(CloseCode::RoleChanged, "you are banned".into());
+    }
+    let (role, callsign) = match source {
+        RoleSource::Static => (account.role, None),
+        RoleSource::Vatsim(settings) => match network {
+            NetworkStanding::Unreachable => return Verdict::Keep,
+            NetworkStanding::NotConnected => {
+                return close(
+                    CloseCode::RoleChanged,
+                    "you are no longer connected to the network".into(),
+                );
+            }
+            NetworkStanding::Connected(connections) => {
+                match resolve(connections, airport, settings.scope) {
+                    Some((role, callsign)) => (role, Some(callsign)),
+                    None => {
+                        return close(
+                            CloseCode::RoleChanged,
+                            "you are no longer connected to the network".into(),
+                        );
+                    }
+                }
+            }
+        },
+    };
+    if role != session.role {
+        return close(
+            CloseCode::RoleChanged,
+            format!("your role changed from {} to {}", session.role, role),
+        );
+    }
+    match callsign {
+        Some(callsign) if session.callsign.as_deref() != Some(callsign.as_str()) => {
+            Verdict::NewCallsign(callsign)
+        }
+        _ => Verdict::Keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::config::VatsimSettings;
+    use crate::protocol::vatsim::ConnectionType;
+    use crate::protocol::{Cid, Role};
+
+    fn pilot() -> Session {
+        Session {
+            cid: Cid::parse("1").unwrap(),
+            role: Role::Pilot,
+            callsign: Some("BAW1".into()),
+        }
+    }
+
+    fn account(role: Role) -> KeyStanding {
+        KeyStanding::Valid(Account {
+            cid: Cid::parse("1").unwrap(),
+            role,
+            banned: false,
+            banned_until: None,
+        })
+    }
+
+    fn online(callsign: &str, kind: ConnectionType) -> NetworkStanding {
+        NetworkStanding::Connected(vec![NetworkConnection {
+            callsign: callsign.into(),
+            kind,
+        }])
+    }
+
+    fn code(v: Verdict) -> Option<u16> {
+        match v {
+            Verdict::Close { code, .. } => Some(code.code()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn static_sessions() {
+        let egll = Icao::parse("EGLL").unwrap();
+        let s = RoleSource::Static;
+        let none = NetworkStanding::Unreachable;
+        let mut session = pilot();
+        session.callsign = None;
+        assert_eq!(
+            verdict(&session, &account(Role::Pilot), &none, &s, &egll, 0),
+            Verdict::Keep
+        );
+        assert_eq!(
+            code(verdict(
+                &session,
+                &KeyStanding::Revoked,
+                &none,
+                &s,
+                &egll,
+                0
+            )),
+            Some(4001)
+        );
+        assert_eq!(
+            verdict(&session, &KeyStanding::Unknown, &none, &s, &egll, 0),
+            Verdict::Keep
+        );
+        assert_eq!(
+            code(verdict(
+                &session,
+                &account(Role::Observer),
+                &none,
+                &s,
+                &egll,
+                0
+            )),
+            Some(4003)
+        );
+        let mut banned = account(Role::Pilot);
+        if let KeyStanding::Valid(a) = &mut banned {
+            a.banned = true;
+        }
+        assert_eq!(
+            code(verdict(&session, &banned, &none, &s, &egll, 0)),
+            Some(4003)
+        );
+    }
+
+    #[test]
+    fn vatsim_sessions() {
+        let egll = Icao::parse("EGLL").unwrap();
+        let s = RoleSource::Vatsim(VatsimSettings::default());
+        let key = account(Role::Observer); // the stored role does not matter here
+        let p = pilot();
+        assert_eq!(
+            verdict(
+                &p,
+                &key,
+                &online("BAW1", ConnectionType::Pilot),
+                &s,
+                &egll,
+                0
+            ),
+            Verdict::Keep
+        );
+        assert_eq!(
+            verdict(
+                &p,
+                &key,
+                &online("BAW2", ConnectionType::Pilot),
+                &s,
+                &egll,
+                0
+            ),
+            Verdict::NewCallsign("BAW2".into())
+        );
+        assert_eq!(
+            verdict(&p, &key, &NetworkStanding::Unreachable, &s, &egll, 0),
+            Verdict::Keep
+        );
+        let gone = verdict(&p, &key, &NetworkStanding::NotConnected, &s, &egll, 0);
+        assert!(
+            matches!(&gone, Verdict::Close { reason, .. } if reason.contains("no longer connected"))
+        );
+        let changed = verdict(
+            &p,
+            &key,
+            &online("EGLL_TWR", ConnectionType::Atc),
+            &s,
+            &egll,
+            0,
+        );
+        assert!(
+            matches!(&changed, Verdict::Close { reason, .. } if reason.contains("from pilot to controller"))
+        );
+        assert_eq!(code(changed), Some(4003));
+    }
+}
