@@ -181,7 +181,11 @@ fn frame_text(frame: Frame<'_>) -> Result<&str, PacketError> {
     };
     // A frame of at most MAX bytes has at most MAX characters: only count when it could matter.
     if bytes.len() > MAX_PACKET_CHARS {
-        let chars = bytes.iter().filter(|&&b| (b & 0xC0) != 0x80).count();
+        let chars = match frame {
+            Frame::Text(text) => text.chars().count(),
+            // Not yet known to be UTF-8: count the bytes that start a character.
+            Frame::Binary(bytes) => bytes.iter().filter(|&&b| (b & 0xC0) != 0x80).count(),
+        };
         if chars > MAX_PACKET_CHARS {
             return Err(PacketError::TooLarge { chars });
         }
