@@ -105,14 +105,14 @@ impl DurableObject for AirportObject {
             WebSocketIncomingMessage::String(text) => Frame::Text(text),
             WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
         };
-        let (effects, stamp_airport) = {
+        let effects = {
             let mut guard = self.live.borrow_mut();
             let live = guard.as_mut().ok_or("airport not loaded")?;
             let mut buckets = self.buckets.borrow_mut();
             let bucket = buckets
                 .entry(attachment.id)
                 .or_insert_with(|| TokenBucket::full(&config.rate_limit, now));
-            let effects = machine::on_frame(
+            machine::on_frame(
                 &mut live.airport,
                 &live.presence,
                 &attachment.session,
@@ -120,12 +120,11 @@ impl DurableObject for AirportObject {
                 &config.rate_limit,
                 frame,
                 now,
-            );
-            (effects, live.airport.icao().clone())
+            )
         };
         let close = effects.close;
         if let Err(error) = self.carry_out(&ws, effects) {
-            self.fail(&ws, &stamp_airport, &error, now);
+            self.fail(&ws, &error, now);
             return Ok(());
         }
         if let Some(code) = close {
@@ -179,7 +178,7 @@ impl DurableObject for AirportObject {
         let recheck_due = self.live.borrow().as_ref().and_then(|l| l.schedule.recheck);
         let (recheck, next_recheck) = periodic_plan(recheck_due, open > 0, now, config.recheck_ms);
         if recheck {
-            self.recheck(&config, now).await?;
+            self.recheck(config, now).await?;
         }
         let wake_at = {
             let mut guard = self.live.borrow_mut();
@@ -230,9 +229,9 @@ impl DurableObject for AirportObject {
 }
 
 impl AirportObject {
-    fn config(&self) -> Result<Config> {
+    fn config(&self) -> Result<&Config> {
         self.config
-            .clone()
+            .as_ref()
             .map_err(|error| Error::RustError(error.to_string()))
     }
 
@@ -285,7 +284,7 @@ impl AirportObject {
         let icao = identity.airport;
         let config = self.config().map_err(internal)?;
         self.ensure_live(Some(&icao)).await.map_err(internal)?;
-        let session = self.resolve_role(&config, identity.session, &icao).await?;
+        let session = self.resolve_role(config, identity.session, &icao).await?;
         let path = req.path();
         if path == "/state" {
             let guard = self.live.borrow();
@@ -367,13 +366,16 @@ impl AirportObject {
 
     /// A storage write failed: forget the in-memory state (the next event reloads what is
     /// durable) and tell the sender.
-    fn fail(&self, ws: &WebSocket, icao: &Icao, error: &Error, now: i64) {
+    fn fail(&self, ws: &WebSocket, error: &Error, now: i64) {
+        let Some(live) = self.live.borrow_mut().take() else {
+            return;
+        };
+        let icao = live.airport.icao();
         console_error!(
             "{{\"event\":\"storage_failed\",\"airport\":\"{}\",\"detail\":{:?}}}",
             icao,
             error.to_string()
         );
-        *self.live.borrow_mut() = None;
         let stamp = Stamp {
             airport: icao.as_str(),
             now,
