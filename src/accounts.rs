@@ -4,6 +4,8 @@
 use crate::protocol::Cid;
 use crate::protocol::account::{Account, hash_api_key};
 use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use worker::{D1Database, Error, Result};
 
 /// The account row as D1 returns it.
@@ -15,9 +17,41 @@ struct AccountRow {
     banned_until: Option<i64>,
 }
 
+/// How long the Worker reuses an account it read. Short enough that a ban or a revocation
+/// reaches new connections at once for any practical purpose, long enough that a burst of
+/// connections with one key (a client reconnecting many sockets) costs one D1 query.
+const REUSE_MS: i64 = 1_000;
+/// Entries kept at most; the cache starts over when it is full.
+const MAX_ENTRIES: usize = 10_000;
+
+thread_local! {
+    /// Per isolate: key hash → (read at, account). Plain data only, so sharing it between
+    /// requests is allowed.
+    static RECENT: RefCell<HashMap<String, (i64, Option<Account>)>> = RefCell::new(HashMap::new());
+}
+
 /// The account behind a key, or `None` for an unknown or revoked key.
-pub async fn account_for_key(db: &D1Database, key: &str) -> Result<Option<Account>> {
-    account_for_key_hash(db, &hash_api_key(key)).await
+pub async fn account_for_key(db: &D1Database, key: &str, now: i64) -> Result<Option<Account>> {
+    let hash = hash_api_key(key);
+    let recent = RECENT.with(|recent| {
+        recent
+            .borrow()
+            .get(&hash)
+            .filter(|(at, _)| now - at < REUSE_MS)
+            .map(|(_, account)| account.clone())
+    });
+    if let Some(account) = recent {
+        return Ok(account);
+    }
+    let account = account_for_key_hash(db, &hash).await?;
+    RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        if recent.len() >= MAX_ENTRIES {
+            recent.clear();
+        }
+        recent.insert(hash, (now, account.clone()));
+    });
+    Ok(account)
 }
 
 pub async fn account_for_key_hash(db: &D1Database, key_hash: &str) -> Result<Option<Account>> {

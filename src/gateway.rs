@@ -91,11 +91,12 @@ fn health(req: &Request) -> std::result::Result<Response, HttpError> {
 /// Key → account, with the ban checked. The role is settled by the airport's role source.
 async fn authenticate(env: &Env, key: &str) -> std::result::Result<Account, HttpError> {
     let db = env.d1("DB").map_err(internal)?;
-    let account = account_for_key(&db, key)
+    let now = Date::now().as_millis() as i64;
+    let account = account_for_key(&db, key, now)
         .await
         .map_err(internal)?
         .ok_or(HttpError::InvalidApiKey)?;
-    account.check_ban(Date::now().as_millis() as i64)?;
+    account.check_ban(now)?;
     Ok(account)
 }
 

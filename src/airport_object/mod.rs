@@ -11,7 +11,9 @@ use crate::accounts::account_for_key_hash;
 use crate::gateway::error_response;
 use crate::protocol::config::{Config, ConfigError, RoleSource};
 use crate::protocol::connect::HttpError;
-use crate::protocol::liveness::{Schedule, is_idle, next_alarm, periodic_plan};
+use crate::protocol::liveness::{
+    Clock, Schedule, is_idle, next_alarm, periodic_plan, restored_last_seen, should_store_last_seen,
+};
 use crate::protocol::machine::{self, CloseCode, Effects};
 use crate::protocol::outbound::{self, Stamp};
 use crate::protocol::packet::Frame;
@@ -33,6 +35,8 @@ pub use sockets::identity_headers;
 struct Live {
     airport: Airport,
     presence: Presence,
+    /// When each socket was last heard from; exact while in memory.
+    clock: Clock,
     schedule: Schedule,
     /// The alarm as last set, so that most events need no storage read to keep it right.
     alarm_at: Option<i64>,
@@ -99,8 +103,11 @@ impl DurableObject for AirportObject {
             let _ = ws.close(Some(CloseCode::Internal.code()), Some("airport not found"));
             return Ok(());
         }
-        attachment.last_seen = now;
-        sockets::save_attachment(&ws, &attachment)?;
+        // The attachment's copy only has to survive hibernation: refresh it now and then.
+        if should_store_last_seen(attachment.last_seen, now) {
+            attachment.last_seen = now;
+            sockets::save_attachment(&ws, &attachment)?;
+        }
         let frame = match &message {
             WebSocketIncomingMessage::String(text) => Frame::Text(text),
             WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
@@ -108,6 +115,7 @@ impl DurableObject for AirportObject {
         let effects = {
             let mut guard = self.live.borrow_mut();
             let live = guard.as_mut().ok_or("airport not loaded")?;
+            live.clock.heard(attachment.id, now);
             let mut buckets = self.buckets.borrow_mut();
             let bucket = buckets
                 .entry(attachment.id)
@@ -130,6 +138,10 @@ impl DurableObject for AirportObject {
         if let Some(code) = close {
             self.leave(&ws, attachment, Some((code, code.reason())), now)
                 .await?;
+        }
+        // An alarm set for a socket's idle deadline is not needed once that socket spoke.
+        if let Some(later) = self.alarm_can_wait(config) {
+            self.set_alarm(later).await?;
         }
         Ok(())
     }
@@ -158,21 +170,23 @@ impl DurableObject for AirportObject {
             live.alarm_at = None;
         }
         // Idle sockets first, so that they get no heartbeat.
-        let mut oldest_last_seen: Option<i64> = None;
         let mut open = 0usize;
         for ws in self.state.get_websockets() {
             let Some(attachment) = sockets::present(&ws) else {
                 continue;
             };
-            if is_idle(attachment.last_seen, now, &config.timings) {
+            let last_seen = self
+                .live
+                .borrow()
+                .as_ref()
+                .and_then(|l| l.clock.last_heard(attachment.id))
+                .unwrap_or_else(|| restored_last_seen(attachment.last_seen));
+            if is_idle(last_seen, now, &config.timings) {
                 let idle = CloseCode::Idle;
                 self.leave(&ws, attachment, Some((idle, idle.reason())), now)
                     .await?;
             } else {
                 open += 1;
-                oldest_last_seen = Some(
-                    oldest_last_seen.map_or(attachment.last_seen, |o| o.min(attachment.last_seen)),
-                );
             }
         }
         let recheck_due = self.live.borrow().as_ref().and_then(|l| l.schedule.recheck);
@@ -214,7 +228,7 @@ impl DurableObject for AirportObject {
             }
             next_alarm(
                 live.schedule,
-                oldest_last_seen,
+                live.clock.oldest(),
                 live.airport
                     .offline_clear_due(config.timings.offline_grace_ms),
                 &config.timings,
@@ -246,9 +260,11 @@ impl AirportObject {
             return Ok(false);
         };
         let mut presence = Presence::default();
+        let mut clock = Clock::default();
         for ws in self.state.get_websockets() {
             if let Some(attachment) = sockets::present(&ws) {
                 presence.join(&attachment.session);
+                clock.heard(attachment.id, restored_last_seen(attachment.last_seen));
             }
         }
         let mut airport = stored.airport;
@@ -269,6 +285,7 @@ impl AirportObject {
         *self.live.borrow_mut() = Some(Live {
             airport,
             presence,
+            clock,
             schedule: stored.schedule,
             alarm_at,
         });
@@ -319,8 +336,10 @@ impl AirportObject {
                 })?;
             self.state
                 .accept_websocket_with_tags(&server, &[session.role.as_str()]);
+            let id = sockets::new_socket_id();
+            live.clock.heard(id, now);
             let attachment = Attachment {
-                id: sockets::new_socket_id(),
+                id,
                 session: session.clone(),
                 key_hash: identity.key_hash,
                 last_seen: now,
@@ -348,7 +367,6 @@ impl AirportObject {
             next_alarm(live.schedule, Some(now), None, &config.timings).unwrap_or(idle_at)
         };
         self.lower_alarm(wake_at).await.map_err(internal)?;
-        log_socket("socket_open", &icao, &session);
         Response::from_websocket(pair.client).map_err(internal)
     }
 
@@ -415,24 +433,20 @@ impl AirportObject {
         }
         self.buckets.borrow_mut().remove(&attachment.id);
         let grace = self.config()?.timings.offline_grace_ms;
-        let (effects, offline_due, icao) = {
+        let (effects, offline_due) = {
             let mut guard = self.live.borrow_mut();
             let Some(live) = guard.as_mut() else {
                 return Ok(());
             };
+            live.clock.forget(attachment.id);
             let effects = machine::on_leave(
                 &mut live.airport,
                 &mut live.presence,
                 &attachment.session,
                 now,
             );
-            (
-                effects,
-                live.airport.offline_clear_due(grace),
-                live.airport.icao().clone(),
-            )
+            (effects, live.airport.offline_clear_due(grace))
         };
-        log_socket("socket_closed", &icao, &attachment.session);
         self.carry_out(ws, effects)?;
         if let Some(at) = offline_due {
             self.lower_alarm(at).await?;
@@ -548,6 +562,22 @@ impl AirportObject {
         Ok(())
     }
 
+    /// A later time for the pending alarm, when what it was set for has moved on (the socket
+    /// whose idle deadline it was sent a frame). Not while the alarm handler runs.
+    fn alarm_can_wait(&self, config: &Config) -> Option<i64> {
+        let guard = self.live.borrow();
+        let live = guard.as_ref()?;
+        let pending = live.alarm_at?;
+        let next = next_alarm(
+            live.schedule,
+            live.clock.oldest(),
+            live.airport
+                .offline_clear_due(config.timings.offline_grace_ms),
+            &config.timings,
+        )?;
+        (next > pending).then_some(next)
+    }
+
     /// Moves the alarm earlier if `at` is before it (an early alarm only recomputes).
     async fn lower_alarm(&self, at: i64) -> Result<()> {
         let current = self.live.borrow().as_ref().and_then(|l| l.alarm_at);
@@ -568,14 +598,4 @@ impl AirportObject {
         }
         Ok(())
     }
-}
-
-fn log_socket(event: &str, icao: &Icao, session: &Session) {
-    console_log!(
-        "{{\"event\":\"{}\",\"airport\":\"{}\",\"cid\":\"{}\",\"role\":\"{}\"}}",
-        event,
-        icao,
-        session.cid,
-        session.role
-    );
 }

@@ -6,6 +6,7 @@ use crate::protocol::connect::api_key;
 use crate::protocol::machine::Audience;
 use crate::protocol::{Cid, Icao, Role, Session};
 use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
 use worker::{Headers, Request, Result, State, WebSocket};
 
 /// Stored with each socket by the runtime; survives hibernation.
@@ -63,20 +64,31 @@ impl From<Audience> for Recipients {
     }
 }
 
-/// Sends one serialized packet to every open socket of the audience. A socket that fails to
-/// take it is closing already; its close event cleans it up.
+#[wasm_bindgen]
+extern "C" {
+    /// A WebSocket seen only for its `send`, which here takes a JS string that is already
+    /// built: a broadcast converts its text from UTF-8 once rather than once per socket.
+    #[wasm_bindgen(js_name = WebSocket)]
+    type RawSocket;
+
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send(this: &RawSocket, data: &JsValue) -> std::result::Result<(), JsValue>;
+}
+
+/// Sends one serialized packet to every socket of the audience. A socket that is no longer
+/// OPEN refuses it; its close event cleans it up.
 pub fn send_to(state: &State, to: Recipients, sender: Option<&WebSocket>, packet: &str) {
     let sockets = match to {
         Recipients::Controllers => state.get_websockets_with_tag(Role::Controller.as_str()),
         Recipients::Others | Recipients::Everyone => state.get_websockets(),
     };
+    let packet = JsValue::from_str(packet);
     for ws in sockets {
         if to == Recipients::Others && sender == Some(&ws) {
             continue;
         }
-        if is_open(&ws) {
-            let _ = ws.send_with_str(packet);
-        }
+        let raw: &web_sys::WebSocket = ws.as_ref();
+        let _ = raw.unchecked_ref::<RawSocket>().send(&packet);
     }
 }
 

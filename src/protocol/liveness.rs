@@ -2,6 +2,54 @@
 //! clearing all run from one alarm, set to whichever is due first.
 
 use super::config::Timings;
+use std::collections::{BTreeSet, HashMap};
+
+/// A socket's stored "last heard" time is refreshed at most this often, to spare a write per
+/// packet. Read back after a wake-up it may be this much behind; treating it as this much later
+/// means a socket is never closed early, at worst this much late.
+pub const STORE_LAST_SEEN_EVERY_MS: i64 = 1_000;
+
+/// Whether a socket's stored last-heard time is stale enough to be written again.
+pub fn should_store_last_seen(stored: i64, now: i64) -> bool {
+    now - stored >= STORE_LAST_SEEN_EVERY_MS
+}
+
+/// The last-heard time to assume for a socket known only from storage.
+pub fn restored_last_seen(stored: i64) -> i64 {
+    stored.saturating_add(STORE_LAST_SEEN_EVERY_MS)
+}
+
+/// When each open socket was last heard from, exactly, while the object is in memory; ordered
+/// so that the oldest is found at once.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    by_socket: HashMap<u64, i64>,
+    order: BTreeSet<(i64, u64)>,
+}
+
+impl Clock {
+    pub fn heard(&mut self, socket: u64, at: i64) {
+        if let Some(previous) = self.by_socket.insert(socket, at) {
+            self.order.remove(&(previous, socket));
+        }
+        self.order.insert((at, socket));
+    }
+
+    pub fn forget(&mut self, socket: u64) {
+        if let Some(previous) = self.by_socket.remove(&socket) {
+            self.order.remove(&(previous, socket));
+        }
+    }
+
+    pub fn last_heard(&self, socket: u64) -> Option<i64> {
+        self.by_socket.get(&socket).copied()
+    }
+
+    /// The longest-silent socket's last-heard time.
+    pub fn oldest(&self) -> Option<i64> {
+        self.order.first().map(|(at, _)| *at)
+    }
+}
 
 /// When the airport-wide periodic work is next due. Both are `None` while no socket is open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,6 +158,32 @@ mod tests {
         assert!(s.start(0, &t, 120_000));
         assert_eq!(s, at(Some(60_000), Some(120_000)));
         assert!(!s.start(10, &t, 120_000));
+    }
+
+    #[test]
+    fn the_clock_tracks_the_oldest_socket() {
+        let mut clock = Clock::default();
+        assert_eq!(clock.oldest(), None);
+        clock.heard(1, 10);
+        clock.heard(2, 5);
+        clock.heard(3, 7);
+        assert_eq!(clock.oldest(), Some(5));
+        clock.heard(2, 20);
+        assert_eq!(clock.oldest(), Some(7));
+        clock.forget(3);
+        assert_eq!(clock.oldest(), Some(10));
+        assert_eq!(clock.last_heard(2), Some(20));
+        clock.forget(1);
+        clock.forget(2);
+        assert_eq!(clock.oldest(), None);
+    }
+
+    #[test]
+    fn stored_times_are_never_read_as_earlier_than_they_were() {
+        assert!(!should_store_last_seen(1_000, 1_999));
+        assert!(should_store_last_seen(1_000, 2_000));
+        // Heard at 1,999 but stored 1,000: read back as 2,000, never before the truth.
+        assert!(restored_last_seen(1_000) >= 1_999);
     }
 
     #[test]
