@@ -10,28 +10,55 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use worker::{Result, SqlStorage, SqlStorageValue};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS airport (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    icao TEXT NOT NULL,
-    seq INTEGER NOT NULL DEFAULT 0,
-    offline_since INTEGER,
-    next_heartbeat INTEGER,
-    next_recheck INTEGER
-);
-CREATE TABLE IF NOT EXISTS objects (
-    id TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    controller_id TEXT NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS shared_state (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);";
+/// Schema changes in order; an object runs the ones it has not run yet, once, in the same
+/// implicit transaction as the rest of its constructor's writes.
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS airport (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        icao TEXT NOT NULL,
+        seq INTEGER NOT NULL DEFAULT 0,
+        offline_since INTEGER,
+        next_heartbeat INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS objects (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        controller_id TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS shared_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
+    "ALTER TABLE airport ADD COLUMN next_recheck INTEGER;",
+];
+
+#[derive(Deserialize)]
+struct VersionRow {
+    version: i64,
+}
 
 pub fn migrate(sql: &SqlStorage) -> Result<()> {
-    sql.exec(SCHEMA, None)?;
+    sql.exec(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+        None,
+    )?;
+    let current = sql
+        .exec("SELECT version FROM schema_version", None)?
+        .to_array::<VersionRow>()?
+        .first()
+        .map_or(0, |row| row.version.max(0) as usize);
+    if current >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    for migration in &MIGRATIONS[current..] {
+        sql.exec(migration, None)?;
+    }
+    sql.exec("DELETE FROM schema_version", None)?;
+    sql.exec(
+        "INSERT INTO schema_version (version) VALUES (?)",
+        vec![SqlStorageValue::Integer(MIGRATIONS.len() as i64)],
+    )?;
     Ok(())
 }
 
