@@ -1,0 +1,68 @@
+// Diagnosis only (bench/run.sh --only diagnose): the floor plus one of the costs the service has
+// and the floor has not, each switched on by a binding, to tell which one a gap comes from.
+// These are JavaScript stand-ins for what the Rust service does, not the service itself.
+//   AUTH=1    the Worker hashes the key (SHA-256) and looks the account up in D1 (the same
+//             query as src/accounts.rs) before handing the upgrade to the object
+//   SQL=1     each frame writes its object row and bumps a seq row in the object's SQLite, so
+//             the output gate holds the forwarded frames until the write is durable
+//   ATTACH=1  each frame rewrites the sender's attachment (last-seen time), as the service does
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const airport = (url.searchParams.get("airport") ?? "").toUpperCase();
+    if (env.AUTH === "1") {
+      const key = url.searchParams.get("key") ?? "";
+      const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+      const hash = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+      const row = await env.DB.prepare(
+        "SELECT a.cid, a.role, a.banned, a.banned_until FROM api_keys k JOIN accounts a ON a.cid = k.cid WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
+      )
+        .bind(hash)
+        .first();
+      if (!row) return new Response('{"error":{"code":"INVALID_API_KEY"}}', { status: 401 });
+    }
+    return env.FLOOR.get(env.FLOOR.idFromName(airport)).fetch(request);
+  },
+};
+
+export class FloorObject {
+  constructor(ctx, env) {
+    this.ctx = ctx;
+    this.env = env;
+    console.log('{"event":"floor_constructed"}');
+    if (env.SQL === "1") {
+      ctx.storage.sql.exec(
+        "CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at INTEGER NOT NULL);" +
+          "CREATE TABLE IF NOT EXISTS airport (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);" +
+          "INSERT OR IGNORE INTO airport (id, seq) VALUES (1, 0);",
+      );
+    }
+  }
+  fetch() {
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server);
+    if (this.env.ATTACH === "1") server.serializeAttachment({ id: Math.random(), lastSeen: Date.now(), left: false });
+    server.send('{"type":"INITIAL_STATE","data":{}}');
+    return new Response(null, { status: 101, webSocket: client });
+  }
+  webSocketMessage(ws, message) {
+    if (this.env.ATTACH === "1") {
+      const a = ws.deserializeAttachment();
+      a.lastSeen = Date.now();
+      ws.serializeAttachment(a);
+    }
+    if (this.env.SQL === "1") {
+      this.ctx.storage.sql.exec(
+        "INSERT OR REPLACE INTO objects (id, state, updated_at) VALUES (?, ?, ?)",
+        String(message.length),
+        typeof message === "string" ? message.slice(0, 200) : "",
+        Date.now(),
+      );
+      this.ctx.storage.sql.exec("UPDATE airport SET seq = seq + 1 WHERE id = 1");
+    }
+    for (const other of this.ctx.getWebSockets()) if (other !== ws) other.send(message);
+  }
+  webSocketClose(ws) {
+    ws.close();
+  }
+}

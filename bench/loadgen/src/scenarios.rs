@@ -1,0 +1,1109 @@
+//! The scenarios of BENCHMARKS.md: fan-out latency, airport throughput, connect cost, idle cost.
+
+use crate::Args;
+use crate::client::{
+    CONTROLLER_KEYS, Kind, OTHER_KEYS, Opened, Rec, Shared, check_loopback, close_all, open,
+    open_many, spawn_reader, spawn_sender,
+};
+use crate::meter::{CpuUse, CpuWindow, Percentiles, get_json, percentiles, settle};
+use futures_util::{SinkExt, StreamExt};
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+pub struct Target {
+    pub name: String,
+    pub url: String,
+    pub pid: Option<u32>,
+    /// The real service (its INITIAL_STATE has objects); the floor and the native server keep
+    /// no state.
+    pub stateful: Cell<bool>,
+}
+
+impl Target {
+    /// `NAME=ws://127.0.0.1:PORT[@PID]`
+    pub fn parse(spec: &str) -> Result<Target, String> {
+        let (name, rest) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("target {spec}: expected NAME=URL[@PID]"))?;
+        let (url, pid) = match rest.rsplit_once('@') {
+            Some((url, pid)) => (
+                url,
+                Some(pid.parse().map_err(|_| format!("bad pid {pid}"))?),
+            ),
+            None => (rest, None),
+        };
+        let url = url.trim_end_matches('/').to_owned();
+        check_loopback(&url)?;
+        Ok(Target {
+            name: name.to_owned(),
+            url,
+            pid,
+            stateful: Cell::new(false),
+        })
+    }
+}
+
+thread_local! {
+    static AIRPORTS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A never-used airport: a letter picked by the clock (so reruns against the same server differ)
+/// and a base-36 counter.
+fn fresh_airport() -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let n = AIRPORTS.with(|c| {
+        let n = c.get();
+        c.set(n + 1);
+        n
+    });
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut code = String::new();
+    code.push((b'A' + ((secs / 60) % 26) as u8) as char);
+    let mut rest = n % (36 * 36 * 36);
+    let mut tail = [b'0'; 3];
+    for slot in tail.iter_mut().rev() {
+        *slot = DIGITS[(rest % 36) as usize];
+        rest /= 36;
+    }
+    code.push_str(std::str::from_utf8(&tail).unwrap_or("000"));
+    code
+}
+
+fn ms(x: f64) -> String {
+    if x.is_nan() {
+        "–".into()
+    } else if x < 10.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_nan() || b.is_nan() || b == 0.0 {
+        "–".into()
+    } else {
+        format!("{:.2}×", a / b)
+    }
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or("–".into(), |x| format!("{x:.0}%"))
+}
+
+/// Waits until `expected(rec)` receipts have arrived, or nothing arrived for 2 s (at most 15 s).
+async fn drain(rec: &Shared, expected: impl Fn(&Rec) -> u64) {
+    let begin = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let r = rec.borrow();
+        if r.received >= expected(&r) {
+            return;
+        }
+        let quiet = r.last_receipt.map_or(begin.elapsed(), |t| t.elapsed());
+        if quiet > Duration::from_secs(2) || begin.elapsed() > Duration::from_secs(15) {
+            return;
+        }
+    }
+}
+
+fn progress(line: &str) {
+    eprintln!("[loadgen] {line}");
+}
+
+pub async fn bench(args: &Args) -> Result<(), String> {
+    for t in &args.targets {
+        let probe = open(
+            &t.url,
+            &fresh_airport(),
+            OTHER_KEYS[2],
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| format!("{}: {e}", t.name))?;
+        t.stateful.set(probe.initial_len > 40);
+        close_all(vec![probe.sink], vec![]).await;
+    }
+    let wants = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Targets: {}",
+        args.targets
+            .iter()
+            .map(|t| format!("{} ({})", t.name, t.url))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("{out}");
+    if wants("fanout") {
+        fanout_section(args).await?;
+    }
+    if wants("throughput") || wants("throughput-single") {
+        throughput_section(args, Kind::Single).await?;
+    }
+    if wants("throughput") || wants("throughput-multi") {
+        throughput_section(args, Kind::Multi).await?;
+    }
+    if wants("connect") {
+        connect_section(args, false).await?;
+    } else if wants("herd") {
+        connect_section(args, true).await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- 1. fan-out latency
+
+struct Fanout {
+    sent: u64,
+    expected: u64,
+    received: u64,
+    rate: f64,
+    p: Percentiles,
+    cpu: CpuUse,
+}
+
+async fn fanout(t: &Target, n: usize, secs: f64) -> Result<Fanout, String> {
+    let airport = fresh_airport();
+    let rec: Shared = Rc::default();
+    let opened = open_many(&t.url, &airport, n, 50, |i| OTHER_KEYS[i % 3]).await?;
+    let (mut sinks, mut readers) = (Vec::new(), Vec::new());
+    for o in opened {
+        readers.push(spawn_reader(o.stream, rec.clone()));
+        sinks.push(o.sink);
+    }
+    let controller = open(
+        &t.url,
+        &airport,
+        CONTROLLER_KEYS[0],
+        Duration::from_secs(30),
+    )
+    .await?;
+    readers.push(spawn_reader(controller.stream, rec.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    settle(t.pid).await;
+    let step = 1;
+    rec.borrow_mut().begin(step);
+    let cpu = CpuWindow::start(t.pid);
+    let start = tokio::time::Instant::now() + Duration::from_millis(10);
+    let end = start + Duration::from_secs_f64(secs);
+    let (sink, sent) = spawn_sender(
+        controller.sink,
+        Kind::Single,
+        step,
+        Duration::from_millis(50),
+        start,
+        end,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    sinks.push(sink);
+    let expected = sent * n as u64;
+    drain(&rec, |_| expected).await;
+    let cpu = cpu.stop();
+    let (mut lat, received, last) = {
+        let mut r = rec.borrow_mut();
+        (std::mem::take(&mut r.lat_us), r.received, r.last_receipt)
+    };
+    let window = last
+        .map(|l| l.duration_since(start.into_std()).as_secs_f64())
+        .unwrap_or(secs)
+        .max(1e-3);
+    close_all(sinks, readers).await;
+    settle(t.pid).await;
+    Ok(Fanout {
+        sent,
+        expected,
+        received,
+        rate: received as f64 / window,
+        p: percentiles(&mut lat),
+        cpu,
+    })
+}
+
+async fn fanout_section(args: &Args) -> Result<(), String> {
+    let secs = if args.quick { 3.0 } else { args.fanout_seconds };
+    let mut rows: Vec<(usize, Vec<Fanout>)> = Vec::new();
+    for &n in &args.fanout_n {
+        let mut per = Vec::new();
+        for t in &args.targets {
+            progress(&format!("fan-out N={n} on {} for {secs} s", t.name));
+            let f = fanout(t, n, secs).await?;
+            progress(&format!(
+                "  p50 {} p99 {} max {} ms, {}/{} received",
+                ms(f.p.p50),
+                ms(f.p.p99),
+                ms(f.p.max),
+                f.received,
+                f.expected
+            ));
+            per.push(f);
+        }
+        rows.push((n, per));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### 1. Fan-out latency (1 controller → N others, STATE_UPDATE at 20/s for {secs} s)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| N | target | sent | received / expected | receive rate (/s) | p50 ms | p99 ms | max ms | generator CPU | server CPU |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    for (n, per) in &rows {
+        for (t, f) in args.targets.iter().zip(per) {
+            let _ = writeln!(
+                out,
+                "| {n} | {} | {} | {} / {} | {:.0} | {} | {} | {} | {} | {} |",
+                t.name,
+                f.sent,
+                f.received,
+                f.expected,
+                f.rate,
+                ms(f.p.p50),
+                ms(f.p.p99),
+                ms(f.p.max),
+                pct(Some(f.cpu.generator)),
+                pct(f.cpu.server)
+            );
+        }
+    }
+    if args.targets.len() >= 2 {
+        let (a, b) = (&args.targets[0].name, &args.targets[1].name);
+        let _ = writeln!(
+            out,
+            "\nRatios {a} / {b} (target: p99 at N = 500 within 1.25×)\n"
+        );
+        let _ = writeln!(out, "| N | p50 | p99 | max | receive rate |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for (n, per) in &rows {
+            let (x, y) = (&per[0], &per[1]);
+            let _ = writeln!(
+                out,
+                "| {n} | {} | {}{} | {} | {} |",
+                ratio(x.p.p50, y.p.p50),
+                ratio(x.p.p99, y.p.p99),
+                if *n == 500 {
+                    if x.p.p99 / y.p.p99 <= 1.25 {
+                        " ✓"
+                    } else {
+                        " ✗"
+                    }
+                } else {
+                    ""
+                },
+                ratio(x.p.max, y.p.max),
+                ratio(x.rate, y.rate)
+            );
+        }
+    }
+    println!("{out}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- 2. airport throughput
+
+const TP_SOCKETS: usize = 100;
+/// Per-socket rate the senders stay under: the service's bucket refills at 25/s.
+const PER_SOCKET: f64 = 20.0;
+
+struct Step {
+    rate: f64,
+    senders: usize,
+    sent: u64,
+    accepted: u64,
+    received: u64,
+    expected: u64,
+    accepted_rate: f64,
+    p: Percentiles,
+    cpu: CpuUse,
+    pass: bool,
+    why: String,
+}
+
+async fn tp_step(t: &Target, kind: Kind, rate: f64, secs: f64, step: u64) -> Result<Step, String> {
+    let airport = fresh_airport();
+    let rec: Shared = Rc::default();
+    let opened = open_many(&t.url, &airport, TP_SOCKETS, 25, |i| CONTROLLER_KEYS[i % 2]).await?;
+    let (mut sinks, mut readers) = (Vec::new(), Vec::new());
+    for o in opened {
+        readers.push(spawn_reader(o.stream, rec.clone()));
+        sinks.push(o.sink);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    settle(t.pid).await;
+    let senders = ((rate / PER_SOCKET).ceil() as usize).clamp(1, TP_SOCKETS);
+    let period = Duration::from_secs_f64(senders as f64 / rate);
+    rec.borrow_mut().begin(step);
+    let cpu = CpuWindow::start(t.pid);
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let end = start + Duration::from_secs_f64(secs);
+    let sending: Vec<JoinHandle<_>> = sinks
+        .drain(..senders)
+        .enumerate()
+        .map(|(j, sink)| {
+            let offset = period.mul_f64(j as f64 / senders as f64);
+            spawn_sender(sink, kind, step, period, start + offset, end)
+        })
+        .collect();
+    let mut sent = 0;
+    for s in sending {
+        let (sink, n) = s.await.map_err(|e| e.to_string())?;
+        sent += n;
+        sinks.push(sink);
+    }
+    let others = (TP_SOCKETS - 1) as u64;
+    drain(&rec, |r| sent.saturating_sub(r.errors) * others).await;
+    let cpu = cpu.stop();
+    let (mut lat, received, errors) = {
+        let mut r = rec.borrow_mut();
+        (std::mem::take(&mut r.lat_us), r.received, r.errors)
+    };
+    close_all(sinks, readers).await;
+    let accepted = sent.saturating_sub(errors);
+    let expected = accepted * others;
+    let p = percentiles(&mut lat);
+    let planned = rate * secs;
+    let mut why = Vec::new();
+    if (sent as f64) < 0.97 * planned {
+        why.push(format!("generator sent only {sent} of {planned:.0}"));
+    }
+    if (accepted as f64) < 0.98 * sent as f64 {
+        why.push(format!("{errors} rejected"));
+    }
+    if (received as f64) < 0.99 * expected as f64 {
+        why.push(format!("{received}/{expected} delivered"));
+    }
+    // NaN (nothing delivered) fails too.
+    if p.p99.is_nan() || p.p99 > 100.0 {
+        why.push(format!("p99 {} ms", ms(p.p99)));
+    }
+    settle(t.pid).await;
+    Ok(Step {
+        rate,
+        senders,
+        sent,
+        accepted,
+        received,
+        expected,
+        accepted_rate: accepted as f64 / secs,
+        p,
+        cpu,
+        pass: why.is_empty(),
+        why: why.join(", "),
+    })
+}
+
+struct Search {
+    steps: Vec<Step>,
+    best: Option<usize>,
+    ceiling_reached: bool,
+}
+
+async fn throughput(
+    t: &Target,
+    kind: Kind,
+    args: &Args,
+    step_ids: &Cell<u64>,
+) -> Result<Search, String> {
+    let secs = if args.quick { 2.0 } else { args.step_seconds };
+    let bisections = if args.quick { 1 } else { 3 };
+    let (first, max, grain) = match kind {
+        Kind::Single => (25.0, args.tp_max_single, 5.0),
+        Kind::Multi => (5.0, args.tp_max_multi, 1.0),
+    };
+    let mut steps: Vec<Step> = Vec::new();
+    let mut best: Option<usize> = None;
+    let run = async |rate: f64, steps: &mut Vec<Step>| -> Result<bool, String> {
+        let id = step_ids.get() + 1;
+        step_ids.set(id);
+        progress(&format!(
+            "throughput {} on {} at {rate}/s",
+            kind.label(),
+            t.name
+        ));
+        let s = tp_step(t, kind, rate, secs, id).await?;
+        progress(&format!(
+            "  accepted {:.0}/s, p99 {} ms, server CPU {} → {}",
+            s.accepted_rate,
+            ms(s.p.p99),
+            pct(s.cpu.server),
+            if s.pass {
+                "pass".to_string()
+            } else {
+                format!("FAIL ({})", s.why)
+            }
+        ));
+        let pass = s.pass;
+        steps.push(s);
+        Ok(pass)
+    };
+    let mut rate = first;
+    let mut failed: Option<f64> = None;
+    // Doubling up to the first failure (bounded by `max`), then bisection.
+    for _ in 0..16 {
+        if run(rate, &mut steps).await? {
+            best = Some(steps.len() - 1);
+            if rate >= max {
+                break;
+            }
+            rate = (rate * 2.0).min(max);
+        } else {
+            failed = Some(rate);
+            break;
+        }
+    }
+    if let Some(mut hi) = failed {
+        let mut lo = best.map_or(0.0, |b| steps[b].rate);
+        for _ in 0..bisections {
+            let mid = (((lo + hi) / 2.0) / grain).round() * grain;
+            if mid <= lo || mid >= hi {
+                break;
+            }
+            if run(mid, &mut steps).await? {
+                best = Some(steps.len() - 1);
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+    }
+    Ok(Search {
+        ceiling_reached: failed.is_none(),
+        steps,
+        best,
+    })
+}
+
+async fn throughput_section(args: &Args, kind: Kind) -> Result<(), String> {
+    let step_ids = Cell::new(1000);
+    let mut searches = Vec::new();
+    for t in &args.targets {
+        searches.push(throughput(t, kind, args, &step_ids).await?);
+    }
+    let secs = if args.quick { 2.0 } else { args.step_seconds };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### 2. Airport throughput: {} ({TP_SOCKETS} sockets, each frame broadcast to the other {}; steps of {secs} s)\n",
+        kind.label(),
+        TP_SOCKETS - 1
+    );
+    let _ = writeln!(
+        out,
+        "| target | highest sustained accepted /s | p50 ms | p99 ms | max ms | deliveries /s | generator CPU | server CPU | first failing step |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let best_rate = |s: &Search| s.best.map_or(f64::NAN, |b| s.steps[b].accepted_rate);
+    for (t, s) in args.targets.iter().zip(&searches) {
+        let fail = s
+            .steps
+            .iter()
+            .filter(|x| !x.pass)
+            .min_by(|a, b| a.rate.total_cmp(&b.rate))
+            .map_or(
+                if s.ceiling_reached {
+                    "none (search limit reached)".to_string()
+                } else {
+                    "–".into()
+                },
+                |x| format!("{}/s: {}", x.rate, x.why),
+            );
+        match s.best {
+            Some(b) => {
+                let x = &s.steps[b];
+                let _ = writeln!(
+                    out,
+                    "| {} | {}{:.0} | {} | {} | {} | {:.0} | {} | {} | {} |",
+                    t.name,
+                    if s.ceiling_reached { "≥ " } else { "" },
+                    x.accepted_rate,
+                    ms(x.p.p50),
+                    ms(x.p.p99),
+                    ms(x.p.max),
+                    x.received as f64 / secs,
+                    pct(Some(x.cpu.generator)),
+                    pct(x.cpu.server),
+                    fail
+                );
+            }
+            None => {
+                let _ = writeln!(out, "| {} | none passed | | | | | | | {} |", t.name, fail);
+            }
+        }
+    }
+    if searches.len() >= 2 {
+        let (a, b) = (best_rate(&searches[0]), best_rate(&searches[1]));
+        let _ = writeln!(
+            out,
+            "\nRatio {} / {}: **{}** (target ≥ 0.9×){}",
+            args.targets[0].name,
+            args.targets[1].name,
+            ratio(a, b),
+            if a / b >= 0.9 { " ✓" } else { " ✗" }
+        );
+    }
+    let _ = writeln!(out, "\nSteps:\n");
+    let _ = writeln!(
+        out,
+        "| target | offered /s | senders | sent | accepted /s | delivered / expected | p50 ms | p99 ms | max ms | gen CPU | server CPU | result |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (t, s) in args.targets.iter().zip(&searches) {
+        for x in &s.steps {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} | {} / {} | {} | {} | {} | {} | {} | {} |",
+                t.name,
+                x.rate,
+                x.senders,
+                x.sent,
+                x.accepted_rate,
+                x.received,
+                x.expected,
+                ms(x.p.p50),
+                ms(x.p.p99),
+                ms(x.p.max),
+                pct(Some(x.cpu.generator)),
+                pct(x.cpu.server),
+                if x.pass {
+                    "pass".into()
+                } else {
+                    format!("fail: {}", x.why)
+                }
+            );
+            let _ = x.accepted;
+        }
+    }
+    println!("{out}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- 3. connect cost
+
+/// Puts 10,000 objects in the airport: 50 MULTI_STATE_UPDATEs of 200 new objects (within the
+/// rate limiter's burst of 60), then a GET_STATE round trip proves they were all applied.
+async fn populate(controller: &mut Opened) -> Result<(), String> {
+    for batch in 0..50 {
+        let items: Vec<String> = (0..200)
+            .map(|i| {
+                format!(
+                    "{{\"objectId\":\"OBJ_{batch}_{i}\",\"state\":{{\"on\":{}}}}}",
+                    i % 2 == 0
+                )
+            })
+            .collect();
+        let frame = format!(
+            "{{\"type\":\"MULTI_STATE_UPDATE\",\"data\":{{\"updates\":[{}]}}}}",
+            items.join(",")
+        );
+        controller
+            .sink
+            .send(Message::Text(frame.into()))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    controller
+        .sink
+        .send(Message::Text(
+            "{\"type\":\"GET_STATE\",\"requestId\":\"populated\"}".into(),
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    let wait = async {
+        while let Some(m) = controller.stream.next().await {
+            if let Ok(Message::Text(t)) = m {
+                if t.as_str().starts_with("{\"type\":\"ERROR\"") {
+                    return Err(format!("populating: {}", &t.as_str()[..t.len().min(200)]));
+                }
+                if t.as_str().contains("\"requestId\":\"populated\"") {
+                    let count = t.as_str().matches("\"OBJ_").count();
+                    return if count == 10_000 {
+                        Ok(())
+                    } else {
+                        Err(format!("populated {count} objects, not 10000"))
+                    };
+                }
+            }
+        }
+        Err("closed while populating".to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .map_err(|_| "populating timed out".to_string())?
+}
+
+struct Sample {
+    lat: Vec<u32>,
+    bytes: usize,
+    constructions: Option<i64>,
+}
+
+async fn connect_once(t: &Target, airport: &str, lat: &mut Vec<u32>) -> Result<usize, String> {
+    let o = open(&t.url, airport, OTHER_KEYS[2], Duration::from_secs(30)).await?;
+    lat.push(o.initial.as_micros() as u32);
+    let bytes = o.initial_len;
+    close_all(vec![o.sink], vec![]).await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    Ok(bytes)
+}
+
+/// Constructions of Durable Objects so far, from the log lines serve.mjs counts: the service
+/// logs `airport_loaded` and the floor `floor_constructed` once per construction.
+async fn loaded_count(t: &Target, stats: Option<&str>) -> Option<i64> {
+    let v = get_json(stats?).await.ok()?;
+    let key = if t.stateful.get() {
+        "airport_loaded"
+    } else {
+        "floor_constructed"
+    };
+    Some(v["counts"][key].as_i64().unwrap_or(0))
+}
+
+/// `m` connects, each to a never-used airport (the object is created).
+async fn connect_fresh(t: &Target, m: usize, stats: Option<&str>) -> Result<Sample, String> {
+    settle(t.pid).await;
+    let before = loaded_count(t, stats).await;
+    let mut lat = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..m {
+        bytes = connect_once(t, &fresh_airport(), &mut lat).await?;
+    }
+    let after = loaded_count(t, stats).await;
+    Ok(Sample {
+        lat,
+        bytes,
+        constructions: after.zip(before).map(|(a, b)| a - b),
+    })
+}
+
+/// `m` connects to airports with a controller connected (and, on the service, 10,000 objects).
+/// `cold`: one connect per airport after 15 s of silence, by when workerd has hibernated the
+/// object; otherwise `m` connects in a row to one airport whose object is in memory.
+async fn connect_loaded(
+    t: &Target,
+    m: usize,
+    cold: bool,
+    stats: Option<&str>,
+) -> Result<Sample, String> {
+    let airports: Vec<String> = (0..if cold { m } else { 1 })
+        .map(|_| fresh_airport())
+        .collect();
+    let mut controllers = Vec::new();
+    for a in &airports {
+        let mut c = open(&t.url, a, CONTROLLER_KEYS[0], Duration::from_secs(30)).await?;
+        if t.stateful.get() {
+            populate(&mut c).await?;
+        }
+        controllers.push(c);
+    }
+    let mut lat = Vec::new();
+    let mut bytes = 0;
+    if cold {
+        progress("  waiting 15 s for the objects to hibernate");
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    } else {
+        settle(t.pid).await;
+    }
+    let before = loaded_count(t, stats).await;
+    for i in 0..m {
+        let a = &airports[if cold { i } else { 0 }];
+        bytes = connect_once(t, a, &mut lat).await?;
+    }
+    let after = loaded_count(t, stats).await;
+    let (sinks, readers) = controllers
+        .into_iter()
+        .map(|c| (c.sink, spawn_reader(c.stream, Rc::default())))
+        .unzip();
+    close_all(sinks, readers).await;
+    settle(t.pid).await;
+    Ok(Sample {
+        lat,
+        bytes,
+        constructions: after.zip(before).map(|(a, b)| a - b),
+    })
+}
+
+struct Herd {
+    total_ms: f64,
+    p: Percentiles,
+    failures: usize,
+    first_error: Option<String>,
+    cpu: CpuUse,
+}
+
+/// `n` sockets connect to one fresh airport all at once.
+async fn herd(t: &Target, n: usize) -> Result<Herd, String> {
+    settle(t.pid).await;
+    let airport = fresh_airport();
+    let cpu = CpuWindow::start(t.pid);
+    let t0 = Instant::now();
+    let attempts =
+        (0..n).map(|i| open(&t.url, &airport, OTHER_KEYS[i % 3], Duration::from_secs(60)));
+    let results = futures_util::future::join_all(attempts).await;
+    let total_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let cpu = cpu.stop();
+    let mut lat = Vec::new();
+    let mut sinks = Vec::new();
+    let mut failures = 0;
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(o) => {
+                lat.push(o.initial.as_micros() as u32);
+                sinks.push(o.sink);
+            }
+            Err(e) => {
+                failures += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    close_all(sinks, vec![]).await;
+    settle(t.pid).await;
+    Ok(Herd {
+        total_ms,
+        p: percentiles(&mut lat),
+        failures,
+        first_error,
+        cpu,
+    })
+}
+
+/// `herd_only`: only the 1,000 sockets at once.
+async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
+    let m = if args.quick { 5 } else { 20 };
+    let cold_m = if args.quick { 2 } else { 5 };
+    let herd_n = 1000;
+    let stats = args.stats.as_deref();
+    let mut cases: Vec<(&str, Vec<Sample>)> = vec![
+        ("fresh airport (object created)", vec![]),
+        ("10,000 objects, object in memory", vec![]),
+        ("10,000 objects, object hibernated", vec![]),
+    ];
+    let mut herds = Vec::new();
+    for t in args.targets.iter().filter(|_| !herd_only) {
+        let st = stats;
+        progress(&format!("connect: {m} fresh airports on {}", t.name));
+        cases[0].1.push(connect_fresh(t, m, st).await?);
+        progress(&format!(
+            "connect: {m} to a loaded airport in memory on {}",
+            t.name
+        ));
+        cases[1].1.push(connect_loaded(t, m, false, st).await?);
+        progress(&format!(
+            "connect: {cold_m} to hibernated loaded airports on {}",
+            t.name
+        ));
+        cases[2].1.push(connect_loaded(t, cold_m, true, st).await?);
+    }
+    for t in &args.targets {
+        progress(&format!("connect: {herd_n} sockets at once on {}", t.name));
+        let h = herd(t, herd_n).await?;
+        progress(&format!(
+            "  all in {} ms, {} failed",
+            ms(h.total_ms),
+            h.failures
+        ));
+        herds.push(h);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### 3. Connect cost (upgrade request → INITIAL_STATE)\n"
+    );
+    if !herd_only {
+        let _ = writeln!(
+            out,
+            "The floor keeps no state, so its \"10,000 objects\" rows are an airport with one socket connected.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| case | target | connects | p50 ms | p99 ms | max ms | INITIAL bytes | objects constructed |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    }
+    let mut pcts: Vec<Vec<Percentiles>> = Vec::new();
+    for (case, samples) in cases.iter_mut().filter(|_| !herd_only) {
+        let mut row = Vec::new();
+        for (t, s) in args.targets.iter().zip(samples.iter_mut()) {
+            let p = percentiles(&mut s.lat);
+            let _ = writeln!(
+                out,
+                "| {case} | {} | {} | {} | {} | {} | {} | {} |",
+                t.name,
+                p.n,
+                ms(p.p50),
+                ms(p.p99),
+                ms(p.max),
+                s.bytes,
+                s.constructions.map_or("–".into(), |c| c.to_string())
+            );
+            row.push(p);
+        }
+        pcts.push(row);
+    }
+    let _ = writeln!(
+        out,
+        "\n{herd_n} sockets connecting at once to one fresh airport:\n"
+    );
+    let _ = writeln!(
+        out,
+        "| target | all connected after ms | per socket p50 ms | p99 ms | max ms | failed | generator CPU | server CPU |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for (t, h) in args.targets.iter().zip(&herds) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {}{} | {} | {} |",
+            t.name,
+            ms(h.total_ms),
+            ms(h.p.p50),
+            ms(h.p.p99),
+            ms(h.p.max),
+            h.failures,
+            h.first_error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" ({e})")),
+            pct(Some(h.cpu.generator)),
+            pct(h.cpu.server)
+        );
+    }
+    if args.targets.len() >= 2 {
+        let (a, b) = (&args.targets[0].name, &args.targets[1].name);
+        let _ = writeln!(out, "\nRatios {a} / {b}:\n");
+        let _ = writeln!(out, "| case | p50 | p99 | max |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for ((case, _), row) in cases.iter().filter(|_| !herd_only).zip(&pcts) {
+            let _ = writeln!(
+                out,
+                "| {case} | {} | {} | {} |",
+                ratio(row[0].p50, row[1].p50),
+                ratio(row[0].p99, row[1].p99),
+                ratio(row[0].max, row[1].max)
+            );
+        }
+        let r = herds[0].total_ms / herds[1].total_ms;
+        let _ = writeln!(
+            out,
+            "| {herd_n} at once: time until all connected | **{:.2}×** (target ≤ 1.5×){} | | |",
+            r,
+            if r <= 1.5 { " ✓" } else { " ✗" }
+        );
+    }
+    println!("{out}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- 4. idle cost
+
+/// Connected but silent clients: each only answers the server's HEARTBEAT with HEARTBEAT_ACK,
+/// as a real client does (a socket that sends nothing is closed idle after 70 s). The counts come
+/// from workerd itself: the tail worker sees every alarm and WebSocket event invocation, and the
+/// service logs `airport_loaded` once per construction of the object.
+pub async fn idle(args: &Args) -> Result<(), String> {
+    let t = &args.targets[0];
+    let stats = args.stats.as_deref().ok_or("idle needs --stats")?;
+    let secs = if args.quick { 40.0 } else { args.seconds };
+    let airport = fresh_airport();
+    let heartbeats: Vec<Rc<Cell<u64>>> = (0..args.sockets).map(|_| Rc::default()).collect();
+    let mut tasks = Vec::new();
+    for (i, count) in heartbeats.iter().enumerate() {
+        let key = if i == 0 {
+            CONTROLLER_KEYS[0]
+        } else {
+            OTHER_KEYS[i % 3]
+        };
+        let o = open(&t.url, &airport, key, Duration::from_secs(30)).await?;
+        let count = count.clone();
+        tasks.push(tokio::task::spawn_local(async move {
+            let (mut sink, mut stream) = (o.sink, o.stream);
+            while let Some(Ok(m)) = stream.next().await {
+                if let Message::Text(text) = m
+                    && text.as_str().starts_with("{\"type\":\"HEARTBEAT\"")
+                {
+                    count.set(count.get() + 1);
+                    let ack = Message::Text("{\"type\":\"HEARTBEAT_ACK\"}".into());
+                    if sink.send(ack).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            sink
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reset = get_json(&stats.replace("/stats", "/reset")).await?;
+    let _ = reset;
+    let t0 = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as f64)
+        .unwrap_or(0.0);
+    let cpu = CpuWindow::start(t.pid);
+    progress(&format!(
+        "idle: {} silent sockets at {airport} for {secs} s",
+        args.sockets
+    ));
+    let begin = Instant::now();
+    while begin.elapsed().as_secs_f64() < secs {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let s = begin.elapsed().as_secs();
+        if s.is_multiple_of(30) {
+            progress(&format!("  {s} s"));
+        }
+    }
+    let cpu = cpu.stop();
+    let v = get_json(stats).await?;
+    for task in &tasks {
+        task.abort();
+    }
+    let count = |k: &str| v["counts"][k].as_f64().unwrap_or(0.0);
+    let per_hour = |x: f64| x * 3600.0 / secs;
+    let loaded = count("airport_loaded");
+    let alarms = count("tail_alarm");
+    let messages = count("tail_ws_message");
+    let fetches = count("tail_fetch");
+    let hb: Vec<u64> = heartbeats.iter().map(|c| c.get()).collect();
+    let (hb_min, hb_max) = (
+        hb.iter().min().copied().unwrap_or(0),
+        hb.iter().max().copied().unwrap_or(0),
+    );
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### 4. Idle cost: 1 airport, {} connected sockets that only answer heartbeats, {secs:.0} s\n",
+        args.sockets
+    );
+    let _ = writeln!(
+        out,
+        "| what (seen by workerd) | in {secs:.0} s | per hour |"
+    );
+    let _ = writeln!(out, "|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| object constructions (`airport_loaded`: woken from hibernation) | {loaded} | {:.0} |",
+        per_hour(loaded)
+    );
+    let _ = writeln!(
+        out,
+        "| alarm invocations | {alarms} | {:.0} |",
+        per_hour(alarms)
+    );
+    let _ = writeln!(
+        out,
+        "| WebSocket message invocations (the HEARTBEAT_ACKs) | {messages} | {:.0} |",
+        per_hour(messages)
+    );
+    let _ = writeln!(
+        out,
+        "| fetch invocations | {fetches} | {:.0} |",
+        per_hour(fetches)
+    );
+    let _ = writeln!(
+        out,
+        "| HEARTBEATs received per socket | {hb_min}–{hb_max} | {:.0} |",
+        per_hour(hb_max as f64)
+    );
+    let _ = writeln!(
+        out,
+        "| workerd CPU, average | {} | |",
+        cpu.server
+            .map_or("–".into(), |c| format!("{c:.2}% of a core"))
+    );
+    let _ = writeln!(
+        out,
+        "| of the constructions: woken by an alarm / by a WebSocket message | {} / {} | {:.0} / {:.0} |",
+        count("tail_woke_by_alarm"),
+        count("tail_woke_by_ws_message"),
+        per_hour(count("tail_woke_by_alarm")),
+        per_hour(count("tail_woke_by_ws_message"))
+    );
+    let outcomes: Vec<String> = v["counts"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.contains("_outcome_"))
+                .map(|(k, n)| format!("{} {}", k.trim_start_matches("tail_"), n))
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = writeln!(out, "\nInvocation outcomes: {}", outcomes.join(", "));
+    let _ = writeln!(
+        out,
+        "\nTimeline (s since start, invocation start times as the tail worker reports them):\n"
+    );
+    let mut events: Vec<(f64, String)> = Vec::new();
+    let woke: Vec<(f64, String)> = v["times"]["woke"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|w| Some((w["at"].as_f64()?, w["kind"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(times) = v["times"]["alarm"].as_array() {
+        for x in times.iter().filter_map(|x| x.as_f64()) {
+            let constructed = woke.iter().any(|(at, k)| *at == x && k == "alarm");
+            events.push((
+                (x - t0) / 1000.0,
+                format!(
+                    "alarm{}",
+                    if constructed {
+                        " (object constructed: it had hibernated)"
+                    } else {
+                        " (object still in memory)"
+                    }
+                ),
+            ));
+        }
+    }
+    if let Some(times) = v["times"]["ws_message"].as_array() {
+        // Bursts of ACKs, one line per second.
+        let secs_of: Vec<i64> = times
+            .iter()
+            .filter_map(|x| x.as_f64())
+            .map(|ms| ((ms - t0) / 1000.0).floor() as i64)
+            .collect();
+        let mut seconds = secs_of.clone();
+        seconds.dedup();
+        for s in seconds {
+            let n = secs_of.iter().filter(|x| **x == s).count();
+            let first = times
+                .iter()
+                .filter_map(|x| x.as_f64())
+                .map(|ms| (ms - t0) / 1000.0)
+                .filter(|x| x.floor() as i64 == s)
+                .fold(f64::INFINITY, f64::min);
+            let woken = woke
+                .iter()
+                .filter(|(at, k)| k == "ws_message" && ((at - t0) / 1000.0).floor() as i64 == s)
+                .count();
+            events.push((
+                first,
+                format!(
+                    "{n} WebSocket messages (HEARTBEAT_ACK), the first at this time, all within the second{}",
+                    if woken > 0 {
+                        format!(", {woken} of them constructed the object")
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (at, what) in events {
+        let _ = writeln!(out, "- {at:.1}: {what}");
+    }
+    println!("{out}");
+    Ok(())
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The benchmark suite of BENCHMARKS.md, in one command:
+#
+#   bash bench/run.sh [--quick] [--only fanout,throughput,connect,idle,ceiling]
+#   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
+#
+# Builds the Worker if its sources are newer than build/ (scripts/build.sh, the same build a
+# deploy ships) and the load generator (bench/loadgen, cargo --release). Serves the Worker and the
+# floor with miniflare/workerd on 127.0.0.1 (bench/serve.mjs) pinned to core 0, runs the load
+# generator pinned to core 1, and prints the tables; they are also written to
+# bench/out/results.md. --quick is a smoke run of about 4 minutes with short windows (the idle
+# scenario then uses a 15 s heartbeat); its numbers are not the published ones.
+#
+# Environment: PORT (8787), FLOOR_PORT (8788), STATS_PORT (8789), NATIVE_PORT (8790),
+# BENCH_OUT (bench/out: results.md, logs), SERVER_CPU (0), LOADGEN_CPU (1), BENCH_VARS (extra VAR=value overrides for the service),
+# BENCH_NICE (-10 when run as root: the server and the generator get priority over whatever
+# else the machine runs, so that other load disturbs the numbers less; 0 to turn off).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export PATH="$root/node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false
+
+quick=() only="fanout,throughput,connect,idle,ceiling"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=(--quick) ;;
+    --only) only="$2"; shift ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,connect,idle,ceiling,diagnose]" >&2; exit 2 ;;
+  esac
+  shift
+done
+wants() { [[ ",$only," == *",$1,"* ]]; }
+
+PORT=${PORT:-8787} FLOOR_PORT=${FLOOR_PORT:-8788} STATS_PORT=${STATS_PORT:-8789}
+NATIVE_PORT=${NATIVE_PORT:-8790} SERVER_CPU=${SERVER_CPU:-0} LOADGEN_CPU=${LOADGEN_CPU:-1}
+read -r -a extra_vars <<< "${BENCH_VARS:-}"
+nice_level=${BENCH_NICE:-$([ "$(id -u)" = 0 ] && echo -10 || echo 0)}
+pin() { local cpu=$1; shift; nice -n "$nice_level" taskset -c "$cpu" "$@"; }
+
+# 1,000+ sockets on each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if [ ! -f build/index_bg.wasm ] || [ ! -f build/index.js ] ||
+  [ -n "$(find src Cargo.toml Cargo.lock build.rs -newer build/index_bg.wasm -print -quit)" ]; then
+  echo "building the Worker (scripts/build.sh)" >&2
+  bash scripts/setup.sh >&2
+  bash scripts/build.sh >&2
+fi
+[ -d node_modules/miniflare ] || bash scripts/setup.sh >&2
+(cd bench/loadgen && cargo build --release --quiet) >&2
+loadgen=$root/bench/loadgen/target/release/loadgen
+
+out=${BENCH_OUT:-$root/bench/out}
+mkdir -p "$out"
+results=$out/results.md
+: > "$results"
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+trap cleanup EXIT INT TERM
+
+# Starts bench/serve.mjs on the server core and waits (at most 60 s) for its info file.
+serve() {
+  rm -f "$out/info.json"
+  nice -n "$nice_level" taskset -c "$SERVER_CPU" node bench/serve.mjs --port "$PORT" --floor-port "$FLOOR_PORT" \
+    --stats-port "$STATS_PORT" --info "$out/info.json" --max-seconds 3000 "$@" \
+    > "$out/serve.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 300); do
+    [ -s "$out/info.json" ] && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$out/serve.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  [ -s "$out/info.json" ] || { echo "serve.mjs did not start" >&2; exit 1; }
+  service_pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).service.pid")
+  floor_pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).floor.pid")
+}
+
+lg() { pin "$LOADGEN_CPU" "$loadgen" "$@" | tee -a "$results"; }
+
+{
+  echo "## Run of $(date -u '+%Y-%m-%d %H:%M UTC') ${quick[*]:-}"
+  echo
+  echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB"
+  echo "- workerd $(node_modules/.bin/workerd --version 2>/dev/null | head -1), miniflare $(node -p "require('./node_modules/miniflare/package.json').version"), node $(node --version)"
+  echo "- build: $(git rev-parse --short HEAD 2>/dev/null || echo '?'), build/index_bg.wasm $(stat -c %s build/index_bg.wasm) bytes"
+  echo "- server pinned to core $SERVER_CPU, load generator to core $LOADGEN_CPU, both at nice $nice_level"
+  echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+} | tee -a "$results"
+
+if wants fanout || wants throughput || wants connect; then
+  scenarios=()
+  for s in fanout throughput connect; do wants "$s" && scenarios+=("$s"); done
+  serve "${extra_vars[@]}"
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
+    --stats "http://127.0.0.1:$STATS_PORT/stats" \
+    --only "$(IFS=,; echo "${scenarios[*]}")" "${quick[@]}"
+  cleanup
+fi
+
+if wants idle; then
+  # A fresh runtime with a tail worker that sees every invocation of the service.
+  if [ ${#quick[@]} -gt 0 ]; then
+    serve --tail HEARTBEAT_INTERVAL_MS=15000 IDLE_TIMEOUT_MS=25000 "${extra_vars[@]}"
+    echo "(quick: HEARTBEAT_INTERVAL_MS=15000, IDLE_TIMEOUT_MS=25000)" | tee -a "$results"
+  else
+    serve --tail "${extra_vars[@]}"
+  fi
+  lg idle --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --stats "http://127.0.0.1:$STATS_PORT/stats" --seconds 185 --sockets 20 "${quick[@]}"
+  cleanup
+fi
+
+if wants ceiling; then
+  # The generator's own ceiling: the same scenarios against a native fan-out server on the
+  # server core, with no rate limit, far past what workerd reaches.
+  nice -n "$nice_level" taskset -c "$SERVER_CPU" "$loadgen" native-server --port "$NATIVE_PORT" --max-seconds 1800 \
+    > "$out/native.log" 2>&1 &
+  server_pid=$!
+  sleep 0.5
+  echo -e "\n### Load generator ceiling (native fan-out server on core $SERVER_CPU)\n" | tee -a "$results"
+  fanout_seconds=10
+  [ ${#quick[@]} -gt 0 ] && fanout_seconds=3
+  lg bench --target "native=ws://127.0.0.1:$NATIVE_PORT@$server_pid" --only fanout,throughput \
+    --fanout-n 1000 --fanout-seconds "$fanout_seconds" --tp-max-single 12800 --tp-max-multi 1280 \
+    "${quick[@]}"
+  cleanup
+fi
+
+if wants diagnose; then
+  # Where a gap between the service and the floor comes from: bench/floor/ladder.mjs adds one of
+  # the service's costs at a time to the floor (key look-up in D1, a SQLite write per frame, an
+  # attachment write per frame, all three).
+  # BENCH_EXTRA="name=/path/to/build other=/path/to/build" adds other builds of the service
+  # (e.g. patched copies) as further targets.
+  extra_builds=()
+  read -r -a extra_specs <<< "${BENCH_EXTRA:-}"
+  for spec in "${extra_specs[@]}"; do extra_builds+=(--extra "$spec"); done
+  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
+  ladder=()
+  for i in 0 1 2 3; do
+    name=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).ladder[$i].name")
+    pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).ladder[$i].pid")
+    ladder+=(--target "$name=ws://127.0.0.1:$((FLOOR_PORT + 10 + i))@$pid")
+  done
+  for i in "${!extra_specs[@]}"; do
+    name=${extra_specs[$i]%%=*}
+    pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).extra[$i].pid")
+    ladder+=(--target "$name=ws://127.0.0.1:$((FLOOR_PORT + 20 + i))@$pid")
+  done
+  echo -e "\n### Diagnosis: the floor plus one cost of the service at a time\n" | tee -a "$results"
+  fanout_seconds=10
+  [ ${#quick[@]} -gt 0 ] && fanout_seconds=3
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" "${ladder[@]}" \
+    --only fanout,throughput-single,herd --fanout-n 500 --fanout-seconds "$fanout_seconds" --step-seconds 4 "${quick[@]}"
+  cleanup
+fi
+
+{
+  echo "- load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- build at the end: $(git rev-parse --short HEAD 2>/dev/null || echo '?'), build/index_bg.wasm $(stat -c %s build/index_bg.wasm) bytes (a rebuild during the run would show here)"
+} | tee -a "$results"

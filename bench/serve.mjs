@@ -1,0 +1,226 @@
+// Serves, for the benchmarks, the built Worker (build/, exactly what a deploy ships) and the floor
+// (bench/floor/floor.mjs) with miniflare: each is a workerd process listening on 127.0.0.1
+// itself, with no proxy in front (unlike `wrangler dev`). D1 is migrated and seeded with the demo
+// keys, as in the integration tests. Storage lives in a temporary directory removed on exit.
+//
+//   node bench/serve.mjs [--port 8787] [--floor-port 8788] [--stats-port 8789] [--tail]
+//                        [--info FILE] [VAR=value ...]
+//
+// VAR=value overrides a wrangler [vars] value of the service (defaults below raise the caps so
+// that 1,000 sockets with the demo keys fit at one airport). --tail adds a tail worker that
+// counts every invocation of the service (fetch, alarm, WebSocket events): the idle-cost
+// scenario reads those counts, with the structured log events, from
+// http://127.0.0.1:<stats-port>/stats. --info writes the URLs and workerd pids as JSON once both
+// are ready. Runs until SIGINT/SIGTERM (or at most --max-seconds, default 3600).
+import { Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { readFileSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { execFileSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const bench = dirname(fileURLToPath(import.meta.url));
+const root = join(bench, "..");
+
+const args = process.argv.slice(2);
+const opt = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const port = Number(opt("--port", "8787"));
+const floorPort = Number(opt("--floor-port", "8788"));
+const statsPort = Number(opt("--stats-port", "8789"));
+const maxSeconds = Number(opt("--max-seconds", "3600"));
+const infoFile = opt("--info", undefined);
+const withTail = args.includes("--tail");
+// Diagnosis: also serve bench/floor/ladder.mjs, the floor plus one cost of the service at a time,
+// on --floor-port + 10, 11, 12, 13.
+const withLadder = args.includes("--ladder");
+// Diagnosis: --extra NAME=DIR serves another build of the service (DIR holds index.js and
+// index_bg.wasm, e.g. a patched copy) with the same vars, on --floor-port + 20, 21, ...
+const extras = args.flatMap((a, i) => (a === "--extra" ? [args[i + 1].split("=")] : []));
+
+const vars = {
+  ROLE_SOURCE: "static",
+  HEARTBEAT_INTERVAL_MS: "60000",
+  IDLE_TIMEOUT_MS: "70000",
+  OFFLINE_GRACE_MS: "120000",
+  VATSIM_RECHECK_MS: "120000",
+  // Raised for the benchmarks: the demo keys are few, and 1,000+ sockets share them.
+  MAX_SOCKETS_PER_KEY: "2000",
+  MAX_SOCKETS_PER_AIRPORT: "2000",
+};
+for (const a of args) {
+  const m = /^([A-Z_]+)=(.*)$/.exec(a);
+  if (m) vars[m[1]] = m[2];
+}
+
+// Counters for /stats: structured log events by name, tail items by kind, and the times of
+// airport_loaded (one per Durable Object construction that served an event) and alarms.
+const counts = {};
+const times = { airport_loaded: [], alarm: [], ws_message: [], woke: [] };
+function onLog(message) {
+  for (const line of message.split("\n")) {
+    let event;
+    try {
+      event = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const name = event.event === "tail" ? `tail_${event.kind}` : String(event.event);
+    counts[name] = (counts[name] ?? 0) + 1;
+    if (event.event === "airport_loaded") times.airport_loaded.push(Date.now());
+    if (event.event === "tail") {
+      // Invocation start times as workerd reports them; `woke`: the invocations during which
+      // the object was constructed (it had been hibernated or evicted).
+      const at = event.at ?? Date.now();
+      if (event.kind === "alarm" || event.kind === "ws_message") times[event.kind].push(at);
+      const outcome = `tail_${event.kind}_outcome_${event.outcome}`;
+      counts[outcome] = (counts[outcome] ?? 0) + 1;
+      if (event.constructed) {
+        times.woke.push({ at, kind: event.kind });
+        counts[`tail_woke_by_${event.kind}`] = (counts[`tail_woke_by_${event.kind}`] ?? 0) + 1;
+      }
+    }
+  }
+}
+
+function statements(file) {
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .map((line) => line.replace(/--.*$/, ""))
+    .join("\n")
+    .split(/;\s*(?:\n|$)/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+const persist = mkdtempSync(join(tmpdir(), "airport-bench-"));
+
+const service = {
+  name: "airport-realtime",
+  modulesRoot: join(root, "build"),
+  modules: [
+    { type: "ESModule", path: join(root, "build", "index.js") },
+    { type: "CompiledWasm", path: join(root, "build", "index_bg.wasm") },
+  ],
+  compatibilityDate: "2026-10-01",
+  durableObjects: { AIRPORT: { className: "AirportObject", useSQLite: true } },
+  d1Databases: { DB: "airport-realtime" },
+  bindings: vars,
+  ...(withTail ? { tails: ["bench-tail"] } : {}),
+};
+const tail = {
+  name: "bench-tail",
+  modules: [{ type: "ESModule", path: join(bench, "floor", "tail.mjs") }],
+  compatibilityDate: "2026-10-01",
+};
+const floor = {
+  name: "floor",
+  modules: [{ type: "ESModule", path: join(bench, "floor", "floor.mjs") }],
+  compatibilityDate: "2026-10-01",
+  durableObjects: { FLOOR: { className: "FloorObject", useSQLite: true } },
+};
+const shared = (p, dir) => ({
+  host: "127.0.0.1",
+  port: p,
+  logRequests: false,
+  resourcePersistencePath: join(persist, dir),
+  handleStructuredLogs: (log) => onLog(log.message),
+});
+
+/** The pid of the process listening on 127.0.0.1:port (the workerd miniflare started). */
+function listenerPid(p) {
+  const out = execFileSync("ss", ["-ltnpH", `sport = :${p}`], { encoding: "utf8" });
+  const m = /pid=(\d+)/.exec(out);
+  return m ? Number(m[1]) : null;
+}
+
+const mfService = new Miniflare(
+  convertV4MiniflareOptions({ ...shared(port, "service"), workers: withTail ? [service, tail] : [service] }),
+);
+const mfFloor = new Miniflare(convertV4MiniflareOptions({ ...shared(floorPort, "floor"), workers: [floor] }));
+const ladder = !withLadder
+  ? []
+  : [
+      ["floor+auth", { AUTH: "1" }],
+      ["floor+sql", { SQL: "1" }],
+      ["floor+attach", { ATTACH: "1" }],
+      ["floor+all", { AUTH: "1", SQL: "1", ATTACH: "1" }],
+    ].map(([name, bindings], i) => {
+      const p = floorPort + 10 + i;
+      const worker = {
+        ...floor,
+        name: "floor",
+        modules: [{ type: "ESModule", path: join(bench, "floor", "ladder.mjs") }],
+        d1Databases: { DB: "airport-realtime" },
+        bindings,
+      };
+      const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `ladder${i}`), workers: [worker] }));
+      return { name, port: p, mf };
+    });
+
+const extraServices = extras.map(([name, dir], i) => {
+  const p = floorPort + 20 + i;
+  const worker = {
+    ...service,
+    modulesRoot: dir,
+    modules: [
+      { type: "ESModule", path: join(dir, "index.js") },
+      { type: "CompiledWasm", path: join(dir, "index_bg.wasm") },
+    ],
+  };
+  delete worker.tails;
+  const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `extra${i}`), workers: [worker] }));
+  return { name, port: p, mf };
+});
+
+async function seed(mf) {
+  const db = await mf.getD1Database("DB");
+  const migrations = readdirSync(join(root, "migrations")).sort();
+  const files = [...migrations.map((m) => join(root, "migrations", m)), join(root, "seeds", "dev.sql")];
+  await db.batch(files.flatMap(statements).map((s) => db.prepare(s)));
+}
+
+async function stop(code = 0) {
+  await Promise.allSettled([mfService.dispose(), mfFloor.dispose(), ...[...ladder, ...extraServices].map((l) => l.mf.dispose())]);
+  rmSync(persist, { recursive: true, force: true });
+  process.exit(code);
+}
+process.on("SIGINT", () => stop(0));
+process.on("SIGTERM", () => stop(0));
+setTimeout(() => stop(0), maxSeconds * 1000).unref();
+
+try {
+  const [serviceUrl, floorUrl] = await Promise.all([mfService.ready, mfFloor.ready]);
+  await seed(mfService);
+  for (const l of [...ladder, ...extraServices]) {
+    l.url = (await l.mf.ready).toString();
+    await seed(l.mf);
+  }
+
+  createServer((req, res) => {
+    if (req.url === "/reset") {
+      for (const k of Object.keys(counts)) delete counts[k];
+      for (const k of Object.keys(times)) times[k] = [];
+    }
+    res.setHeader("Content-Type", "application/json");
+    res.end(JSON.stringify({ counts, times }));
+  }).listen(statsPort, "127.0.0.1");
+
+  const info = {
+    service: { url: serviceUrl.toString(), pid: listenerPid(port) },
+    floor: { url: floorUrl.toString(), pid: listenerPid(floorPort) },
+    ladder: ladder.map((l) => ({ name: l.name, url: l.url, pid: listenerPid(l.port) })),
+    extra: extraServices.map((l) => ({ name: l.name, url: l.url, pid: listenerPid(l.port) })),
+    stats: `http://127.0.0.1:${statsPort}/stats`,
+    vars,
+    tail: withTail,
+  };
+  if (infoFile) writeFileSync(infoFile, JSON.stringify(info));
+  console.log(`READY ${JSON.stringify(info)}`);
+} catch (error) {
+  console.error(error);
+  await stop(1);
+}
