@@ -287,3 +287,47 @@ fn rate_limited_errors_echo_the_request_id_and_floods_close() {
     }
     assert_eq!(last.close, Some(CloseCode::Flooding));
 }
+
+#[test]
+fn a_replaced_state_is_held_to_the_object_size_limit() {
+    let mut h = Harness::new();
+    let c = who(Role::Controller, "1000001");
+    // 4 characters each in the packet, 18 once serialized.
+    let numbers = vec!["1e15"; 3_000].join(",");
+    let packet = format!(
+        r#"{{"type":"STATE_UPDATE","data":{{"objectId":"BIG","state":{{"n":[{numbers}]}}}}}}"#
+    );
+    let e = on_frame(
+        &mut h.airport,
+        &h.presence,
+        &c,
+        &mut h.bucket,
+        &h.limit,
+        Frame::Text(&packet),
+        h.now,
+    );
+    assert_eq!(error_code(&e).as_deref(), Some("LIMIT_EXCEEDED"));
+    assert!(h.airport.objects().is_empty());
+}
+
+#[test]
+fn numbers_are_kept_exactly() {
+    let mut h = Harness::new();
+    let c = who(Role::Controller, "1000001");
+    let packet = r#"{"type":"SHARED_STATE_UPDATE","data":{"sharedStatePatch":{"v":6.394191070984525e+233}}}"#;
+    let e = on_frame(
+        &mut h.airport,
+        &h.presence,
+        &c,
+        &mut h.bucket,
+        &h.limit,
+        Frame::Text(packet),
+        h.now,
+    );
+    let broadcast = e.broadcast.unwrap().1;
+    assert!(broadcast.contains("6.394191070984525e+233"), "{broadcast}");
+    // What storage writes reads back to the same value.
+    let stored = serde_json::to_string(&h.airport.shared().as_map()["v"]).unwrap();
+    let reread: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(reread, h.airport.shared().as_map()["v"]);
+}

@@ -150,16 +150,18 @@ impl Airport {
                         _ => Value::Object(Map::new()),
                     };
                     json_patch::merge(&mut state, &Value::Object(patch.clone()));
-                    let chars = serialized_chars(&state);
-                    if chars > MAX_OBJECT_STATE_CHARS {
-                        return Err(PacketError::ObjectStateTooLarge {
-                            field: path_of(index),
-                            chars,
-                        });
-                    }
                     state
                 }
             };
+            // Checked for replacements too: serializing can lengthen a value (`1e15` is
+            // written back as `1000000000000000.0`), so fitting in a packet is not enough.
+            let chars = serialized_chars(&state);
+            if chars > MAX_OBJECT_STATE_CHARS {
+                return Err(PacketError::ObjectStateTooLarge {
+                    field: path_of(index),
+                    chars,
+                });
+            }
             if !exists {
                 count += 1;
                 if count > MAX_OBJECTS {

@@ -135,7 +135,7 @@ pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
     };
     let kind = match packet.get("type") {
         Some(Value::String(name)) => PacketKind::from_name(name)
-            .ok_or_else(|| reject(PacketError::UnknownType(name.clone())))?,
+            .ok_or_else(|| reject(PacketError::UnknownType(echo(name))))?,
         _ => return Err(reject(PacketError::field("type", "a string is required"))),
     };
     match packet.get("airport") {
@@ -143,7 +143,7 @@ pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
         Some(Value::String(claimed)) if airport.matches(claimed) => {}
         Some(Value::String(claimed)) => {
             return Err(reject(PacketError::AirportMismatch {
-                claimed: claimed.clone(),
+                claimed: echo(claimed),
                 connected: airport.to_string(),
             }));
         }
@@ -159,18 +159,28 @@ pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
 /// The `requestId` of a frame that will not be handled (it was rate limited), so that the error
 /// can still echo it. Frames that fail the size, UTF-8, depth or JSON checks have none.
 pub fn peek_request_id(frame: Frame<'_>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        #[serde(rename = "requestId")]
-        request_id: Option<String>,
-    }
     let text = frame_text(frame).ok()?;
     if bracket_depth(text) > MAX_PACKET_DEPTH {
         return None;
     }
-    let peek: Peek = serde_json::from_str(text).ok()?;
-    peek.request_id
-        .filter(|id| id.chars().count() <= MAX_REQUEST_ID_CHARS)
+    // Only a JSON object is a packet; its `requestId` counts only when decode would accept it.
+    let Value::Object(mut packet) = serde_json::from_str(text).ok()? else {
+        return None;
+    };
+    match packet.remove("requestId")? {
+        Value::String(id) if id.chars().count() <= MAX_REQUEST_ID_CHARS => Some(id),
+        _ => None,
+    }
+}
+
+/// A client's string quoted back in an error message, cut short so that an error can never be
+/// much larger than a normal packet.
+fn echo(value: &str) -> String {
+    const MAX_ECHO_CHARS: usize = 64;
+    match value.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_owned(),
+    }
 }
 
 /// The frame's text after the size and UTF-8 checks.
@@ -372,4 +382,33 @@ fn check_depth(found: usize, path: &str) -> Result<(), PacketError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_object_packet_lends_its_request_id() {
+        let peek = |text: &str| peek_request_id(Frame::Text(text));
+        assert_eq!(
+            peek(r#"{"type":"X","requestId":"r-1"}"#).as_deref(),
+            Some("r-1")
+        );
+        assert_eq!(peek(r#"["r-1"]"#), None);
+        assert_eq!(peek(r#"{"requestId":5}"#), None);
+        assert_eq!(
+            peek(&format!(r#"{{"requestId":"{}"}}"#, "x".repeat(65))),
+            None
+        );
+    }
+
+    #[test]
+    fn echoed_client_strings_are_cut_short() {
+        let icao = Icao::parse("EGLL").unwrap();
+        let long = "\u{3A3A3}".repeat(10_000);
+        let packet = serde_json::json!({"type": long}).to_string();
+        let rejection = decode(Frame::Text(&packet), &icao).unwrap_err();
+        assert!(rejection.error.to_string().chars().count() < 1_000);
+    }
 }
