@@ -1,0 +1,229 @@
+//! Arbitrary bytes as one inbound frame, binary and (when UTF-8) text:
+//! - `packet::decode` then `parse_command` never panic, and text and binary frames decode alike;
+//! - `machine::on_frame` from every role (a controller's as text and binary) never panics, agrees with what `decode` and
+//!   `parse_command` decided, and a rejected frame (an `ERROR` reply) leaves the airport
+//!   unchanged; every server packet is a JSON object that echoes the `requestId`;
+//! - for a quarter of the inputs, padding the frame with trailing spaces to exactly
+//!   `MAX_PACKET_CHARS` changes nothing, and to one character more makes it `PACKET_TOO_LARGE`;
+//! - for one in 32, the same frame from a controller on an airport one object short of
+//!   `MAX_OBJECTS` with about 995,000 characters of shared state.
+
+#![no_main]
+
+use airport_fuzz::{
+    Outcome, T0, check_frame, icao, prefilled_airport, prefilled_object, session, unlimited,
+};
+use airport_realtime::protocol::airport::ObjectRecord;
+use airport_realtime::protocol::error::PacketError;
+use airport_realtime::protocol::limits::{MAX_PACKET_CHARS, MAX_REQUEST_ID_CHARS};
+use airport_realtime::protocol::machine::on_frame;
+use airport_realtime::protocol::packet::{
+    Command, Envelope, Frame, PacketKind, Rejection, decode, parse_command, peek_request_id,
+};
+use airport_realtime::protocol::rate_limit::TokenBucket;
+use airport_realtime::protocol::{Airport, Cid, Presence, Role, Session};
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Value, json};
+use std::sync::OnceLock;
+
+struct Fixture {
+    /// A few objects (`A`, `SB_27L_A1`, `p0`–`p2`) and a little shared state.
+    small: Airport,
+    /// 9,999 objects and about 995,000 characters of shared state.
+    big: Airport,
+    presence: Presence,
+    sessions: Vec<Session>,
+}
+
+fn with_named_objects(base: Airport) -> Airport {
+    let mut objects = base.objects().clone();
+    let record = |state: Value| ObjectRecord {
+        state,
+        controller_id: Cid::parse("1000009").expect("cid"),
+        updated_at: T0 - 1,
+    };
+    objects.insert("A".into(), record(json!(true)));
+    objects.insert(
+        "SB_27L_A1".into(),
+        record(json!({"on": true, "color": {"r": 1, "g": 0}, "list": [1, {"x": null}]})),
+    );
+    Airport::restore(
+        icao(),
+        objects,
+        base.shared().as_map().clone(),
+        base.seq(),
+        base.offline_since(),
+    )
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let sessions = vec![
+            session(Role::Controller, 1, false),
+            session(Role::Pilot, 2, true),
+            session(Role::Observer, 3, false),
+        ];
+        let mut presence = Presence::default();
+        for s in &sessions {
+            presence.join(s);
+        }
+        let big = with_named_objects(prefilled_airport(9_997, 995_000));
+        assert_eq!(big.objects().len(), 9_999);
+        assert!(big.objects().contains_key(&prefilled_object(9_996).0));
+        Fixture {
+            small: with_named_objects(prefilled_airport(3, 0)),
+            big,
+            presence,
+            sessions,
+        }
+    })
+}
+
+type Decoded = Result<
+    (
+        Option<String>,
+        PacketKind,
+        Option<Value>,
+        Result<Command, PacketError>,
+    ),
+    Rejection,
+>;
+
+fn decoded(result: Result<Envelope, Rejection>) -> Decoded {
+    result.map(|envelope| {
+        let command = parse_command(envelope.kind, envelope.data.clone());
+        (envelope.request_id, envelope.kind, envelope.data, command)
+    })
+}
+
+fn code(error: &PacketError) -> String {
+    serde_json::to_value(error.code())
+        .expect("a code")
+        .as_str()
+        .expect("a string")
+        .to_owned()
+}
+
+/// Runs one frame from `session` on a copy of `airport` and checks the effects.
+fn handle(
+    airport: &Airport,
+    session: &Session,
+    frame: Frame<'_>,
+    bytes: &[u8],
+) -> (Airport, Outcome, airport_realtime::protocol::Effects) {
+    let limit = unlimited();
+    let mut bucket = TokenBucket::full(&limit, T0);
+    let mut after = airport.clone();
+    let effects = on_frame(
+        &mut after,
+        &fixture().presence,
+        session,
+        &mut bucket,
+        &limit,
+        frame,
+        T0,
+    );
+    let outcome = check_frame(airport, &after, session, bytes, &effects, T0);
+    (after, outcome, effects)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let fx = fixture();
+    let airport_code = fx.small.icao();
+    let text = std::str::from_utf8(data).ok();
+
+    // Decoding: never panics, and a text frame decodes exactly like the same bytes in binary.
+    let binary = decoded(decode(Frame::Binary(data), airport_code));
+    match text {
+        Some(text) => assert_eq!(decoded(decode(Frame::Text(text), airport_code)), binary),
+        None => match &binary {
+            Err(Rejection {
+                request_id: None,
+                error,
+            }) => assert!(
+                matches!(error, PacketError::NotUtf8 | PacketError::TooLarge { .. }),
+                "{error:?}"
+            ),
+            other => panic!("bytes that are not UTF-8 decoded as {other:?}"),
+        },
+    }
+    let peeked = peek_request_id(Frame::Binary(data));
+    if let Some(id) = &peeked {
+        assert!(id.chars().count() <= MAX_REQUEST_ID_CHARS);
+    }
+    if let Some(text) = text {
+        assert_eq!(peek_request_id(Frame::Text(text)), peeked);
+    }
+
+    // Handling: from every role, agreeing with the decoder; a rejection changes nothing.
+    for session in &fx.sessions {
+        let (after, outcome, effects) = handle(&fx.small, session, Frame::Binary(data), data);
+        let expected = match &binary {
+            Err(rejection) => Some(code(&rejection.error)),
+            Ok((_, kind, _, _)) if !kind.allowed_for(session.role) => Some("FORBIDDEN".into()),
+            Ok((_, _, _, Err(error))) => Some(code(error)),
+            Ok((_, _, _, Ok(_))) => None,
+        };
+        match (&expected, &outcome) {
+            (Some(expected), Outcome::Rejected(code)) => assert_eq!(expected, code),
+            (Some(expected), Outcome::Accepted { .. }) => {
+                panic!("the decoder rejects ({expected}) but on_frame accepted")
+            }
+            (None, Outcome::Rejected(code)) => assert_eq!(
+                code, "LIMIT_EXCEEDED",
+                "a valid command was rejected with {code}"
+            ),
+            (None, Outcome::Accepted { .. }) => {}
+        }
+        if session.role == Role::Controller
+            && let Some(text) = text
+        {
+            let (again, _, effects_text) = handle(&fx.small, session, Frame::Text(text), data);
+            assert_eq!(
+                effects_text, effects,
+                "text and binary frames were handled differently"
+            );
+            assert_eq!(again, after);
+        }
+    }
+
+    let controller = &fx.sessions[0];
+    // Trailing whitespace up to the limit changes nothing; one character more is too large.
+    if data.len() % 4 == 0
+        && let Some(text) = text
+    {
+        let chars = text.chars().count();
+        if chars <= MAX_PACKET_CHARS {
+            let (_, outcome, effects) = handle(&fx.small, controller, Frame::Text(text), data);
+            let mut padded = String::with_capacity(text.len() + MAX_PACKET_CHARS + 1 - chars);
+            padded.push_str(text);
+            padded.extend(std::iter::repeat_n(' ', MAX_PACKET_CHARS - chars));
+            let (_, padded_outcome, padded_effects) = handle(
+                &fx.small,
+                controller,
+                Frame::Text(&padded),
+                padded.as_bytes(),
+            );
+            assert_eq!(
+                padded_outcome, outcome,
+                "padding to the limit changed the outcome"
+            );
+            if matches!(outcome, Outcome::Accepted { .. }) {
+                assert_eq!(padded_effects, effects);
+            }
+            padded.push(' ');
+            let (_, over, _) = handle(
+                &fx.small,
+                controller,
+                Frame::Text(&padded),
+                padded.as_bytes(),
+            );
+            assert_eq!(over, Outcome::Rejected("PACKET_TOO_LARGE".into()));
+        }
+    }
+    // Near the object and shared-state limits.
+    if data.len() % 32 == 1 {
+        handle(&fx.big, controller, Frame::Binary(data), data);
+    }
+});

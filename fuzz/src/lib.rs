@@ -1,0 +1,659 @@
+//! What the fuzz targets share: the fixed airport, the checks of server packets and of an
+//! airport's invariants, a model of durable storage rebuilt from the `StoreOp`s alone, and the
+//! structured inputs (`arbitrary`) of the `state_machine` target.
+//!
+//! Everything here asserts: a failed check is a panic, which libFuzzer reports as a crash.
+
+pub mod input;
+pub mod run;
+pub mod script;
+
+use airport_realtime::protocol::airport::{ObjectRecord, StoreOp};
+use airport_realtime::protocol::config::RateLimit;
+use airport_realtime::protocol::ids::is_valid_object_id;
+use airport_realtime::protocol::json::{depth, object_depth, serialized_chars};
+use airport_realtime::protocol::limits::*;
+use airport_realtime::protocol::machine::{Audience, CloseCode, Effects};
+use airport_realtime::protocol::{Airport, Cid, Icao, Role, Session};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// A packet's text in a failure message: the first 600 characters.
+pub struct Clip<'a>(pub &'a str);
+
+impl std::fmt::Display for Clip<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.char_indices().nth(600) {
+            None => f.write_str(self.0),
+            Some((end, _)) => write!(f, "{}… ({} bytes)", &self.0[..end], self.0.len()),
+        }
+    }
+}
+
+/// The airport every target is connected to.
+pub const AIRPORT: &str = "EGLL";
+/// Server packets longer than this are checked without building their `data`.
+pub const FULL_PARSE_CHARS: usize = 100_000;
+/// A plausible epoch-ms clock start.
+pub const T0: i64 = 1_763_800_000_000;
+
+pub fn icao() -> Icao {
+    Icao::parse(AIRPORT).expect("a valid ICAO")
+}
+
+/// No rate limiting, so that pacing never masks a packet.
+pub fn unlimited() -> RateLimit {
+    RateLimit {
+        burst: 1e12,
+        per_second: 1e12,
+        flood_drops: 1e12,
+    }
+}
+
+/// `AIRPORT_FUZZ_STRICT=1` adds checks of things the code claims but the contract does not
+/// require (see FUZZING.md, "Strict mode"). Off by default so that they do not stop a campaign.
+pub fn strict() -> bool {
+    static STRICT: OnceLock<bool> = OnceLock::new();
+    *STRICT.get_or_init(|| std::env::var_os("AIRPORT_FUZZ_STRICT").is_some_and(|v| v != "0"))
+}
+
+pub fn session(role: Role, person: u8, callsign: bool) -> Session {
+    Session {
+        cid: Cid::parse(&format!("100000{}", person % 4)).expect("a valid cid"),
+        role,
+        callsign: (callsign && role == Role::Pilot).then(|| format!("BAW{}", person % 4)),
+    }
+}
+
+/// Prefilled objects are named `p0`, `p1`, …; their states are small objects.
+pub fn prefilled_object(i: usize) -> (String, ObjectRecord) {
+    (
+        format!("p{i}"),
+        ObjectRecord {
+            // Mostly booleans: a near-limit airport is cloned and compared often.
+            state: if i % 100 == 0 {
+                json!({"on": i % 200 == 0, "n": i})
+            } else {
+                json!(i % 2 == 0)
+            },
+            controller_id: Cid::parse("1000009").expect("a valid cid"),
+            updated_at: T0 - 1,
+        },
+    )
+}
+
+/// An airport restored from storage with `objects` prefilled objects and shared state of about
+/// `shared_chars` serialized characters (in members of at most 9,000 characters).
+pub fn prefilled_airport(objects: usize, shared_chars: usize) -> Airport {
+    let objects: BTreeMap<_, _> = (0..objects).map(prefilled_object).collect();
+    let mut shared = Map::new();
+    shared.insert("a".into(), json!({"b": 1, "c": [1, 2, {"d": null}]}));
+    let mut total = serialized_chars(&shared);
+    let mut i = 0;
+    // Each member `,"sN":"xxx…"` adds its key, the string and 6 characters of punctuation.
+    while total + 64 < shared_chars {
+        let key = format!("s{i}");
+        let len = (shared_chars - total).min(9_000) - 6 - key.len();
+        total += 6 + key.len() + len;
+        shared.insert(key, Value::String("x".repeat(len)));
+        i += 1;
+    }
+    debug_assert_eq!(total, serialized_chars(&shared));
+    let airport = Airport::restore(icao(), objects, shared, 41, None);
+    check_airport(&airport);
+    airport
+}
+
+/// What an airport held before an event: a copy of it, or the storage model that equals it
+/// (comparing against the model spares cloning a near-limit airport for every event).
+pub trait Baseline {
+    fn seq(&self) -> u64;
+    fn offline_since(&self) -> Option<i64>;
+    fn has_state(&self) -> bool;
+    /// The same objects, shared state and `seq` (`offline_since` is not "state").
+    fn same_state(&self, airport: &Airport) -> bool;
+    /// The same in every respect.
+    fn same(&self, airport: &Airport) -> bool {
+        self.same_state(airport) && self.offline_since() == airport.offline_since()
+    }
+}
+
+impl Baseline for Airport {
+    fn seq(&self) -> u64 {
+        Airport::seq(self)
+    }
+    fn offline_since(&self) -> Option<i64> {
+        Airport::offline_since(self)
+    }
+    fn has_state(&self) -> bool {
+        !self.objects().is_empty() || !self.shared().is_empty()
+    }
+    fn same_state(&self, airport: &Airport) -> bool {
+        self.objects() == airport.objects()
+            && self.shared() == airport.shared()
+            && Airport::seq(self) == airport.seq()
+    }
+    fn same(&self, airport: &Airport) -> bool {
+        self == airport
+    }
+}
+
+impl Baseline for Store {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn offline_since(&self) -> Option<i64> {
+        self.offline_since
+    }
+    fn has_state(&self) -> bool {
+        !self.objects.is_empty() || !self.shared.is_empty()
+    }
+    fn same_state(&self, airport: &Airport) -> bool {
+        if !self.thorough {
+            return self.objects.len() == airport.objects().len()
+                && self.shared.len() == airport.shared().as_map().len()
+                && self.seq == airport.seq();
+        }
+        &self.objects == airport.objects()
+            && &self.shared == airport.shared().as_map()
+            && self.seq == airport.seq()
+    }
+}
+
+/// A value as it comes back from its JSON text: what a client parses from a broadcast and what a
+/// restart restores from storage. `serde_json` without its `float_roundtrip` feature may parse a
+/// float's shortest representation to a neighbouring float, so this is not always the value
+/// itself (see FUZZING.md, finding 1); strict mode asserts that it is.
+pub fn reparsed<T: serde::Serialize + ?Sized, R: serde::de::DeserializeOwned>(value: &T) -> R {
+    let text = serde_json::to_string(value).expect("a value serializes");
+    serde_json::from_str(&text).expect("a serialized value parses")
+}
+
+/// Whether any object member (outside arrays) is null: a merge never leaves one behind.
+pub fn has_null_member(map: &Map<String, Value>) -> bool {
+    map.values().any(|v| match v {
+        Value::Null => true,
+        Value::Object(inner) => has_null_member(inner),
+        _ => false,
+    })
+}
+
+/// The limits and shapes that must hold at every moment (PROTOCOL §3), for the whole airport.
+pub fn check_airport(airport: &Airport) {
+    check_count(airport);
+    for (id, record) in airport.objects() {
+        check_object(id, record);
+    }
+    check_shared(airport);
+}
+
+/// The same after a change, for what `ops` wrote: the rest was checked before and did not
+/// change (which the storage model checks). Checking all of a near-limit airport after every
+/// write would cost most of a run.
+pub fn check_written(airport: &Airport, ops: &[StoreOp]) {
+    check_count(airport);
+    let mut shared = false;
+    for op in ops {
+        match op {
+            StoreOp::PutObject { id, .. } => {
+                let record = airport
+                    .objects()
+                    .get(id)
+                    .unwrap_or_else(|| panic!("object {id} was written but is not held"));
+                check_object(id, record);
+            }
+            StoreOp::PutShared { .. } | StoreOp::DeleteShared { .. } => shared = true,
+            _ => {}
+        }
+    }
+    if shared {
+        check_shared(airport);
+    }
+}
+
+fn check_count(airport: &Airport) {
+    assert!(
+        airport.objects().len() <= MAX_OBJECTS,
+        "{} objects",
+        airport.objects().len()
+    );
+}
+
+fn check_object(id: &str, record: &ObjectRecord) {
+    assert!(is_valid_object_id(id), "stored object id {id:?}");
+    assert!(
+        matches!(record.state, Value::Bool(_) | Value::Object(_)),
+        "object {id} has state {}",
+        record.state
+    );
+    assert!(
+        depth(&record.state) <= MAX_VALUE_DEPTH,
+        "object {id} is nested {} deep",
+        depth(&record.state)
+    );
+    if strict() {
+        assert_eq!(
+            reparsed::<_, Value>(&record.state),
+            record.state,
+            "strict: the state of object {id} does not survive a JSON round trip (storage, restart)"
+        );
+        let chars = serialized_chars(&record.state);
+        assert!(
+            chars <= MAX_OBJECT_STATE_CHARS,
+            "strict: object {id} holds a state of {chars} serialized characters (MAX_OBJECT_STATE_CHARS is {MAX_OBJECT_STATE_CHARS})"
+        );
+    }
+}
+
+fn check_shared(airport: &Airport) {
+    let shared = airport.shared();
+    let chars = shared.serialized_chars();
+    assert!(
+        chars <= MAX_SHARED_STATE_CHARS,
+        "shared state is {chars} characters"
+    );
+    assert_eq!(
+        chars,
+        serialized_chars(shared.as_map()),
+        "tracked shared-state size differs from its serialized length"
+    );
+    assert!(object_depth(shared.as_map()) <= MAX_VALUE_DEPTH);
+    if strict() {
+        assert_eq!(
+            &reparsed::<_, Map<String, Value>>(shared.as_map()),
+            shared.as_map(),
+            "strict: the shared state does not survive a JSON round trip (storage, restart)"
+        );
+    }
+    assert!(
+        !has_null_member(shared.as_map()),
+        "a merge left a null member in the shared state"
+    );
+}
+
+/// A server packet as sent: one JSON object with its `type`, `airport` and `timestamp` filled.
+/// Returned as a `Value`, whose indexing yields `null` for a missing member. A packet longer than
+/// `FULL_PARSE_CHARS` is still checked to be valid JSON, but when it is a snapshot (of a
+/// near-limit airport) its `data` is skipped and returned as `null`, to keep those runs fast.
+pub fn server_packet(text: &str, now: i64) -> Value {
+    let snapshot = ["INITIAL_STATE", "STATE_SNAPSHOT"]
+        .iter()
+        .find(|kind| text.starts_with(&format!("{{\"type\":\"{kind}\",")));
+    let value: Value = if text.len() > FULL_PARSE_CHARS
+        && let Some(kind) = snapshot
+    {
+        // A snapshot of a near-limit airport: `{"type","airport","data":{…},"timestamp",…}`.
+        // Check the envelope around `data` (which serde_json wrote from a Value) without
+        // scanning it.
+        let head = format!("{{\"type\":\"{kind}\",\"airport\":\"{AIRPORT}\",\"data\":{{");
+        assert!(text.starts_with(&head), "{}", Clip(text));
+        let tail = &text[text.rfind("},\"timestamp\":").expect("a timestamp") + 1..];
+        let mut packet: Value = serde_json::from_str(&format!("{{{}", &tail[1..]))
+            .unwrap_or_else(|e| panic!("server packet tail is not JSON ({e}): {}", Clip(tail)));
+        packet["type"] = json!(kind);
+        packet["airport"] = json!(AIRPORT);
+        packet
+    } else if text.len() > FULL_PARSE_CHARS {
+        #[derive(serde::Deserialize)]
+        struct Header<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            airport: Value,
+            timestamp: Value,
+            #[serde(default)]
+            seq: Option<Value>,
+            #[serde(rename = "requestId", default)]
+            request_id: Option<Value>,
+            #[serde(borrow, default)]
+            data: Option<&'a serde_json::value::RawValue>,
+        }
+        let header: Header = serde_json::from_str(text)
+            .unwrap_or_else(|e| panic!("server packet is not JSON ({e}): {}", Clip(text)));
+        let mut packet = json!({
+            "type": header.kind,
+            "airport": header.airport,
+            "timestamp": header.timestamp,
+        });
+        if let Some(seq) = header.seq {
+            packet["seq"] = seq;
+        }
+        if let Some(id) = header.request_id {
+            packet["requestId"] = id;
+        }
+        // Snapshots of near-limit airports are what makes packets this long: skip their data.
+        if let Some(data) = header.data
+            && !matches!(header.kind.as_str(), "INITIAL_STATE" | "STATE_SNAPSHOT")
+        {
+            packet["data"] = serde_json::from_str(data.get()).expect("data is JSON");
+        }
+        packet
+    } else {
+        serde_json::from_str(text)
+            .unwrap_or_else(|e| panic!("server packet is not JSON ({e}): {}", Clip(text)))
+    };
+    let text = Clip(text);
+    let Value::Object(packet) = &value else {
+        panic!("server packet is not an object: {text}");
+    };
+    assert!(
+        matches!(packet.get("type"), Some(Value::String(_))),
+        "server packet without a type: {text}"
+    );
+    assert_eq!(packet.get("airport"), Some(&json!(AIRPORT)), "{text}");
+    assert_eq!(packet.get("timestamp"), Some(&json!(now)), "{text}");
+    value
+}
+
+fn type_of(packet: &Value) -> &str {
+    packet["type"].as_str().unwrap_or_default()
+}
+
+/// The `requestId` a client packet carries, as the contract reads it: a string of at most 64
+/// characters in a JSON object. `None` for anything else.
+pub fn request_id_of(frame: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(frame).ok()?;
+    if text.chars().count() > MAX_PACKET_CHARS {
+        return None;
+    }
+    let value: Value = serde_json::from_str(text).ok()?;
+    match value.as_object()?.get("requestId")? {
+        Value::String(id) if id.chars().count() <= MAX_REQUEST_ID_CHARS => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// How one frame was handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// An `ERROR` reply with this code.
+    Rejected(String),
+    /// Handled; `changed` when it was an accepted change (`seq` + 1).
+    Accepted { changed: bool },
+}
+
+/// Checks the effects of `on_frame` for one frame against the airport before and after.
+/// `before` must already satisfy `check_airport`.
+pub fn check_frame(
+    before: &impl Baseline,
+    after: &Airport,
+    session: &Session,
+    frame: &[u8],
+    effects: &Effects,
+    now: i64,
+) -> Outcome {
+    let reply = effects.reply.as_deref().map(|r| (r, server_packet(r, now)));
+    let error = reply.as_ref().and_then(|(text, packet)| {
+        let text = Clip(text);
+        (type_of(packet) == "ERROR").then(|| {
+            let data = packet["data"]
+                .as_object()
+                .unwrap_or_else(|| panic!("ERROR without data: {text}"));
+            let message = data["message"].as_str().unwrap_or_default();
+            assert!(!message.is_empty(), "ERROR without a message: {text}");
+            data["code"]
+                .as_str()
+                .unwrap_or_else(|| panic!("ERROR without a code: {text}"))
+                .to_owned()
+        })
+    });
+    let seq_ops: Vec<u64> = effects
+        .persist
+        .iter()
+        .filter_map(|op| match op {
+            StoreOp::SetSeq(seq) => Some(*seq),
+            _ => None,
+        })
+        .collect();
+
+    // A rejected packet changes nothing and goes nowhere.
+    if let Some(code) = &error {
+        assert!(
+            before.same(after),
+            "a rejected packet ({code}) changed the airport"
+        );
+        assert!(
+            effects.persist.is_empty(),
+            "a rejected packet ({code}) persisted"
+        );
+        assert!(
+            effects.broadcast.is_none(),
+            "a rejected packet ({code}) was broadcast"
+        );
+        match effects.close {
+            None => {}
+            Some(CloseCode::Flooding) => assert_eq!(code, "RATE_LIMITED"),
+            Some(other) => panic!("a rejected packet ({code}) closed the socket with {other:?}"),
+        }
+    }
+
+    // Only controllers change state; anything else leaves the airport exactly as it was.
+    if session.role != Role::Controller {
+        assert!(before.same(after), "a {} changed the airport", session.role);
+    }
+
+    // `seq` moves by exactly one per accepted change, and only then is anything written.
+    if seq_ops.is_empty() {
+        assert!(before.same(after), "the airport changed without a new seq");
+        assert!(
+            effects.persist.is_empty(),
+            "persisted without a new seq: {:?}",
+            effects.persist
+        );
+    } else {
+        assert_eq!(
+            seq_ops,
+            vec![before.seq() + 1],
+            "seq went from {} via {seq_ops:?}",
+            before.seq()
+        );
+        assert_eq!(after.seq(), before.seq() + 1);
+        check_written(after, &effects.persist);
+        assert_eq!(
+            session.role,
+            Role::Controller,
+            "a {} changed state",
+            session.role
+        );
+        assert!(error.is_none());
+        let (audience, text) = effects
+            .broadcast
+            .as_ref()
+            .expect("an accepted change is broadcast");
+        assert_ne!(*audience, Audience::Controllers);
+        let packet = server_packet(text, now);
+        assert_eq!(
+            packet.get("seq"),
+            Some(&json!(after.seq())),
+            "{}",
+            Clip(text)
+        );
+        check_change_broadcast(&packet, after, session, text);
+    }
+    if seq_ops.is_empty() && error.is_none() {
+        // Accepted but no change: a read, a heartbeat, a crossing or deleting a missing object.
+        if let Some((audience, text)) = &effects.broadcast {
+            let packet = server_packet(text, now);
+            assert_eq!(type_of(&packet), "STOPBAR_CROSSING", "{}", Clip(text));
+            assert_eq!(*audience, Audience::Controllers);
+            assert_eq!(session.role, Role::Pilot);
+            assert!(packet.get("seq").is_none());
+        }
+    }
+    if let Some((_, text)) = &effects.broadcast {
+        let packet = server_packet(text, now);
+        assert!(
+            packet.get("requestId").is_none(),
+            "a broadcast carries a requestId: {}",
+            Clip(text)
+        );
+    }
+    if let Some(close) = effects.close {
+        assert!(
+            matches!(close, CloseCode::Requested | CloseCode::Flooding),
+            "{close:?}"
+        );
+        if close == CloseCode::Requested {
+            assert!(effects.reply.is_none() && effects.broadcast.is_none());
+        }
+    }
+
+    // The direct reply echoes the packet's requestId.
+    if let Some((text, packet)) = &reply {
+        let echoed = packet.get("requestId");
+        if let Some(echoed) = echoed {
+            let echoed = echoed.as_str().expect("requestId is a string");
+            assert!(echoed.chars().count() <= MAX_REQUEST_ID_CHARS);
+        }
+        let expected = request_id_of(frame);
+        let code = error.as_deref();
+        let parsed_before_rejection = !matches!(
+            code,
+            Some("INVALID_JSON" | "PACKET_TOO_LARGE" | "RATE_LIMITED")
+        ) && !text.contains("\"packet: nested deeper");
+        let text = Clip(text);
+        if parsed_before_rejection {
+            assert_eq!(
+                echoed.and_then(Value::as_str),
+                expected.as_deref(),
+                "reply does not echo the requestId: {text}"
+            );
+        } else if strict() && echoed.is_some() {
+            assert_eq!(
+                echoed.and_then(Value::as_str),
+                expected.as_deref(),
+                "strict: the reply echoes a requestId the packet does not carry: {text}"
+            );
+        }
+    }
+
+    match error {
+        Some(code) => Outcome::Rejected(code),
+        None => Outcome::Accepted {
+            changed: !seq_ops.is_empty(),
+        },
+    }
+}
+
+/// The broadcast of an accepted change says what the airport now holds.
+fn check_change_broadcast(packet: &Value, after: &Airport, by: &Session, text: &str) {
+    let text = Clip(text);
+    let Some(data) = packet["data"].as_object() else {
+        panic!("a change without data: {text}");
+    };
+    let by = json!(by.cid.as_str());
+    let check_item = |item: &Map<String, Value>| {
+        assert_eq!(item.get("controllerId"), Some(&by), "{text}");
+        let id = item["objectId"].as_str().expect("objectId");
+        match (item.get("state"), item.get("patch")) {
+            (Some(state), None) => assert_eq!(
+                after
+                    .objects()
+                    .get(id)
+                    .map(|r| reparsed::<_, Value>(&r.state))
+                    .as_ref(),
+                Some(state),
+                "{text}"
+            ),
+            (None, Some(Value::Null)) => {
+                assert!(!after.objects().contains_key(id), "{text}")
+            }
+            _ => panic!("a change item is neither a state nor a deletion: {text}"),
+        }
+    };
+    match type_of(packet) {
+        "STATE_UPDATE" => check_item(data),
+        "MULTI_STATE_UPDATE" => {
+            let updates = data["updates"].as_array().expect("updates");
+            assert!(!updates.is_empty() && updates.len() <= MAX_MULTI_UPDATES);
+            // Only the last item of each object says what it holds now.
+            let mut last = BTreeMap::new();
+            for item in updates {
+                let item = item.as_object().expect("an update item");
+                last.insert(item["objectId"].as_str().expect("objectId"), item);
+            }
+            last.into_values().for_each(check_item);
+        }
+        "SHARED_STATE_UPDATE" => {
+            assert_eq!(data.get("controllerId"), Some(&by), "{text}");
+            assert!(data["sharedStatePatch"].is_object(), "{text}");
+        }
+        other => panic!("an accepted change was broadcast as {other}: {text}"),
+    }
+}
+
+/// Durable storage as the Durable Object would hold it after writing every `StoreOp` row by row.
+/// After each event it must equal what the airport holds in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Store {
+    pub objects: BTreeMap<String, ObjectRecord>,
+    pub shared: Map<String, Value>,
+    pub seq: u64,
+    pub offline_since: Option<i64>,
+    /// Compare everything (the default). When false, `same_state` compares only sizes, `seq`
+    /// and `offline_since`: the run switches to that for near-limit airports between writes,
+    /// and compares everything after every write and at its end.
+    pub thorough: bool,
+}
+
+impl Store {
+    pub fn of(airport: &Airport) -> Store {
+        Store {
+            objects: airport.objects().clone(),
+            shared: airport.shared().as_map().clone(),
+            seq: airport.seq(),
+            offline_since: airport.offline_since(),
+            thorough: true,
+        }
+    }
+
+    pub fn apply(&mut self, ops: &[StoreOp]) {
+        for op in ops {
+            match op {
+                StoreOp::PutObject { id, record } => {
+                    self.objects.insert(id.clone(), record.clone());
+                }
+                StoreOp::DeleteObject { id } => {
+                    self.objects.remove(id);
+                }
+                StoreOp::PutShared { key, value } => {
+                    self.shared.insert(key.clone(), value.clone());
+                }
+                StoreOp::DeleteShared { key } => {
+                    self.shared.remove(key);
+                }
+                StoreOp::ClearState => {
+                    self.objects.clear();
+                    self.shared.clear();
+                }
+                StoreOp::SetSeq(seq) => {
+                    assert!(
+                        *seq > self.seq,
+                        "stored seq goes back: {} → {seq}",
+                        self.seq
+                    );
+                    self.seq = *seq;
+                }
+                StoreOp::SetOfflineSince(since) => self.offline_since = *since,
+            }
+        }
+    }
+
+    /// What a restart would restore equals what the airport holds.
+    pub fn check(&self, airport: &Airport) {
+        assert!(
+            &self.objects == airport.objects(),
+            "stored objects differ from the airport's"
+        );
+        assert!(
+            &self.shared == airport.shared().as_map(),
+            "stored shared state differs from the airport's"
+        );
+        assert_eq!(self.seq, airport.seq(), "stored seq differs");
+        assert_eq!(
+            self.offline_since,
+            airport.offline_since(),
+            "stored offline_since differs"
+        );
+    }
+}
