@@ -190,7 +190,7 @@ fuzz_target!(|data: &[u8]| {
 
     let controller = &fx.sessions[0];
     // Trailing whitespace up to the limit changes nothing; one character more is too large.
-    if data.len() % 4 == 0
+    if data.len().is_multiple_of(4)
         && let Some(text) = text
     {
         let chars = text.chars().count();

@@ -66,10 +66,10 @@ pub fn prefilled_object(i: usize) -> (String, ObjectRecord) {
         format!("p{i}"),
         ObjectRecord {
             // Mostly booleans: a near-limit airport is cloned and compared often.
-            state: if i % 100 == 0 {
-                json!({"on": i % 200 == 0, "n": i})
+            state: if i.is_multiple_of(100) {
+                json!({"on": i.is_multiple_of(200), "n": i})
             } else {
-                json!(i % 2 == 0)
+                json!(i.is_multiple_of(2))
             },
             controller_id: Cid::parse("1000009").expect("a valid cid"),
             updated_at: T0 - 1,
