@@ -10,9 +10,11 @@ use airport_realtime::protocol::machine::{Audience, on_frame};
 use airport_realtime::protocol::packet::Frame;
 use airport_realtime::protocol::rate_limit::TokenBucket;
 use airport_realtime::protocol::shared_state::SharedState;
-use airport_realtime::protocol::{Airport, Cid, Icao, Presence, Role, Session};
+use airport_realtime::protocol::write_batch::compact;
+use airport_realtime::protocol::{Airport, Cid, Icao, ObjectRecord, Presence, Role, Session};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
 fn session(role: Role, cid: &str) -> Session {
     Session {
@@ -190,6 +192,103 @@ proptest! {
             // A merge leaves no null member behind (nulls inside arrays are data).
             prop_assert!(!has_null_member(shared.as_map()));
         }
+    }
+}
+
+/// A storage write over a few rows, so that batches overwrite rows often.
+fn store_op() -> impl Strategy<Value = StoreOp> {
+    let row = prop::sample::select(vec!["a", "b", "c"]);
+    prop_oneof![
+        (row.clone(), any::<i8>()).prop_map(|(id, n)| StoreOp::PutObject {
+            id: id.into(),
+            record: ObjectRecord {
+                state: json!(n),
+                controller_id: Cid::parse("1000001").unwrap(),
+                updated_at: i64::from(n),
+            },
+        }),
+        row.clone()
+            .prop_map(|id| StoreOp::DeleteObject { id: id.into() }),
+        (row.clone(), any::<i8>()).prop_map(|(key, n)| StoreOp::PutShared {
+            key: key.into(),
+            value: json!(n),
+        }),
+        row.prop_map(|key| StoreOp::DeleteShared { key: key.into() }),
+        Just(StoreOp::ClearState),
+        any::<u8>().prop_map(|n| StoreOp::SetSeq(u64::from(n))),
+        prop::option::of(any::<i16>()).prop_map(|t| StoreOp::SetOfflineSince(t.map(i64::from))),
+    ]
+}
+
+/// What the airport's tables hold after `ops`, row by row, as `storage::write` applies them.
+#[derive(Debug, Default, PartialEq)]
+struct Tables {
+    objects: BTreeMap<String, ObjectRecord>,
+    shared: BTreeMap<String, Value>,
+    seq: Option<u64>,
+    offline_since: Option<Option<i64>>,
+}
+
+/// Each row written at most once, at most one clear, and nothing but `seq` and the offline
+/// time before it.
+fn is_minimal(ops: &[StoreOp]) -> bool {
+    let mut rows = std::collections::HashSet::new();
+    let mut cleared = false;
+    ops.iter().all(|op| match op {
+        StoreOp::PutObject { id, .. } | StoreOp::DeleteObject { id } => {
+            rows.insert(format!("o:{id}"))
+        }
+        StoreOp::PutShared { key, .. } | StoreOp::DeleteShared { key } => {
+            rows.insert(format!("s:{key}"))
+        }
+        StoreOp::ClearState => {
+            !std::mem::replace(&mut cleared, true) && !rows.iter().any(|r| !r.starts_with("meta:"))
+        }
+        StoreOp::SetSeq(_) => rows.insert("meta:seq".into()),
+        StoreOp::SetOfflineSince(_) => rows.insert("meta:offline".into()),
+    })
+}
+
+fn apply(ops: &[StoreOp]) -> Tables {
+    let mut t = Tables::default();
+    for op in ops {
+        match op {
+            StoreOp::PutObject { id, record } => {
+                t.objects.insert(id.clone(), record.clone());
+            }
+            StoreOp::DeleteObject { id } => {
+                t.objects.remove(id);
+            }
+            StoreOp::PutShared { key, value } => {
+                t.shared.insert(key.clone(), value.clone());
+            }
+            StoreOp::DeleteShared { key } => {
+                t.shared.remove(key);
+            }
+            StoreOp::ClearState => {
+                t.objects.clear();
+                t.shared.clear();
+            }
+            StoreOp::SetSeq(seq) => t.seq = Some(*seq),
+            StoreOp::SetOfflineSince(since) => t.offline_since = Some(*since),
+        }
+    }
+    t
+}
+
+proptest! {
+    /// A batch of several events' writes, compacted, leaves the tables exactly as the writes
+    /// one by one would, and never writes more.
+    #[test]
+    fn compacted_batches_store_the_same(
+        initial in prop::collection::vec(store_op(), 0..6),
+        batch in prop::collection::vec(store_op(), 0..40),
+    ) {
+        let compacted = compact(batch.clone());
+        prop_assert!(is_minimal(&compacted), "a row is written twice: {:?}", compacted);
+        let one_by_one = apply(&[initial.clone(), batch].concat());
+        let together = apply(&[initial, compacted].concat());
+        prop_assert_eq!(together, one_by_one);
     }
 }
 

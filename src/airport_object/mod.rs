@@ -21,11 +21,13 @@ use crate::protocol::presence::CapExceeded;
 use crate::protocol::rate_limit::TokenBucket;
 use crate::protocol::recheck::{KeyStanding, NetworkStanding, Verdict, verdict};
 use crate::protocol::vatsim::resolve;
+use crate::protocol::write_batch;
 use crate::protocol::{Airport, Cid, Icao, PacketError, Presence, Session, StoreOp};
 use network::StatusClient;
 use sockets::{Attachment, Recipients};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
 use worker::*;
 
 pub use sockets::identity_headers;
@@ -53,6 +55,8 @@ pub struct AirportObject {
     buckets: RefCell<HashMap<u64, TokenBucket>>,
     /// The network status service (`vatsim` role source), with its cache.
     status: StatusClient,
+    /// Effects of handled frames waiting for one shared commit, in arrival order.
+    outbox: RefCell<Vec<(WebSocket, Effects)>>,
 }
 
 fn now() -> i64 {
@@ -75,6 +79,7 @@ impl DurableObject for AirportObject {
             live: RefCell::new(None),
             buckets: RefCell::new(HashMap::new()),
             status: StatusClient::default(),
+            outbox: RefCell::new(Vec::new()),
         }
     }
 
@@ -130,14 +135,21 @@ impl DurableObject for AirportObject {
                 now,
             )
         };
-        let close = effects.close;
-        if let Err(error) = self.carry_out(&ws, effects) {
-            self.fail(&ws, &error, now);
-            return Ok(());
-        }
-        if let Some(code) = close {
-            self.leave(&ws, attachment, Some((code, code.reason())), now)
-                .await?;
+        match effects.close {
+            None if !effects.persist.is_empty() || !self.outbox.borrow().is_empty() => {
+                if self.queue(&ws, effects) {
+                    // Frames that are already waiting get handled first and share the commit.
+                    Delay::from(Duration::ZERO).await;
+                    self.flush();
+                }
+            }
+            close => {
+                self.carry_out(&ws, effects);
+                if let Some(code) = close {
+                    self.leave(&ws, attachment, Some((code, code.reason())), now)
+                        .await?;
+                }
+            }
         }
         // An alarm set for a socket's idle deadline is not needed once that socket spoke.
         if let Some(later) = self.alarm_can_wait(config) {
@@ -166,6 +178,7 @@ impl DurableObject for AirportObject {
         if !self.ensure_live(None).await? {
             return Response::ok("no airport");
         }
+        self.flush();
         if let Some(live) = self.live.borrow_mut().as_mut() {
             live.alarm_at = None;
         }
@@ -302,6 +315,8 @@ impl AirportObject {
         let config = self.config().map_err(internal)?;
         self.ensure_live(Some(&icao)).await.map_err(internal)?;
         let session = self.resolve_role(config, identity.session, &icao).await?;
+        // What the new socket or snapshot sees is durable, and no older broadcast reaches it.
+        self.flush();
         let path = req.path();
         if path == "/state" {
             let guard = self.live.borrow();
@@ -370,36 +385,76 @@ impl AirportObject {
         Response::from_websocket(pair.client).map_err(internal)
     }
 
-    /// Persist, reply, broadcast. A failed write sends nothing.
-    fn carry_out(&self, sender: &WebSocket, effects: Effects) -> Result<()> {
-        storage::write(&self.state.storage().sql(), &effects.persist)?;
+    /// Carries out one event's effects now, after whatever is queued.
+    fn carry_out(&self, sender: &WebSocket, effects: Effects) {
+        self.queue(sender, effects);
+        self.flush();
+    }
+
+    /// Queues a handled frame's effects for the next flush. Returns true when the outbox was
+    /// empty, that is, when no flush is pending yet.
+    fn queue(&self, sender: &WebSocket, effects: Effects) -> bool {
+        let mut outbox = self.outbox.borrow_mut();
+        outbox.push((sender.clone(), effects));
+        outbox.len() == 1
+    }
+
+    /// Writes everything queued in one commit, then replies and broadcasts in order; the
+    /// output gate holds those sends until the commit is durable. If the write fails, no
+    /// change goes out: the in-memory state is forgotten (the next event reloads what is
+    /// durable) and each sender of a change gets `ERROR INTERNAL`.
+    fn flush(&self) {
+        let mut entries = std::mem::take(&mut *self.outbox.borrow_mut());
+        if entries.is_empty() {
+            return;
+        }
+        let mut ops = Vec::new();
+        let wrote: Vec<bool> = entries
+            .iter_mut()
+            .map(|(_, effects)| {
+                let wrote = !effects.persist.is_empty();
+                ops.append(&mut effects.persist);
+                wrote
+            })
+            .collect();
+        let failure = storage::write(&self.state.storage().sql(), &write_batch::compact(ops))
+            .err()
+            .map(|error| self.forget_live(&error));
+        for ((sender, effects), wrote) in entries.iter().zip(wrote) {
+            match &failure {
+                Some(icao) if wrote => {
+                    let stamp = Stamp {
+                        airport: icao.as_ref().map_or("", Icao::as_str),
+                        now: now(),
+                    };
+                    let error =
+                        PacketError::Internal("the change could not be saved; try again".into());
+                    let _ = sender.send_with_str(outbound::error(stamp, &error, None));
+                }
+                _ => self.send(sender, effects),
+            }
+        }
+    }
+
+    fn send(&self, sender: &WebSocket, effects: &Effects) {
         if let Some(reply) = &effects.reply {
             let _ = sender.send_with_str(reply);
         }
         if let Some((audience, packet)) = &effects.broadcast {
             sockets::send_to(&self.state, (*audience).into(), Some(sender), packet);
         }
-        Ok(())
     }
 
-    /// A storage write failed: forget the in-memory state (the next event reloads what is
-    /// durable) and tell the sender.
-    fn fail(&self, ws: &WebSocket, error: &Error, now: i64) {
-        let Some(live) = self.live.borrow_mut().take() else {
-            return;
-        };
-        let icao = live.airport.icao();
+    /// A storage write failed: drop the in-memory airport and return its code.
+    fn forget_live(&self, error: &Error) -> Option<Icao> {
+        let live = self.live.borrow_mut().take()?;
+        let icao = live.airport.icao().clone();
         console_error!(
             "{{\"event\":\"storage_failed\",\"airport\":\"{}\",\"detail\":{:?}}}",
             icao,
             error.to_string()
         );
-        let stamp = Stamp {
-            airport: icao.as_str(),
-            now,
-        };
-        let error = PacketError::Internal("the change could not be saved; try again".into());
-        let _ = ws.send_with_str(outbound::error(stamp, &error, None));
+        Some(icao)
     }
 
     /// The client closed or the socket failed.
@@ -447,7 +502,7 @@ impl AirportObject {
             );
             (effects, live.airport.offline_clear_due(grace))
         };
-        self.carry_out(ws, effects)?;
+        self.carry_out(ws, effects);
         if let Some(at) = offline_due {
             self.lower_alarm(at).await?;
         }

@@ -64,32 +64,29 @@ impl From<Audience> for Recipients {
     }
 }
 
-#[wasm_bindgen]
+#[wasm_bindgen(inline_js = "export function sendToSockets(ctx, tag, except, data) {
+  const sockets = tag === undefined ? ctx.getWebSockets() : ctx.getWebSockets(tag);
+  for (const ws of sockets) {
+    if (ws === except) continue;
+    try { ws.send(data); } catch {}
+  }
+}")]
 extern "C" {
-    /// A WebSocket seen only for its `send`, which here takes a JS string that is already
-    /// built: a broadcast converts its text from UTF-8 once rather than once per socket.
-    #[wasm_bindgen(js_name = WebSocket)]
-    type RawSocket;
-
-    #[wasm_bindgen(method, catch, js_name = send)]
-    fn send(this: &RawSocket, data: &JsValue) -> std::result::Result<(), JsValue>;
+    /// The fan-out loop, in JavaScript: a broadcast crosses from Wasm once, with its text
+    /// converted from UTF-8 once, rather than twice per recipient. A socket that is no longer
+    /// OPEN refuses the send; its close event cleans it up.
+    #[wasm_bindgen(js_name = sendToSockets)]
+    fn send_to_sockets(ctx: &JsValue, tag: Option<&str>, except: &JsValue, data: &str);
 }
 
-/// Sends one serialized packet to every socket of the audience. A socket that is no longer
-/// OPEN refuses it; its close event cleans it up.
+/// Sends one serialized packet to every socket of the audience.
 pub fn send_to(state: &State, to: Recipients, sender: Option<&WebSocket>, packet: &str) {
-    let sockets = match to {
-        Recipients::Controllers => state.get_websockets_with_tag(Role::Controller.as_str()),
-        Recipients::Others | Recipients::Everyone => state.get_websockets(),
+    let tag = (to == Recipients::Controllers).then_some(Role::Controller.as_str());
+    let except = match (to, sender) {
+        (Recipients::Others, Some(ws)) => AsRef::<web_sys::WebSocket>::as_ref(ws).as_ref(),
+        _ => &JsValue::UNDEFINED,
     };
-    let packet = JsValue::from_str(packet);
-    for ws in sockets {
-        if to == Recipients::Others && sender == Some(&ws) {
-            continue;
-        }
-        let raw: &web_sys::WebSocket = ws.as_ref();
-        let _ = raw.unchecked_ref::<RawSocket>().send(&packet);
-    }
+    send_to_sockets(state.as_raw().as_ref(), tag, except, packet);
 }
 
 const AIRPORT_HEADER: &str = "X-Airport";

@@ -20,6 +20,7 @@ pub mod role;
 pub mod session;
 pub mod shared_state;
 pub mod vatsim;
+pub mod write_batch;
 
 pub use airport::{Airport, ObjectRecord, StoreOp};
 pub use error::{ErrorCode, PacketError};

@@ -1,0 +1,98 @@
+//! The storage writes of several events committed together. Frames that arrive while a commit
+//! is being prepared share it: one commit (an fsync locally, a replication round trip in
+//! production) instead of one per frame, for the same durable result. Within the batch only
+//! the last write of each row is kept.
+
+use super::StoreOp;
+use std::collections::HashSet;
+
+/// The row (or column) of the airport's storage an operation overwrites.
+#[derive(PartialEq, Eq, Hash)]
+enum Row<'a> {
+    Object(&'a str),
+    Shared(&'a str),
+    Seq,
+    OfflineSince,
+}
+
+/// The operations with the same durable result as `ops` applied in order, less those that a
+/// later operation overwrites: a put or delete of an object or shared member followed by
+/// another of the same row or by a clear, an earlier clear, an earlier `seq` or offline time.
+pub fn compact(ops: Vec<StoreOp>) -> Vec<StoreOp> {
+    let mut kept = vec![false; ops.len()];
+    {
+        let mut written: HashSet<Row<'_>> = HashSet::new();
+        let mut cleared_later = false;
+        for (i, op) in ops.iter().enumerate().rev() {
+            kept[i] = match op {
+                StoreOp::PutObject { id, .. } | StoreOp::DeleteObject { id } => {
+                    !cleared_later && written.insert(Row::Object(id))
+                }
+                StoreOp::PutShared { key, .. } | StoreOp::DeleteShared { key } => {
+                    !cleared_later && written.insert(Row::Shared(key))
+                }
+                StoreOp::ClearState => !std::mem::replace(&mut cleared_later, true),
+                StoreOp::SetSeq(_) => written.insert(Row::Seq),
+                StoreOp::SetOfflineSince(_) => written.insert(Row::OfflineSince),
+            };
+        }
+    }
+    ops.into_iter()
+        .zip(kept)
+        .filter_map(|(op, keep)| keep.then_some(op))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Cid, ObjectRecord};
+    use serde_json::json;
+
+    fn put(id: &str, n: i64) -> StoreOp {
+        StoreOp::PutObject {
+            id: id.into(),
+            record: ObjectRecord {
+                state: json!(n),
+                controller_id: Cid::parse("1000001").unwrap(),
+                updated_at: n,
+            },
+        }
+    }
+
+    #[test]
+    fn frames_on_one_object_write_it_and_seq_once() {
+        let ops = vec![
+            put("a", 1),
+            StoreOp::SetSeq(1),
+            put("a", 2),
+            StoreOp::SetSeq(2),
+        ];
+        assert_eq!(compact(ops), vec![put("a", 2), StoreOp::SetSeq(2)]);
+    }
+
+    #[test]
+    fn different_rows_are_all_kept_in_order() {
+        let ops = vec![put("a", 1), put("b", 2), StoreOp::SetSeq(2)];
+        assert_eq!(compact(ops.clone()), ops);
+    }
+
+    #[test]
+    fn a_clear_drops_earlier_rows_but_not_later_ones() {
+        let ops = vec![
+            put("a", 1),
+            StoreOp::DeleteShared { key: "k".into() },
+            StoreOp::ClearState,
+            put("b", 2),
+            StoreOp::ClearState,
+            put("c", 3),
+        ];
+        assert_eq!(compact(ops), vec![StoreOp::ClearState, put("c", 3)]);
+    }
+
+    #[test]
+    fn a_delete_after_a_put_is_what_remains() {
+        let ops = vec![put("a", 1), StoreOp::DeleteObject { id: "a".into() }];
+        assert_eq!(compact(ops), vec![StoreOp::DeleteObject { id: "a".into() }]);
+    }
+}
