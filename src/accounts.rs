@@ -1,12 +1,14 @@
 //! Accounts in D1, looked up by the hash of an API key. Used by the Worker on connect and by
 //! the airports when they check live sessions again.
 
+use crate::lookup_cache::{LookupCache, Sharing, lookup};
 use crate::protocol::Cid;
 use crate::protocol::account::{Account, hash_api_key};
+use futures_util::FutureExt;
 use serde::Deserialize;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use worker::{D1Database, Error, Result};
+use std::rc::Rc;
+use std::time::Duration;
+use worker::{D1Database, Delay, Error, Result, console_error};
 
 /// The account row as D1 returns it.
 #[derive(Deserialize)]
@@ -21,37 +23,42 @@ struct AccountRow {
 /// reaches new connections at once for any practical purpose, long enough that a burst of
 /// connections with one key (a client reconnecting many sockets) costs one D1 query.
 const REUSE_MS: i64 = 1_000;
-/// Entries kept at most; the cache starts over when it is full.
+/// A connection whose key is being looked up by another request looks for the answer every
+/// 2 ms, for at most 100 ms, before it queries D1 itself.
+const WAIT_FOR_OTHER_REQUESTS: Sharing = Sharing::Polled {
+    wait: || Delay::from(Duration::from_millis(2)).boxed_local(),
+    polls: 50,
+};
+/// Keys remembered at most per isolate.
 const MAX_ENTRIES: usize = 10_000;
 
 thread_local! {
-    /// Per isolate: key hash → (read at, account). Plain data only, so sharing it between
-    /// requests is allowed.
-    static RECENT: RefCell<HashMap<String, (i64, Option<Account>)>> = RefCell::new(HashMap::new());
+    /// Per isolate: key hash → account (`None`: unknown or revoked). Plain data only, so
+    /// sharing it between requests is allowed.
+    static RECENT: Rc<LookupCache<String, Option<Account>>> = Rc::new(LookupCache::new(MAX_ENTRIES, WAIT_FOR_OTHER_REQUESTS));
 }
 
 /// The account behind a key, or `None` for an unknown or revoked key.
-pub async fn account_for_key(db: &D1Database, key: &str, now: i64) -> Result<Option<Account>> {
+pub async fn account_for_key(db: D1Database, key: &str, now: i64) -> Result<Option<Account>> {
     let hash = hash_api_key(key);
-    let recent = RECENT.with(|recent| {
-        recent
-            .borrow()
-            .get(&hash)
-            .filter(|(at, _)| now - at < REUSE_MS)
-            .map(|(_, account)| account.clone())
-    });
-    if let Some(account) = recent {
-        return Ok(account);
-    }
-    let account = account_for_key_hash(db, &hash).await?;
-    RECENT.with(|recent| {
-        let mut recent = recent.borrow_mut();
-        if recent.len() >= MAX_ENTRIES {
-            recent.clear();
-        }
-        recent.insert(hash, (now, account.clone()));
-    });
-    Ok(account)
+    let query_hash = hash.clone();
+    let cache = RECENT.with(Rc::clone);
+    cache
+        .get(&hash, now, REUSE_MS, move || {
+            lookup(async move {
+                account_for_key_hash(&db, &query_hash)
+                    .await
+                    .inspect_err(|error| {
+                        console_error!(
+                            "{{\"event\":\"account_lookup_failed\",\"detail\":{:?}}}",
+                            error.to_string()
+                        )
+                    })
+                    .ok()
+            })
+        })
+        .await
+        .ok_or_else(|| Error::from("the account look-up failed"))
 }
 
 pub async fn account_for_key_hash(db: &D1Database, key_hash: &str) -> Result<Option<Account>> {

@@ -92,7 +92,7 @@ fn health(req: &Request) -> std::result::Result<Response, HttpError> {
 async fn authenticate(env: &Env, key: &str) -> std::result::Result<Account, HttpError> {
     let db = env.d1("DB").map_err(internal)?;
     let now = Date::now().as_millis() as i64;
-    let account = account_for_key(&db, key, now)
+    let account = account_for_key(db, key, now)
         .await
         .map_err(internal)?
         .ok_or(HttpError::InvalidApiKey)?;

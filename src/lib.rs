@@ -2,11 +2,13 @@
 //!
 //! * [`protocol`] is the pure core: packets, validation, limits, role rules, airport state
 //!   semantics and liveness deadlines. It has no Workers types and is tested natively.
+//! * [`lookup_cache`] reuses and shares look-ups of slow sources (D1, the status service).
 //! * `gateway` (Wasm only) is the Worker: routing, API-key checks and the hand-off to the
 //!   airport's Durable Object.
 //! * `airport_object` (Wasm only) is the hibernating Durable Object, one per airport: it turns
 //!   the core's effects into socket sends, SQLite writes and alarms.
 
+pub mod lookup_cache;
 pub mod protocol;
 
 #[cfg(target_arch = "wasm32")]

@@ -2,14 +2,12 @@
 //! person at a time (concurrent look-ups share it), results reused for `VATSIM_CACHE_MS`, and
 //! a timeout after which the upstream counts as unreachable.
 
+use crate::lookup_cache::{LookupCache, Sharing, lookup};
 use crate::protocol::Cid;
 use crate::protocol::config::VatsimSettings;
 use crate::protocol::recheck::NetworkStanding;
 use crate::protocol::vatsim::{NetworkConnection, parse_status};
-use futures_util::FutureExt;
-use futures_util::future::{Either, LocalBoxFuture, Shared, select};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use futures_util::future::{Either, select};
 use std::pin::pin;
 use std::time::Duration;
 use worker::{AbortController, Delay, Fetch, Url};
@@ -17,53 +15,28 @@ use worker::{AbortController, Delay, Fetch, Url};
 /// What the upstream said; `None` stands for "unreachable" and is never cached.
 type Answer = Option<Vec<NetworkConnection>>;
 
-enum Entry {
-    Fresh {
-        at: i64,
-        connections: Vec<NetworkConnection>,
-    },
-    Pending(Shared<LocalBoxFuture<'static, Answer>>),
+/// People remembered at most per airport.
+const MAX_ENTRIES: usize = 10_000;
+
+pub struct StatusClient {
+    recent: LookupCache<Cid, Vec<NetworkConnection>>,
 }
 
-#[derive(Default)]
-pub struct StatusClient {
-    entries: RefCell<HashMap<Cid, Entry>>,
+impl Default for StatusClient {
+    fn default() -> Self {
+        StatusClient {
+            recent: LookupCache::new(MAX_ENTRIES, Sharing::Shared),
+        }
+    }
 }
 
 impl StatusClient {
     pub async fn lookup(&self, settings: &VatsimSettings, cid: &Cid, now: i64) -> NetworkStanding {
-        let pending = match self.entries.borrow().get(cid) {
-            Some(Entry::Fresh { at, connections }) if now - at < settings.cache_ms => {
-                return standing(Some(connections.clone()));
-            }
-            Some(Entry::Pending(pending)) => Some(pending.clone()),
-            _ => None,
-        };
-        let request = pending.unwrap_or_else(|| {
-            let request = fetch_status(settings.clone(), cid.clone())
-                .boxed_local()
-                .shared();
-            self.entries
-                .borrow_mut()
-                .insert(cid.clone(), Entry::Pending(request.clone()));
-            request
-        });
-        let answer = request.await;
-        let mut entries = self.entries.borrow_mut();
-        match &answer {
-            Some(connections) => {
-                entries.insert(
-                    cid.clone(),
-                    Entry::Fresh {
-                        at: now,
-                        connections: connections.clone(),
-                    },
-                );
-            }
-            None => {
-                entries.remove(cid);
-            }
-        }
+        let request = fetch_status(settings.clone(), cid.clone());
+        let answer = self
+            .recent
+            .get(cid, now, settings.cache_ms, move || lookup(request))
+            .await;
         standing(answer)
     }
 }
