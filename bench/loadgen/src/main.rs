@@ -4,7 +4,7 @@
 //! loadgen bench --target NAME=ws://127.0.0.1:PORT[@PID] [--target ...] [--quick]
 //!               [--only fanout,throughput,connect] [--stats URL] [--fanout-n 100,500,1000]
 //!               [--fanout-seconds 30] [--step-seconds 6] [--tp-max-single 2400]
-//!               [--tp-max-multi 400]
+//!               [--tp-max-multi 400] [--repeats 3]
 //! loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20]
 //! loadgen native-server [--port 8790] [--max-seconds 3600]
 //! ```
@@ -41,6 +41,8 @@ pub struct Args {
     pub sockets: usize,
     pub port: u16,
     pub max_seconds: u64,
+    /// Throughput searches and 1,000-socket herds per target (alternating); medians are shown.
+    pub repeats: usize,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -58,6 +60,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         sockets: 20,
         port: 8790,
         max_seconds: 3600,
+        repeats: 3,
     };
     let mut it = args.iter();
     let num = |v: Option<&String>| -> Result<f64, String> {
@@ -99,6 +102,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--sockets" => a.sockets = num(it.next())? as usize,
             "--port" => a.port = num(it.next())? as u16,
             "--max-seconds" => a.max_seconds = num(it.next())? as u64,
+            "--repeats" => a.repeats = (num(it.next())? as usize).max(1),
             other => return Err(format!("unknown argument {other}")),
         }
     }

@@ -484,27 +484,56 @@ async fn throughput(
     })
 }
 
+/// The index of the median of `values` (the lower one for an even count).
+fn median_index(values: &[f64]) -> usize {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    order[(order.len() - 1) / 2]
+}
+
+fn list(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn throughput_section(args: &Args, kind: Kind) -> Result<(), String> {
     let step_ids = Cell::new(1000);
-    let mut searches = Vec::new();
-    for t in &args.targets {
-        searches.push(throughput(t, kind, args, &step_ids).await?);
+    let repeats = if args.quick { 1 } else { args.repeats };
+    // Searches alternate between targets, so that both see the machine in the same state;
+    // each target's figure is the median of its searches.
+    let mut all: Vec<Vec<Search>> = args.targets.iter().map(|_| Vec::new()).collect();
+    for _ in 0..repeats {
+        for (t, searches) in args.targets.iter().zip(all.iter_mut()) {
+            searches.push(throughput(t, kind, args, &step_ids).await?);
+        }
     }
+    let best_rate = |s: &Search| s.best.map_or(f64::NAN, |b| s.steps[b].accepted_rate);
+    let bests: Vec<Vec<f64>> = all
+        .iter()
+        .map(|searches| searches.iter().map(best_rate).collect())
+        .collect();
+    let searches: Vec<&Search> = all
+        .iter()
+        .zip(&bests)
+        .map(|(searches, b)| &searches[median_index(b)])
+        .collect();
     let secs = if args.quick { 2.0 } else { args.step_seconds };
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n### 2. Airport throughput: {} ({TP_SOCKETS} sockets, each frame broadcast to the other {}; steps of {secs} s)\n",
+        "\n### 2. Airport throughput: {} ({TP_SOCKETS} sockets, each frame broadcast to the other {}; steps of {secs} s; median of {repeats} searches per target, alternating)\n",
         kind.label(),
         TP_SOCKETS - 1
     );
     let _ = writeln!(
         out,
-        "| target | highest sustained accepted /s | p50 ms | p99 ms | max ms | deliveries /s | generator CPU | server CPU | first failing step |"
+        "| target | highest sustained accepted /s (median) | every search | p50 ms | p99 ms | max ms | deliveries /s | generator CPU | server CPU | first failing step |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    let best_rate = |s: &Search| s.best.map_or(f64::NAN, |b| s.steps[b].accepted_rate);
-    for (t, s) in args.targets.iter().zip(&searches) {
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    for ((t, s), every) in args.targets.iter().zip(&searches).zip(&bests) {
         let fail = s
             .steps
             .iter()
@@ -523,10 +552,11 @@ async fn throughput_section(args: &Args, kind: Kind) -> Result<(), String> {
                 let x = &s.steps[b];
                 let _ = writeln!(
                     out,
-                    "| {} | {}{:.0} | {} | {} | {} | {:.0} | {} | {} | {} |",
+                    "| {} | {}{:.0} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
                     t.name,
                     if s.ceiling_reached { "≥ " } else { "" },
                     x.accepted_rate,
+                    list(every),
                     ms(x.p.p50),
                     ms(x.p.p99),
                     ms(x.p.max),
@@ -537,12 +567,18 @@ async fn throughput_section(args: &Args, kind: Kind) -> Result<(), String> {
                 );
             }
             None => {
-                let _ = writeln!(out, "| {} | none passed | | | | | | | {} |", t.name, fail);
+                let _ = writeln!(
+                    out,
+                    "| {} | none passed | {} | | | | | | | {} |",
+                    t.name,
+                    list(every),
+                    fail
+                );
             }
         }
     }
     if searches.len() >= 2 {
-        let (a, b) = (best_rate(&searches[0]), best_rate(&searches[1]));
+        let (a, b) = (best_rate(searches[0]), best_rate(searches[1]));
         let _ = writeln!(
             out,
             "\nRatio {} / {}: **{}** (target ≥ 0.9×){}",
@@ -558,7 +594,12 @@ async fn throughput_section(args: &Args, kind: Kind) -> Result<(), String> {
         "| target | offered /s | senders | sent | accepted /s | delivered / expected | p50 ms | p99 ms | max ms | gen CPU | server CPU | result |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (t, s) in args.targets.iter().zip(&searches) {
+    for (t, s) in args
+        .targets
+        .iter()
+        .zip(&all)
+        .flat_map(|(t, all)| all.iter().map(move |s| (t, s)))
+    {
         for x in &s.steps {
             let _ = writeln!(
                 out,
@@ -790,7 +831,6 @@ async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
         ("10,000 objects, object in memory", vec![]),
         ("10,000 objects, object hibernated", vec![]),
     ];
-    let mut herds = Vec::new();
     for t in args.targets.iter().filter(|_| !herd_only) {
         let st = stats;
         progress(&format!("connect: {m} fresh airports on {}", t.name));
@@ -806,16 +846,34 @@ async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
         ));
         cases[2].1.push(connect_loaded(t, cold_m, true, st).await?);
     }
-    for t in &args.targets {
-        progress(&format!("connect: {herd_n} sockets at once on {}", t.name));
-        let h = herd(t, herd_n).await?;
-        progress(&format!(
-            "  all in {} ms, {} failed",
-            ms(h.total_ms),
-            h.failures
-        ));
-        herds.push(h);
+    // Herds alternate between targets; each target's row is its median herd.
+    let herd_repeats = if args.quick {
+        1
+    } else {
+        args.repeats.max(1) * 5 / 3
+    };
+    let mut all: Vec<Vec<Herd>> = args.targets.iter().map(|_| Vec::new()).collect();
+    for _ in 0..herd_repeats {
+        for (t, herds) in args.targets.iter().zip(all.iter_mut()) {
+            progress(&format!("connect: {herd_n} sockets at once on {}", t.name));
+            let h = herd(t, herd_n).await?;
+            progress(&format!(
+                "  all in {} ms, {} failed",
+                ms(h.total_ms),
+                h.failures
+            ));
+            herds.push(h);
+        }
     }
+    let totals: Vec<Vec<f64>> = all
+        .iter()
+        .map(|herds| herds.iter().map(|h| h.total_ms).collect())
+        .collect();
+    let herds: Vec<&Herd> = all
+        .iter()
+        .zip(&totals)
+        .map(|(herds, t)| &herds[median_index(t)])
+        .collect();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -854,19 +912,20 @@ async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
     }
     let _ = writeln!(
         out,
-        "\n{herd_n} sockets connecting at once to one fresh airport:\n"
+        "\n{herd_n} sockets connecting at once to one fresh airport (median of {herd_repeats} herds per target, alternating; the first of each is the first after start-up):\n"
     );
     let _ = writeln!(
         out,
-        "| target | all connected after ms | per socket p50 ms | p99 ms | max ms | failed | generator CPU | server CPU |"
+        "| target | all connected after ms (median) | every herd, ms | per socket p50 ms | p99 ms | max ms | failed | generator CPU | server CPU |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-    for (t, h) in args.targets.iter().zip(&herds) {
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    for ((t, h), every) in args.targets.iter().zip(&herds).zip(&totals) {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {}{} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {}{} | {} | {} |",
             t.name,
             ms(h.total_ms),
+            list(every),
             ms(h.p.p50),
             ms(h.p.p99),
             ms(h.p.max),
