@@ -157,45 +157,84 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     }))
 }
 
-/// Writes the operations in order.
+/// Writes the operations in order. A run of object puts (a batch, or several frames sharing a
+/// commit) is one statement over a JSON array of rows rather than one statement per row: each
+/// statement is a call out of Wasm and a cursor in the runtime.
 pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
-    for op in ops {
-        match op {
-            StoreOp::PutObject { id, record } => sql.exec(
-                "INSERT OR REPLACE INTO objects (id, state, controller_id, updated_at) \
-                 VALUES (?, ?, ?, ?)",
-                vec![
-                    id.as_str().into(),
-                    serde_json::to_string(&record.state)?.into(),
-                    record.controller_id.as_str().into(),
-                    SqlStorageValue::try_from_i64(record.updated_at)?,
-                ],
-            )?,
-            StoreOp::DeleteObject { id } => {
-                sql.exec("DELETE FROM objects WHERE id = ?", vec![id.as_str().into()])?
-            }
-            StoreOp::PutShared { key, value } => sql.exec(
-                "INSERT OR REPLACE INTO shared_state (key, value) VALUES (?, ?)",
-                vec![key.as_str().into(), serde_json::to_string(value)?.into()],
-            )?,
-            StoreOp::DeleteShared { key } => sql.exec(
-                "DELETE FROM shared_state WHERE key = ?",
-                vec![key.as_str().into()],
-            )?,
-            StoreOp::ClearState => {
-                sql.exec("DELETE FROM objects", None)?;
-                sql.exec("DELETE FROM shared_state", None)?
-            }
-            StoreOp::SetSeq(seq) => sql.exec(
-                "UPDATE airport SET seq = ? WHERE id = 1",
-                vec![SqlStorageValue::try_from_i64(*seq as i64)?],
-            )?,
-            StoreOp::SetOfflineSince(since) => sql.exec(
-                "UPDATE airport SET offline_since = ? WHERE id = 1",
-                vec![optional_time(*since)?],
-            )?,
-        };
+    let mut rest = ops;
+    while let Some(op) = rest.first() {
+        let puts = rest
+            .iter()
+            .take_while(|op| matches!(op, StoreOp::PutObject { .. }))
+            .count();
+        if puts >= 2 {
+            put_objects(sql, &rest[..puts])?;
+            rest = &rest[puts..];
+            continue;
+        }
+        write_one(sql, op)?;
+        rest = &rest[1..];
     }
+    Ok(())
+}
+
+/// `[id, state, controller_id, updated_at]` rows, as `json_each` reads them.
+fn put_objects(sql: &SqlStorage, puts: &[StoreOp]) -> Result<()> {
+    let mut rows = Vec::with_capacity(puts.len());
+    for op in puts {
+        if let StoreOp::PutObject { id, record } = op {
+            rows.push((
+                id.as_str(),
+                serde_json::to_string(&record.state)?,
+                record.controller_id.as_str(),
+                record.updated_at,
+            ));
+        }
+    }
+    sql.exec(
+        "INSERT OR REPLACE INTO objects (id, state, controller_id, updated_at) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
+        vec![serde_json::to_string(&rows)?.into()],
+    )?;
+    Ok(())
+}
+
+fn write_one(sql: &SqlStorage, op: &StoreOp) -> Result<()> {
+    match op {
+        StoreOp::PutObject { id, record } => sql.exec(
+            "INSERT OR REPLACE INTO objects (id, state, controller_id, updated_at) \
+             VALUES (?, ?, ?, ?)",
+            vec![
+                id.as_str().into(),
+                serde_json::to_string(&record.state)?.into(),
+                record.controller_id.as_str().into(),
+                SqlStorageValue::try_from_i64(record.updated_at)?,
+            ],
+        )?,
+        StoreOp::DeleteObject { id } => {
+            sql.exec("DELETE FROM objects WHERE id = ?", vec![id.as_str().into()])?
+        }
+        StoreOp::PutShared { key, value } => sql.exec(
+            "INSERT OR REPLACE INTO shared_state (key, value) VALUES (?, ?)",
+            vec![key.as_str().into(), serde_json::to_string(value)?.into()],
+        )?,
+        StoreOp::DeleteShared { key } => sql.exec(
+            "DELETE FROM shared_state WHERE key = ?",
+            vec![key.as_str().into()],
+        )?,
+        StoreOp::ClearState => {
+            sql.exec("DELETE FROM objects", None)?;
+            sql.exec("DELETE FROM shared_state", None)?
+        }
+        StoreOp::SetSeq(seq) => sql.exec(
+            "UPDATE airport SET seq = ? WHERE id = 1",
+            vec![SqlStorageValue::try_from_i64(*seq as i64)?],
+        )?,
+        StoreOp::SetOfflineSince(since) => sql.exec(
+            "UPDATE airport SET offline_since = ? WHERE id = 1",
+            vec![optional_time(*since)?],
+        )?,
+    };
     Ok(())
 }
 

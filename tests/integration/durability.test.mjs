@@ -57,6 +57,40 @@ test("accepted changes and seq survive a restart of the runtime", async () => {
   await observer.close();
 });
 
+test("a burst from two controllers: frames share commits, yet each change goes out once, in seq order, and is stored", async () => {
+  const c1 = await service.join(KEYS.controller1, "BRST");
+  const c2 = await service.join(KEYS.controller2, "BRST");
+  const observer = await service.join(KEYS.observer1, "BRST");
+  // 2 × 40 frames written at once: they reach the object back to back and share commits.
+  for (let i = 0; i < 40; i++) {
+    c1.send({ type: "STATE_UPDATE", data: { objectId: `SB_${i % 5}`, state: { n: i } } });
+    c2.send({ type: "STATE_UPDATE", data: { objectId: `LO_${i % 5}`, patch: { n: i, by: 2 } } });
+  }
+  const updates = [];
+  for (let i = 0; i < 80; i++) updates.push(await observer.next("STATE_UPDATE"));
+  assert.deepEqual(
+    updates.map((u) => u.seq),
+    Array.from({ length: 80 }, (_, i) => i + 1),
+  );
+  // Each controller's own frames keep their order.
+  const values = (prefix) =>
+    updates.filter((u) => u.data.objectId.startsWith(prefix)).map((u) => u.data.state.n);
+  assert.deepEqual(values("SB_"), Array.from({ length: 40 }, (_, i) => i));
+  assert.deepEqual(values("LO_"), Array.from({ length: 40 }, (_, i) => i));
+  await observer.settle();
+  assert.equal(observer.all("STATE_UPDATE").length, 80);
+
+  await service.restart();
+  const after = await service.join(KEYS.observer1, "BRST");
+  assert.equal(after.initial.data.seq, 80);
+  const last = new Map(updates.map((u) => [u.data.objectId, u.data.state]));
+  assert.deepEqual(
+    Object.fromEntries(after.initial.data.objects.map((o) => [o.id, o.state])),
+    Object.fromEntries(last),
+  );
+  await after.close();
+});
+
 test("sockets, roles, presence and state survive hibernation", { timeout: 60_000 }, async () => {
   const controller = await service.join(KEYS.controller1, "HIB1");
   const pilot = await service.join(KEYS.pilot1, "HIB1");
