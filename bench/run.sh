@@ -129,7 +129,7 @@ if wants ceiling; then
   fanout_seconds=10
   [ ${#quick[@]} -gt 0 ] && fanout_seconds=3
   lg bench --target "native=ws://127.0.0.1:$NATIVE_PORT@$server_pid" --only fanout,throughput \
-    --fanout-n 1000 --fanout-seconds "$fanout_seconds" --tp-max-single 12800 --tp-max-multi 1280 \
+    --fanout-n 1000 --fanout-seconds "$fanout_seconds" --tp-max-single 12800 --tp-max-multi 1280 --repeats 1 \
     "${quick[@]}"
   cleanup
 fi
