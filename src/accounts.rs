@@ -23,11 +23,13 @@ struct AccountRow {
 /// reaches new connections at once for any practical purpose, long enough that a burst of
 /// connections with one key (a client reconnecting many sockets) costs one D1 query.
 const REUSE_MS: i64 = 1_000;
-/// A connection whose key is being looked up by another request looks for the answer every
-/// 2 ms, for at most 100 ms, before it queries D1 itself.
+/// A connection whose key is being looked up by another request looks for the answer after
+/// 2, 4, 8, … ms, then every 128 ms, for about 0.9 s in all, before it queries D1 itself. Under
+/// a reconnect storm the first query can take that long, and a storm of second queries would
+/// only make it longer; the backoff keeps the waiters' own timers few.
 const WAIT_FOR_OTHER_REQUESTS: Sharing = Sharing::Polled {
-    wait: || Delay::from(Duration::from_millis(2)).boxed_local(),
-    polls: 50,
+    wait: |attempt| Delay::from(Duration::from_millis(2 << attempt.min(6))).boxed_local(),
+    polls: 12,
 };
 /// Keys remembered at most per isolate.
 const MAX_ENTRIES: usize = 10_000;

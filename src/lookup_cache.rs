@@ -33,10 +33,10 @@ enum Entry<V> {
 pub enum Sharing {
     /// One I/O context (a Durable Object): waiters share the request.
     Shared,
-    /// One I/O context per request (a Worker): waiters run `wait` (a short sleep) and look
-    /// again, at most `polls` times, then ask themselves.
+    /// One I/O context per request (a Worker): waiters run `wait(attempt)` (a sleep, longer
+    /// as attempts go by) and look again, at most `polls` times, then ask themselves.
     Polled {
-        wait: fn() -> LocalBoxFuture<'static, ()>,
+        wait: fn(u32) -> LocalBoxFuture<'static, ()>,
         polls: u32,
     },
 }
@@ -76,8 +76,8 @@ impl<K: Eq + Hash + Clone, V: Clone + 'static> LookupCache<K, V> {
             Found::Shared(request) => return self.settle(key, now, request.await),
             Found::InFlight => {
                 if let Sharing::Polled { wait, polls } = self.sharing {
-                    for _ in 0..polls {
-                        wait().await;
+                    for attempt in 0..polls {
+                        wait(attempt).await;
                         match self.find(key, now, i64::MAX) {
                             Found::Value(value) => return Some(value),
                             Found::InFlight => continue,
@@ -205,7 +205,7 @@ mod tests {
 
     fn polled(polls: u32) -> Sharing {
         Sharing::Polled {
-            wait: || yield_once().boxed_local(),
+            wait: |_| yield_once().boxed_local(),
             polls,
         }
     }
