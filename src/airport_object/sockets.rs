@@ -27,14 +27,8 @@ pub fn new_socket_id() -> u64 {
     (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64
 }
 
-/// The attachment is stored as one JSON string: reading or writing it is one crossing between
-/// Wasm and JavaScript, where a JS object costs one per field. It is read on every frame.
-/// Sockets accepted by earlier builds carry an object; those are still read.
 pub fn attachment(ws: &WebSocket) -> Option<Attachment> {
-    match ws.deserialize_attachment::<String>() {
-        Ok(text) => serde_json::from_str(&text?).ok(),
-        Err(_) => ws.deserialize_attachment().ok().flatten(),
-    }
+    ws.deserialize_attachment().ok().flatten()
 }
 
 /// The attachment of a socket that is still part of the airport: open and not yet left.
@@ -43,7 +37,7 @@ pub fn present(ws: &WebSocket) -> Option<Attachment> {
 }
 
 pub fn save_attachment(ws: &WebSocket, attachment: &Attachment) -> Result<()> {
-    ws.serialize_attachment(serde_json::to_string(attachment)?)
+    ws.serialize_attachment(attachment)
 }
 
 /// Only OPEN sockets count and receive: a socket the server has closed is CLOSING at once.
