@@ -1,7 +1,7 @@
 //! Accounts in D1, looked up by the hash of an API key. Used by the Worker on connect and by
 //! the airports when they check live sessions again.
 
-use crate::lookup_cache::{LookupCache, Sharing, lookup};
+use crate::lookup_cache::{LookupCache, Sharing};
 use crate::protocol::Cid;
 use crate::protocol::account::{Account, hash_api_key};
 use futures_util::FutureExt;
@@ -46,18 +46,16 @@ pub async fn account_for_key(db: D1Database, key: &str, now: i64) -> Result<Opti
     let query_hash = hash.clone();
     let cache = RECENT.with(Rc::clone);
     cache
-        .get(&hash, now, REUSE_MS, move || {
-            lookup(async move {
-                account_for_key_hash(&db, &query_hash)
-                    .await
-                    .inspect_err(|error| {
-                        console_error!(
-                            "{{\"event\":\"account_lookup_failed\",\"detail\":{:?}}}",
-                            error.to_string()
-                        )
-                    })
-                    .ok()
-            })
+        .get(&hash, now, REUSE_MS, move || async move {
+            account_for_key_hash(&db, &query_hash)
+                .await
+                .inspect_err(|error| {
+                    console_error!(
+                        "{{\"event\":\"account_lookup_failed\",\"detail\":{:?}}}",
+                        error.to_string()
+                    )
+                })
+                .ok()
         })
         .await
         .ok_or_else(|| Error::from("the account look-up failed"))

@@ -67,9 +67,10 @@ impl<K: Eq + Hash + Clone, V: Clone + 'static> LookupCache<K, V> {
 
     /// The value for `key`: reused if read less than `max_age_ms` before `now`, else the
     /// answer of the look-up under way, else from `fetch`. `None` if the look-up failed.
-    pub async fn get<F>(&self, key: &K, now: i64, max_age_ms: i64, fetch: F) -> Option<V>
+    pub async fn get<F, R>(&self, key: &K, now: i64, max_age_ms: i64, fetch: F) -> Option<V>
     where
-        F: FnOnce() -> LocalBoxFuture<'static, Option<V>>,
+        F: FnOnce() -> R,
+        R: Future<Output = Option<V>> + 'static,
     {
         match self.find(key, now, max_age_ms) {
             Found::Value(value) => return Some(value),
@@ -91,7 +92,7 @@ impl<K: Eq + Hash + Clone, V: Clone + 'static> LookupCache<K, V> {
         }
         let answer = match self.sharing {
             Sharing::Shared => {
-                let request = fetch().shared();
+                let request = fetch().boxed_local().shared();
                 self.insert(key, Entry::Shared(request.clone()));
                 request.await
             }
@@ -143,13 +144,6 @@ impl<K: Eq + Hash + Clone, V: Clone + 'static> LookupCache<K, V> {
     }
 }
 
-/// Runs `future` as a look-up for [`LookupCache::get`].
-pub fn lookup<V>(
-    future: impl Future<Output = Option<V>> + 'static,
-) -> LocalBoxFuture<'static, Option<V>> {
-    future.boxed_local()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,14 +164,17 @@ mod tests {
     }
 
     /// A look-up that counts its calls and answers on its fourth poll.
-    fn counted(calls: &Rc<Cell<u32>>, answer: Option<u32>) -> LocalBoxFuture<'static, Option<u32>> {
+    fn counted(
+        calls: &Rc<Cell<u32>>,
+        answer: Option<u32>,
+    ) -> impl Future<Output = Option<u32>> + use<> {
         calls.set(calls.get() + 1);
-        lookup(async move {
+        async move {
             for _ in 0..3 {
                 yield_once().await;
             }
             answer
-        })
+        }
     }
 
     async fn yield_once() {

@@ -2,7 +2,7 @@
 //! person at a time (concurrent look-ups share it), results reused for `VATSIM_CACHE_MS`, and
 //! a timeout after which the upstream counts as unreachable.
 
-use crate::lookup_cache::{LookupCache, Sharing, lookup};
+use crate::lookup_cache::{LookupCache, Sharing};
 use crate::protocol::Cid;
 use crate::protocol::config::VatsimSettings;
 use crate::protocol::recheck::NetworkStanding;
@@ -35,7 +35,7 @@ impl StatusClient {
         let request = fetch_status(settings.clone(), cid.clone());
         let answer = self
             .recent
-            .get(cid, now, settings.cache_ms, move || lookup(request))
+            .get(cid, now, settings.cache_ms, move || request)
             .await;
         standing(answer)
     }
