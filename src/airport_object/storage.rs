@@ -163,13 +163,16 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
 pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
     let mut rest = ops;
     while let Some(op) = rest.first() {
-        let puts = rest
+        let puts: Vec<(&str, &ObjectRecord)> = rest
             .iter()
-            .take_while(|op| matches!(op, StoreOp::PutObject { .. }))
-            .count();
-        if puts >= 2 {
-            put_objects(sql, &rest[..puts])?;
-            rest = &rest[puts..];
+            .map_while(|op| match op {
+                StoreOp::PutObject { id, record } => Some((id.as_str(), record)),
+                _ => None,
+            })
+            .collect();
+        if puts.len() >= 2 {
+            put_objects(sql, &puts)?;
+            rest = &rest[puts.len()..];
             continue;
         }
         write_one(sql, op)?;
@@ -179,18 +182,18 @@ pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
 }
 
 /// `[id, state, controller_id, updated_at]` rows, as `json_each` reads them.
-fn put_objects(sql: &SqlStorage, puts: &[StoreOp]) -> Result<()> {
-    let mut rows = Vec::with_capacity(puts.len());
-    for op in puts {
-        if let StoreOp::PutObject { id, record } = op {
-            rows.push((
-                id.as_str(),
+fn put_objects(sql: &SqlStorage, puts: &[(&str, &ObjectRecord)]) -> Result<()> {
+    let rows = puts
+        .iter()
+        .map(|(id, record)| {
+            Ok((
+                *id,
                 serde_json::to_string(&record.state)?,
                 record.controller_id.as_str(),
                 record.updated_at,
-            ));
-        }
-    }
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
     sql.exec(
         "INSERT OR REPLACE INTO objects (id, state, controller_id, updated_at) \
          SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
