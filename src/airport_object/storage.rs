@@ -12,7 +12,7 @@ use worker::{Result, SqlStorage, SqlStorageValue};
 
 /// Schema changes in order; an object runs the ones it has not run yet, once, in the same
 /// implicit transaction as the rest of its constructor's writes.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS airport (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         icao TEXT NOT NULL,
@@ -31,6 +31,25 @@ const MIGRATIONS: [&str; 2] = [
         value TEXT NOT NULL
     );",
     "ALTER TABLE airport ADD COLUMN next_recheck INTEGER;",
+    // Keyed by text, the tables are their primary-key index (WITHOUT ROWID): a write touches one
+    // B-tree instead of a rowid table and its index, which halves the cost of a batch's puts.
+    "CREATE TABLE objects_by_id (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        controller_id TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO objects_by_id (id, state, controller_id, updated_at)
+        SELECT id, state, controller_id, updated_at FROM objects;
+    DROP TABLE objects;
+    ALTER TABLE objects_by_id RENAME TO objects;
+    CREATE TABLE shared_state_by_key (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO shared_state_by_key (key, value) SELECT key, value FROM shared_state;
+    DROP TABLE shared_state;
+    ALTER TABLE shared_state_by_key RENAME TO shared_state;",
 ];
 
 #[derive(Deserialize)]
@@ -159,7 +178,8 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
 
 /// Writes the operations in order. A run of object puts (a batch, or several frames sharing a
 /// commit) is one statement over a JSON array of rows rather than one statement per row: each
-/// statement is a call out of Wasm and a cursor in the runtime.
+/// statement is a call out of Wasm and a cursor in the runtime. The array is read as JSONB, so
+/// that SQLite parses it once rather than once per row and column.
 pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
     let mut rest = ops;
     while let Some(op) = rest.first() {
@@ -181,7 +201,7 @@ pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
     Ok(())
 }
 
-/// `[id, state, controller_id, updated_at]` rows, as `json_each` reads them.
+/// `[id, state, controller_id, updated_at]` rows, as `jsonb_each` reads them.
 fn put_objects(sql: &SqlStorage, puts: &[(&str, &ObjectRecord)]) -> Result<()> {
     let rows = puts
         .iter()
@@ -196,7 +216,7 @@ fn put_objects(sql: &SqlStorage, puts: &[(&str, &ObjectRecord)]) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     sql.exec(
         "INSERT OR REPLACE INTO objects (id, state, controller_id, updated_at) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM jsonb_each(jsonb(?))",
         vec![serde_json::to_string(&rows)?.into()],
     )?;
     Ok(())
