@@ -1,12 +1,20 @@
 //! The Worker: routes requests, checks API keys against D1 and hands connections to the
 //! airport's Durable Object. Everything it rejects is rejected here, before any upgrade and
 //! without waking an airport.
+//!
+//! It works on the runtime's own `Request` and `Response` objects rather than `worker`'s
+//! wrappers: a wrapper copies the method, URL and headers and reads `request.cf` (which the
+//! runtime builds from JSON on first use) whether or not they are needed, on the way in, on the
+//! request to the airport and on its response. Those copies were about 10% of the CPU time of
+//! a burst of connections (BENCHMARKS.md).
 
 use crate::accounts::account_for_key;
 use crate::airport_object::identity_headers;
 use crate::protocol::account::Account;
 use crate::protocol::connect::{Endpoint, HttpError, RequestParts, check_request};
 use crate::protocol::{Icao, Session};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::js_sys::futures::JsFuture;
 use worker::*;
 
 /// Reported by `GET /health`; `build.rs` records the git revision.
@@ -14,15 +22,15 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const REVISION: &str = env!("BUILD_GIT_REVISION");
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     console_error_panic_hook::set_once();
-    match route(req, &env).await {
+    match route(&req, &env).await {
         Ok(response) => Ok(response),
         Err(error) => {
             if let HttpError::Internal(detail) = &error {
                 console_error!("{{\"event\":\"internal_error\",\"detail\":{:?}}}", detail);
             }
-            error_response(&error)
+            error_response(&error).map(Into::into)
         }
     }
 }
@@ -42,12 +50,16 @@ fn json_response(body: String) -> Result<Response> {
     Ok(Response::ok(body)?.with_headers(headers))
 }
 
-async fn route(req: Request, env: &Env) -> std::result::Result<Response, HttpError> {
-    let url = req.url().map_err(internal)?;
+async fn route(
+    req: &web_sys::Request,
+    env: &Env,
+) -> std::result::Result<web_sys::Response, HttpError> {
+    let url = Url::parse(&req.url()).map_err(internal)?;
+    let method = req.method();
     let endpoint = match url.path() {
         "/connect" => Endpoint::Connect,
         "/state" => Endpoint::State,
-        "/health" => return health(&req),
+        "/health" => return health(&method).map(Into::into),
         _ => return Err(HttpError::NotFound),
     };
     let query = |name: &str| {
@@ -61,9 +73,8 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, HttpErr
         headers.get("Upgrade").ok().flatten(),
         headers.get("Authorization").ok().flatten(),
     );
-    let method = req.method();
     let parts = RequestParts {
-        method: method.as_ref(),
+        method: &method,
         upgrade: upgrade.as_deref(),
         airport: airport_param.as_deref(),
         key_param: key_param.as_deref(),
@@ -80,8 +91,8 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, HttpErr
     forward(env, endpoint, &airport, &session, key).await
 }
 
-fn health(req: &Request) -> std::result::Result<Response, HttpError> {
-    if req.method() != Method::Get {
+fn health(method: &str) -> std::result::Result<Response, HttpError> {
+    if method != "GET" {
         return Err(HttpError::MethodNotAllowed);
     }
     let body = serde_json::json!({ "status": "ok", "version": VERSION, "revision": REVISION });
@@ -100,15 +111,16 @@ async fn authenticate(env: &Env, key: &str) -> std::result::Result<Account, Http
     Ok(account)
 }
 
-/// Hands the request to the airport's Durable Object with the resolved identity. The key only
-/// travels as a Bearer header.
+/// Hands the request to the airport's Durable Object with the resolved identity, and its
+/// response (the WebSocket, or the state) back as it is. The key only travels as a Bearer
+/// header.
 async fn forward(
     env: &Env,
     endpoint: Endpoint,
     airport: &Icao,
     session: &Session,
     key: &str,
-) -> std::result::Result<Response, HttpError> {
+) -> std::result::Result<web_sys::Response, HttpError> {
     let path = match endpoint {
         Endpoint::Connect => "connect",
         Endpoint::State => "state",
@@ -120,18 +132,29 @@ async fn forward(
     if endpoint == Endpoint::Connect {
         headers.set("Upgrade", "websocket").map_err(internal)?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let request = Request::new_with_init(&format!("https://airport.internal/{path}"), &init)
-        .map_err(internal)?;
-    let namespace = env.durable_object("AIRPORT").map_err(internal)?;
-    let stub = namespace
-        .id_from_name(airport.as_str())
-        .and_then(|id| id.get_stub())
-        .map_err(internal)?;
-    stub.fetch_with_request(request).await.map_err(internal)
+    let init = web_sys::RequestInit::new();
+    init.set_method("GET");
+    init.set_headers(headers.as_ref());
+    let request =
+        web_sys::Request::new_with_str_and_init(&format!("https://airport.internal/{path}"), &init)
+            .map_err(js_internal)?;
+    let stub: worker_sys::DurableObject = env
+        .durable_object("AIRPORT")
+        .and_then(|namespace| namespace.get_by_name(airport.as_str()))
+        .map_err(internal)?
+        .into_rpc();
+    let response = stub.fetch_with_request(&request).map_err(js_internal)?;
+    JsFuture::from(response)
+        .await
+        .map_err(js_internal)?
+        .dyn_into()
+        .map_err(js_internal)
 }
 
 fn internal(error: impl ToString) -> HttpError {
     HttpError::Internal(error.to_string())
+}
+
+fn js_internal(error: JsValue) -> HttpError {
+    internal(Error::from(error))
 }
