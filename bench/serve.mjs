@@ -40,6 +40,10 @@ const withLadder = args.includes("--ladder");
 // Diagnosis: --extra NAME=DIR serves another build of the service (DIR holds index.js and
 // index_bg.wasm, e.g. a patched copy) with the same vars, on --floor-port + 20, 21, ...
 const extras = args.flatMap((a, i) => (a === "--extra" ? [args[i + 1].split("=")] : []));
+// Diagnosis: --inspect PORT opens V8's inspector for the service on PORT (and for each --extra on
+// PORT + 1, + 2, ...), for bench/profile.mjs.
+const inspect = opt("--inspect", undefined);
+const inspectorPort = (offset) => (inspect ? { inspectorPort: Number(inspect) + offset } : {});
 
 const vars = {
   ROLE_SOURCE: "static",
@@ -138,7 +142,7 @@ function listenerPid(p) {
 }
 
 const mfService = new Miniflare(
-  convertV4MiniflareOptions({ ...shared(port, "service"), workers: withTail ? [service, tail] : [service] }),
+  convertV4MiniflareOptions({ ...shared(port, "service"), ...inspectorPort(0), workers: withTail ? [service, tail] : [service] }),
 );
 const mfFloor = new Miniflare(convertV4MiniflareOptions({ ...shared(floorPort, "floor"), workers: [floor] }));
 const ladder = !withLadder
@@ -172,7 +176,7 @@ const extraServices = extras.map(([name, dir], i) => {
     ],
   };
   delete worker.tails;
-  const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `extra${i}`), workers: [worker] }));
+  const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `extra${i}`), ...inspectorPort(1 + i), workers: [worker] }));
   return { name, port: p, mf };
 });
 
