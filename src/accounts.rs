@@ -43,19 +43,22 @@ thread_local! {
 /// The account behind a key, or `None` for an unknown or revoked key.
 pub async fn account_for_key(db: D1Database, key: &str, now: i64) -> Result<Option<Account>> {
     let hash = hash_api_key(key);
-    let query_hash = hash.clone();
     let cache = RECENT.with(Rc::clone);
     cache
-        .get(&hash, now, REUSE_MS, move || async move {
-            account_for_key_hash(&db, &query_hash)
-                .await
-                .inspect_err(|error| {
-                    console_error!(
-                        "{{\"event\":\"account_lookup_failed\",\"detail\":{:?}}}",
-                        error.to_string()
-                    )
-                })
-                .ok()
+        .get(&hash, now, REUSE_MS, || {
+            // Only a look-up that queries needs its own copy of the hash.
+            let query_hash = hash.clone();
+            async move {
+                account_for_key_hash(&db, &query_hash)
+                    .await
+                    .inspect_err(|error| {
+                        console_error!(
+                            "{{\"event\":\"account_lookup_failed\",\"detail\":{:?}}}",
+                            error.to_string()
+                        )
+                    })
+                    .ok()
+            }
         })
         .await
         .ok_or_else(|| Error::from("the account look-up failed"))

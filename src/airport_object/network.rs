@@ -32,10 +32,11 @@ impl Default for StatusClient {
 
 impl StatusClient {
     pub async fn lookup(&self, settings: &VatsimSettings, cid: &Cid, now: i64) -> NetworkStanding {
-        let request = fetch_status(settings.clone(), cid.clone());
         let answer = self
             .recent
-            .get(cid, now, settings.cache_ms, move || request)
+            .get(cid, now, settings.cache_ms, || {
+                fetch_status(settings.clone(), cid.clone())
+            })
             .await;
         standing(answer)
     }

@@ -190,13 +190,13 @@ pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
                 _ => None,
             })
             .collect();
-        if puts.len() >= 2 {
+        if puts.is_empty() {
+            write_one(sql, op)?;
+            rest = &rest[1..];
+        } else {
             put_objects(sql, &puts)?;
             rest = &rest[puts.len()..];
-            continue;
         }
-        write_one(sql, op)?;
-        rest = &rest[1..];
     }
     Ok(())
 }
@@ -224,16 +224,7 @@ fn put_objects(sql: &SqlStorage, puts: &[(&str, &ObjectRecord)]) -> Result<()> {
 
 fn write_one(sql: &SqlStorage, op: &StoreOp) -> Result<()> {
     match op {
-        StoreOp::PutObject { id, record } => sql.exec(
-            "INSERT OR REPLACE INTO objects (id, state, controller_id, updated_at) \
-             VALUES (?, ?, ?, ?)",
-            vec![
-                id.as_str().into(),
-                serde_json::to_string(&record.state)?.into(),
-                record.controller_id.as_str().into(),
-                SqlStorageValue::try_from_i64(record.updated_at)?,
-            ],
-        )?,
+        StoreOp::PutObject { id, record } => return put_objects(sql, &[(id.as_str(), record)]),
         StoreOp::DeleteObject { id } => {
             sql.exec("DELETE FROM objects WHERE id = ?", vec![id.as_str().into()])?
         }
