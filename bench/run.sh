@@ -3,6 +3,8 @@
 #
 #   bash bench/run.sh [--quick] [--only fanout,throughput,connect,idle,ceiling]
 #   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
+#   bash bench/run.sh --only diagnose-batches  # batch throughput against a floor sending the
+#                                              # service's bytes
 #
 # Builds the Worker if its sources are newer than build/ (scripts/build.sh, the same build a
 # deploy ships) and the load generator (bench/loadgen, cargo --release). Serves the Worker and the
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,connect,idle,ceiling,diagnose]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,connect,idle,ceiling,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -145,7 +147,7 @@ if wants diagnose; then
   for spec in "${extra_specs[@]}"; do extra_builds+=(--extra "$spec"); done
   serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
   ladder=()
-  for i in 0 1 2 3; do
+  for i in 0 1 2 3 4; do
     name=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).ladder[$i].name")
     pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).ladder[$i].pid")
     ladder+=(--target "$name=ws://127.0.0.1:$((FLOOR_PORT + 10 + i))@$pid")
@@ -161,6 +163,22 @@ if wants diagnose; then
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" "${ladder[@]}" \
     --only fanout,throughput-single,herd --fanout-n 500 --fanout-seconds "$fanout_seconds" --step-seconds 4 "${quick[@]}"
+  cleanup
+fi
+
+if wants diagnose-batches; then
+  # Whether the MULTI_STATE_UPDATE gap is the service's work or the bytes the contract makes it
+  # send: the floor, and the floor padding each forwarded frame to the length of the service's
+  # broadcast of it (ladder.mjs BYTES=1), against the service, two searches each.
+  serve --ladder "${extra_vars[@]}"
+  info() { node -p "const i = JSON.parse(require('fs').readFileSync('$out/info.json','utf8')); $1"; }
+  bytes_index=$(info "i.ladder.findIndex((l) => l.name === 'floor+bytes')")
+  bytes_pid=$(info "i.ladder[$bytes_index].pid")
+  echo -e "\n### Diagnosis: batches against a floor that sends the service's bytes\n" | tee -a "$results"
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
+    --target "floor+bytes=ws://127.0.0.1:$((FLOOR_PORT + 10 + bytes_index))@$bytes_pid" \
+    --only throughput-multi --repeats 2 "${quick[@]}"
   cleanup
 fi
 

@@ -152,6 +152,7 @@ const ladder = !withLadder
       ["floor+sql", { SQL: "1" }],
       ["floor+attach", { ATTACH: "1" }],
       ["floor+all", { AUTH: "1", SQL: "1", ATTACH: "1" }],
+      ["floor+bytes", { BYTES: "1" }],
     ].map(([name, bindings], i) => {
       const p = floorPort + 10 + i;
       const worker = {

@@ -331,3 +331,59 @@ fn numbers_are_kept_exactly() {
     let reread: Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(reread, h.airport.shared().as_map()["v"]);
 }
+
+#[test]
+fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
+    use airport_realtime::protocol::StoreOp;
+    let mut h = Harness::new();
+    let c = who(Role::Controller, "1000001");
+    h.send(
+        &c,
+        json!({"type": "STATE_UPDATE", "data": {"objectId": "B", "state": {"keep": 1, "drop": 2}}}),
+    );
+    // The same object twice in one batch: each item is broadcast with the state after it, and
+    // the row holds the last. `1e15` serializes longer than it was sent.
+    let packet = r#"{"type":"MULTI_STATE_UPDATE","data":{"updates":[
+        {"objectId":"A","state":{"n":1e15}},
+        {"objectId":"B","patch":{"drop":null,"add":[true]}},
+        {"objectId":"A","patch":{"m":"é"}}]}}"#;
+    let e = on_frame(
+        &mut h.airport,
+        &h.presence,
+        &c,
+        &mut h.bucket,
+        &h.limit,
+        Frame::Text(packet),
+        h.now + 1_000,
+    );
+    let (_, broadcast) = e.broadcast.unwrap();
+    let items = parse(&broadcast)["data"]["updates"].clone();
+    let states: Vec<String> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["state"].to_string())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            r#"{"n":1000000000000000.0}"#,
+            r#"{"add":[true],"keep":1}"#,
+            r#"{"m":"é","n":1000000000000000.0}"#,
+        ]
+    );
+    let rows: Vec<(&str, &str)> = e
+        .persist
+        .iter()
+        .filter_map(|op| match op {
+            StoreOp::PutObject { id, row } => Some((id.as_str(), row.state_json.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows, [("A", states[2].as_str()), ("B", states[1].as_str())]);
+    for (id, text) in rows {
+        assert!(broadcast.contains(text), "{text} is not in {broadcast}");
+        let reread: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(reread, h.airport.objects()[id].state);
+    }
+}

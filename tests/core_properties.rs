@@ -2,7 +2,7 @@
 //! change nothing, accepted changes move `seq` by exactly one, limits always hold, and only
 //! controllers change state.
 
-use airport_realtime::protocol::airport::StoreOp;
+use airport_realtime::protocol::airport::{ObjectRow, StoreOp};
 use airport_realtime::protocol::config::RateLimit;
 use airport_realtime::protocol::json::serialized_chars;
 use airport_realtime::protocol::limits::{MAX_OBJECTS, MAX_SHARED_STATE_CHARS};
@@ -11,7 +11,7 @@ use airport_realtime::protocol::packet::Frame;
 use airport_realtime::protocol::rate_limit::TokenBucket;
 use airport_realtime::protocol::shared_state::SharedState;
 use airport_realtime::protocol::write_batch::compact;
-use airport_realtime::protocol::{Airport, Cid, Icao, ObjectRecord, Presence, Role, Session};
+use airport_realtime::protocol::{Airport, Cid, Icao, Presence, Role, Session};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -201,8 +201,8 @@ fn store_op() -> impl Strategy<Value = StoreOp> {
     prop_oneof![
         (row.clone(), any::<i8>()).prop_map(|(id, n)| StoreOp::PutObject {
             id: id.into(),
-            record: ObjectRecord {
-                state: json!(n),
+            row: ObjectRow {
+                state_json: n.to_string(),
                 controller_id: Cid::parse("1000001").unwrap(),
                 updated_at: i64::from(n),
             },
@@ -223,7 +223,7 @@ fn store_op() -> impl Strategy<Value = StoreOp> {
 /// What the airport's tables hold after `ops`, row by row, as `storage::write` applies them.
 #[derive(Debug, Default, PartialEq)]
 struct Tables {
-    objects: BTreeMap<String, ObjectRecord>,
+    objects: BTreeMap<String, ObjectRow>,
     shared: BTreeMap<String, Value>,
     seq: Option<u64>,
     offline_since: Option<Option<i64>>,
@@ -253,8 +253,8 @@ fn apply(ops: &[StoreOp]) -> Tables {
     let mut t = Tables::default();
     for op in ops {
         match op {
-            StoreOp::PutObject { id, record } => {
-                t.objects.insert(id.clone(), record.clone());
+            StoreOp::PutObject { id, row } => {
+                t.objects.insert(id.clone(), row.clone());
             }
             StoreOp::DeleteObject { id } => {
                 t.objects.remove(id);

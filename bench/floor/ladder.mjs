@@ -6,6 +6,9 @@
 //   SQL=1     each frame writes its object row and bumps a seq row in the object's SQLite, so
 //             the output gate holds the forwarded frames until the write is durable
 //   ATTACH=1  each frame rewrites the sender's attachment (last-seen time), as the service does
+//   BYTES=1   each forwarded frame is padded with spaces to the length of the service's broadcast
+//             of it: the contract adds `,"controllerId":"<cid>"` (25 bytes with the demo cids) to
+//             every update and `airport`, `timestamp` and `seq` (about 56 bytes) to the envelope
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
@@ -60,9 +63,16 @@ export class FloorObject {
       );
       this.ctx.storage.sql.exec("UPDATE airport SET seq = seq + 1 WHERE id = 1");
     }
+    if (this.env.BYTES === "1" && typeof message === "string") message = padded(message);
     for (const other of this.ctx.getWebSockets()) if (other !== ws) other.send(message);
   }
   webSocketClose(ws) {
     ws.close();
   }
+}
+
+function padded(message) {
+  let updates = 0;
+  for (let i = message.indexOf('"objectId"'); i !== -1; i = message.indexOf('"objectId"', i + 1)) updates++;
+  return message + " ".repeat(25 * updates + 56);
 }

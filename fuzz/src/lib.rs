@@ -609,8 +609,15 @@ impl Store {
     pub fn apply(&mut self, ops: &[StoreOp]) {
         for op in ops {
             match op {
-                StoreOp::PutObject { id, record } => {
-                    self.objects.insert(id.clone(), record.clone());
+                StoreOp::PutObject { id, row } => {
+                    // What a reload reads back: the row's text, parsed.
+                    let record = ObjectRecord {
+                        state: serde_json::from_str(&row.state_json)
+                            .unwrap_or_else(|e| panic!("object {id} stored unparsable JSON: {e}")),
+                        controller_id: row.controller_id.clone(),
+                        updated_at: row.updated_at,
+                    };
+                    self.objects.insert(id.clone(), record);
                 }
                 StoreOp::DeleteObject { id } => {
                     self.objects.remove(id);

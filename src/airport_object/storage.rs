@@ -3,6 +3,7 @@
 //! Writes made in one event commit together, and the output gate holds every message sent
 //! after them until they are durable.
 
+use crate::protocol::airport::ObjectRow;
 use crate::protocol::liveness::Schedule;
 use crate::protocol::{Airport, Icao, ObjectRecord, StoreOp};
 use serde::Deserialize;
@@ -91,7 +92,7 @@ struct AirportRow {
 }
 
 #[derive(Deserialize)]
-struct ObjectRow {
+struct LoadedObject {
     id: String,
     state: String,
     controller_id: String,
@@ -144,7 +145,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
             "SELECT id, state, controller_id, updated_at FROM objects",
             None,
         )?
-        .to_array::<ObjectRow>()?
+        .to_array::<LoadedObject>()?
     {
         let record = ObjectRecord {
             state: serde_json::from_str(&object.state)?,
@@ -183,10 +184,10 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
 pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
     let mut rest = ops;
     while let Some(op) = rest.first() {
-        let puts: Vec<(&str, &ObjectRecord)> = rest
+        let puts: Vec<(&str, &ObjectRow)> = rest
             .iter()
             .map_while(|op| match op {
-                StoreOp::PutObject { id, record } => Some((id.as_str(), record)),
+                StoreOp::PutObject { id, row } => Some((id.as_str(), row)),
                 _ => None,
             })
             .collect();
@@ -202,18 +203,18 @@ pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
 }
 
 /// `[id, state, controller_id, updated_at]` rows, as `jsonb_each` reads them.
-fn put_objects(sql: &SqlStorage, puts: &[(&str, &ObjectRecord)]) -> Result<()> {
-    let rows = puts
+fn put_objects(sql: &SqlStorage, puts: &[(&str, &ObjectRow)]) -> Result<()> {
+    let rows: Vec<_> = puts
         .iter()
-        .map(|(id, record)| {
-            Ok((
+        .map(|(id, row)| {
+            (
                 *id,
-                serde_json::to_string(&record.state)?,
-                record.controller_id.as_str(),
-                record.updated_at,
-            ))
+                row.state_json.as_str(),
+                row.controller_id.as_str(),
+                row.updated_at,
+            )
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
     sql.exec(
         "INSERT OR REPLACE INTO objects (id, state, controller_id, updated_at) \
          SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM jsonb_each(jsonb(?))",
@@ -224,7 +225,7 @@ fn put_objects(sql: &SqlStorage, puts: &[(&str, &ObjectRecord)]) -> Result<()> {
 
 fn write_one(sql: &SqlStorage, op: &StoreOp) -> Result<()> {
     match op {
-        StoreOp::PutObject { id, record } => return put_objects(sql, &[(id.as_str(), record)]),
+        StoreOp::PutObject { id, row } => return put_objects(sql, &[(id.as_str(), row)]),
         StoreOp::DeleteObject { id } => {
             sql.exec("DELETE FROM objects WHERE id = ?", vec![id.as_str().into()])?
         }

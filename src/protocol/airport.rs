@@ -3,11 +3,11 @@
 
 use super::error::PacketError;
 use super::ids::{Cid, Icao};
-use super::json::serialized_chars;
 use super::limits::{MAX_OBJECT_STATE_CHARS, MAX_OBJECTS};
 use super::packet::{ChangeOp, ObjectChange};
 use super::shared_state::SharedState;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -19,12 +19,21 @@ pub struct ObjectRecord {
     pub updated_at: i64,
 }
 
+/// An object's row as storage writes it: the state as the JSON text the broadcast carries,
+/// serialized once for both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectRow {
+    pub state_json: String,
+    pub controller_id: Cid,
+    pub updated_at: i64,
+}
+
 /// A write to durable storage, row by row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreOp {
     PutObject {
         id: String,
-        record: ObjectRecord,
+        row: ObjectRow,
     },
     DeleteObject {
         id: String,
@@ -42,11 +51,16 @@ pub enum StoreOp {
     SetOfflineSince(Option<i64>),
 }
 
-/// The outcome of one accepted object change, as broadcast.
-#[derive(Debug, Clone, PartialEq)]
+/// The outcome of one accepted object change, as broadcast: the state after it, serialized.
+#[derive(Debug, Clone)]
 pub enum ChangeResult {
-    Set { object_id: String, state: Value },
-    Deleted { object_id: String },
+    Set {
+        object_id: String,
+        state: Box<RawValue>,
+    },
+    Deleted {
+        object_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,46 +130,48 @@ impl Airport {
     /// including the new `seq`.
     pub fn apply_changes(
         &mut self,
-        changes: &[ObjectChange],
+        changes: Vec<ObjectChange>,
         path_of: impl Fn(usize) -> String,
         by: &Cid,
         now: i64,
     ) -> Result<(Vec<ChangeResult>, Vec<StoreOp>), PacketError> {
-        // Staged writes over the committed objects: None marks a deletion.
-        let mut staged: BTreeMap<&str, Option<ObjectRecord>> = BTreeMap::new();
+        // Staged writes over the committed objects, with each new state's JSON text: None
+        // marks a deletion.
+        let mut staged: BTreeMap<String, Option<(Value, String)>> = BTreeMap::new();
         let mut count = self.objects.len();
         let mut results = Vec::with_capacity(changes.len());
-        for (index, change) in changes.iter().enumerate() {
-            let id = change.object_id.as_str();
-            let current = match staged.get(id) {
-                Some(staged) => staged.as_ref(),
-                None => self.objects.get(id),
+        for (index, ObjectChange { object_id, op }) in changes.into_iter().enumerate() {
+            let current = match staged.get(&object_id) {
+                Some(staged) => staged.as_ref().map(|(state, _)| state),
+                None => self.objects.get(&object_id).map(|record| &record.state),
             };
             let exists = current.is_some();
-            let state = match &change.op {
+            let state = match op {
                 ChangeOp::Delete => {
                     if exists {
-                        staged.insert(id, None);
                         count -= 1;
                         results.push(ChangeResult::Deleted {
-                            object_id: id.to_owned(),
+                            object_id: object_id.clone(),
                         });
+                        staged.insert(object_id, None);
                     }
                     continue;
                 }
-                ChangeOp::Replace(state) => state.clone(),
+                ChangeOp::Replace(state) => state,
                 ChangeOp::Patch(patch) => {
-                    let mut state = match current.map(|r| &r.state) {
+                    let mut state = match current {
                         Some(Value::Object(state)) => Value::Object(state.clone()),
                         _ => Value::Object(Map::new()),
                     };
-                    json_patch::merge(&mut state, &Value::Object(patch.clone()));
+                    json_patch::merge(&mut state, &Value::Object(patch));
                     state
                 }
             };
             // Checked for replacements too: serializing can lengthen a value (`1e15` is
             // written back as `1000000000000000.0`), so fitting in a packet is not enough.
-            let chars = serialized_chars(&state);
+            let text = serde_json::value::to_raw_value(&state)
+                .map_err(|error| PacketError::Internal(error.to_string()))?;
+            let chars = text.get().chars().count();
             if chars > MAX_OBJECT_STATE_CHARS {
                 return Err(PacketError::ObjectStateTooLarge {
                     field: path_of(index),
@@ -170,26 +186,31 @@ impl Airport {
                     });
                 }
             }
+            let state_json = text.get().to_owned();
             results.push(ChangeResult::Set {
-                object_id: id.to_owned(),
-                state: state.clone(),
+                object_id: object_id.clone(),
+                state: text,
             });
-            staged.insert(
-                id,
-                Some(ObjectRecord {
-                    state,
-                    controller_id: by.clone(),
-                    updated_at: now,
-                }),
-            );
+            staged.insert(object_id, Some((state, state_json)));
         }
         let mut ops = Vec::with_capacity(staged.len() + 1);
-        for (id, record) in staged {
-            let id = id.to_owned();
-            match record {
-                Some(record) => {
-                    self.objects.insert(id.clone(), record.clone());
-                    ops.push(StoreOp::PutObject { id, record });
+        for (id, change) in staged {
+            match change {
+                Some((state, state_json)) => {
+                    self.objects.insert(
+                        id.clone(),
+                        ObjectRecord {
+                            state,
+                            controller_id: by.clone(),
+                            updated_at: now,
+                        },
+                    );
+                    let row = ObjectRow {
+                        state_json,
+                        controller_id: by.clone(),
+                        updated_at: now,
+                    };
+                    ops.push(StoreOp::PutObject { id, row });
                 }
                 None => {
                     self.objects.remove(&id);

@@ -5,7 +5,7 @@ use super::airport::{Airport, StoreOp};
 use super::config::{RateLimit, Timings};
 use super::error::PacketError;
 use super::outbound::{self, Stamp};
-use super::packet::{Command, Frame, Rejection, decode, parse_command, peek_request_id};
+use super::packet::{ChangeAt, Command, Frame, Rejection, decode, parse_command, peek_request_id};
 use super::presence::Presence;
 use super::rate_limit::{TokenBucket, Verdict};
 use super::role::Role;
@@ -166,7 +166,7 @@ fn accept(
         },
         Command::StateUpdate(change) => {
             let (results, persist) = airport
-                .apply_changes(std::slice::from_ref(&change), |_| "data".into(), by, now)
+                .apply_changes(vec![change], |_| ChangeAt::Data.to_string(), by, now)
                 .map_err(reject)?;
             let broadcast = results.first().map(|result| {
                 let packet =
@@ -181,7 +181,7 @@ fn accept(
         }
         Command::MultiStateUpdate(changes) => {
             let (results, persist) = airport
-                .apply_changes(&changes, |i| format!("data.updates[{i}]"), by, now)
+                .apply_changes(changes, |i| ChangeAt::Item(i).to_string(), by, now)
                 .map_err(reject)?;
             let broadcast = (!results.is_empty()).then(|| {
                 let packet = outbound::multi_state_update(

@@ -6,6 +6,7 @@ use super::json::{depth, object_depth, serialized_chars};
 use super::limits::*;
 use super::role::Role;
 use serde_json::{Map, Value};
+use std::fmt;
 
 /// One inbound WebSocket message as the runtime hands it over.
 #[derive(Debug, Clone, Copy)]
@@ -254,6 +255,25 @@ pub struct ObjectChange {
     pub op: ChangeOp,
 }
 
+/// Where a change sits in its packet, as error messages name it. Formatted only when a
+/// message needs it, not once per item of every batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeAt {
+    /// A `STATE_UPDATE`'s `data`.
+    Data,
+    /// Item `i` of a `MULTI_STATE_UPDATE`.
+    Item(usize),
+}
+
+impl fmt::Display for ChangeAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChangeAt::Data => f.write_str("data"),
+            ChangeAt::Item(index) => write!(f, "data.updates[{index}]"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChangeOp {
     /// Replace the state with a boolean or an object.
@@ -272,7 +292,9 @@ pub fn parse_command(kind: PacketKind, data: Option<Value>) -> Result<Command, P
         PacketKind::GetState => Command::GetState,
         PacketKind::GetOnlinePilots => Command::GetOnlinePilots,
         PacketKind::Close => Command::Close,
-        PacketKind::StateUpdate => Command::StateUpdate(parse_change(data_object(data)?, "data")?),
+        PacketKind::StateUpdate => {
+            Command::StateUpdate(parse_change(data_object(data)?, ChangeAt::Data)?)
+        }
         PacketKind::MultiStateUpdate => {
             let mut data = data_object(data)?;
             let Some(Value::Array(items)) = data.remove("updates") else {
@@ -290,12 +312,12 @@ pub fn parse_command(kind: PacketKind, data: Option<Value>) -> Result<Command, P
             let changes = items
                 .into_iter()
                 .enumerate()
-                .map(|(index, item)| {
-                    let path = format!("data.updates[{index}]");
-                    match item {
-                        Value::Object(item) => parse_change(item, &path),
-                        _ => Err(PacketError::field(path, "must be an object")),
-                    }
+                .map(|(index, item)| match item {
+                    Value::Object(item) => parse_change(item, ChangeAt::Item(index)),
+                    _ => Err(PacketError::field(
+                        ChangeAt::Item(index).to_string(),
+                        "must be an object",
+                    )),
                 })
                 .collect::<Result<_, _>>()?;
             Command::MultiStateUpdate(changes)
@@ -316,7 +338,7 @@ pub fn parse_command(kind: PacketKind, data: Option<Value>) -> Result<Command, P
             Command::SharedStateUpdate(patch)
         }
         PacketKind::StopbarCrossing => Command::StopbarCrossing {
-            object_id: parse_object_id(&data_object(data)?, "data")?,
+            object_id: parse_object_id(&data_object(data)?, ChangeAt::Data)?,
         },
     })
 }
@@ -328,7 +350,7 @@ fn data_object(data: Option<Value>) -> Result<Map<String, Value>, PacketError> {
     }
 }
 
-fn parse_object_id(data: &Map<String, Value>, path: &str) -> Result<String, PacketError> {
+fn parse_object_id(data: &Map<String, Value>, path: ChangeAt) -> Result<String, PacketError> {
     match data.get("objectId") {
         Some(Value::String(id)) if is_valid_object_id(id) => Ok(id.clone()),
         _ => Err(PacketError::field(
@@ -340,11 +362,11 @@ fn parse_object_id(data: &Map<String, Value>, path: &str) -> Result<String, Pack
     }
 }
 
-fn parse_change(mut data: Map<String, Value>, path: &str) -> Result<ObjectChange, PacketError> {
+fn parse_change(mut data: Map<String, Value>, path: ChangeAt) -> Result<ObjectChange, PacketError> {
     let object_id = parse_object_id(&data, path)?;
     let op = match (data.remove("state"), data.remove("patch")) {
         (Some(state @ (Value::Bool(_) | Value::Object(_))), None) => {
-            check_depth(depth(&state), &format!("{path}.state"))?;
+            check_depth(depth(&state), format_args!("{path}.state"))?;
             ChangeOp::Replace(state)
         }
         (Some(_), None) => {
@@ -355,7 +377,7 @@ fn parse_change(mut data: Map<String, Value>, path: &str) -> Result<ObjectChange
         }
         (None, Some(Value::Null)) => ChangeOp::Delete,
         (None, Some(Value::Object(patch))) => {
-            check_depth(object_depth(&patch), &format!("{path}.patch"))?;
+            check_depth(object_depth(&patch), format_args!("{path}.patch"))?;
             ChangeOp::Patch(patch)
         }
         (None, Some(_)) => {
@@ -366,7 +388,7 @@ fn parse_change(mut data: Map<String, Value>, path: &str) -> Result<ObjectChange
         }
         _ => {
             return Err(PacketError::field(
-                path,
+                path.to_string(),
                 "exactly one of `state` and `patch` is required",
             ));
         }
@@ -374,10 +396,11 @@ fn parse_change(mut data: Map<String, Value>, path: &str) -> Result<ObjectChange
     Ok(ObjectChange { object_id, op })
 }
 
-fn check_depth(found: usize, path: &str) -> Result<(), PacketError> {
+/// `field` is formatted only for the error.
+fn check_depth(found: usize, field: impl fmt::Display) -> Result<(), PacketError> {
     if found > MAX_VALUE_DEPTH {
         return Err(PacketError::field(
-            path,
+            field.to_string(),
             format!("nested {found} levels deep; the limit is {MAX_VALUE_DEPTH}"),
         ));
     }

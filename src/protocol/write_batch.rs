@@ -46,14 +46,14 @@ pub fn compact(ops: Vec<StoreOp>) -> Vec<StoreOp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Cid, ObjectRecord};
-    use serde_json::json;
+    use crate::protocol::Cid;
+    use crate::protocol::airport::ObjectRow;
 
     fn put(id: &str, n: i64) -> StoreOp {
         StoreOp::PutObject {
             id: id.into(),
-            record: ObjectRecord {
-                state: json!(n),
+            row: ObjectRow {
+                state_json: n.to_string(),
                 controller_id: Cid::parse("1000001").unwrap(),
                 updated_at: n,
             },
