@@ -14,7 +14,7 @@
 # scenario then uses a 15 s heartbeat); its numbers are not the published ones.
 #
 # Environment: PORT (8787), FLOOR_PORT (8788), STATS_PORT (8789), NATIVE_PORT (8790),
-# BENCH_OUT (bench/out: results.md, logs), SERVER_CPU (0), LOADGEN_CPU (1), BENCH_VARS (extra VAR=value overrides for the service),
+# BENCH_OUT (bench/out: results.md, logs), SERVER_CPU (0), LOADGEN_CPU (1), BATCH_REPEATS (5, diagnose-batches), BENCH_VARS (extra VAR=value overrides for the service),
 # BENCH_NICE (-10 when run as root: the server and the generator get priority over whatever
 # else the machine runs, so that other load disturbs the numbers less; 0 to turn off).
 set -euo pipefail
@@ -169,7 +169,8 @@ fi
 if wants diagnose-batches; then
   # Whether the MULTI_STATE_UPDATE gap is the service's work or the bytes the contract makes it
   # send: the floor, and the floor padding each forwarded frame to the length of the service's
-  # broadcast of it (ladder.mjs BYTES=1), against the service, two searches each.
+  # broadcast of it (ladder.mjs BYTES=1), against the service; BATCH_REPEATS (5) searches each,
+  # alternating, because single searches of batches move by up to 2x here.
   serve --ladder "${extra_vars[@]}"
   info() { node -p "const i = JSON.parse(require('fs').readFileSync('$out/info.json','utf8')); $1"; }
   bytes_index=$(info "i.ladder.findIndex((l) => l.name === 'floor+bytes')")
@@ -178,7 +179,7 @@ if wants diagnose-batches; then
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
     --target "floor+bytes=ws://127.0.0.1:$((FLOOR_PORT + 10 + bytes_index))@$bytes_pid" \
-    --only throughput-multi --repeats 2 "${quick[@]}"
+    --only throughput-multi --repeats "${BATCH_REPEATS:-5}" "${quick[@]}"
   cleanup
 fi
 

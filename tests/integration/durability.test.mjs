@@ -1,7 +1,10 @@
 // Durability (PROTOCOL §4–5): state, seq, sockets' roles and presence survive a runtime
-// restart and the Durable Object's hibernation.
+// restart and the Durable Object's hibernation, and stored airports survive schema upgrades.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { Service, KEYS, CIDS, sleep } from "./harness.mjs";
 
 let service;
@@ -129,4 +132,93 @@ test("sockets, roles, presence and state survive hibernation", { timeout: 60_000
   const gone = await pilot.next("CONTROLLER_DISCONNECT");
   assert.equal(gone.data.controllerId, CIDS.controller1);
   await pilot.close();
+});
+
+/** The SQLite file of the airport `icao`, among the Durable Objects' files under `dir`. */
+function airportFile(dir, icao) {
+  const files = readdirSync(dir, { recursive: true })
+    .map((f) => join(dir, String(f)))
+    .filter((f) => f.endsWith(".sqlite"));
+  for (const file of files) {
+    const db = new DatabaseSync(file, { readOnly: true });
+    try {
+      const hasAirport = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'airport'").get();
+      if (hasAirport && db.prepare("SELECT icao FROM airport").get()?.icao === icao) return file;
+    } finally {
+      db.close();
+    }
+  }
+  throw new Error(`no SQLite file holds airport ${icao} (looked at ${files.length})`);
+}
+
+const tableSql = (db, name) =>
+  db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?").get(name).sql;
+
+test("an airport stored by a build before migration 3 is upgraded in place, its rows intact", async () => {
+  const controller = await service.join(KEYS.controller1, "MIG3");
+  controller.send({
+    type: "MULTI_STATE_UPDATE",
+    data: { updates: [{ objectId: "SB_1", state: { on: true, big: 1.5e300 } }, { objectId: "SB_2", state: false }] },
+  });
+  controller.send({ type: "SHARED_STATE_UPDATE", data: { sharedStatePatch: { runway: "27L" } } });
+  await controller.next("SHARED_STATE_UPDATE");
+  await controller.close();
+
+  // Stop the runtime and put the tables back as schema version 2 had them: rowid tables, the
+  // text keys in their automatic indexes.
+  await service.mf.dispose();
+  service.mf = undefined;
+  const file = airportFile(service.persist, "MIG3");
+  const old = new DatabaseSync(file);
+  old.exec(`
+    CREATE TABLE objects_v2 (id TEXT PRIMARY KEY, state TEXT NOT NULL, controller_id TEXT NOT NULL, updated_at INTEGER NOT NULL);
+    INSERT INTO objects_v2 SELECT id, state, controller_id, updated_at FROM objects;
+    DROP TABLE objects;
+    ALTER TABLE objects_v2 RENAME TO objects;
+    CREATE TABLE shared_state_v2 (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO shared_state_v2 SELECT key, value FROM shared_state;
+    DROP TABLE shared_state;
+    ALTER TABLE shared_state_v2 RENAME TO shared_state;
+    UPDATE schema_version SET version = 2;`);
+  assert.doesNotMatch(tableSql(old, "objects"), /WITHOUT ROWID/);
+  old.close();
+
+  await service.start();
+  const observer = await service.join(KEYS.observer1, "MIG3");
+  const data = observer.initial.data;
+  assert.equal(data.seq, 2);
+  assert.deepEqual(
+    data.objects.map(({ id, state }) => ({ id, state })),
+    [
+      { id: "SB_1", state: { on: true, big: 1.5e300 } },
+      { id: "SB_2", state: false },
+    ],
+  );
+  assert.deepEqual(data.sharedState, { runway: "27L" });
+  // The upgraded tables take writes.
+  const again = await service.join(KEYS.controller2, "MIG3");
+  again.send({ type: "STATE_UPDATE", data: { objectId: "SB_1", patch: { on: false } } });
+  assert.deepEqual((await observer.next("STATE_UPDATE")).data.state, { on: false, big: 1.5e300 });
+  await again.close();
+  await observer.close();
+
+  await service.mf.dispose();
+  service.mf = undefined;
+  const upgraded = new DatabaseSync(file, { readOnly: true });
+  try {
+    assert.match(tableSql(upgraded, "objects"), /WITHOUT ROWID/);
+    assert.match(tableSql(upgraded, "shared_state"), /WITHOUT ROWID/);
+    assert.equal(upgraded.prepare("SELECT version FROM schema_version").get().version, 3);
+    const rows = upgraded.prepare("SELECT id, state FROM objects ORDER BY id").all();
+    assert.deepEqual(
+      rows.map(({ id, state }) => ({ id, state: JSON.parse(state) })),
+      [
+        { id: "SB_1", state: { on: false, big: 1.5e300 } },
+        { id: "SB_2", state: false },
+      ],
+    );
+  } finally {
+    upgraded.close();
+  }
+  await service.start();
 });
