@@ -38,15 +38,19 @@ impl Harness {
     }
 
     fn send(&mut self, from: &Session, packet: Value) -> Effects {
+        self.send_text(from, &packet.to_string())
+    }
+
+    /// A frame exactly as written, for numbers whose spelling matters.
+    fn send_text(&mut self, from: &Session, text: &str) -> Effects {
         self.now += 1_000; // well within the rate limit
-        let text = packet.to_string();
         on_frame(
             &mut self.airport,
             &self.presence,
             from,
             &mut self.bucket,
             &self.limit,
-            Frame::Text(&text),
+            Frame::Text(text),
             self.now,
         )
     }
@@ -297,15 +301,7 @@ fn a_replaced_state_is_held_to_the_object_size_limit() {
     let packet = format!(
         r#"{{"type":"STATE_UPDATE","data":{{"objectId":"BIG","state":{{"n":[{numbers}]}}}}}}"#
     );
-    let e = on_frame(
-        &mut h.airport,
-        &h.presence,
-        &c,
-        &mut h.bucket,
-        &h.limit,
-        Frame::Text(&packet),
-        h.now,
-    );
+    let e = h.send_text(&c, &packet);
     assert_eq!(error_code(&e).as_deref(), Some("LIMIT_EXCEEDED"));
     assert!(h.airport.objects().is_empty());
 }
@@ -315,15 +311,7 @@ fn numbers_are_kept_exactly() {
     let mut h = Harness::new();
     let c = who(Role::Controller, "1000001");
     let packet = r#"{"type":"SHARED_STATE_UPDATE","data":{"sharedStatePatch":{"v":6.394191070984525e+233}}}"#;
-    let e = on_frame(
-        &mut h.airport,
-        &h.presence,
-        &c,
-        &mut h.bucket,
-        &h.limit,
-        Frame::Text(packet),
-        h.now,
-    );
+    let e = h.send_text(&c, packet);
     let broadcast = e.broadcast.unwrap().1;
     assert!(broadcast.contains("6.394191070984525e+233"), "{broadcast}");
     // What storage writes reads back to the same value.
@@ -347,15 +335,7 @@ fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
         {"objectId":"A","state":{"n":1e15}},
         {"objectId":"B","patch":{"drop":null,"add":[true]}},
         {"objectId":"A","patch":{"m":"é"}}]}}"#;
-    let e = on_frame(
-        &mut h.airport,
-        &h.presence,
-        &c,
-        &mut h.bucket,
-        &h.limit,
-        Frame::Text(packet),
-        h.now + 1_000,
-    );
+    let e = h.send_text(&c, packet);
     let (_, broadcast) = e.broadcast.unwrap();
     let items = parse(&broadcast)["data"]["updates"].clone();
     let states: Vec<String> = items

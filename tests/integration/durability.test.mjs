@@ -166,8 +166,7 @@ test("an airport stored by a build before migration 3 is upgraded in place, its 
 
   // Stop the runtime and put the tables back as schema version 2 had them: rowid tables, the
   // text keys in their automatic indexes.
-  await service.mf.dispose();
-  service.mf = undefined;
+  await service.halt();
   const file = airportFile(service.persist, "MIG3");
   const old = new DatabaseSync(file);
   old.exec(`
@@ -202,8 +201,7 @@ test("an airport stored by a build before migration 3 is upgraded in place, its 
   await again.close();
   await observer.close();
 
-  await service.mf.dispose();
-  service.mf = undefined;
+  await service.halt();
   const upgraded = new DatabaseSync(file, { readOnly: true });
   try {
     assert.match(tableSql(upgraded, "objects"), /WITHOUT ROWID/);

@@ -123,10 +123,15 @@ export class Service {
     return this;
   }
 
-  /** Restarts workerd; storage survives. Every open socket is dropped. */
-  async restart() {
+  /** Stops workerd; storage survives for `start()`. Every open socket is dropped. */
+  async halt() {
     await this.mf.dispose();
     this.mf = undefined;
+  }
+
+  /** Restarts workerd; storage survives. Every open socket is dropped. */
+  async restart() {
+    await this.halt();
     await this.start();
   }
 
