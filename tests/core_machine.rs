@@ -162,6 +162,39 @@ fn multi_state_update_is_all_or_nothing_and_names_the_bad_item() {
 }
 
 #[test]
+fn a_batch_refused_after_some_items_were_applied_is_undone() {
+    let mut h = Harness::new();
+    let c = who(Role::Controller, "1000001");
+    h.send(
+        &c,
+        json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": [
+            {"objectId": "A", "state": {"a": 1}},
+            {"objectId": "B", "state": true},
+            {"objectId": "C", "state": false},
+        ]}}),
+    );
+    let before = h.airport.clone();
+    // Every kind of write to existing and new objects, some twice, then an item that only the
+    // size check after the merge refuses (4 characters each sent, 18 once serialized).
+    let numbers = vec!["1e15"; 3_000].join(",");
+    let packet = format!(
+        r#"{{"type":"MULTI_STATE_UPDATE","data":{{"updates":[
+            {{"objectId":"A","patch":{{"b":2}}}},
+            {{"objectId":"B","patch":null}},
+            {{"objectId":"D","state":true}},
+            {{"objectId":"A","state":false}},
+            {{"objectId":"B","state":{{"back":true}}}},
+            {{"objectId":"D","patch":null}},
+            {{"objectId":"C","patch":{{"n":[{numbers}]}}}}]}}}}"#
+    );
+    let e = h.send_text(&c, &packet);
+    assert_eq!(error_code(&e).as_deref(), Some("LIMIT_EXCEEDED"));
+    assert!(e.persist.is_empty() && e.broadcast.is_none());
+    assert!(e.reply.unwrap().contains("updates[6]"));
+    assert_eq!(h.airport, before);
+}
+
+#[test]
 fn roles_are_enforced_and_audiences_are_right() {
     let mut h = Harness::new();
     let pilot = who(Role::Pilot, "1000011");
@@ -323,14 +356,16 @@ fn numbers_are_kept_exactly() {
 #[test]
 fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
     use airport_realtime::protocol::StoreOp;
+    use airport_realtime::protocol::write_batch;
     let mut h = Harness::new();
     let c = who(Role::Controller, "1000001");
     h.send(
         &c,
         json!({"type": "STATE_UPDATE", "data": {"objectId": "B", "state": {"keep": 1, "drop": 2}}}),
     );
-    // The same object twice in one batch: each item is broadcast with the state after it, and
-    // the row holds the last. `1e15` serializes longer than it was sent.
+    // The same object twice in one batch: each item is broadcast with the state after it, each
+    // write carries that text, and the commit keeps the last. `1e15` serializes longer than it
+    // was sent.
     let packet = r#"{"type":"MULTI_STATE_UPDATE","data":{"updates":[
         {"objectId":"A","state":{"n":1e15}},
         {"objectId":"B","patch":{"drop":null,"add":[true]}},
@@ -356,14 +391,27 @@ fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
         .persist
         .iter()
         .filter_map(|op| match op {
-            StoreOp::PutObject { id, row } => Some((id.as_str(), row.state_json.as_str())),
+            StoreOp::PutObject { id, row } => Some((id.as_str(), row.state_json.get())),
             _ => None,
         })
         .collect();
-    assert_eq!(rows, [("A", states[2].as_str()), ("B", states[1].as_str())]);
-    for (id, text) in rows {
+    assert_eq!(
+        rows,
+        [
+            ("A", states[0].as_str()),
+            ("B", states[1].as_str()),
+            ("A", states[2].as_str())
+        ]
+    );
+    let committed = write_batch::compact(e.persist.clone());
+    let committed: Vec<&str> = committed
+        .iter()
+        .filter_map(|op| op.object_write().map(|(id, _)| id))
+        .collect();
+    assert_eq!(committed, ["B", "A"]);
+    for (id, text) in &rows[1..] {
         assert!(broadcast.contains(text), "{text} is not in {broadcast}");
         let reread: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(reread, h.airport.objects()[id].state);
+        assert_eq!(reread, h.airport.objects()[*id].state);
     }
 }

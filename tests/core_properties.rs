@@ -202,7 +202,7 @@ fn store_op() -> impl Strategy<Value = StoreOp> {
         (row.clone(), any::<i8>()).prop_map(|(id, n)| StoreOp::PutObject {
             id: id.into(),
             row: ObjectRow {
-                state_json: n.to_string(),
+                state_json: serde_json::value::RawValue::from_string(n.to_string()).unwrap(),
                 controller_id: Cid::parse("1000001").unwrap(),
                 updated_at: i64::from(n),
             },

@@ -80,20 +80,12 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-type Decoded = Result<
-    (
-        Option<String>,
-        PacketKind,
-        Option<Value>,
-        Result<Command, PacketError>,
-    ),
-    Rejection,
->;
+type Decoded = Result<(Option<String>, PacketKind, Result<Command, PacketError>), Rejection>;
 
 fn decoded(result: Result<Envelope, Rejection>) -> Decoded {
     result.map(|envelope| {
-        let command = parse_command(envelope.kind, envelope.data.clone());
-        (envelope.request_id, envelope.kind, envelope.data, command)
+        let command = parse_command(envelope.kind, envelope.data);
+        (envelope.request_id, envelope.kind, command)
     })
 }
 
@@ -161,9 +153,9 @@ fuzz_target!(|data: &[u8]| {
         let (after, outcome, effects) = handle(&fx.small, session, Frame::Binary(data), data);
         let expected = match &binary {
             Err(rejection) => Some(code(&rejection.error)),
-            Ok((_, kind, _, _)) if !kind.allowed_for(session.role) => Some("FORBIDDEN".into()),
-            Ok((_, _, _, Err(error))) => Some(code(error)),
-            Ok((_, _, _, Ok(_))) => None,
+            Ok((_, kind, _)) if !kind.allowed_for(session.role) => Some("FORBIDDEN".into()),
+            Ok((_, _, Err(error))) => Some(code(error)),
+            Ok((_, _, Ok(_))) => None,
         };
         match (&expected, &outcome) {
             (Some(expected), Outcome::Rejected(code)) => assert_eq!(expected, code),

@@ -14,6 +14,7 @@ use airport_realtime::protocol::ids::is_valid_object_id;
 use airport_realtime::protocol::json::{depth, object_depth, serialized_chars};
 use airport_realtime::protocol::limits::*;
 use airport_realtime::protocol::machine::{Audience, CloseCode, Effects};
+use airport_realtime::protocol::write_batch;
 use airport_realtime::protocol::{Airport, Cid, Icao, Role, Session};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -183,11 +184,12 @@ pub fn check_airport(airport: &Airport) {
 
 /// The same after a change, for what `ops` wrote: the rest was checked before and did not
 /// change (which the storage model checks). Checking all of a near-limit airport after every
-/// write would cost most of a run.
+/// write would cost most of a run. A change writes each object it touches in turn; the last
+/// write of each is what a commit keeps and what the airport holds.
 pub fn check_written(airport: &Airport, ops: &[StoreOp]) {
     check_count(airport);
     let mut shared = false;
-    for op in ops {
+    for op in &write_batch::compact(ops.to_vec()) {
         match op {
             StoreOp::PutObject { id, .. } => {
                 let record = airport
@@ -612,7 +614,7 @@ impl Store {
                 StoreOp::PutObject { id, row } => {
                     // What a reload reads back: the row's text, parsed.
                     let record = ObjectRecord {
-                        state: serde_json::from_str(&row.state_json)
+                        state: serde_json::from_str(row.state_json.get())
                             .unwrap_or_else(|e| panic!("object {id} stored unparsable JSON: {e}")),
                         controller_id: row.controller_id.clone(),
                         updated_at: row.updated_at,

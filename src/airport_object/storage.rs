@@ -209,7 +209,7 @@ fn put_objects(sql: &SqlStorage, puts: &[(&str, &ObjectRow)]) -> Result<()> {
         .map(|(id, row)| {
             (
                 *id,
-                row.state_json.as_str(),
+                row.state_json.get(),
                 row.controller_id.as_str(),
                 row.updated_at,
             )

@@ -21,11 +21,19 @@ pub struct ObjectRecord {
 
 /// An object's row as storage writes it: the state as the JSON text the broadcast carries,
 /// serialized once for both.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ObjectRow {
-    pub state_json: String,
+    pub state_json: Box<RawValue>,
     pub controller_id: Cid,
     pub updated_at: i64,
+}
+
+impl PartialEq for ObjectRow {
+    fn eq(&self, other: &Self) -> bool {
+        self.state_json.get() == other.state_json.get()
+            && self.controller_id == other.controller_id
+            && self.updated_at == other.updated_at
+    }
 }
 
 /// A write to durable storage, row by row.
@@ -51,16 +59,16 @@ pub enum StoreOp {
     SetOfflineSince(Option<i64>),
 }
 
-/// The outcome of one accepted object change, as broadcast: the state after it, serialized.
-#[derive(Debug, Clone)]
-pub enum ChangeResult {
-    Set {
-        object_id: String,
-        state: Box<RawValue>,
-    },
-    Deleted {
-        object_id: String,
-    },
+impl StoreOp {
+    /// The object write this is, if it is one: the object's id and its new state as JSON text,
+    /// `None` for a deletion. A change's writes are also what its broadcast carries.
+    pub fn object_write(&self) -> Option<(&str, Option<&RawValue>)> {
+        match self {
+            StoreOp::PutObject { id, row } => Some((id, Some(&row.state_json))),
+            StoreOp::DeleteObject { id } => Some((id, None)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,43 +132,68 @@ impl Airport {
         ops.push(StoreOp::SetSeq(self.seq));
     }
 
-    /// Applies object changes all or nothing. `paths` names each change in error messages
-    /// (`data` for a single update, `data.updates[i]` in a batch). Returns the changes that did
-    /// something (deleting a missing object does nothing) and, if any, the storage writes
-    /// including the new `seq`.
+    /// Applies object changes all or nothing. `path_of` names the change at an index in error
+    /// messages (`data` for a single update, `data.updates[i]` in a batch). Returns the storage
+    /// writes: one per change that did something (deleting a missing object does nothing), in
+    /// order, then the new `seq` if there was any.
     pub fn apply_changes(
         &mut self,
         changes: Vec<ObjectChange>,
         path_of: impl Fn(usize) -> String,
         by: &Cid,
         now: i64,
-    ) -> Result<(Vec<ChangeResult>, Vec<StoreOp>), PacketError> {
-        // Staged writes over the committed objects, with each new state's JSON text: None
-        // marks a deletion.
-        let mut staged: BTreeMap<String, Option<(Value, String)>> = BTreeMap::new();
-        let mut count = self.objects.len();
-        let mut results = Vec::with_capacity(changes.len());
+    ) -> Result<Vec<StoreOp>, PacketError> {
+        let mut ops = Vec::with_capacity(changes.len() + 1);
+        // The record each write replaced (`None`: there was none), to undo the writes made so
+        // far when a later change is refused.
+        let mut replaced = Vec::with_capacity(changes.len());
+        if let Err(error) = self.apply_each(changes, &path_of, by, now, &mut ops, &mut replaced) {
+            for (op, record) in ops.into_iter().zip(replaced).rev() {
+                let (StoreOp::PutObject { id, .. } | StoreOp::DeleteObject { id }) = op else {
+                    continue;
+                };
+                match record {
+                    Some(record) => self.objects.insert(id, record),
+                    None => self.objects.remove(&id),
+                };
+            }
+            return Err(error);
+        }
+        if !ops.is_empty() {
+            self.next_seq(&mut ops);
+        }
+        Ok(ops)
+    }
+
+    /// Applies the changes in order, writing each into `objects` at once, and records each write
+    /// and what it replaced; stops at the first refused change.
+    fn apply_each(
+        &mut self,
+        changes: Vec<ObjectChange>,
+        path_of: &impl Fn(usize) -> String,
+        by: &Cid,
+        now: i64,
+        ops: &mut Vec<StoreOp>,
+        replaced: &mut Vec<Option<ObjectRecord>>,
+    ) -> Result<(), PacketError> {
         for (index, ObjectChange { object_id, op }) in changes.into_iter().enumerate() {
-            let current = match staged.get(&object_id) {
-                Some(staged) => staged.as_ref().map(|(state, _)| state),
-                None => self.objects.get(&object_id).map(|record| &record.state),
-            };
-            let exists = current.is_some();
+            let at_capacity = self.objects.len() >= MAX_OBJECTS;
+            let current = self.objects.get_mut(&object_id);
             let state = match op {
                 ChangeOp::Delete => {
-                    if exists {
-                        count -= 1;
-                        results.push(ChangeResult::Deleted {
-                            object_id: object_id.clone(),
-                        });
-                        staged.insert(object_id, None);
+                    if current.is_some() {
+                        replaced.push(self.objects.remove(&object_id));
+                        ops.push(StoreOp::DeleteObject { id: object_id });
                     }
                     continue;
                 }
                 ChangeOp::Replace(state) => state,
                 ChangeOp::Patch(patch) => {
-                    let mut state = match current {
-                        Some(Value::Object(state)) => Value::Object(state.clone()),
+                    let mut state = match current.as_deref() {
+                        Some(ObjectRecord {
+                            state: Value::Object(state),
+                            ..
+                        }) => Value::Object(state.clone()),
                         _ => Value::Object(Map::new()),
                     };
                     json_patch::merge(&mut state, &Value::Object(patch));
@@ -169,59 +202,40 @@ impl Airport {
             };
             // Checked for replacements too: serializing can lengthen a value (`1e15` is
             // written back as `1000000000000000.0`), so fitting in a packet is not enough.
-            let text = serde_json::value::to_raw_value(&state)
+            let state_json = serde_json::value::to_raw_value(&state)
                 .map_err(|error| PacketError::Internal(error.to_string()))?;
-            let chars = text.get().chars().count();
+            let chars = state_json.get().chars().count();
             if chars > MAX_OBJECT_STATE_CHARS {
                 return Err(PacketError::ObjectStateTooLarge {
                     field: path_of(index),
                     chars,
                 });
             }
-            if !exists {
-                count += 1;
-                if count > MAX_OBJECTS {
+            let record = ObjectRecord {
+                state,
+                controller_id: by.clone(),
+                updated_at: now,
+            };
+            match current {
+                Some(current) => replaced.push(Some(std::mem::replace(current, record))),
+                None if at_capacity => {
                     return Err(PacketError::TooManyObjects {
                         field: path_of(index),
                     });
                 }
-            }
-            let state_json = text.get().to_owned();
-            results.push(ChangeResult::Set {
-                object_id: object_id.clone(),
-                state: text,
-            });
-            staged.insert(object_id, Some((state, state_json)));
-        }
-        let mut ops = Vec::with_capacity(staged.len() + 1);
-        for (id, change) in staged {
-            match change {
-                Some((state, state_json)) => {
-                    self.objects.insert(
-                        id.clone(),
-                        ObjectRecord {
-                            state,
-                            controller_id: by.clone(),
-                            updated_at: now,
-                        },
-                    );
-                    let row = ObjectRow {
-                        state_json,
-                        controller_id: by.clone(),
-                        updated_at: now,
-                    };
-                    ops.push(StoreOp::PutObject { id, row });
-                }
                 None => {
-                    self.objects.remove(&id);
-                    ops.push(StoreOp::DeleteObject { id });
+                    self.objects.insert(object_id.clone(), record);
+                    replaced.push(None);
                 }
             }
+            let row = ObjectRow {
+                state_json,
+                controller_id: by.clone(),
+                updated_at: now,
+            };
+            ops.push(StoreOp::PutObject { id: object_id, row });
         }
-        if !results.is_empty() {
-            self.next_seq(&mut ops);
-        }
-        Ok((results, ops))
+        Ok(())
     }
 
     /// Merges a shared-state patch (always one accepted change, even when nothing differs).

@@ -165,14 +165,17 @@ fn accept(
             ..Effects::default()
         },
         Command::StateUpdate(change) => {
-            let (results, persist) = airport
+            let persist = airport
                 .apply_changes(vec![change], |_| ChangeAt::Data.to_string(), by, now)
                 .map_err(reject)?;
-            let broadcast = results.first().map(|result| {
-                let packet =
-                    outbound::state_update(Stamp::of(airport, now), result, by, airport.seq());
-                (Audience::Others, packet)
-            });
+            let broadcast = persist
+                .iter()
+                .find_map(StoreOp::object_write)
+                .map(|change| {
+                    let packet =
+                        outbound::state_update(Stamp::of(airport, now), change, by, airport.seq());
+                    (Audience::Others, packet)
+                });
             Effects {
                 persist,
                 broadcast,
@@ -180,13 +183,14 @@ fn accept(
             }
         }
         Command::MultiStateUpdate(changes) => {
-            let (results, persist) = airport
+            let persist = airport
                 .apply_changes(changes, |i| ChangeAt::Item(i).to_string(), by, now)
                 .map_err(reject)?;
-            let broadcast = (!results.is_empty()).then(|| {
+            let changes: Vec<_> = persist.iter().filter_map(StoreOp::object_write).collect();
+            let broadcast = (!changes.is_empty()).then(|| {
                 let packet = outbound::multi_state_update(
                     Stamp::of(airport, now),
-                    &results,
+                    &changes,
                     by,
                     airport.seq(),
                 );

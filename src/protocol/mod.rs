@@ -11,6 +11,7 @@ pub mod json;
 pub mod limits;
 pub mod liveness;
 pub mod machine;
+pub mod members;
 pub mod outbound;
 pub mod packet;
 pub mod presence;

@@ -1,12 +1,13 @@
 //! Server packets, serialized once so that a broadcast sends the same text to every socket.
 
-use super::airport::{Airport, ChangeResult, ObjectRecord};
+use super::airport::{Airport, ObjectRecord};
 use super::error::PacketError;
 use super::ids::Cid;
 use super::presence::Presence;
 use super::session::Session;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -189,29 +190,28 @@ pub fn online_pilots(stamp: Stamp<'_>, presence: &Presence, request_id: Option<&
     stamp.packet("ONLINE_PILOTS", Some(Data { pilots }), None, request_id)
 }
 
+/// A changed object: its id and its new state, `None` once deleted.
+pub type ObjectChanged<'a> = (&'a str, Option<&'a RawValue>);
+
 /// One changed object as broadcast: `{objectId, state, controllerId}` or, for a deletion,
 /// `{objectId, patch: null, controllerId}`.
-struct ChangeItem<'a>(&'a ChangeResult, &'a Cid);
+struct ChangeItem<'a>(ObjectChanged<'a>, &'a Cid);
 
 impl Serialize for ChangeItem<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (object_id, state) = self.0;
         let mut map = serializer.serialize_map(Some(3))?;
-        match self.0 {
-            ChangeResult::Set { object_id, state } => {
-                map.serialize_entry("objectId", object_id)?;
-                map.serialize_entry("state", state)?;
-            }
-            ChangeResult::Deleted { object_id } => {
-                map.serialize_entry("objectId", object_id)?;
-                map.serialize_entry("patch", &Value::Null)?;
-            }
+        map.serialize_entry("objectId", object_id)?;
+        match state {
+            Some(state) => map.serialize_entry("state", state)?,
+            None => map.serialize_entry("patch", &Value::Null)?,
         }
         map.serialize_entry("controllerId", self.1)?;
         map.end()
     }
 }
 
-pub fn state_update(stamp: Stamp<'_>, change: &ChangeResult, by: &Cid, seq: u64) -> String {
+pub fn state_update(stamp: Stamp<'_>, change: ObjectChanged<'_>, by: &Cid, seq: u64) -> String {
     stamp.packet(
         "STATE_UPDATE",
         Some(ChangeItem(change, by)),
@@ -222,7 +222,7 @@ pub fn state_update(stamp: Stamp<'_>, change: &ChangeResult, by: &Cid, seq: u64)
 
 pub fn multi_state_update(
     stamp: Stamp<'_>,
-    changes: &[ChangeResult],
+    changes: &[ObjectChanged<'_>],
     by: &Cid,
     seq: u64,
 ) -> String {
@@ -230,7 +230,7 @@ pub fn multi_state_update(
     struct Data<'a> {
         updates: Vec<ChangeItem<'a>>,
     }
-    let updates = changes.iter().map(|c| ChangeItem(c, by)).collect();
+    let updates = changes.iter().map(|&c| ChangeItem(c, by)).collect();
     stamp.packet(
         "MULTI_STATE_UPDATE",
         Some(Data { updates }),

@@ -4,7 +4,10 @@ use super::error::PacketError;
 use super::ids::{Icao, is_valid_object_id};
 use super::json::{depth, object_depth, serialized_chars};
 use super::limits::*;
+use super::members::{IfArray, IfObject, Members};
 use super::role::Role;
+use serde::Deserialize;
+use serde::de::MapAccess;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -77,7 +80,96 @@ impl PacketKind {
 pub struct Envelope {
     pub request_id: Option<String>,
     pub kind: PacketKind,
-    pub data: Option<Value>,
+    pub data: Data,
+}
+
+/// A packet's `data` as read from the frame, before [`parse_command`] validates it for the
+/// packet's type.
+#[derive(Debug)]
+pub struct Data(Option<IfObject<DataMembers>>);
+
+/// The envelope's members.
+#[derive(Default)]
+struct EnvelopeMembers {
+    request_id: Option<Value>,
+    kind: Option<Value>,
+    airport: Option<Value>,
+    data: Option<IfObject<DataMembers>>,
+}
+
+impl<'a> Members<'a> for EnvelopeMembers {
+    const NAMES: &'static [&'static str] = &["requestId", "type", "airport", "data"];
+
+    fn read<A: MapAccess<'a>>(&mut self, name: usize, map: &mut A) -> Result<(), A::Error> {
+        match name {
+            0 => self.request_id = Some(map.next_value()?),
+            1 => self.kind = Some(map.next_value()?),
+            2 => self.airport = Some(map.next_value()?),
+            _ => self.data = Some(map.next_value()?),
+        }
+        Ok(())
+    }
+}
+
+impl EnvelopeMembers {
+    /// The `requestId`, if it is one that may be echoed.
+    fn take_request_id(&mut self) -> Result<Option<String>, PacketError> {
+        match self.request_id.take() {
+            None => Ok(None),
+            Some(Value::String(id)) if id.chars().count() <= MAX_REQUEST_ID_CHARS => Ok(Some(id)),
+            Some(_) => Err(PacketError::field(
+                "requestId",
+                format!("must be a string of at most {MAX_REQUEST_ID_CHARS} characters"),
+            )),
+        }
+    }
+}
+
+/// The members of a change: a `STATE_UPDATE`'s `data` or a batch item.
+#[derive(Default, Debug)]
+struct ChangeMembers {
+    object_id: Option<Value>,
+    state: Option<Value>,
+    /// `Some(Value::Null)` is `patch: null`, told apart from no `patch`.
+    patch: Option<Value>,
+}
+
+impl<'a> Members<'a> for ChangeMembers {
+    const NAMES: &'static [&'static str] = &["objectId", "state", "patch"];
+
+    fn read<A: MapAccess<'a>>(&mut self, name: usize, map: &mut A) -> Result<(), A::Error> {
+        let value = Some(map.next_value()?);
+        match name {
+            0 => self.object_id = value,
+            1 => self.state = value,
+            _ => self.patch = value,
+        }
+        Ok(())
+    }
+}
+
+/// The members any packet type reads from `data`, read in the same pass as the envelope,
+/// before the type is known (`type` may come after `data`).
+#[derive(Default, Debug)]
+struct DataMembers {
+    /// `STATE_UPDATE`'s change; `STOPBAR_CROSSING` reads its `objectId`.
+    change: ChangeMembers,
+    updates: Option<IfArray<ChangeMembers>>,
+    shared_state_patch: Option<Value>,
+}
+
+impl<'a> Members<'a> for DataMembers {
+    const NAMES: &'static [&'static str] =
+        &["objectId", "state", "patch", "updates", "sharedStatePatch"];
+
+    fn read<A: MapAccess<'a>>(&mut self, name: usize, map: &mut A) -> Result<(), A::Error> {
+        match name {
+            0..=2 => self.change.read(name, map)?,
+            3 => self.updates = Some(map.next_value()?),
+            _ => self.shared_state_patch = Some(map.next_value()?),
+        }
+        Ok(())
+    }
 }
 
 /// A rejected frame, with the `requestId` to echo when the frame had a valid one.
@@ -102,44 +194,21 @@ impl From<PacketError> for Rejection {
 /// staying far below the parser's own recursion limit.
 const MAX_PACKET_DEPTH: usize = 64;
 
-/// Frame → envelope: size, UTF-8, JSON, object shape, `requestId`, `type`, `airport`.
+/// Frame → envelope: size, UTF-8, JSON, object shape, `requestId`, `type`, `airport`. The
+/// frame is read in one pass, which finds every JSON error before anything else is checked.
 pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
-    let text = frame_text(frame)?;
-    if bracket_depth(text) > MAX_PACKET_DEPTH {
-        return Err(PacketError::field(
-            "packet",
-            format!(
-                "nested deeper than {MAX_PACKET_DEPTH} levels (state, patch and sharedStatePatch values may nest {MAX_VALUE_DEPTH})"
-            ),
-        )
-        .into());
-    }
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| PacketError::InvalidJson(e.to_string()))?;
-    let Value::Object(mut packet) = value else {
-        return Err(PacketError::NotAnObject.into());
-    };
-    let request_id = match packet.remove("requestId") {
-        None => None,
-        Some(Value::String(id)) if id.chars().count() <= MAX_REQUEST_ID_CHARS => Some(id),
-        Some(_) => {
-            return Err(PacketError::field(
-                "requestId",
-                format!("must be a string of at most {MAX_REQUEST_ID_CHARS} characters"),
-            )
-            .into());
-        }
-    };
+    let mut packet = read_frame(frame)?;
+    let request_id = packet.take_request_id()?;
     let reject = |error| Rejection {
         request_id: request_id.clone(),
         error,
     };
-    let kind = match packet.get("type") {
+    let kind = match &packet.kind {
         Some(Value::String(name)) => PacketKind::from_name(name)
             .ok_or_else(|| reject(PacketError::UnknownType(echo(name))))?,
         _ => return Err(reject(PacketError::field("type", "a string is required"))),
     };
-    match packet.get("airport") {
+    match &packet.airport {
         None => {}
         Some(Value::String(claimed)) if airport.matches(claimed) => {}
         Some(Value::String(claimed)) => {
@@ -153,25 +222,38 @@ pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
     Ok(Envelope {
         request_id,
         kind,
-        data: packet.remove("data"),
+        data: Data(packet.data),
     })
 }
 
 /// The `requestId` of a frame that will not be handled (it was rate limited), so that the error
 /// can still echo it. Frames that fail the size, UTF-8, depth or JSON checks have none.
 pub fn peek_request_id(frame: Frame<'_>) -> Option<String> {
-    let text = frame_text(frame).ok()?;
+    // Its `requestId` counts only when decode would accept it.
+    read_frame(frame).ok()?.take_request_id().ok()?
+}
+
+/// The envelope's members, after the size, UTF-8, depth and JSON checks and the check that the
+/// frame is a JSON object.
+fn read_frame(frame: Frame<'_>) -> Result<EnvelopeMembers, PacketError> {
+    let text = frame_text(frame)?;
     if bracket_depth(text) > MAX_PACKET_DEPTH {
-        return None;
+        return Err(PacketError::field(
+            "packet",
+            format!(
+                "nested deeper than {MAX_PACKET_DEPTH} levels (state, patch and sharedStatePatch values may nest {MAX_VALUE_DEPTH})"
+            ),
+        ));
     }
-    // Only a JSON object is a packet; its `requestId` counts only when decode would accept it.
-    let Value::Object(mut packet) = serde_json::from_str(text).ok()? else {
-        return None;
-    };
-    match packet.remove("requestId")? {
-        Value::String(id) if id.chars().count() <= MAX_REQUEST_ID_CHARS => Some(id),
-        _ => None,
+    match read_json::<IfObject<EnvelopeMembers>>(text)? {
+        IfObject::Object(packet) => Ok(packet),
+        IfObject::Other => Err(PacketError::NotAnObject),
     }
+}
+
+/// Parses JSON text; a syntax error is `INVALID_JSON`.
+fn read_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, PacketError> {
+    serde_json::from_str(text).map_err(|e| PacketError::InvalidJson(e.to_string()))
 }
 
 /// A client's string quoted back in an error message, cut short so that an error can never be
@@ -210,18 +292,19 @@ fn frame_text(frame: Frame<'_>) -> Result<&str, PacketError> {
 /// The deepest bracket nesting outside strings. Checked before parsing so that no input can
 /// drive the parser's recursion anywhere near its limit.
 fn bracket_depth(text: &str) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for b in text.bytes() {
+    let bytes = text.as_bytes();
+    let (mut depth, mut max, mut at, mut in_string) = (0usize, 0usize, 0usize, false);
+    while let Some(&byte) = bytes.get(at) {
+        at += 1;
         if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
+            match byte {
+                b'\\' => at += 1,
                 b'"' => in_string = false,
                 _ => {}
             }
             continue;
         }
-        match b {
+        match byte {
             b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
@@ -285,7 +368,7 @@ pub enum ChangeOp {
 }
 
 /// Validates `data` for a packet kind. Nothing is applied here.
-pub fn parse_command(kind: PacketKind, data: Option<Value>) -> Result<Command, PacketError> {
+pub fn parse_command(kind: PacketKind, data: Data) -> Result<Command, PacketError> {
     Ok(match kind {
         PacketKind::Heartbeat => Command::Heartbeat,
         PacketKind::HeartbeatAck => Command::HeartbeatAck,
@@ -293,11 +376,10 @@ pub fn parse_command(kind: PacketKind, data: Option<Value>) -> Result<Command, P
         PacketKind::GetOnlinePilots => Command::GetOnlinePilots,
         PacketKind::Close => Command::Close,
         PacketKind::StateUpdate => {
-            Command::StateUpdate(parse_change(data_object(data)?, ChangeAt::Data)?)
+            Command::StateUpdate(parse_change(data_object(data)?.change, ChangeAt::Data)?)
         }
         PacketKind::MultiStateUpdate => {
-            let mut data = data_object(data)?;
-            let Some(Value::Array(items)) = data.remove("updates") else {
+            let Some(IfArray::Array(items)) = data_object(data)?.updates else {
                 return Err(PacketError::field("data.updates", "an array is required"));
             };
             if items.is_empty() || items.len() > MAX_MULTI_UPDATES {
@@ -313,8 +395,8 @@ pub fn parse_command(kind: PacketKind, data: Option<Value>) -> Result<Command, P
                 .into_iter()
                 .enumerate()
                 .map(|(index, item)| match item {
-                    Value::Object(item) => parse_change(item, ChangeAt::Item(index)),
-                    _ => Err(PacketError::field(
+                    IfObject::Object(item) => parse_change(item, ChangeAt::Item(index)),
+                    IfObject::Other => Err(PacketError::field(
                         ChangeAt::Item(index).to_string(),
                         "must be an object",
                     )),
@@ -323,8 +405,7 @@ pub fn parse_command(kind: PacketKind, data: Option<Value>) -> Result<Command, P
             Command::MultiStateUpdate(changes)
         }
         PacketKind::SharedStateUpdate => {
-            let mut data = data_object(data)?;
-            let Some(Value::Object(patch)) = data.remove("sharedStatePatch") else {
+            let Some(Value::Object(patch)) = data_object(data)?.shared_state_patch else {
                 return Err(PacketError::field(
                     "data.sharedStatePatch",
                     "a JSON object is required",
@@ -338,21 +419,21 @@ pub fn parse_command(kind: PacketKind, data: Option<Value>) -> Result<Command, P
             Command::SharedStateUpdate(patch)
         }
         PacketKind::StopbarCrossing => Command::StopbarCrossing {
-            object_id: parse_object_id(&data_object(data)?, ChangeAt::Data)?,
+            object_id: parse_object_id(data_object(data)?.change.object_id, ChangeAt::Data)?,
         },
     })
 }
 
-fn data_object(data: Option<Value>) -> Result<Map<String, Value>, PacketError> {
-    match data {
-        Some(Value::Object(data)) => Ok(data),
+fn data_object(data: Data) -> Result<DataMembers, PacketError> {
+    match data.0 {
+        Some(IfObject::Object(members)) => Ok(members),
         _ => Err(PacketError::field("data", "a JSON object is required")),
     }
 }
 
-fn parse_object_id(data: &Map<String, Value>, path: ChangeAt) -> Result<String, PacketError> {
-    match data.get("objectId") {
-        Some(Value::String(id)) if is_valid_object_id(id) => Ok(id.clone()),
+fn parse_object_id(id: Option<Value>, path: ChangeAt) -> Result<String, PacketError> {
+    match id {
+        Some(Value::String(id)) if is_valid_object_id(&id) => Ok(id),
         _ => Err(PacketError::field(
             format!("{path}.objectId"),
             format!(
@@ -362,9 +443,9 @@ fn parse_object_id(data: &Map<String, Value>, path: ChangeAt) -> Result<String, 
     }
 }
 
-fn parse_change(mut data: Map<String, Value>, path: ChangeAt) -> Result<ObjectChange, PacketError> {
-    let object_id = parse_object_id(&data, path)?;
-    let op = match (data.remove("state"), data.remove("patch")) {
+fn parse_change(members: ChangeMembers, path: ChangeAt) -> Result<ObjectChange, PacketError> {
+    let object_id = parse_object_id(members.object_id, path)?;
+    let op = match (members.state, members.patch) {
         (Some(state @ (Value::Bool(_) | Value::Object(_))), None) => {
             check_depth(depth(&state), format_args!("{path}.state"))?;
             ChangeOp::Replace(state)
@@ -424,6 +505,45 @@ mod tests {
             peek(&format!(r#"{{"requestId":"{}"}}"#, "x".repeat(65))),
             None
         );
+    }
+
+    /// The nesting counted byte by byte, as simply as it can be said.
+    fn bracket_depth_by_bytes(text: &str) -> usize {
+        let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+        for b in text.bytes() {
+            match (in_string, b) {
+                (true, _) if escaped => escaped = false,
+                (true, b'\\') => escaped = true,
+                (true, b'"') => in_string = false,
+                (true, _) => {}
+                (false, b'"') => in_string = true,
+                (false, b'[' | b'{') => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                (false, b']' | b'}') => depth = depth.saturating_sub(1),
+                (false, _) => {}
+            }
+        }
+        max
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bracket_depth_skips_strings_like_a_byte_scan(
+            text in r#"[\[\]{}"\\ax]{0,40}"#,
+        ) {
+            proptest::prop_assert_eq!(bracket_depth(&text), bracket_depth_by_bytes(&text));
+        }
+    }
+
+    #[test]
+    fn bracket_depth_counts_only_outside_strings() {
+        assert_eq!(bracket_depth(r#"{"a":[{"b":"[[[{"}]}"#), 3);
+        assert_eq!(bracket_depth(r#"{"a\"[":[]}"#), 2);
+        assert_eq!(bracket_depth(r#"["\\",[[]]]"#), 3);
+        assert_eq!(bracket_depth(r#"[["unterminated [[[["#), 2);
+        assert_eq!(bracket_depth(r#"["ends in a backslash\"#), 1);
     }
 
     #[test]

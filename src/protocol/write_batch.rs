@@ -53,7 +53,7 @@ mod tests {
         StoreOp::PutObject {
             id: id.into(),
             row: ObjectRow {
-                state_json: n.to_string(),
+                state_json: serde_json::value::RawValue::from_string(n.to_string()).unwrap(),
                 controller_id: Cid::parse("1000001").unwrap(),
                 updated_at: n,
             },
