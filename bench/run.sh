@@ -85,6 +85,21 @@ serve() {
 
 lg() { pin "$LOADGEN_CPU" "$loadgen" "$@" | tee -a "$results"; }
 
+# BENCH_EXTRA="name=/path/to/build other=/path/to/build" serves other builds of the service
+# (e.g. the previous commit's, or a patched copy) beside it in the diagnoses, as further targets.
+read -r -a extra_specs <<< "${BENCH_EXTRA:-}"
+extra_builds=()
+for spec in "${extra_specs[@]}"; do extra_builds+=(--extra "$spec"); done
+# After serve: the --target arguments of the extra builds.
+extra_targets() {
+  extras=()
+  for i in "${!extra_specs[@]}"; do
+    local name=${extra_specs[$i]%%=*} pid
+    pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).extra[$i].pid")
+    extras+=(--target "$name=ws://127.0.0.1:$((FLOOR_PORT + 20 + i))@$pid")
+  done
+}
+
 {
   echo "## Run of $(date -u '+%Y-%m-%d %H:%M UTC') ${quick[*]:-}"
   echo
@@ -139,12 +154,7 @@ fi
 if wants diagnose; then
   # Where a gap between the service and the floor comes from: bench/floor/ladder.mjs adds one of
   # the service's costs at a time to the floor (key look-up in D1, a SQLite write per frame, an
-  # attachment write per frame, all three).
-  # BENCH_EXTRA="name=/path/to/build other=/path/to/build" adds other builds of the service
-  # (e.g. patched copies) as further targets.
-  extra_builds=()
-  read -r -a extra_specs <<< "${BENCH_EXTRA:-}"
-  for spec in "${extra_specs[@]}"; do extra_builds+=(--extra "$spec"); done
+  # attachment write per frame, all three), and BENCH_EXTRA's builds.
   serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
   ladder=()
   for i in 0 1 2 3 4; do
@@ -152,11 +162,8 @@ if wants diagnose; then
     pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).ladder[$i].pid")
     ladder+=(--target "$name=ws://127.0.0.1:$((FLOOR_PORT + 10 + i))@$pid")
   done
-  for i in "${!extra_specs[@]}"; do
-    name=${extra_specs[$i]%%=*}
-    pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).extra[$i].pid")
-    ladder+=(--target "$name=ws://127.0.0.1:$((FLOOR_PORT + 20 + i))@$pid")
-  done
+  extra_targets
+  ladder+=("${extras[@]}")
   echo -e "\n### Diagnosis: the floor plus one cost of the service at a time\n" | tee -a "$results"
   fanout_seconds=10
   [ ${#quick[@]} -gt 0 ] && fanout_seconds=3
@@ -170,8 +177,10 @@ if wants diagnose-batches; then
   # Whether the MULTI_STATE_UPDATE gap is the service's work or the bytes the contract makes it
   # send: the floor, and the floor padding each forwarded frame to the length of the service's
   # broadcast of it (ladder.mjs BYTES=1), against the service; BATCH_REPEATS (5) searches each,
-  # alternating, because single searches of batches move by up to 2x here.
-  serve --ladder "${extra_vars[@]}"
+  # alternating, because single searches of batches move by up to 2x here. BENCH_EXTRA's builds
+  # are searched too.
+  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
+  extra_targets
   info() { node -p "const i = JSON.parse(require('fs').readFileSync('$out/info.json','utf8')); $1"; }
   bytes_index=$(info "i.ladder.findIndex((l) => l.name === 'floor+bytes')")
   bytes_pid=$(info "i.ladder[$bytes_index].pid")
@@ -179,7 +188,7 @@ if wants diagnose-batches; then
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
     --target "floor+bytes=ws://127.0.0.1:$((FLOOR_PORT + 10 + bytes_index))@$bytes_pid" \
-    --only throughput-multi --repeats "${BATCH_REPEATS:-5}" "${quick[@]}"
+    "${extras[@]}" --only throughput-multi --repeats "${BATCH_REPEATS:-5}" "${quick[@]}"
   cleanup
 fi
 

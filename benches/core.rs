@@ -1,110 +1,188 @@
 //! Per-packet cost of the pure core, natively: validate + apply + build the broadcast.
-//! `cargo bench --bench core`; results in BENCHMARKS.md.
+//!
+//! - `cargo bench --bench core`: criterion timings.
+//! - `bash bench/core-instructions.sh`: instructions per packet under valgrind, which do not move
+//!   with the machine's load. It runs this binary with `CORE_BENCH_COUNT=N` and
+//!   `CORE_BENCH_CASE=name`: one case, N times, and nothing else (`CORE_BENCH_CASE=list` prints
+//!   the case names).
+//!
+//! Results in BENCHMARKS.md.
 
 use airport_realtime::protocol::config::RateLimit;
-use airport_realtime::protocol::machine::on_frame;
+use airport_realtime::protocol::machine::{Effects, on_frame};
 use airport_realtime::protocol::packet::Frame;
 use airport_realtime::protocol::rate_limit::TokenBucket;
 use airport_realtime::protocol::{Airport, Cid, Icao, Presence, Role, Session};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use serde_json::json;
 use std::hint::black_box;
 
-fn unlimited() -> RateLimit {
-    RateLimit {
-        burst: f64::MAX,
-        per_second: f64::MAX,
-        flood_drops: f64::MAX,
-    }
+/// One packet measured: its name, how many objects the airport holds first, the frame.
+struct Case {
+    name: &'static str,
+    objects: usize,
+    frame: String,
 }
 
-/// Runs one frame through the state machine against an airport holding `objects` objects.
-fn bench_frame(c: &mut Criterion, name: &str, objects: usize, frame: String) {
-    let controller = Session {
-        cid: Cid::parse("1000001").unwrap(),
-        role: Role::Controller,
-        callsign: None,
+fn cases() -> Vec<Case> {
+    let case = |name, objects, frame: serde_json::Value| Case {
+        name,
+        objects,
+        frame: frame.to_string(),
     };
-    let mut airport = Airport::new(Icao::parse("EGLL").unwrap());
-    let presence = Presence::default();
-    let limit = unlimited();
-    let mut bucket = TokenBucket::full(&limit, 0);
-    // Seed the airport so that look-ups and inserts work on a realistic map.
-    for chunk in 0..objects.div_ceil(200) {
-        let updates: Vec<_> = (chunk * 200..((chunk + 1) * 200).min(objects))
-            .map(|i| json!({"objectId": format!("OBJ_{i}"), "state": {"on": true}}))
-            .collect();
-        let seed = json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": updates}}).to_string();
-        on_frame(
-            &mut airport,
-            &presence,
-            &controller,
-            &mut bucket,
-            &limit,
-            Frame::Text(&seed),
-            0,
-        );
-    }
-    let mut group = c.benchmark_group("on_frame");
-    group.throughput(Throughput::Bytes(frame.len() as u64));
-    group.bench_function(name, |b| {
-        b.iter(|| {
-            let effects = on_frame(
-                &mut airport,
-                &presence,
-                &controller,
-                &mut bucket,
-                &limit,
-                Frame::Text(black_box(&frame)),
-                1,
-            );
-            black_box(effects)
-        })
-    });
-    group.finish();
-}
-
-fn core(c: &mut Criterion) {
-    let state_update = json!({
-        "type": "STATE_UPDATE",
-        "data": {"objectId": "SB_27L_A1", "state": true},
-        "requestId": "r-1"
-    });
-    bench_frame(c, "state_update", 1_000, state_update.to_string());
-
-    let patch = json!({
-        "type": "STATE_UPDATE",
-        "data": {"objectId": "OBJ_7", "patch": {"on": false, "color": "red", "level": 3}}
-    });
-    bench_frame(c, "state_update_patch", 1_000, patch.to_string());
-
     let updates: Vec<_> = (0..200)
         .map(|i| json!({"objectId": format!("SB_{i}"), "state": {"on": i % 2 == 0, "level": i}}))
         .collect();
-    let multi = json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": updates}});
-    bench_frame(c, "multi_state_update_200", 1_000, multi.to_string());
-
     // A patch of just under 10,240 serialized characters.
     let members: serde_json::Map<String, serde_json::Value> = (0..100)
         .map(|i| (format!("stand_{i:03}"), json!({"status": "x".repeat(70)})))
         .collect();
-    let shared = json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": members}});
-    assert!(shared.to_string().len() > 9_000);
-    bench_frame(c, "shared_state_update_10kb", 0, shared.to_string());
-
-    // Rejected unparsed: 50,001 characters.
-    let oversize = format!(
-        "{{\"type\":\"HEARTBEAT\",\"pad\":\"{}\"}}",
-        "x".repeat(49_972)
-    );
-    assert_eq!(oversize.chars().count(), 50_001);
-    bench_frame(c, "rejected_50001_chars_too_large", 0, oversize);
-
-    // Rejected after parsing: 50,000 characters of valid JSON with an unknown type.
-    let unknown = format!("{{\"type\":\"NOPE\",\"pad\":\"{}\"}}", "x".repeat(49_976));
-    assert_eq!(unknown.chars().count(), 50_000);
-    bench_frame(c, "rejected_50000_chars_unknown_type", 0, unknown);
+    let cases = vec![
+        case(
+            "state_update",
+            1_000,
+            json!({
+                "type": "STATE_UPDATE",
+                "data": {"objectId": "SB_27L_A1", "state": true},
+                "requestId": "r-1"
+            }),
+        ),
+        case(
+            "state_update_patch",
+            1_000,
+            json!({
+                "type": "STATE_UPDATE",
+                "data": {"objectId": "OBJ_7", "patch": {"on": false, "color": "red", "level": 3}}
+            }),
+        ),
+        case(
+            "multi_state_update_200",
+            1_000,
+            json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": updates}}),
+        ),
+        case(
+            "shared_state_update_10kb",
+            0,
+            json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": members}}),
+        ),
+        // Rejected unparsed: 50,001 characters.
+        Case {
+            name: "rejected_50001_chars_too_large",
+            objects: 0,
+            frame: format!(
+                "{{\"type\":\"HEARTBEAT\",\"pad\":\"{}\"}}",
+                "x".repeat(49_972)
+            ),
+        },
+        // Rejected after parsing: 50,000 characters of valid JSON with an unknown type.
+        Case {
+            name: "rejected_50000_chars_unknown_type",
+            objects: 0,
+            frame: format!("{{\"type\":\"NOPE\",\"pad\":\"{}\"}}", "x".repeat(49_976)),
+        },
+    ];
+    assert!(cases[3].frame.len() > 9_000);
+    assert_eq!(cases[4].frame.chars().count(), 50_001);
+    assert_eq!(cases[5].frame.chars().count(), 50_000);
+    cases
 }
 
-criterion_group!(benches, core);
-criterion_main!(benches);
+/// An airport with a controller to send frames, and no rate limit in the way.
+struct Fixture {
+    airport: Airport,
+    presence: Presence,
+    controller: Session,
+    limit: RateLimit,
+    bucket: TokenBucket,
+}
+
+impl Fixture {
+    /// Seeded with `objects` objects, so that look-ups and inserts work on a realistic map.
+    fn new(objects: usize) -> Self {
+        let limit = RateLimit {
+            burst: f64::MAX,
+            per_second: f64::MAX,
+            flood_drops: f64::MAX,
+        };
+        let mut fixture = Fixture {
+            airport: Airport::new(Icao::parse("EGLL").unwrap()),
+            presence: Presence::default(),
+            controller: Session {
+                cid: Cid::parse("1000001").unwrap(),
+                role: Role::Controller,
+                callsign: None,
+            },
+            bucket: TokenBucket::full(&limit, 0),
+            limit,
+        };
+        for chunk in 0..objects.div_ceil(200) {
+            let updates: Vec<_> = (chunk * 200..((chunk + 1) * 200).min(objects))
+                .map(|i| json!({"objectId": format!("OBJ_{i}"), "state": {"on": true}}))
+                .collect();
+            let seed =
+                json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": updates}}).to_string();
+            fixture.send(&seed, 0);
+        }
+        fixture
+    }
+
+    fn send(&mut self, frame: &str, now: i64) -> Effects {
+        on_frame(
+            &mut self.airport,
+            &self.presence,
+            &self.controller,
+            &mut self.bucket,
+            &self.limit,
+            Frame::Text(frame),
+            now,
+        )
+    }
+}
+
+fn criterion_benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("on_frame");
+    for Case {
+        name,
+        objects,
+        frame,
+    } in cases()
+    {
+        let mut fixture = Fixture::new(objects);
+        group.throughput(Throughput::Bytes(frame.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(fixture.send(black_box(&frame), 1)))
+        });
+    }
+    group.finish();
+}
+
+/// Runs one case `count` times after setting it up, so that a run with `count = 0` measures
+/// the setup alone.
+fn run_counted(count: usize, name: &str) {
+    let cases = cases();
+    if name == "list" {
+        for case in &cases {
+            println!("{}", case.name);
+        }
+        return;
+    }
+    let Some(case) = cases.iter().find(|case| case.name == name) else {
+        panic!("no case named {name:?} (CORE_BENCH_CASE=list lists them)");
+    };
+    let mut fixture = Fixture::new(case.objects);
+    for _ in 0..count {
+        black_box(fixture.send(black_box(&case.frame), 1));
+    }
+}
+
+fn main() {
+    if let Ok(count) = std::env::var("CORE_BENCH_COUNT") {
+        let count = count.parse().expect("CORE_BENCH_COUNT is a number");
+        let name = std::env::var("CORE_BENCH_CASE").unwrap_or_else(|_| "list".into());
+        run_counted(count, &name);
+        return;
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    criterion_benches(&mut criterion);
+    criterion.final_summary();
+}
