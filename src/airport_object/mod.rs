@@ -25,7 +25,7 @@ use crate::protocol::write_batch;
 use crate::protocol::{Airport, Cid, Icao, PacketError, Presence, Session, StoreOp};
 use network::StatusClient;
 use sockets::{Attachment, Recipients};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
 use worker::*;
@@ -57,6 +57,8 @@ pub struct AirportObject {
     status: StatusClient,
     /// Effects of handled frames waiting for one shared commit, in arrival order.
     outbox: RefCell<Vec<(WebSocket, Effects)>>,
+    /// When the outbox last committed changes, to tell a burst of changes from a lone one.
+    last_commit: Cell<Option<i64>>,
 }
 
 fn now() -> i64 {
@@ -80,6 +82,7 @@ impl DurableObject for AirportObject {
             buckets: RefCell::new(HashMap::new()),
             status: StatusClient::default(),
             outbox: RefCell::new(Vec::new()),
+            last_commit: Cell::new(None),
         }
     }
 
@@ -138,8 +141,11 @@ impl DurableObject for AirportObject {
         match effects.close {
             None if !effects.persist.is_empty() || !self.outbox.borrow().is_empty() => {
                 if self.queue(&ws, effects) {
-                    // Frames that are already waiting get handled first and share the commit.
-                    Delay::from(Duration::ZERO).await;
+                    if write_batch::wait_for_more(self.last_commit.get(), now) {
+                        // In a burst: frames that are already waiting get handled first and
+                        // share the commit.
+                        Delay::from(Duration::ZERO).await;
+                    }
                     self.flush();
                 }
             }
@@ -417,6 +423,9 @@ impl AirportObject {
                 wrote
             })
             .collect();
+        if !ops.is_empty() {
+            self.last_commit.set(Some(now()));
+        }
         let failure = storage::write(&self.state.storage().sql(), &write_batch::compact(ops))
             .err()
             .map(|error| self.forget_live(&error));

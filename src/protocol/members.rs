@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::marker::PhantomData;
 
-/// A scalar is never what these visitors read: every kind of it is `Other`.
+/// These visitors never keep a scalar: every kind of scalar gives `$other`.
 macro_rules! forward_scalars_to_other {
     ($other:expr) => {
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
@@ -45,7 +45,7 @@ pub trait Members<'de>: Default {
     fn read<A: MapAccess<'de>>(&mut self, name: usize, map: &mut A) -> Result<(), A::Error>;
 }
 
-/// A JSON value that is read only when it is an object: anything else is only told apart.
+/// A JSON value read into `T` when it is an object; any other value is checked and dropped.
 #[derive(Debug)]
 pub enum IfObject<T> {
     Object(T),
@@ -58,7 +58,7 @@ impl<'de, T: Members<'de>> Deserialize<'de> for IfObject<T> {
     }
 }
 
-/// A JSON value that is read only when it is an array of objects.
+/// A JSON value read item by item when it is an array; any other value is checked and dropped.
 #[derive(Debug)]
 pub enum IfArray<T> {
     Array(Vec<IfObject<T>>),

@@ -6,6 +6,18 @@
 use super::StoreOp;
 use std::collections::HashSet;
 
+/// How soon after the last commit a frame counts as part of a burst. Such a frame waits one
+/// timer turn before its commit, so that frames already queued behind it share that commit. A
+/// frame after a quieter spell is committed at once: nothing is likely to share its commit, and
+/// the wait would only delay its broadcast.
+pub const BURST_WINDOW_MS: i64 = 5;
+
+/// Whether a change arriving at `now` should wait for others to share its commit, given when
+/// the last commit was made (`None`: none yet in this object's life).
+pub fn wait_for_more(last_commit: Option<i64>, now: i64) -> bool {
+    last_commit.is_some_and(|at| now.saturating_sub(at) < BURST_WINDOW_MS)
+}
+
 /// The row (or column) of the airport's storage an operation overwrites.
 #[derive(PartialEq, Eq, Hash)]
 enum Row<'a> {
@@ -46,6 +58,15 @@ pub fn compact(ops: Vec<StoreOp>) -> Vec<StoreOp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_change_close_behind_the_last_commit_waits() {
+        assert!(!wait_for_more(None, 1_000));
+        assert!(wait_for_more(Some(1_000), 1_000));
+        assert!(wait_for_more(Some(1_000), 1_000 + BURST_WINDOW_MS - 1));
+        assert!(!wait_for_more(Some(1_000), 1_000 + BURST_WINDOW_MS));
+        assert!(!wait_for_more(Some(i64::MIN), i64::MAX));
+    }
     use crate::protocol::Cid;
     use crate::protocol::airport::ObjectRow;
 
