@@ -415,3 +415,35 @@ fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
         assert_eq!(reread, h.airport.objects()[*id].state);
     }
 }
+
+#[test]
+fn the_object_limit_counts_the_items_before_each_creation() {
+    use airport_realtime::protocol::limits::{MAX_MULTI_UPDATES, MAX_OBJECTS};
+    let mut h = Harness::new();
+    let c = who(Role::Controller, "1000001");
+    for chunk in 0..MAX_OBJECTS / MAX_MULTI_UPDATES {
+        let updates: Vec<_> = (0..MAX_MULTI_UPDATES)
+            .map(|i| json!({"objectId": format!("O_{}", chunk * MAX_MULTI_UPDATES + i), "state": true}))
+            .collect();
+        h.send(
+            &c,
+            json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": updates}}),
+        );
+    }
+    assert_eq!(h.airport.objects().len(), MAX_OBJECTS);
+    let create_then_delete = json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": [
+        {"objectId": "NEW", "state": true},
+        {"objectId": "O_0", "patch": null},
+    ]}});
+    let e = h.send(&c, create_then_delete);
+    assert_eq!(error_code(&e).as_deref(), Some("LIMIT_EXCEEDED"));
+    assert!(e.reply.unwrap().contains("updates[0]"));
+    let delete_then_create = json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": [
+        {"objectId": "O_0", "patch": null},
+        {"objectId": "NEW", "state": true},
+    ]}});
+    let e = h.send(&c, delete_then_create);
+    assert_eq!(error_code(&e), None);
+    assert!(h.airport.objects().contains_key("NEW") && !h.airport.objects().contains_key("O_0"));
+    assert_eq!(h.airport.objects().len(), MAX_OBJECTS);
+}

@@ -58,6 +58,8 @@ pub fn compact(ops: Vec<StoreOp>) -> Vec<StoreOp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Cid;
+    use crate::protocol::airport::ObjectRow;
 
     #[test]
     fn only_a_change_close_behind_the_last_commit_waits() {
@@ -67,8 +69,6 @@ mod tests {
         assert!(!wait_for_more(Some(1_000), 1_000 + BURST_WINDOW_MS));
         assert!(!wait_for_more(Some(i64::MIN), i64::MAX));
     }
-    use crate::protocol::Cid;
-    use crate::protocol::airport::ObjectRow;
 
     fn put(id: &str, n: i64) -> StoreOp {
         StoreOp::PutObject {
