@@ -66,6 +66,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# A JavaScript expression over serve.mjs's info file, `i` (its URLs and workerd pids).
+info() { node -p "const i = JSON.parse(require('fs').readFileSync('$out/info.json','utf8')); $1"; }
+
 # Starts bench/serve.mjs on the server core and waits (at most 60 s) for its info file.
 serve() {
   rm -f "$out/info.json"
@@ -79,8 +82,8 @@ serve() {
     sleep 0.2
   done
   [ -s "$out/info.json" ] || { echo "serve.mjs did not start" >&2; exit 1; }
-  service_pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).service.pid")
-  floor_pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).floor.pid")
+  service_pid=$(info i.service.pid)
+  floor_pid=$(info i.floor.pid)
 }
 
 lg() { pin "$LOADGEN_CPU" "$loadgen" "$@" | tee -a "$results"; }
@@ -95,7 +98,7 @@ extra_targets() {
   extras=()
   for i in "${!extra_specs[@]}"; do
     local name=${extra_specs[$i]%%=*} pid
-    pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).extra[$i].pid")
+    pid=$(info "i.extra[$i].pid")
     extras+=(--target "$name=ws://127.0.0.1:$((FLOOR_PORT + 20 + i))@$pid")
   done
 }
@@ -158,8 +161,8 @@ if wants diagnose; then
   serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
   ladder=()
   for i in 0 1 2 3 4; do
-    name=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).ladder[$i].name")
-    pid=$(node -p "JSON.parse(require('fs').readFileSync('$out/info.json','utf8')).ladder[$i].pid")
+    name=$(info "i.ladder[$i].name")
+    pid=$(info "i.ladder[$i].pid")
     ladder+=(--target "$name=ws://127.0.0.1:$((FLOOR_PORT + 10 + i))@$pid")
   done
   extra_targets
@@ -181,7 +184,6 @@ if wants diagnose-batches; then
   # are searched too.
   serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
   extra_targets
-  info() { node -p "const i = JSON.parse(require('fs').readFileSync('$out/info.json','utf8')); $1"; }
   bytes_index=$(info "i.ladder.findIndex((l) => l.name === 'floor+bytes')")
   bytes_pid=$(info "i.ladder[$bytes_index].pid")
   echo -e "\n### Diagnosis: batches against a floor that sends the service's bytes\n" | tee -a "$results"

@@ -847,11 +847,7 @@ async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
         cases[2].1.push(connect_loaded(t, cold_m, true, st).await?);
     }
     // Herds alternate between targets; each target's row is its median herd.
-    let herd_repeats = if args.quick {
-        1
-    } else {
-        args.repeats.max(1) * 5 / 3
-    };
+    let herd_repeats = if args.quick { 1 } else { args.repeats };
     let mut all: Vec<Vec<Herd>> = args.targets.iter().map(|_| Vec::new()).collect();
     for _ in 0..herd_repeats {
         for (t, herds) in args.targets.iter().zip(all.iter_mut()) {
