@@ -7,6 +7,7 @@ use arbitrary::Arbitrary;
 use std::fmt::Write as _;
 
 use airport_realtime::protocol::limits::MAX_PACKET_CHARS;
+use airport_realtime::protocol::packet::PacketKind;
 
 /// A whole run: how packets are paced, what the airport starts with, and what happens.
 #[derive(Arbitrary, Debug, Clone)]
@@ -227,7 +228,7 @@ pub enum Body {
     Stopbar(ObjId),
     /// Any client type with any `data` (or none).
     Kind {
-        kind: Kind,
+        kind: AnyKind,
         data: Option<J>,
     },
     /// Unknown, server-only or non-string types.
@@ -239,32 +240,20 @@ pub enum Body {
     Untyped(Option<J>),
 }
 
-#[derive(Arbitrary, Debug, Clone, Copy)]
-pub enum Kind {
-    Heartbeat,
-    HeartbeatAck,
-    GetState,
-    GetOnlinePilots,
-    StateUpdate,
-    MultiStateUpdate,
-    SharedStateUpdate,
-    StopbarCrossing,
-    Close,
-}
+/// Any client packet type, picked the way `derive(Arbitrary)` picks an enum variant (a `u32`
+/// scaled to the count), so that saved inputs keep their meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct AnyKind(pub PacketKind);
 
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Heartbeat => "HEARTBEAT",
-            Kind::HeartbeatAck => "HEARTBEAT_ACK",
-            Kind::GetState => "GET_STATE",
-            Kind::GetOnlinePilots => "GET_ONLINE_PILOTS",
-            Kind::StateUpdate => "STATE_UPDATE",
-            Kind::MultiStateUpdate => "MULTI_STATE_UPDATE",
-            Kind::SharedStateUpdate => "SHARED_STATE_UPDATE",
-            Kind::StopbarCrossing => "STOPBAR_CROSSING",
-            Kind::Close => "CLOSE",
-        }
+impl<'a> Arbitrary<'a> for AnyKind {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let all = PacketKind::ALL;
+        let index = (u64::from(u32::arbitrary(u)?) * all.len() as u64) >> 32;
+        Ok(AnyKind(all[index as usize]))
+    }
+
+    fn size_hint(depth: usize) -> (usize, Option<usize>) {
+        u32::size_hint(depth)
     }
 }
 
@@ -567,31 +556,31 @@ fn render_airport(airport: &AirportField) -> String {
 
 /// (`type` token, `data` text)
 fn body_parts(body: &Body) -> (Option<String>, Option<String>) {
-    let t = |name: &str| Some(quoted(name));
+    let t = |kind: PacketKind| Some(quoted(kind.name()));
     let j = |value: &J| {
         let mut out = String::new();
         render_j(&mut out, value);
         out
     };
     match body {
-        Body::Heartbeat => (t("HEARTBEAT"), None),
-        Body::HeartbeatAck => (t("HEARTBEAT_ACK"), None),
-        Body::GetState => (t("GET_STATE"), None),
-        Body::GetOnlinePilots => (t("GET_ONLINE_PILOTS"), None),
-        Body::Close => (t("CLOSE"), None),
+        Body::Heartbeat => (t(PacketKind::Heartbeat), None),
+        Body::HeartbeatAck => (t(PacketKind::HeartbeatAck), None),
+        Body::GetState => (t(PacketKind::GetState), None),
+        Body::GetOnlinePilots => (t(PacketKind::GetOnlinePilots), None),
+        Body::Close => (t(PacketKind::Close), None),
         Body::StateUpdate(change) | Body::StateUpdate2(change) => {
-            (t("STATE_UPDATE"), Some(render_change(change)))
+            (t(PacketKind::StateUpdate), Some(render_change(change)))
         }
         Body::Multi(changes) => {
             let items: Vec<String> = changes.iter().map(render_change).collect();
-            (t("MULTI_STATE_UPDATE"), Some(updates(&items)))
+            (t(PacketKind::MultiStateUpdate), Some(updates(&items)))
         }
         Body::MultiRepeat { change, count } => {
             let item = render_change(change);
             // Not much past the packet limit: 200 and 201 copies of small items stay reachable.
             let fit = (2 * MAX_PACKET_CHARS / (item.len() + 1)).max(1);
             let items = vec![item; usize::from(*count).min(fit)];
-            (t("MULTI_STATE_UPDATE"), Some(updates(&items)))
+            (t(PacketKind::MultiStateUpdate), Some(updates(&items)))
         }
         Body::MultiBulk {
             start,
@@ -606,13 +595,13 @@ fn body_parts(body: &Body) -> (Option<String>, Option<String>) {
                     )
                 })
                 .collect();
-            (t("MULTI_STATE_UPDATE"), Some(updates(&items)))
+            (t(PacketKind::MultiStateUpdate), Some(updates(&items)))
         }
         Body::Shared(members) | Body::Shared2(members) => {
             let mut patch = String::new();
             render_j(&mut patch, &J::Obj(members.clone()));
             (
-                t("SHARED_STATE_UPDATE"),
+                t(PacketKind::SharedStateUpdate),
                 Some(format!("{{\"sharedStatePatch\":{patch}}}")),
             )
         }
@@ -623,12 +612,12 @@ fn body_parts(body: &Body) -> (Option<String>, Option<String>) {
                 quoted(&"x".repeat(usize::from(*chars)))
             );
             (
-                t("SHARED_STATE_UPDATE"),
+                t(PacketKind::SharedStateUpdate),
                 Some(format!("{{\"sharedStatePatch\":{patch}}}")),
             )
         }
         Body::SharedAny(patch) => (
-            t("SHARED_STATE_UPDATE"),
+            t(PacketKind::SharedStateUpdate),
             Some(format!("{{\"sharedStatePatch\":{}}}", j(patch))),
         ),
         Body::Stopbar(id) => {
@@ -638,9 +627,9 @@ fn body_parts(body: &Body) -> (Option<String>, Option<String>) {
                 data.push_str(&id);
             }
             data.push('}');
-            (t("STOPBAR_CROSSING"), Some(data))
+            (t(PacketKind::StopbarCrossing), Some(data))
         }
-        Body::Kind { kind, data } => (t(kind.name()), data.as_ref().map(j)),
+        Body::Kind { kind, data } => (t(kind.0), data.as_ref().map(j)),
         Body::Named { name, data } => {
             let token = match name {
                 TypeName::InitialState => quoted("INITIAL_STATE"),
