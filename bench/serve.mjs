@@ -13,15 +13,15 @@
 // http://127.0.0.1:<stats-port>/stats. --info writes the URLs and workerd pids as JSON once both
 // are ready. Runs until SIGINT/SIGTERM (or at most --max-seconds, default 3600).
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
-import { readFileSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { COMPATIBILITY_DATE, migrateAndSeed, serviceWorker } from "../scripts/local-service.mjs";
 
 const bench = dirname(fileURLToPath(import.meta.url));
-const root = join(bench, "..");
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => {
@@ -90,40 +90,21 @@ function onLog(message) {
   }
 }
 
-function statements(file) {
-  return readFileSync(file, "utf8")
-    .split("\n")
-    .map((line) => line.replace(/--.*$/, ""))
-    .join("\n")
-    .split(/;\s*(?:\n|$)/)
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
 const persist = mkdtempSync(join(tmpdir(), "airport-bench-"));
 
 const service = {
-  name: "airport-realtime",
-  modulesRoot: join(root, "build"),
-  modules: [
-    { type: "ESModule", path: join(root, "build", "index.js") },
-    { type: "CompiledWasm", path: join(root, "build", "index_bg.wasm") },
-  ],
-  compatibilityDate: "2026-10-01",
-  durableObjects: { AIRPORT: { className: "AirportObject", useSQLite: true } },
-  d1Databases: { DB: "airport-realtime" },
-  bindings: vars,
+  ...serviceWorker(vars),
   ...(withTail ? { tails: ["bench-tail"] } : {}),
 };
 const tail = {
   name: "bench-tail",
   modules: [{ type: "ESModule", path: join(bench, "floor", "tail.mjs") }],
-  compatibilityDate: "2026-10-01",
+  compatibilityDate: COMPATIBILITY_DATE,
 };
 const floor = {
   name: "floor",
   modules: [{ type: "ESModule", path: join(bench, "floor", "floor.mjs") }],
-  compatibilityDate: "2026-10-01",
+  compatibilityDate: COMPATIBILITY_DATE,
   durableObjects: { FLOOR: { className: "FloorObject", useSQLite: true } },
 };
 const shared = (p, dir) => ({
@@ -168,24 +149,13 @@ const ladder = !withLadder
 
 const extraServices = extras.map(([name, dir], i) => {
   const p = floorPort + 20 + i;
-  const worker = {
-    ...service,
-    modulesRoot: dir,
-    modules: [
-      { type: "ESModule", path: join(dir, "index.js") },
-      { type: "CompiledWasm", path: join(dir, "index_bg.wasm") },
-    ],
-  };
-  delete worker.tails;
+  const worker = serviceWorker(vars, dir);
   const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `extra${i}`), ...inspectorPort(1 + i), workers: [worker] }));
   return { name, port: p, mf };
 });
 
 async function seed(mf) {
-  const db = await mf.getD1Database("DB");
-  const migrations = readdirSync(join(root, "migrations")).sort();
-  const files = [...migrations.map((m) => join(root, "migrations", m)), join(root, "seeds", "dev.sql")];
-  await db.batch(files.flatMap(statements).map((s) => db.prepare(s)));
+  await migrateAndSeed(await mf.getD1Database("DB"));
 }
 
 async function stop(code = 0) {

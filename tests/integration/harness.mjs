@@ -2,12 +2,10 @@
 // seeded with the demo keys, and real WebSocket clients (ws) on 127.0.0.1.
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import WebSocket from "ws";
-import { readFileSync, readdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+import { join } from "node:path";
+import { migrateAndSeed, serviceWorker } from "../../scripts/local-service.mjs";
 
 export const KEYS = {
   controller1: "dev-controller-1",
@@ -34,17 +32,6 @@ const DEFAULT_VARS = {
   MAX_SOCKETS_PER_AIRPORT: "2000",
 };
 
-/** SQL files split into statements (comments stripped). */
-function statements(file) {
-  return readFileSync(file, "utf8")
-    .split("\n")
-    .map((line) => line.replace(/--.*$/, ""))
-    .join("\n")
-    .split(/;\s*(?:\n|$)/)
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
 /**
  * A running service. `vars` override wrangler.toml's [vars]. Storage persists in a temporary
  * directory for the life of the service, so `restart()` keeps Durable Object and D1 data.
@@ -59,16 +46,7 @@ export class Service {
 
   options() {
     return {
-      name: "airport-realtime",
-      modulesRoot: join(root, "build"),
-      modules: [
-        { type: "ESModule", path: join(root, "build", "index.js") },
-        { type: "CompiledWasm", path: join(root, "build", "index_bg.wasm") },
-      ],
-      compatibilityDate: "2026-10-01",
-      durableObjects: { AIRPORT: { className: "AirportObject", useSQLite: true } },
-      d1Databases: { DB: "airport-realtime" },
-      bindings: this.vars,
+      ...serviceWorker(this.vars),
       host: "127.0.0.1",
       port: 0,
       resourcePersistencePath: this.persist,
@@ -110,15 +88,8 @@ export class Service {
     this.mf = new Miniflare(convertV4MiniflareOptions(this.options()));
     this.url = await this.mf.ready;
     const db = await this.mf.getD1Database("DB");
-    const migrations = readdirSync(join(root, "migrations")).sort();
-    const files = [...migrations.map((m) => join(root, "migrations", m)), join(root, "seeds", "dev.sql")];
-    const sql = files.flatMap(statements);
     // Idempotent across restarts: tables exist after the first start.
-    const exists = await db
-      .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name='accounts'")
-      .first();
-    const toRun = exists ? statements(join(root, "seeds", "dev.sql")) : sql;
-    await db.batch(toRun.map((s) => db.prepare(s)));
+    await migrateAndSeed(db);
     this.db = db;
     return this;
   }

@@ -1,0 +1,56 @@
+// The service as miniflare runs it locally, shared by the integration tests
+// (tests/integration/harness.mjs) and the benchmarks (bench/serve.mjs), so that both serve the
+// worker-build output with the same bindings and the same D1 setup as wrangler.toml describes.
+import { readFileSync, readdirSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+/** wrangler.toml's `compatibility_date`, so that local runs match a deploy. */
+export const COMPATIBILITY_DATE = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(
+  readFileSync(join(root, "wrangler.toml"), "utf8"),
+)[1];
+
+/** The Worker's miniflare options: the build in `buildDir` (index.js, index_bg.wasm). */
+export function serviceWorker(bindings, buildDir = join(root, "build")) {
+  return {
+    name: "airport-realtime",
+    modulesRoot: buildDir,
+    modules: [
+      { type: "ESModule", path: join(buildDir, "index.js") },
+      { type: "CompiledWasm", path: join(buildDir, "index_bg.wasm") },
+    ],
+    compatibilityDate: COMPATIBILITY_DATE,
+    durableObjects: { AIRPORT: { className: "AirportObject", useSQLite: true } },
+    d1Databases: { DB: "airport-realtime" },
+    bindings,
+  };
+}
+
+/** A SQL file split into statements (comments stripped). */
+function statements(file) {
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .map((line) => line.replace(/--.*$/, ""))
+    .join("\n")
+    .split(/;\s*(?:\n|$)/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/**
+ * Applies migrations/ to a database that has no tables yet, then seeds/dev.sql (the demo keys,
+ * written with INSERT OR REPLACE, so a restart can run it again).
+ */
+export async function migrateAndSeed(db) {
+  const exists = await db
+    .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name='accounts'")
+    .first();
+  const migrations = exists
+    ? []
+    : readdirSync(join(root, "migrations"))
+        .sort()
+        .map((m) => join(root, "migrations", m));
+  const sql = [...migrations, join(root, "seeds", "dev.sql")].flatMap(statements);
+  await db.batch(sql.map((s) => db.prepare(s)));
+}
