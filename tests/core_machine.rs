@@ -447,3 +447,26 @@ fn the_object_limit_counts_the_items_before_each_creation() {
     assert!(h.airport.objects().contains_key("NEW") && !h.airport.objects().contains_key("O_0"));
     assert_eq!(h.airport.objects().len(), MAX_OBJECTS);
 }
+
+#[test]
+fn a_change_keeps_its_request_id_for_the_error_a_failed_write_gets() {
+    let mut h = Harness::new();
+    let c = who(Role::Controller, "1000001");
+    let changes = [
+        json!({"type": "STATE_UPDATE", "requestId": "one", "data": {"objectId": "SB_1", "state": true}}),
+        json!({"type": "MULTI_STATE_UPDATE", "requestId": "two", "data": {"updates": [{"objectId": "SB_2", "state": true}]}}),
+        json!({"type": "SHARED_STATE_UPDATE", "requestId": "three", "data": {"sharedStatePatch": {"a": 1}}}),
+    ];
+    for (packet, id) in changes.into_iter().zip(["one", "two", "three"]) {
+        let effects = h.send(&c, packet);
+        assert!(!effects.persist.is_empty());
+        assert_eq!(effects.request_id.as_deref(), Some(id));
+        // A change has no reply of its own: the requestId is only for ERROR INTERNAL.
+        assert_eq!(effects.reply, None);
+    }
+    let unnamed = h.send(
+        &c,
+        json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_3", "state": true}}),
+    );
+    assert_eq!(unnamed.request_id, None);
+}

@@ -236,8 +236,9 @@ impl DurableObject for AirportObject {
                 let ops = live
                     .airport
                     .clear_if_due(now, config.timings.offline_grace_ms);
-                storage::write(&sql, &ops)?;
-                if ops.contains(&StoreOp::ClearState) {
+                let cleared = ops.contains(&StoreOp::ClearState);
+                storage::write(&self.state.storage(), ops)?;
+                if cleared {
                     console_log!(
                         "{{\"event\":\"offline_cleared\",\"airport\":\"{}\",\"seq\":{}}}",
                         live.airport.icao(),
@@ -290,7 +291,7 @@ impl AirportObject {
         // State left behind with no controller (e.g. every socket dropped in a restart) waits
         // out the grace period like any other.
         if !presence.has_controllers() {
-            storage::write(&sql, &airport.controllers_absent(now()))?;
+            storage::write(&self.state.storage(), airport.controllers_absent(now()))?;
         }
         let alarm_at = self.state.storage().get_alarm().await?;
         console_log!(
@@ -367,22 +368,23 @@ impl AirportObject {
                 left: false,
             };
             sockets::save_attachment(&server, &attachment).map_err(internal)?;
-            let joined = machine::on_join(
+            let mut joined = machine::on_join(
                 &mut live.airport,
                 &mut live.presence,
                 &session,
                 &config.timings,
                 now,
             );
-            let sql = self.state.storage().sql();
-            storage::write(&sql, &joined.persist).map_err(internal)?;
+            storage::write(&self.state.storage(), std::mem::take(&mut joined.persist))
+                .map_err(internal)?;
             // INITIAL_STATE is the first thing on the socket: nothing can be sent in between.
             let _ = server.send_with_str(&joined.initial_state);
             if let Some(announce) = &joined.announce {
                 sockets::send_to(&self.state, Recipients::Others, Some(&server), announce);
             }
             if live.schedule.start(now, &config.timings, config.recheck_ms) {
-                storage::set_schedule(&sql, &live.schedule).map_err(internal)?;
+                storage::set_schedule(&self.state.storage().sql(), &live.schedule)
+                    .map_err(internal)?;
             }
             let idle_at = now + config.timings.idle_timeout_ms;
             next_alarm(live.schedule, Some(now), None, &config.timings).unwrap_or(idle_at)
@@ -426,7 +428,7 @@ impl AirportObject {
         if !ops.is_empty() {
             self.last_commit.set(Some(now()));
         }
-        let failure = storage::write(&self.state.storage().sql(), &write_batch::compact(ops))
+        let failure = storage::write(&self.state.storage(), write_batch::compact(ops))
             .err()
             .map(|error| self.forget_live(&error));
         for ((sender, effects), wrote) in entries.iter().zip(wrote) {
@@ -438,7 +440,8 @@ impl AirportObject {
                     };
                     let error =
                         PacketError::Internal("the change could not be saved; try again".into());
-                    let _ = sender.send_with_str(outbound::error(stamp, &error, None));
+                    let request_id = effects.request_id.as_deref();
+                    let _ = sender.send_with_str(outbound::error(stamp, &error, request_id));
                 }
                 _ => self.send(sender, effects),
             }

@@ -9,7 +9,21 @@ use crate::protocol::{Airport, Icao, ObjectRecord, StoreOp};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use worker::{Result, SqlStorage, SqlStorageValue};
+use wasm_bindgen::prelude::*;
+use worker::{Result, SqlStorage, SqlStorageValue, Storage};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The Durable Object's storage, for the one method `worker` does not bind.
+    type TransactionalStorage;
+
+    /// Runs `run` in a transaction that is rolled back if it throws.
+    #[wasm_bindgen(method, catch, js_name = transactionSync)]
+    fn transaction_sync(
+        this: &TransactionalStorage,
+        run: &js_sys::Function,
+    ) -> std::result::Result<JsValue, JsValue>;
+}
 
 /// Schema changes in order; an object runs the ones it has not run yet, once, in the same
 /// implicit transaction as the rest of its constructor's writes.
@@ -177,11 +191,31 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     }))
 }
 
-/// Writes the operations in order. A run of object puts (a batch, or several frames sharing a
-/// commit) is one statement over a JSON array of rows rather than one statement per row: each
-/// statement is a call out of Wasm and a cursor in the runtime. The array is read as JSONB, so
-/// that SQLite parses it once rather than once per row and column.
-pub fn write(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
+/// Writes the operations in order, all or none. They run in one `transactionSync`: the event's
+/// implicit transaction would still commit the statements before one that fails, leaving a
+/// change half stored while its sender is told it was not.
+pub fn write(storage: &Storage, ops: Vec<StoreOp>) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let sql = storage.sql();
+    let run = Closure::once(move || {
+        write_in_order(&sql, &ops)
+            .map(|()| JsValue::UNDEFINED)
+            .map_err(|error| JsValue::from(error.to_string()))
+    });
+    storage
+        .as_raw()
+        .unchecked_ref::<TransactionalStorage>()
+        .transaction_sync(run.as_ref().unchecked_ref())?;
+    Ok(())
+}
+
+/// A run of object puts (a batch, or several frames sharing a commit) is one statement over a
+/// JSON array of rows rather than one statement per row: each statement is a call out of Wasm
+/// and a cursor in the runtime. The array is read as JSONB, so that SQLite parses it once
+/// rather than once per row and column.
+fn write_in_order(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
     let mut rest = ops;
     while let Some(op) = rest.first() {
         let puts: Vec<(&str, &ObjectRow)> = rest

@@ -74,6 +74,8 @@ pub struct Effects {
     pub broadcast: Option<(Audience, String)>,
     /// Close the sender's socket.
     pub close: Option<CloseCode>,
+    /// The frame's `requestId`, for the `ERROR INTERNAL` its sender gets if `persist` fails.
+    pub request_id: Option<String>,
 }
 
 impl Effects {
@@ -142,23 +144,23 @@ fn accept(
         }));
     }
     let command = parse_command(envelope.kind, envelope.data).map_err(reject)?;
-    let request_id = request_id.as_deref();
     let by = &session.cid;
     Ok(match command {
-        Command::Heartbeat => {
-            Effects::reply(outbound::heartbeat_ack(Stamp::of(airport, now), request_id))
-        }
+        Command::Heartbeat => Effects::reply(outbound::heartbeat_ack(
+            Stamp::of(airport, now),
+            request_id.as_deref(),
+        )),
         Command::HeartbeatAck => Effects::default(),
         Command::GetState => Effects::reply(outbound::state_snapshot(
             Stamp::of(airport, now),
             airport,
             presence,
-            request_id,
+            request_id.as_deref(),
         )),
         Command::GetOnlinePilots => Effects::reply(outbound::online_pilots(
             Stamp::of(airport, now),
             presence,
-            request_id,
+            request_id.as_deref(),
         )),
         Command::Close => Effects {
             close: Some(CloseCode::Requested),
@@ -179,6 +181,7 @@ fn accept(
             Effects {
                 persist,
                 broadcast,
+                request_id,
                 ..Effects::default()
             }
         }
@@ -199,6 +202,7 @@ fn accept(
             Effects {
                 persist,
                 broadcast,
+                request_id,
                 ..Effects::default()
             }
         }
@@ -209,6 +213,7 @@ fn accept(
             Effects {
                 persist,
                 broadcast: Some((Audience::Everyone, packet)),
+                request_id,
                 ..Effects::default()
             }
         }

@@ -154,6 +154,47 @@ function airportFile(dir, icao) {
 const tableSql = (db, name) =>
   db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?").get(name).sql;
 
+test("a change the storage refuses is undone whole: ERROR INTERNAL to its sender, nothing broadcast, nothing kept", async () => {
+  const controller = await service.join(KEYS.controller1, "FAIL");
+  const observer = await service.join(KEYS.observer1, "FAIL");
+  controller.send({ type: "MULTI_STATE_UPDATE", data: { updates: [{ objectId: "SB_1", state: true }, { objectId: "SB_2", state: true }] } });
+  await observer.next("MULTI_STATE_UPDATE");
+  await controller.close();
+  await observer.close();
+
+  // While the runtime is stopped, make SQLite refuse every new object row of this airport.
+  await service.halt();
+  const db = new DatabaseSync(airportFile(service.persist, "FAIL"));
+  db.exec("CREATE TRIGGER refuse_objects BEFORE INSERT ON objects BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+  db.close();
+  await service.start();
+
+  const again = await service.join(KEYS.controller1, "FAIL");
+  const watcher = await service.join(KEYS.observer1, "FAIL");
+  // The deletion is a statement SQLite takes; the new row after it is refused.
+  again.send({
+    type: "MULTI_STATE_UPDATE",
+    requestId: "batch-1",
+    data: { updates: [{ objectId: "SB_1", patch: null }, { objectId: "SB_3", state: true }] },
+  });
+  const error = await again.next("ERROR");
+  assert.equal(error.data.code, "INTERNAL");
+  assert.equal(error.requestId, "batch-1");
+
+  // The airport is reloaded from storage: SB_1 is still there, seq did not move.
+  const snapshot = await watcher.request({ type: "GET_STATE" });
+  assert.equal(snapshot.type, "STATE_SNAPSHOT");
+  assert.deepEqual(snapshot.data.objects.map(({ id }) => id), ["SB_1", "SB_2"]);
+  assert.equal(snapshot.data.seq, 1);
+  assert.equal(watcher.all("MULTI_STATE_UPDATE").length, 0);
+
+  // Changes the storage takes go on, from the same seq.
+  again.send({ type: "SHARED_STATE_UPDATE", data: { sharedStatePatch: { runway: "27L" } } });
+  assert.equal((await watcher.next("SHARED_STATE_UPDATE")).seq, 2);
+  await again.close();
+  await watcher.close();
+});
+
 test("an airport stored by a build before migration 3 is upgraded in place, its rows intact", async () => {
   const controller = await service.join(KEYS.controller1, "MIG3");
   controller.send({
