@@ -68,7 +68,7 @@ fn now() -> i64 {
 impl DurableObject for AirportObject {
     fn new(state: State, env: Env) -> Self {
         let config = Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
-        if let Err(error) = storage::migrate(&state.storage().sql()) {
+        if let Err(error) = storage::migrate(&state.storage()) {
             console_error!(
                 "{{\"event\":\"migrate_failed\",\"detail\":{:?}}}",
                 error.to_string()

@@ -25,8 +25,8 @@ extern "C" {
     ) -> std::result::Result<JsValue, JsValue>;
 }
 
-/// Schema changes in order; an object runs the ones it has not run yet, once, in the same
-/// implicit transaction as the rest of its constructor's writes.
+/// Schema changes in order; an object runs the ones it has not run yet, once, in its
+/// constructor, all in one transaction with the version they bring it to.
 const MIGRATIONS: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS airport (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -72,7 +72,12 @@ struct VersionRow {
     version: i64,
 }
 
-pub fn migrate(sql: &SqlStorage) -> Result<()> {
+/// Brings the schema up to date, all or nothing: a migration is several statements.
+pub fn migrate(storage: &Storage) -> Result<()> {
+    atomically(storage, run_migrations)
+}
+
+fn run_migrations(sql: &SqlStorage) -> Result<()> {
     sql.exec(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
         None,
@@ -191,16 +196,24 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     }))
 }
 
-/// Writes the operations in order, all or none. They run in one `transactionSync`: the event's
-/// implicit transaction would still commit the statements before one that fails, leaving a
-/// change half stored while its sender is told it was not.
+/// Writes the operations in order, all or none, so that a change is never half stored while
+/// its sender is told it was not.
 pub fn write(storage: &Storage, ops: Vec<StoreOp>) -> Result<()> {
     if ops.is_empty() {
         return Ok(());
     }
+    atomically(storage, move |sql| write_in_order(sql, &ops))
+}
+
+/// Runs `work` in one `transactionSync`, which rolls back if it fails: the event's implicit
+/// transaction alone would still commit the statements that ran before the failing one.
+fn atomically(
+    storage: &Storage,
+    work: impl FnOnce(&SqlStorage) -> Result<()> + 'static,
+) -> Result<()> {
     let sql = storage.sql();
     let run = Closure::once(move || {
-        write_in_order(&sql, &ops)
+        work(&sql)
             .map(|()| JsValue::UNDEFINED)
             .map_err(|error| JsValue::from(error.to_string()))
     });

@@ -195,6 +195,49 @@ test("a change the storage refuses is undone whole: ERROR INTERNAL to its sender
   await watcher.close();
 });
 
+test("a migration that fails is rolled back whole, so it can run again once its cause is gone", async () => {
+  const controller = await service.join(KEYS.controller1, "MIGX");
+  controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_1", state: true } });
+  await controller.request({ type: "GET_STATE" });
+  await controller.close();
+
+  // Schema version 2's tables, but with a second row for SB_1, which migration 3's copy into a
+  // keyed table refuses halfway through.
+  await service.halt();
+  const file = airportFile(service.persist, "MIGX");
+  const old = new DatabaseSync(file);
+  old.exec(`
+    CREATE TABLE objects_v2 (id TEXT, state TEXT NOT NULL, controller_id TEXT NOT NULL, updated_at INTEGER NOT NULL);
+    INSERT INTO objects_v2 SELECT id, state, controller_id, updated_at FROM objects;
+    INSERT INTO objects_v2 SELECT id, 'false', controller_id, updated_at FROM objects;
+    DROP TABLE objects;
+    ALTER TABLE objects_v2 RENAME TO objects;
+    UPDATE schema_version SET version = 2;`);
+  old.close();
+
+  await service.start();
+  const since = service.logs.length;
+  const attempt = await service.connect(KEYS.observer1, "MIGX").catch(() => null);
+  await service.waitForLog((e) => e.event === "migrate_failed", 5000, since);
+  attempt?.ws.terminate();
+  await service.halt();
+  const after = new DatabaseSync(file);
+  try {
+    assert.equal(after.prepare("SELECT version FROM schema_version").get().version, 2);
+    const tables = after.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((t) => t.name);
+    assert.ok(!tables.includes("objects_by_id"), `half a migration was kept: ${tables}`);
+    // Its cause removed, the migration runs again from the start.
+    after.exec("DELETE FROM objects WHERE state = 'false'");
+  } finally {
+    after.close();
+  }
+
+  await service.start();
+  const observer = await service.join(KEYS.observer1, "MIGX");
+  assert.deepEqual(observer.initial.data.objects.map(({ id, state }) => ({ id, state })), [{ id: "SB_1", state: true }]);
+  await observer.close();
+});
+
 test("an airport stored by a build before migration 3 is upgraded in place, its rows intact", async () => {
   const controller = await service.join(KEYS.controller1, "MIG3");
   controller.send({
