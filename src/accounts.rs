@@ -4,11 +4,12 @@
 use crate::lookup_cache::{LookupCache, Sharing};
 use crate::protocol::Cid;
 use crate::protocol::account::{Account, hash_api_key};
+use crate::protocol::connect::HttpError;
 use futures_util::FutureExt;
 use serde::Deserialize;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{D1Database, Delay, Error, Result, console_error};
+use worker::{D1Database, Date, Delay, Env, Error, Result, console_error};
 
 /// The account row as D1 returns it.
 #[derive(Deserialize)]
@@ -38,6 +39,20 @@ thread_local! {
     /// Per isolate: key hash → account (`None`: unknown or revoked). Plain data only, so
     /// sharing it between requests is allowed.
     static RECENT: Rc<LookupCache<String, Option<Account>>> = Rc::new(LookupCache::new(MAX_ENTRIES, WAIT_FOR_OTHER_REQUESTS));
+}
+
+/// Key → account, with the ban checked (`INVALID_API_KEY`, `BANNED`). The role is settled by
+/// the airport's role source.
+pub async fn authenticate(env: &Env, key: &str) -> std::result::Result<Account, HttpError> {
+    let internal = |error: Error| HttpError::Internal(error.to_string());
+    let db = env.d1("DB").map_err(internal)?;
+    let now = Date::now().as_millis() as i64;
+    let account = account_for_key(db, key, now)
+        .await
+        .map_err(internal)?
+        .ok_or(HttpError::InvalidApiKey)?;
+    account.check_ban(now)?;
+    Ok(account)
 }
 
 /// The account behind a key, or `None` for an unknown or revoked key.

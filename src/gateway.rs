@@ -8,11 +8,11 @@
 //! request to the airport and on its response. Those copies were about 10% of the CPU time of
 //! a burst of connections (BENCHMARKS.md).
 
-use crate::accounts::account_for_key;
-use crate::airport_object::identity_headers;
-use crate::protocol::account::Account;
-use crate::protocol::connect::{Endpoint, HttpError, RequestParts, check_request};
+use crate::accounts::authenticate;
+use crate::handoff::{error_response, identity_headers, json_response};
+use crate::protocol::connect::{HttpError, RequestParts, check_connect};
 use crate::protocol::{Icao, Session};
+use crate::public_state;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::futures::JsFuture;
 use worker::*;
@@ -26,28 +26,15 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     console_error_panic_hook::set_once();
     match route(&req, &env).await {
         Ok(response) => Ok(response),
-        Err(error) => {
-            if let HttpError::Internal(detail) = &error {
-                console_error!("{{\"event\":\"internal_error\",\"detail\":{:?}}}", detail);
-            }
-            error_response(&error).map(Into::into)
-        }
+        Err(error) => error_response(&error).map(Into::into),
     }
 }
 
-/// The JSON error body with its status.
-pub fn error_response(error: &HttpError) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json")?;
-    Ok(Response::ok(error.body())?
-        .with_status(error.status())
-        .with_headers(headers))
-}
-
-fn json_response(body: String) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json")?;
-    Ok(Response::ok(body)?.with_headers(headers))
+/// Logs an internal error once, where it is turned into a response.
+pub fn log_internal(error: &HttpError) {
+    if let HttpError::Internal(detail) = error {
+        console_error!("{{\"event\":\"internal_error\",\"detail\":{:?}}}", detail);
+    }
 }
 
 async fn route(
@@ -56,12 +43,6 @@ async fn route(
 ) -> std::result::Result<web_sys::Response, HttpError> {
     let url = Url::parse(&req.url()).map_err(internal)?;
     let method = req.method();
-    let endpoint = match url.path() {
-        "/connect" => Endpoint::Connect,
-        "/state" => Endpoint::State,
-        "/health" => return health(&method).map(Into::into),
-        _ => return Err(HttpError::NotFound),
-    };
     let query = |name: &str| {
         url.query_pairs()
             .find(|(k, _)| k == name)
@@ -80,7 +61,20 @@ async fn route(
         key_param: key_param.as_deref(),
         authorization: authorization.as_deref(),
     };
-    let (airport, key) = check_request(endpoint, &parts)?;
+    let result = match url.path() {
+        "/connect" => connect(env, &parts).await,
+        "/state" => public_state::serve(env, &url, &parts).await,
+        "/health" => health(&method).map(Into::into),
+        _ => Err(HttpError::NotFound),
+    };
+    result.inspect_err(log_internal)
+}
+
+async fn connect(
+    env: &Env,
+    parts: &RequestParts<'_>,
+) -> std::result::Result<web_sys::Response, HttpError> {
+    let (airport, key) = check_connect(parts)?;
     let account = authenticate(env, key).await?;
     // The role stored with the key; a `vatsim` airport replaces it with the network's.
     let session = Session {
@@ -88,7 +82,12 @@ async fn route(
         role: account.role,
         callsign: None,
     };
-    forward(env, endpoint, &airport, &session, key).await
+    let headers = identity_headers(&airport, &session).map_err(internal)?;
+    headers
+        .set("Authorization", &format!("Bearer {key}"))
+        .map_err(internal)?;
+    headers.set("Upgrade", "websocket").map_err(internal)?;
+    ask_airport(env, &airport, "connect", &headers).await
 }
 
 fn health(method: &str) -> std::result::Result<Response, HttpError> {
@@ -99,39 +98,14 @@ fn health(method: &str) -> std::result::Result<Response, HttpError> {
     json_response(body.to_string()).map_err(internal)
 }
 
-/// Key → account, with the ban checked. The role is settled by the airport's role source.
-async fn authenticate(env: &Env, key: &str) -> std::result::Result<Account, HttpError> {
-    let db = env.d1("DB").map_err(internal)?;
-    let now = Date::now().as_millis() as i64;
-    let account = account_for_key(db, key, now)
-        .await
-        .map_err(internal)?
-        .ok_or(HttpError::InvalidApiKey)?;
-    account.check_ban(now)?;
-    Ok(account)
-}
-
-/// Hands the request to the airport's Durable Object with the resolved identity, and its
-/// response (the WebSocket, or the state) back as it is. The key only travels as a Bearer
-/// header.
-async fn forward(
+/// Sends a request to the airport's Durable Object and returns its response (the WebSocket,
+/// or the state) as it is. The key only travels as a Bearer header.
+pub async fn ask_airport(
     env: &Env,
-    endpoint: Endpoint,
     airport: &Icao,
-    session: &Session,
-    key: &str,
+    path: &str,
+    headers: &Headers,
 ) -> std::result::Result<web_sys::Response, HttpError> {
-    let path = match endpoint {
-        Endpoint::Connect => "connect",
-        Endpoint::State => "state",
-    };
-    let headers = identity_headers(airport, session).map_err(internal)?;
-    headers
-        .set("Authorization", &format!("Bearer {key}"))
-        .map_err(internal)?;
-    if endpoint == Endpoint::Connect {
-        headers.set("Upgrade", "websocket").map_err(internal)?;
-    }
     let init = web_sys::RequestInit::new();
     init.set_method("GET");
     init.set_headers(headers.as_ref());
@@ -151,10 +125,10 @@ async fn forward(
         .map_err(js_internal)
 }
 
-fn internal(error: impl ToString) -> HttpError {
+pub fn internal(error: impl ToString) -> HttpError {
     HttpError::Internal(error.to_string())
 }
 
-fn js_internal(error: JsValue) -> HttpError {
+pub fn js_internal(error: JsValue) -> HttpError {
     internal(Error::from(error))
 }

@@ -1,69 +1,12 @@
 //! The state machine's semantics, natively: what each packet does to an airport and who hears.
 
-use airport_realtime::protocol::config::{RateLimit, Timings};
-use airport_realtime::protocol::machine::{
-    Audience, CloseCode, Effects, on_frame, on_join, on_leave,
-};
-use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::rate_limit::TokenBucket;
-use airport_realtime::protocol::{Airport, Cid, Icao, Presence, Role, Session};
+mod common;
+
+use airport_realtime::protocol::Role;
+use airport_realtime::protocol::config::Timings;
+use airport_realtime::protocol::machine::{Audience, CloseCode, Effects, on_join, on_leave};
+use common::{Harness, error_code, parse, who};
 use serde_json::{Value, json};
-
-struct Harness {
-    airport: Airport,
-    presence: Presence,
-    bucket: TokenBucket,
-    limit: RateLimit,
-    now: i64,
-}
-
-fn who(role: Role, cid: &str) -> Session {
-    Session {
-        cid: Cid::parse(cid).unwrap(),
-        role,
-        callsign: None,
-    }
-}
-
-impl Harness {
-    fn new() -> Self {
-        let limit = RateLimit::default();
-        Harness {
-            airport: Airport::new(Icao::parse("EGLL").unwrap()),
-            presence: Presence::default(),
-            bucket: TokenBucket::full(&limit, 0),
-            limit,
-            now: 1_000,
-        }
-    }
-
-    fn send(&mut self, from: &Session, packet: Value) -> Effects {
-        self.send_text(from, &packet.to_string())
-    }
-
-    /// A frame exactly as written, for numbers whose spelling matters.
-    fn send_text(&mut self, from: &Session, text: &str) -> Effects {
-        self.now += 1_000; // well within the rate limit
-        on_frame(
-            &mut self.airport,
-            &self.presence,
-            from,
-            &mut self.bucket,
-            &self.limit,
-            Frame::Text(text),
-            self.now,
-        )
-    }
-}
-
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap()
-}
-
-fn error_code(effects: &Effects) -> Option<String> {
-    let reply = parse(effects.reply.as_ref()?);
-    (reply["type"] == "ERROR").then(|| reply["data"]["code"].as_str().unwrap().to_owned())
-}
 
 #[test]
 fn state_update_replaces_patches_and_deletes() {
@@ -218,7 +161,7 @@ fn roles_are_enforced_and_audiences_are_right() {
     assert_eq!(audience, Audience::Controllers);
     assert_eq!(
         parse(&packet)["data"],
-        json!({"objectId": "SB_1", "pilotId": "1000011"})
+        json!({"objectId": "SB_1", "pilotId": "1000011", "controllerId": "1000011"})
     );
 
     let c = who(Role::Controller, "1000001");
@@ -301,17 +244,12 @@ fn packet_size_counts_characters_not_bytes() {
 fn rate_limited_errors_echo_the_request_id_and_floods_close() {
     let mut h = Harness::new();
     let c = who(Role::Observer, "1000021");
+    h.step_ms = 0;
     let mut last = Effects::default();
     for i in 0..200 {
-        let text = json!({"type": "HEARTBEAT", "requestId": format!("q{i}")}).to_string();
-        last = on_frame(
-            &mut h.airport,
-            &h.presence,
+        last = h.send(
             &c,
-            &mut h.bucket,
-            &h.limit,
-            Frame::Text(&text),
-            h.now,
+            json!({"type": "HEARTBEAT", "requestId": format!("q{i}")}),
         );
         if last.close.is_some() {
             break;

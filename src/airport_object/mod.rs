@@ -3,14 +3,16 @@
 //! evicted between events, and everything it needs afterwards lives in storage and in each
 //! socket's attachment.
 
+mod listing;
 mod network;
 mod sockets;
 mod storage;
 
 use crate::accounts::account_for_key_hash;
-use crate::gateway::error_response;
+use crate::handoff::{self, LIVE_HEADER, error_response, json_response};
 use crate::protocol::config::{Config, ConfigError, RoleSource};
 use crate::protocol::connect::HttpError;
+use crate::protocol::directory::{Listing, dormant_state};
 use crate::protocol::liveness::{
     Clock, Schedule, is_idle, next_alarm, periodic_plan, restored_last_seen, should_store_last_seen,
 };
@@ -23,14 +25,14 @@ use crate::protocol::recheck::{KeyStanding, NetworkStanding, Verdict, verdict};
 use crate::protocol::vatsim::resolve;
 use crate::protocol::write_batch;
 use crate::protocol::{Airport, Cid, Icao, PacketError, Presence, Session, StoreOp};
+use listing::DirectoryEntry;
 use network::StatusClient;
 use sockets::{Attachment, Recipients};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 use worker::*;
-
-pub use sockets::identity_headers;
 
 /// What the object keeps in memory between events; rebuilt from storage and the sockets'
 /// attachments after every restart or hibernation.
@@ -59,6 +61,8 @@ pub struct AirportObject {
     outbox: RefCell<Vec<(WebSocket, Effects)>>,
     /// When the outbox last committed changes, to tell a burst of changes from a lone one.
     last_commit: Cell<Option<i64>>,
+    /// The airport's entry in the D1 directory.
+    directory: Rc<DirectoryEntry>,
 }
 
 fn now() -> i64 {
@@ -83,6 +87,7 @@ impl DurableObject for AirportObject {
             status: StatusClient::default(),
             outbox: RefCell::new(Vec::new()),
             last_commit: Cell::new(None),
+            directory: Rc::default(),
         }
     }
 
@@ -124,16 +129,17 @@ impl DurableObject for AirportObject {
             let mut guard = self.live.borrow_mut();
             let live = guard.as_mut().ok_or("airport not loaded")?;
             live.clock.heard(attachment.id, now);
+            let limit = config.rate_limits.for_role(attachment.session.role);
             let mut buckets = self.buckets.borrow_mut();
             let bucket = buckets
                 .entry(attachment.id)
-                .or_insert_with(|| TokenBucket::full(&config.rate_limit, now));
+                .or_insert_with(|| TokenBucket::full(limit, now));
             machine::on_frame(
                 &mut live.airport,
                 &live.presence,
                 &attachment.session,
                 bucket,
-                &config.rate_limit,
+                limit,
                 frame,
                 now,
             )
@@ -258,6 +264,7 @@ impl DurableObject for AirportObject {
             Some(at) => self.set_alarm(at).await?,
             None => self.state.storage().delete_alarm().await?,
         }
+        self.sync_directory();
         Response::ok("ok")
     }
 }
@@ -309,35 +316,72 @@ impl AirportObject {
             schedule: stored.schedule,
             alarm_at,
         });
+        self.directory.restore(stored.listed);
+        // After a restart that dropped every socket, the directory may still say live.
+        self.sync_directory();
         if let Some(at) = wanted {
             self.lower_alarm(at).await?;
         }
         Ok(true)
     }
 
+    /// Brings the airport's directory entry up to date with how it stands now (in the
+    /// background).
+    fn sync_directory(&self) {
+        let wanted = {
+            let guard = self.live.borrow();
+            let Some(live) = guard.as_ref() else {
+                return;
+            };
+            let listing = Listing::of(&live.airport, &live.presence);
+            (live.airport.icao().clone(), listing, live.airport.seq())
+        };
+        let sql = self.state.storage().sql();
+        self.directory.update(wanted, self.env.d1("DB").ok(), sql);
+    }
+
+    /// The public state (PROTOCOL §6) for the Worker's `GET /state`. The Worker asks only
+    /// for an airport its directory does not list as dormant, and an airport that was never
+    /// stored is not created here.
+    async fn public_state(&self, icao: Icao) -> std::result::Result<Response, HttpError> {
+        let internal = |e: Error| HttpError::Internal(e.to_string());
+        let loaded = self.ensure_live(None).await.map_err(internal)?;
+        self.flush();
+        let (body, live) = match self.live.borrow().as_ref() {
+            Some(live) if loaded => (
+                outbound::public_state(&live.airport, &live.presence),
+                live.presence.is_live(),
+            ),
+            _ => (dormant_state(icao, 0), false),
+        };
+        console_log!("{{\"event\":\"state_read\"}}");
+        self.sync_directory();
+        let response = json_response(body).map_err(internal)?;
+        response
+            .headers()
+            .set(LIVE_HEADER, if live { "1" } else { "0" })
+            .map_err(internal)?;
+        Ok(response)
+    }
+
     async fn serve(&self, req: Request) -> std::result::Result<Response, HttpError> {
         let internal = |e: Error| HttpError::Internal(e.to_string());
-        let identity = sockets::read_identity(&req).map_err(internal)?;
+        match req.path().as_str() {
+            "/state" => {
+                return self
+                    .public_state(handoff::read_airport(&req).map_err(internal)?)
+                    .await;
+            }
+            "/connect" => {}
+            _ => return Err(HttpError::NotFound),
+        }
+        let identity = handoff::read_identity(&req).map_err(internal)?;
         let icao = identity.airport;
         let config = self.config().map_err(internal)?;
         self.ensure_live(Some(&icao)).await.map_err(internal)?;
         let session = self.resolve_role(config, identity.session, &icao).await?;
-        // What the new socket or snapshot sees is durable, and no older broadcast reaches it.
+        // What the new socket sees is durable, and no older broadcast reaches it.
         self.flush();
-        let path = req.path();
-        if path == "/state" {
-            let guard = self.live.borrow();
-            let live = guard.as_ref().ok_or(HttpError::NotFound)?;
-            let body = outbound::snapshot_data(&live.airport, &live.presence);
-            let headers = Headers::new();
-            headers
-                .set("Content-Type", "application/json")
-                .map_err(internal)?;
-            return Ok(Response::ok(body).map_err(internal)?.with_headers(headers));
-        }
-        if path != "/connect" {
-            return Err(HttpError::NotFound);
-        }
         let now = now();
         let pair = WebSocketPair::new().map_err(internal)?;
         let server = pair.server;
@@ -390,6 +434,7 @@ impl AirportObject {
             next_alarm(live.schedule, Some(now), None, &config.timings).unwrap_or(idle_at)
         };
         self.lower_alarm(wake_at).await.map_err(internal)?;
+        self.sync_directory();
         Response::from_websocket(pair.client).map_err(internal)
     }
 
@@ -515,6 +560,7 @@ impl AirportObject {
             (effects, live.airport.offline_clear_due(grace))
         };
         self.carry_out(ws, effects);
+        self.sync_directory();
         if let Some(at) = offline_due {
             self.lower_alarm(at).await?;
         }

@@ -1,13 +1,10 @@
-//! Sockets of one airport: their small typed attachment, the identity handed over by the
-//! Worker, and sending to an audience.
+//! Sockets of one airport: their small typed attachment and sending to an audience.
 
-use crate::protocol::account::hash_api_key;
-use crate::protocol::connect::api_key;
 use crate::protocol::machine::Audience;
-use crate::protocol::{Cid, Icao, Role, Session};
+use crate::protocol::{Role, Session};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
-use worker::{Headers, Request, Result, State, WebSocket};
+use worker::{Result, State, WebSocket};
 
 /// Stored with each socket by the runtime; survives hibernation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,52 +84,4 @@ pub fn send_to(state: &State, to: Recipients, sender: Option<&WebSocket>, packet
         _ => &JsValue::UNDEFINED,
     };
     send_to_sockets(state.as_raw().as_ref(), tag, except, packet);
-}
-
-const AIRPORT_HEADER: &str = "X-Airport";
-const CID_HEADER: &str = "X-Airport-Cid";
-const ROLE_HEADER: &str = "X-Airport-Role";
-
-/// The identity the Worker resolved, as headers on the request to the Durable Object (which
-/// only the Worker can reach).
-pub fn identity_headers(airport: &Icao, session: &Session) -> Result<Headers> {
-    let headers = Headers::new();
-    headers.set(AIRPORT_HEADER, airport.as_str())?;
-    headers.set(CID_HEADER, session.cid.as_str())?;
-    headers.set(ROLE_HEADER, session.role.as_str())?;
-    Ok(headers)
-}
-
-/// Who is connecting, as the Worker resolved it.
-pub struct Identity {
-    pub airport: Icao,
-    /// The role here is the one stored with the key; a `vatsim` airport replaces it.
-    pub session: Session,
-    pub key_hash: String,
-}
-
-pub fn read_identity(req: &Request) -> Result<Identity> {
-    let headers = req.headers();
-    let header = |name| headers.get(name).ok().flatten();
-    let airport = header(AIRPORT_HEADER)
-        .and_then(|v| Icao::parse(&v))
-        .ok_or("missing airport")?;
-    let cid = header(CID_HEADER)
-        .and_then(|v| Cid::parse(&v))
-        .ok_or("missing cid")?;
-    let role: Role = header(ROLE_HEADER)
-        .and_then(|v| v.parse().ok())
-        .ok_or("missing role")?;
-    let key = header("Authorization")
-        .and_then(|v| api_key(None, Some(&v)).map(str::to_owned))
-        .ok_or("missing key")?;
-    Ok(Identity {
-        airport,
-        session: Session {
-            cid,
-            role,
-            callsign: None,
-        },
-        key_hash: hash_api_key(&key),
-    })
 }

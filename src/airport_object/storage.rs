@@ -4,6 +4,7 @@
 //! after them until they are durable.
 
 use crate::protocol::airport::ObjectRow;
+use crate::protocol::directory::Listing;
 use crate::protocol::liveness::Schedule;
 use crate::protocol::{Airport, Icao, ObjectRecord, StoreOp};
 use serde::Deserialize;
@@ -27,7 +28,7 @@ extern "C" {
 
 /// Schema changes in order; an object runs the ones it has not run yet, once, in its
 /// constructor, all in one transaction with the version they bring it to.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS airport (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         icao TEXT NOT NULL,
@@ -65,6 +66,8 @@ const MIGRATIONS: [&str; 3] = [
     INSERT INTO shared_state_by_key (key, value) SELECT key, value FROM shared_state;
     DROP TABLE shared_state;
     ALTER TABLE shared_state_by_key RENAME TO shared_state;",
+    // How the directory in D1 lists the airport, as last written there.
+    "ALTER TABLE airport ADD COLUMN listed TEXT;",
 ];
 
 #[derive(Deserialize)]
@@ -108,6 +111,7 @@ struct AirportRow {
     offline_since: Option<i64>,
     next_heartbeat: Option<i64>,
     next_recheck: Option<i64>,
+    listed: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -124,10 +128,11 @@ struct SharedRow {
     value: String,
 }
 
-/// What storage holds: the airport and its periodic schedule.
+/// What storage holds: the airport, its periodic schedule and its directory listing.
 pub struct Stored {
     pub airport: Airport,
     pub schedule: Schedule,
+    pub listed: Option<Listing>,
 }
 
 /// Loads the airport. `icao` names it on its first request; an alarm passes `None` and gets
@@ -135,7 +140,7 @@ pub struct Stored {
 pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     let row = sql
         .exec(
-            "SELECT icao, seq, offline_since, next_heartbeat, next_recheck FROM airport WHERE id = 1",
+            "SELECT icao, seq, offline_since, next_heartbeat, next_recheck, listed FROM airport WHERE id = 1",
             None,
         )?
         .to_array::<AirportRow>()?
@@ -153,6 +158,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
                 offline_since: None,
                 next_heartbeat: None,
                 next_recheck: None,
+                listed: None,
             }
         }
         (None, None) => return Ok(None),
@@ -193,6 +199,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
             heartbeat: row.next_heartbeat,
             recheck: row.next_recheck,
         },
+        listed: row.listed.as_deref().and_then(Listing::parse),
     }))
 }
 
@@ -307,6 +314,14 @@ pub fn set_schedule(sql: &SqlStorage, schedule: &Schedule) -> Result<()> {
             optional_time(schedule.heartbeat)?,
             optional_time(schedule.recheck)?,
         ],
+    )?;
+    Ok(())
+}
+
+pub fn set_listed(sql: &SqlStorage, listed: Listing) -> Result<()> {
+    sql.exec(
+        "UPDATE airport SET listed = ? WHERE id = 1",
+        vec![listed.as_str().into()],
     )?;
     Ok(())
 }

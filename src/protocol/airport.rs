@@ -123,7 +123,8 @@ impl Airport {
         self.offline_since
     }
 
-    fn has_state(&self) -> bool {
+    /// Whether it holds objects or shared state.
+    pub fn has_state(&self) -> bool {
         !self.objects.is_empty() || !self.shared.is_empty()
     }
 

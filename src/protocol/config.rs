@@ -39,24 +39,76 @@ impl Default for Caps {
     }
 }
 
-/// The per-socket token bucket. The contract asks that 20 packets/s sustained with bursts of
-/// 50 always pass; these numbers leave headroom for network jitter.
+/// A per-socket token bucket. A frame costs one token, plus one per full
+/// [`RateLimit::BYTES_PER_TOKEN`] of its length, so that large lighting packets cost what
+/// they weigh.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
-    /// Bucket size: packets that may arrive at once.
+    /// Bucket size: tokens that may be spent at once.
     pub burst: f64,
-    /// Refill rate, packets per second.
+    /// Refill rate, tokens per second.
     pub per_second: f64,
     /// Dropped packets (forgiven at `per_second`) after which the socket is closed with 4008.
     pub flood_drops: f64,
 }
 
+impl RateLimit {
+    /// Every started block of this many bytes past the first costs one more token: the normal
+    /// packet limit, so every packet within §3's limits costs exactly one.
+    pub const BYTES_PER_TOKEN: usize = super::limits::MAX_PACKET_CHARS;
+
+    /// Pilots and observers (PROTOCOL §3): 20 packets/s sustained with bursts of 50 must
+    /// always pass; these numbers leave headroom for network jitter.
+    pub const PILOT_OR_OBSERVER: RateLimit = RateLimit {
+        burst: 60.0,
+        per_second: 25.0,
+        flood_drops: 100.0,
+    };
+
+    /// Controllers (PROTOCOL §7): a runway profile change is one `STATE_UPDATE` per lighting
+    /// element, up to the 10,000-object limit, back to back; twice that (a change and its
+    /// reversal) passes at once. A full airport's burst is refilled in 20 s, and 500 packets/s
+    /// pass sustained (the contract asks for 200). A socket that keeps sending faster is cut
+    /// after 2,000 dropped packets, 4 s of the refill rate.
+    pub const CONTROLLER: RateLimit = RateLimit {
+        burst: 20_000.0,
+        per_second: 500.0,
+        flood_drops: 2_000.0,
+    };
+
+    /// What a frame of `bytes` bytes costs.
+    pub fn cost(bytes: usize) -> f64 {
+        (1 + bytes.saturating_sub(1) / Self::BYTES_PER_TOKEN) as f64
+    }
+}
+
 impl Default for RateLimit {
     fn default() -> Self {
-        RateLimit {
-            burst: 60.0,
-            per_second: 25.0,
-            flood_drops: 100.0,
+        RateLimit::PILOT_OR_OBSERVER
+    }
+}
+
+/// The bucket each role's sockets get.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    pub controller: RateLimit,
+    pub pilot_or_observer: RateLimit,
+}
+
+impl RateLimits {
+    pub fn for_role(&self, role: super::role::Role) -> &RateLimit {
+        match role {
+            super::role::Role::Controller => &self.controller,
+            _ => &self.pilot_or_observer,
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            controller: RateLimit::CONTROLLER,
+            pilot_or_observer: RateLimit::PILOT_OR_OBSERVER,
         }
     }
 }
@@ -97,7 +149,7 @@ impl Default for VatsimSettings {
 pub struct Config {
     pub timings: Timings,
     pub caps: Caps,
-    pub rate_limit: RateLimit,
+    pub rate_limits: RateLimits,
     pub role_source: RoleSource,
     /// How often live sessions are checked again: key revoked, banned, role changed.
     pub recheck_ms: i64,
@@ -108,7 +160,7 @@ impl Default for Config {
         Config {
             timings: Timings::default(),
             caps: Caps::default(),
-            rate_limit: RateLimit::default(),
+            rate_limits: RateLimits::default(),
             role_source: RoleSource::default(),
             recheck_ms: 120_000,
         }

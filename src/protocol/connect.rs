@@ -94,25 +94,22 @@ pub struct RequestParts<'a> {
     pub authorization: Option<&'a str>,
 }
 
-/// Which endpoint is being checked: `/connect` needs the upgrade, `/state` does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Connect,
-    State,
+/// What `GET /state` reads: one airport, or every live one (`airport=all`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StateTarget {
+    Airport(Icao),
+    All,
 }
 
-/// The checks that need no look-up, in contract order. Returns the airport and the API key.
-pub fn check_request<'a>(
-    endpoint: Endpoint,
-    parts: &RequestParts<'a>,
-) -> Result<(Icao, &'a str), HttpError> {
+/// `/connect`'s checks that need no look-up, in contract order. Returns the airport and the
+/// API key.
+pub fn check_connect<'a>(parts: &RequestParts<'a>) -> Result<(Icao, &'a str), HttpError> {
     if parts.method != "GET" {
         return Err(HttpError::MethodNotAllowed);
     }
-    if endpoint == Endpoint::Connect
-        && !parts
-            .upgrade
-            .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"))
+    if !parts
+        .upgrade
+        .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"))
     {
         return Err(HttpError::UpgradeRequired);
     }
@@ -122,6 +119,25 @@ pub fn check_request<'a>(
         .ok_or(HttpError::InvalidAirport)?;
     let key = api_key(parts.key_param, parts.authorization).ok_or(HttpError::MissingApiKey)?;
     Ok((airport, key))
+}
+
+/// `/state`'s checks (PROTOCOL §6): the method and the airport, or `all` (any case). The key
+/// is optional; one that is given is checked by the caller.
+pub fn check_state<'a>(
+    parts: &RequestParts<'a>,
+) -> Result<(StateTarget, Option<&'a str>), HttpError> {
+    if parts.method != "GET" {
+        return Err(HttpError::MethodNotAllowed);
+    }
+    let target = match parts.airport {
+        Some(all) if all.eq_ignore_ascii_case("all") => StateTarget::All,
+        airport => StateTarget::Airport(
+            airport
+                .and_then(Icao::parse)
+                .ok_or(HttpError::InvalidAirport)?,
+        ),
+    };
+    Ok((target, api_key(parts.key_param, parts.authorization)))
 }
 
 /// The key from `?key=` or, failing that, `Authorization: Bearer <key>`.
@@ -160,40 +176,58 @@ mod tests {
             key_param: None,
             authorization: None,
         };
-        assert_eq!(
-            check_request(Endpoint::Connect, &all_wrong),
-            Err(HttpError::MethodNotAllowed)
-        );
+        assert_eq!(check_connect(&all_wrong), Err(HttpError::MethodNotAllowed));
+        assert_eq!(check_state(&all_wrong), Err(HttpError::MethodNotAllowed));
         let p = RequestParts {
             method: "GET",
             ..all_wrong
         };
-        assert_eq!(
-            check_request(Endpoint::Connect, &p),
-            Err(HttpError::UpgradeRequired)
-        );
-        assert_eq!(
-            check_request(Endpoint::State, &p),
-            Err(HttpError::InvalidAirport)
-        );
+        assert_eq!(check_connect(&p), Err(HttpError::UpgradeRequired));
+        assert_eq!(check_state(&p), Err(HttpError::InvalidAirport));
         let p = RequestParts {
             upgrade: Some("WebSocket"),
             ..p
         };
-        assert_eq!(
-            check_request(Endpoint::Connect, &p),
-            Err(HttpError::InvalidAirport)
-        );
+        assert_eq!(check_connect(&p), Err(HttpError::InvalidAirport));
         let p = RequestParts {
             airport: Some("eGkK"),
             ..p
         };
-        assert_eq!(
-            check_request(Endpoint::Connect, &p),
-            Err(HttpError::MissingApiKey)
-        );
-        let (icao, key) = check_request(Endpoint::Connect, &parts()).unwrap();
+        assert_eq!(check_connect(&p), Err(HttpError::MissingApiKey));
+        let (icao, key) = check_connect(&parts()).unwrap();
         assert_eq!((icao.as_str(), key), ("EGLL", "k"));
+    }
+
+    #[test]
+    fn state_needs_no_key_and_reads_all() {
+        let anonymous = RequestParts {
+            upgrade: None,
+            key_param: None,
+            ..parts()
+        };
+        let egll = StateTarget::Airport(Icao::parse("EGLL").unwrap());
+        assert_eq!(check_state(&anonymous), Ok((egll.clone(), None)));
+        assert_eq!(check_state(&parts()), Ok((egll, Some("k"))));
+        for all in ["all", "ALL", "All"] {
+            let p = RequestParts {
+                airport: Some(all),
+                ..anonymous
+            };
+            assert_eq!(check_state(&p), Ok((StateTarget::All, None)));
+        }
+        let p = RequestParts {
+            airport: Some("alll"),
+            ..anonymous
+        };
+        assert!(matches!(
+            check_state(&p),
+            Ok((StateTarget::Airport(_), None))
+        ));
+        let p = RequestParts {
+            airport: None,
+            ..anonymous
+        };
+        assert_eq!(check_state(&p), Err(HttpError::InvalidAirport));
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub enum PacketError {
     InvalidJson(String),
     #[error("binary frame is not valid UTF-8 text")]
     NotUtf8,
-    #[error("packet is {chars} characters long; the limit is {MAX_PACKET_CHARS}")]
+    #[error(
+        "packet is {chars} characters long; the limit is {MAX_PACKET_CHARS}, or {MAX_LIGHTING_PACKET_CHARS} for a controller's MULTI_STATE_UPDATE whose every item is exactly {{objectId, state: boolean}} or SHARED_STATE_UPDATE whose sharedStatePatch has only the members meta, profile, nodes and blocks"
+    )]
     TooLarge { chars: usize },
     #[error("a packet must be a JSON object")]
     NotAnObject,
@@ -46,9 +48,10 @@ pub enum PacketError {
     )]
     ObjectStateTooLarge { field: String, chars: usize },
     #[error(
-        "data.sharedStatePatch is {chars} characters serialized; the limit is {MAX_SHARED_PATCH_CHARS}"
+        "data.sharedStatePatch is {chars} characters serialized; the limit is {limit}{}",
+        if *limit == MAX_SHARED_PATCH_CHARS { " (a lighting graph of only meta, profile, nodes and blocks may have 1000000)" } else { "" }
     )]
-    SharedPatchTooLarge { chars: usize },
+    SharedPatchTooLarge { chars: usize, limit: usize },
     #[error(
         "the merged shared state would be {chars} characters serialized; the limit is {MAX_SHARED_STATE_CHARS}"
     )]

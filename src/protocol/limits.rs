@@ -6,6 +6,16 @@ pub const MAX_PACKET_CHARS: usize = 50_000;
 pub const MAX_MULTI_UPDATES: usize = 200;
 /// Serialized size of one `sharedStatePatch`.
 pub const MAX_SHARED_PATCH_CHARS: usize = 10_240;
+
+/// PROTOCOL §7, the controller plugins' lighting packets: a frame holding a boolean-only batch
+/// or a lighting-graph patch may be this large, in characters.
+pub const MAX_LIGHTING_PACKET_CHARS: usize = 1_000_000;
+/// Items in a boolean-only `MULTI_STATE_UPDATE` (every item exactly `{objectId, state: bool}`).
+pub const MAX_LIGHTING_UPDATES: usize = MAX_OBJECTS;
+/// Serialized size of a lighting-graph `sharedStatePatch`.
+pub const MAX_LIGHTING_PATCH_CHARS: usize = 1_000_000;
+/// The members a lighting-graph `sharedStatePatch` may have (the EuroScope plugin's graph).
+pub const LIGHTING_GRAPH_MEMBERS: [&str; 4] = ["meta", "profile", "nodes", "blocks"];
 /// Serialized size of the merged shared state of an airport.
 pub const MAX_SHARED_STATE_CHARS: usize = 1_000_000;
 /// Nesting depth of a `state`, `patch` or `sharedStatePatch` value (a scalar is 0).

@@ -97,13 +97,19 @@ pub fn on_frame(
     frame: Frame<'_>,
     now: i64,
 ) -> Effects {
-    let verdict = bucket.take(limit, now);
+    let bytes = match frame {
+        Frame::Text(text) => text.len(),
+        Frame::Binary(bytes) => bytes.len(),
+    };
+    let verdict = bucket.take(limit, now, RateLimit::cost(bytes));
     if verdict != Verdict::Pass {
         let error = PacketError::RateLimited(format!(
-            "at most {} packets at once and {} per second; this packet was dropped",
-            limit.burst, limit.per_second
+            "at most {} packets at once and {} per second (a packet costs one more per {} bytes); this packet was dropped",
+            limit.burst,
+            limit.per_second,
+            RateLimit::BYTES_PER_TOKEN
         ));
-        let request_id = peek_request_id(frame);
+        let request_id = peek_request_id(frame, session.role);
         let mut effects = Effects::reply(outbound::error(
             Stamp::of(airport, now),
             &error,
@@ -131,7 +137,7 @@ fn accept(
     frame: Frame<'_>,
     now: i64,
 ) -> Result<Effects, Rejection> {
-    let envelope = decode(frame, airport.icao())?;
+    let envelope = decode(frame, airport.icao(), session.role)?;
     let request_id = envelope.request_id;
     let reject = |error| Rejection {
         request_id: request_id.clone(),
@@ -185,20 +191,25 @@ fn accept(
                 ..Effects::default()
             }
         }
-        Command::MultiStateUpdate(changes) => {
+        Command::MultiStateUpdate(changes, form) => {
             let persist = airport
-                .apply_changes(changes, |i| ChangeAt::Item(i).to_string(), by, now)
+                .apply_changes(changes, |i| form.at(i).to_string(), by, now)
                 .map_err(reject)?;
             let changes: Vec<_> = persist.iter().filter_map(StoreOp::object_write).collect();
-            let broadcast = (!changes.is_empty()).then(|| {
-                let packet = outbound::multi_state_update(
-                    Stamp::of(airport, now),
+            let stamp = Stamp::of(airport, now);
+            // A batch that changed one object is broadcast as that object's STATE_UPDATE: the
+            // released EuroScope plugin ignores MULTI_STATE_UPDATE (PROTOCOL §7).
+            let broadcast = match changes[..] {
+                [] => None,
+                [change] => Some(outbound::state_update(stamp, change, by, airport.seq())),
+                _ => Some(outbound::multi_state_update(
+                    stamp,
                     &changes,
                     by,
                     airport.seq(),
-                );
-                (Audience::Others, packet)
-            });
+                )),
+            }
+            .map(|packet| (Audience::Others, packet));
             Effects {
                 persist,
                 broadcast,

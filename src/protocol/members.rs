@@ -43,6 +43,9 @@ pub trait Members<'de>: Default {
 
     /// Reads the value of the member named `NAMES[name]`.
     fn read<A: MapAccess<'de>>(&mut self, name: usize, map: &mut A) -> Result<(), A::Error>;
+
+    /// A member not in `NAMES` was read and dropped.
+    fn skipped(&mut self) {}
 }
 
 /// A JSON value read into `T` when it is an object; any other value is checked and dropped.
@@ -71,6 +74,65 @@ impl<'de, T: Members<'de>> Deserialize<'de> for IfArray<T> {
     }
 }
 
+/// A JSON value read into `T` when it is an object, item by item into `I` when it is an array;
+/// any other value is checked and dropped.
+#[derive(Debug)]
+pub enum ObjectOrArray<T, I> {
+    Object(T),
+    Array(Vec<IfObject<I>>),
+    Other,
+}
+
+impl<'de, T: Members<'de>, I: Members<'de>> Deserialize<'de> for ObjectOrArray<T, I> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ObjectOrArrayVisitor(PhantomData))
+    }
+}
+
+struct ObjectOrArrayVisitor<T, I>(PhantomData<(T, I)>);
+
+impl<'de, T: Members<'de>, I: Members<'de>> Visitor<'de> for ObjectOrArrayVisitor<T, I> {
+    type Value = ObjectOrArray<T, I>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        read_members(map).map(ObjectOrArray::Object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        read_items(seq).map(ObjectOrArray::Array)
+    }
+
+    forward_scalars_to_other!(ObjectOrArray::Other);
+}
+
+fn read_members<'de, T: Members<'de>, A: MapAccess<'de>>(mut map: A) -> Result<T, A::Error> {
+    let mut members = T::default();
+    while let Some(name) = map.next_key_seed(Name(T::NAMES))? {
+        match name {
+            Some(name) => members.read(name, &mut map)?,
+            None => {
+                map.next_value::<Skipped>()?;
+                members.skipped();
+            }
+        }
+    }
+    Ok(members)
+}
+
+fn read_items<'de, T: Members<'de>, A: SeqAccess<'de>>(
+    mut seq: A,
+) -> Result<Vec<IfObject<T>>, A::Error> {
+    let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+    while let Some(item) = seq.next_element()? {
+        items.push(item);
+    }
+    Ok(items)
+}
+
 struct ObjectVisitor<T>(PhantomData<T>);
 
 impl<'de, T: Members<'de>> Visitor<'de> for ObjectVisitor<T> {
@@ -80,17 +142,8 @@ impl<'de, T: Members<'de>> Visitor<'de> for ObjectVisitor<T> {
         f.write_str("any JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = T::default();
-        while let Some(name) = map.next_key_seed(Name(T::NAMES))? {
-            match name {
-                Some(name) => members.read(name, &mut map)?,
-                None => {
-                    map.next_value::<Skipped>()?;
-                }
-            }
-        }
-        Ok(IfObject::Object(members))
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        read_members(map).map(IfObject::Object)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
@@ -109,12 +162,8 @@ impl<'de, T: Members<'de>> Visitor<'de> for ArrayVisitor<T> {
         f.write_str("any JSON value")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(IfArray::Array(items))
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        read_items(seq).map(IfArray::Array)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {

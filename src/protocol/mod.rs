@@ -5,6 +5,7 @@ pub mod account;
 pub mod airport;
 pub mod config;
 pub mod connect;
+pub mod directory;
 pub mod error;
 pub mod ids;
 pub mod json;

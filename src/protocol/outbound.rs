@@ -4,6 +4,7 @@ use super::airport::{Airport, ObjectRecord};
 use super::error::PacketError;
 use super::ids::Cid;
 use super::presence::Presence;
+use super::role::Role;
 use super::session::Session;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -128,9 +129,33 @@ impl<'a> Snapshot<'a> {
     }
 }
 
-/// The `data` of `STATE_SNAPSHOT`, also served by `GET /state`.
-pub fn snapshot_data(airport: &Airport, presence: &Presence) -> String {
-    serde_json::to_string(&Snapshot::of(airport, presence)).unwrap_or_default()
+/// The body of the public `GET /state` (PROTOCOL §6), also one entry of `/state?airport=all`:
+/// the `STATE_SNAPSHOT` data with the airport, its pilots and the open sockets per role.
+pub fn public_state(airport: &Airport, presence: &Presence) -> String {
+    #[derive(Serialize)]
+    struct Connections {
+        controllers: u32,
+        pilots: u32,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body<'a> {
+        airport: &'a str,
+        #[serde(flatten)]
+        snapshot: Snapshot<'a>,
+        pilots: Vec<&'a Cid>,
+        connections: Connections,
+    }
+    let body = Body {
+        airport: airport.icao().as_str(),
+        snapshot: Snapshot::of(airport, presence),
+        pilots: presence.pilots().map(|(cid, _)| cid).collect(),
+        connections: Connections {
+            controllers: presence.sockets_of(Role::Controller),
+            pilots: presence.sockets_of(Role::Pilot),
+        },
+    };
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 pub fn state_snapshot(
@@ -154,7 +179,7 @@ pub fn initial_state(
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Data<'a> {
-        connection_type: super::role::Role,
+        connection_type: Role,
         cid: &'a Cid,
         #[serde(flatten)]
         snapshot: Snapshot<'a>,
@@ -171,13 +196,15 @@ pub fn initial_state(
     stamp.packet("INITIAL_STATE", Some(data), None, None)
 }
 
+/// `{pilots: [{pilotId, cid, callsign}]}`: `cid` repeats `pilotId` and `callsign` falls back to
+/// the cid, the names and the non-null callsign the deployed controller plugins read (§7).
 pub fn online_pilots(stamp: Stamp<'_>, presence: &Presence, request_id: Option<&str>) -> String {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Pilot<'a> {
         pilot_id: &'a Cid,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        callsign: Option<&'a str>,
+        cid: &'a Cid,
+        callsign: &'a str,
     }
     #[derive(Serialize)]
     struct Data<'a> {
@@ -185,7 +212,11 @@ pub fn online_pilots(stamp: Stamp<'_>, presence: &Presence, request_id: Option<&
     }
     let pilots = presence
         .pilots()
-        .map(|(pilot_id, callsign)| Pilot { pilot_id, callsign })
+        .map(|(cid, callsign)| Pilot {
+            pilot_id: cid,
+            cid,
+            callsign: callsign.unwrap_or(cid.as_str()),
+        })
         .collect();
     stamp.packet("ONLINE_PILOTS", Some(Data { pilots }), None, request_id)
 }
@@ -269,12 +300,15 @@ pub fn stopbar_crossing(
     struct Data<'a> {
         object_id: &'a str,
         pilot_id: &'a Cid,
+        /// The pilot's cid again, under the name the deployed controller plugins read (§7).
+        controller_id: &'a Cid,
         #[serde(skip_serializing_if = "Option::is_none")]
         callsign: Option<&'a str>,
     }
     let data = Data {
         object_id,
         pilot_id: pilot,
+        controller_id: pilot,
         callsign,
     };
     stamp.packet("STOPBAR_CROSSING", Some(data), None, None)

@@ -4,7 +4,7 @@ use super::error::PacketError;
 use super::ids::{Icao, is_valid_object_id};
 use super::json::{depth, object_depth, serialized_chars};
 use super::limits::*;
-use super::members::{IfArray, IfObject, Members};
+use super::members::{IfArray, IfObject, Members, ObjectOrArray};
 use super::role::Role;
 use serde::Deserialize;
 use serde::de::MapAccess;
@@ -84,9 +84,82 @@ pub struct Envelope {
 }
 
 /// A packet's `data` as read from the frame, before [`parse_command`] validates it for the
-/// packet's type.
+/// packet's type: an object, or a bare array of batch items (the vatSys plugin's
+/// `MULTI_STATE_UPDATE`, PROTOCOL §7).
 #[derive(Debug)]
-pub struct Data(Option<IfObject<DataMembers>>);
+pub struct Data(Option<ObjectOrArray<DataMembers, ChangeMembers>>);
+
+impl Data {
+    /// A batch's items and how they were sent: `data.updates`, or `data` itself an array.
+    fn batch(self) -> Option<(Vec<IfObject<ChangeMembers>>, BatchForm)> {
+        match self.0? {
+            ObjectOrArray::Object(DataMembers {
+                updates: Some(IfArray::Array(items)),
+                ..
+            }) => Some((items, BatchForm::Updates)),
+            ObjectOrArray::Array(items) => Some((items, BatchForm::Bare)),
+            _ => None,
+        }
+    }
+
+    /// Whether this is one of the controller plugins' lighting packets that PROTOCOL §7 lets
+    /// be large: a batch whose every item is exactly `{objectId, state: <boolean>}`, or a
+    /// `sharedStatePatch` of only the lighting graph's members.
+    fn is_lighting(&self, kind: PacketKind) -> bool {
+        let boolean_only = |items: &[IfObject<ChangeMembers>]| {
+            !items.is_empty()
+                && items.iter().all(|item| match item {
+                    IfObject::Object(change) => change.is_boolean_only(),
+                    IfObject::Other => false,
+                })
+        };
+        match (kind, &self.0) {
+            (PacketKind::MultiStateUpdate, Some(ObjectOrArray::Array(items))) => {
+                boolean_only(items)
+            }
+            (PacketKind::MultiStateUpdate, Some(ObjectOrArray::Object(data))) => {
+                matches!(&data.updates, Some(IfArray::Array(items)) if boolean_only(items))
+            }
+            (PacketKind::SharedStateUpdate, Some(ObjectOrArray::Object(data))) => {
+                matches!(&data.shared_state_patch, Some(Value::Object(patch))
+                    if patch.keys().all(|key| LIGHTING_GRAPH_MEMBERS.contains(&key.as_str())))
+            }
+            _ => false,
+        }
+    }
+
+    fn object(self) -> Result<DataMembers, PacketError> {
+        match self.0 {
+            Some(ObjectOrArray::Object(members)) => Ok(members),
+            _ => Err(PacketError::field("data", "a JSON object is required")),
+        }
+    }
+}
+
+/// How a batch's items were sent, which is how error messages name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchForm {
+    /// `data: {updates: [...]}`.
+    Updates,
+    /// `data: [...]`, the vatSys plugin's form.
+    Bare,
+}
+
+impl BatchForm {
+    pub fn at(self, index: usize) -> ChangeAt {
+        match self {
+            BatchForm::Updates => ChangeAt::Item(index),
+            BatchForm::Bare => ChangeAt::BareItem(index),
+        }
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            BatchForm::Updates => "data.updates",
+            BatchForm::Bare => "data",
+        }
+    }
+}
 
 /// The envelope's members.
 #[derive(Default)]
@@ -94,7 +167,7 @@ struct EnvelopeMembers {
     request_id: Option<Value>,
     kind: Option<Value>,
     airport: Option<Value>,
-    data: Option<IfObject<DataMembers>>,
+    data: Option<ObjectOrArray<DataMembers, ChangeMembers>>,
 }
 
 impl<'a> Members<'a> for EnvelopeMembers {
@@ -127,11 +200,23 @@ impl EnvelopeMembers {
 
 /// The members of a change: a `STATE_UPDATE`'s `data` or a batch item.
 #[derive(Default, Debug)]
-struct ChangeMembers {
+pub struct ChangeMembers {
     object_id: Option<Value>,
     state: Option<Value>,
     /// `Some(Value::Null)` is `patch: null`, told apart from no `patch`.
     patch: Option<Value>,
+    /// It had members besides these.
+    extra: bool,
+}
+
+impl ChangeMembers {
+    /// Exactly `{objectId: <string>, state: <boolean>}`.
+    fn is_boolean_only(&self) -> bool {
+        !self.extra
+            && self.patch.is_none()
+            && matches!(self.state, Some(Value::Bool(_)))
+            && matches!(self.object_id, Some(Value::String(_)))
+    }
 }
 
 impl<'a> Members<'a> for ChangeMembers {
@@ -146,12 +231,16 @@ impl<'a> Members<'a> for ChangeMembers {
         }
         Ok(())
     }
+
+    fn skipped(&mut self) {
+        self.extra = true;
+    }
 }
 
 /// The members any packet type reads from `data`, read in the same pass as the envelope,
 /// before the type is known (`type` may come after `data`).
 #[derive(Default, Debug)]
-struct DataMembers {
+pub struct DataMembers {
     /// `STATE_UPDATE`'s change; `STOPBAR_CROSSING` reads its `objectId`.
     change: ChangeMembers,
     updates: Option<IfArray<ChangeMembers>>,
@@ -196,16 +285,29 @@ const MAX_PACKET_DEPTH: usize = 64;
 
 /// Frame → envelope: size, UTF-8, JSON, object shape, `requestId`, `type`, `airport`. The
 /// frame is read in one pass, which finds every JSON error before anything else is checked.
-pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
-    let mut packet = read_frame(frame)?;
+/// `role` is the sender's: only a controller's frame may be a large lighting packet.
+pub fn decode(frame: Frame<'_>, airport: &Icao, role: Role) -> Result<Envelope, Rejection> {
+    let (mut packet, large) = read_frame(frame, role)?;
     let request_id = packet.take_request_id()?;
     let reject = |error| Rejection {
         request_id: request_id.clone(),
         error,
     };
     let kind = match &packet.kind {
-        Some(Value::String(name)) => PacketKind::from_name(name)
-            .ok_or_else(|| reject(PacketError::UnknownType(echo(name))))?,
+        Some(Value::String(name)) => PacketKind::from_name(name),
+        _ => None,
+    };
+    let data = Data(packet.data);
+    if let Some(chars) = large
+        && !kind.is_some_and(|kind| data.is_lighting(kind))
+    {
+        return Err(reject(PacketError::TooLarge { chars }));
+    }
+    let kind = match (&packet.kind, kind) {
+        (_, Some(kind)) => kind,
+        (Some(Value::String(name)), None) => {
+            return Err(reject(PacketError::UnknownType(echo(name))));
+        }
         _ => return Err(reject(PacketError::field("type", "a string is required"))),
     };
     match &packet.airport {
@@ -222,21 +324,25 @@ pub fn decode(frame: Frame<'_>, airport: &Icao) -> Result<Envelope, Rejection> {
     Ok(Envelope {
         request_id,
         kind,
-        data: Data(packet.data),
+        data,
     })
 }
 
 /// The `requestId` of a frame that will not be handled (it was rate limited), so that the error
 /// can still echo it. Frames that fail the size, UTF-8, depth or JSON checks have none.
-pub fn peek_request_id(frame: Frame<'_>) -> Option<String> {
+pub fn peek_request_id(frame: Frame<'_>, role: Role) -> Option<String> {
     // Its `requestId` counts only when decode would accept it.
-    read_frame(frame).ok()?.take_request_id().ok()?
+    read_frame(frame, role).ok()?.0.take_request_id().ok()?
 }
 
 /// The envelope's members, after the size, UTF-8, depth and JSON checks and the check that the
-/// frame is a JSON object.
-fn read_frame(frame: Frame<'_>) -> Result<EnvelopeMembers, PacketError> {
-    let text = frame_text(frame)?;
+/// frame is a JSON object; with the frame's length in characters when it is over the normal
+/// limit but may be a lighting packet (which `decode` then checks).
+fn read_frame(
+    frame: Frame<'_>,
+    role: Role,
+) -> Result<(EnvelopeMembers, Option<usize>), PacketError> {
+    let (text, large) = frame_text(frame, role)?;
     if bracket_depth(text) > MAX_PACKET_DEPTH {
         return Err(PacketError::field(
             "packet",
@@ -246,7 +352,7 @@ fn read_frame(frame: Frame<'_>) -> Result<EnvelopeMembers, PacketError> {
         ));
     }
     match read_json::<IfObject<EnvelopeMembers>>(text)? {
-        IfObject::Object(packet) => Ok(packet),
+        IfObject::Object(packet) => Ok((packet, large)),
         IfObject::Other => Err(PacketError::NotAnObject),
     }
 }
@@ -266,13 +372,17 @@ fn echo(value: &str) -> String {
     }
 }
 
-/// The frame's text after the size and UTF-8 checks.
-fn frame_text(frame: Frame<'_>) -> Result<&str, PacketError> {
+/// The frame's text after the size and UTF-8 checks, with its length in characters when it is
+/// over the normal limit. Such a frame is read only when it may be a lighting packet: it is a
+/// controller's, within the larger limit, and names one of the two packet types (a cheap
+/// substring search, so most oversize frames are refused without being parsed).
+fn frame_text(frame: Frame<'_>, role: Role) -> Result<(&str, Option<usize>), PacketError> {
     let bytes = match frame {
         Frame::Text(text) => text.as_bytes(),
         Frame::Binary(bytes) => bytes,
     };
     // A frame of at most MAX bytes has at most MAX characters: only count when it could matter.
+    let mut large = None;
     if bytes.len() > MAX_PACKET_CHARS {
         let chars = match frame {
             Frame::Text(text) => text.chars().count(),
@@ -280,14 +390,29 @@ fn frame_text(frame: Frame<'_>) -> Result<&str, PacketError> {
             Frame::Binary(bytes) => bytes.iter().filter(|&&b| (b & 0xC0) != 0x80).count(),
         };
         if chars > MAX_PACKET_CHARS {
-            return Err(PacketError::TooLarge { chars });
+            if role != Role::Controller || chars > MAX_LIGHTING_PACKET_CHARS {
+                return Err(PacketError::TooLarge { chars });
+            }
+            large = Some(chars);
         }
     }
-    match frame {
-        Frame::Text(text) => Ok(text),
-        Frame::Binary(bytes) => std::str::from_utf8(bytes).map_err(|_| PacketError::NotUtf8),
+    let text = match frame {
+        Frame::Text(text) => text,
+        Frame::Binary(bytes) => std::str::from_utf8(bytes).map_err(|_| PacketError::NotUtf8)?,
+    };
+    if let Some(chars) = large
+        && !LIGHTING_PACKET_TYPES
+            .iter()
+            .any(|kind| text.contains(&format!("\"{}\"", kind.name())))
+    {
+        return Err(PacketError::TooLarge { chars });
     }
+    Ok((text, large))
 }
+
+/// The packet types that may be large lighting packets.
+const LIGHTING_PACKET_TYPES: [PacketKind; 2] =
+    [PacketKind::MultiStateUpdate, PacketKind::SharedStateUpdate];
 
 /// The deepest bracket nesting outside strings. Checked before parsing so that no input can
 /// drive the parser's recursion anywhere near its limit.
@@ -325,7 +450,7 @@ pub enum Command {
     GetState,
     GetOnlinePilots,
     StateUpdate(ObjectChange),
-    MultiStateUpdate(Vec<ObjectChange>),
+    MultiStateUpdate(Vec<ObjectChange>, BatchForm),
     SharedStateUpdate(Map<String, Value>),
     StopbarCrossing { object_id: String },
     Close,
@@ -346,6 +471,8 @@ pub enum ChangeAt {
     Data,
     /// Item `i` of a `MULTI_STATE_UPDATE`.
     Item(usize),
+    /// Item `i` of a `MULTI_STATE_UPDATE` whose `data` is a bare array.
+    BareItem(usize),
 }
 
 impl fmt::Display for ChangeAt {
@@ -353,6 +480,7 @@ impl fmt::Display for ChangeAt {
         match self {
             ChangeAt::Data => f.write_str("data"),
             ChangeAt::Item(index) => write!(f, "data.updates[{index}]"),
+            ChangeAt::BareItem(index) => write!(f, "data[{index}]"),
         }
     }
 }
@@ -376,17 +504,25 @@ pub fn parse_command(kind: PacketKind, data: Data) -> Result<Command, PacketErro
         PacketKind::GetOnlinePilots => Command::GetOnlinePilots,
         PacketKind::Close => Command::Close,
         PacketKind::StateUpdate => {
-            Command::StateUpdate(parse_change(data_object(data)?.change, ChangeAt::Data)?)
+            Command::StateUpdate(parse_change(data.object()?.change, ChangeAt::Data)?)
         }
         PacketKind::MultiStateUpdate => {
-            let Some(IfArray::Array(items)) = data_object(data)?.updates else {
-                return Err(PacketError::field("data.updates", "an array is required"));
+            let max = if data.is_lighting(kind) {
+                MAX_LIGHTING_UPDATES
+            } else {
+                MAX_MULTI_UPDATES
             };
-            if items.is_empty() || items.len() > MAX_MULTI_UPDATES {
+            let Some((items, form)) = data.batch() else {
                 return Err(PacketError::field(
                     "data.updates",
+                    "an array is required (or `data` itself an array of updates)",
+                ));
+            };
+            if items.is_empty() || items.len() > max {
+                return Err(PacketError::field(
+                    form.field(),
                     format!(
-                        "has {} items; between 1 and {MAX_MULTI_UPDATES} are allowed",
+                        "has {} items; between 1 and {MAX_MULTI_UPDATES} are allowed, or {MAX_LIGHTING_UPDATES} when every item is exactly {{objectId, state: boolean}}",
                         items.len()
                     ),
                 ));
@@ -395,17 +531,22 @@ pub fn parse_command(kind: PacketKind, data: Data) -> Result<Command, PacketErro
                 .into_iter()
                 .enumerate()
                 .map(|(index, item)| match item {
-                    IfObject::Object(item) => parse_change(item, ChangeAt::Item(index)),
+                    IfObject::Object(item) => parse_change(item, form.at(index)),
                     IfObject::Other => Err(PacketError::field(
-                        ChangeAt::Item(index).to_string(),
+                        form.at(index).to_string(),
                         "must be an object",
                     )),
                 })
                 .collect::<Result<_, _>>()?;
-            Command::MultiStateUpdate(changes)
+            Command::MultiStateUpdate(changes, form)
         }
         PacketKind::SharedStateUpdate => {
-            let Some(Value::Object(patch)) = data_object(data)?.shared_state_patch else {
+            let limit = if data.is_lighting(kind) {
+                MAX_LIGHTING_PATCH_CHARS
+            } else {
+                MAX_SHARED_PATCH_CHARS
+            };
+            let Some(Value::Object(patch)) = data.object()?.shared_state_patch else {
                 return Err(PacketError::field(
                     "data.sharedStatePatch",
                     "a JSON object is required",
@@ -413,22 +554,15 @@ pub fn parse_command(kind: PacketKind, data: Data) -> Result<Command, PacketErro
             };
             check_depth(object_depth(&patch), "data.sharedStatePatch")?;
             let chars = serialized_chars(&patch);
-            if chars > MAX_SHARED_PATCH_CHARS {
-                return Err(PacketError::SharedPatchTooLarge { chars });
+            if chars > limit {
+                return Err(PacketError::SharedPatchTooLarge { chars, limit });
             }
             Command::SharedStateUpdate(patch)
         }
         PacketKind::StopbarCrossing => Command::StopbarCrossing {
-            object_id: parse_object_id(data_object(data)?.change.object_id, ChangeAt::Data)?,
+            object_id: parse_object_id(data.object()?.change.object_id, ChangeAt::Data)?,
         },
     })
-}
-
-fn data_object(data: Data) -> Result<DataMembers, PacketError> {
-    match data.0 {
-        Some(IfObject::Object(members)) => Ok(members),
-        _ => Err(PacketError::field("data", "a JSON object is required")),
-    }
 }
 
 fn parse_object_id(id: Option<Value>, path: ChangeAt) -> Result<String, PacketError> {
@@ -494,7 +628,7 @@ mod tests {
 
     #[test]
     fn only_an_object_packet_lends_its_request_id() {
-        let peek = |text: &str| peek_request_id(Frame::Text(text));
+        let peek = |text: &str| peek_request_id(Frame::Text(text), Role::Pilot);
         assert_eq!(
             peek(r#"{"type":"X","requestId":"r-1"}"#).as_deref(),
             Some("r-1")
@@ -551,7 +685,7 @@ mod tests {
         let icao = Icao::parse("EGLL").unwrap();
         let long = "\u{3A3A3}".repeat(10_000);
         let packet = serde_json::json!({"type": long}).to_string();
-        let rejection = decode(Frame::Text(&packet), &icao).unwrap_err();
+        let rejection = decode(Frame::Text(&packet), &icao, Role::Controller).unwrap_err();
         assert!(rejection.error.to_string().chars().count() < 1_000);
     }
 }

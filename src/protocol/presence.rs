@@ -85,6 +85,22 @@ impl Presence {
         self.callsigns.get(cid).map(String::as_str)
     }
 
+    /// Open sockets of one role.
+    pub fn sockets_of(&self, role: Role) -> u32 {
+        self.sockets
+            .iter()
+            .filter(|((_, r), _)| *r == role)
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// Whether a controller or a pilot is connected: the airport is live on the network.
+    pub fn is_live(&self) -> bool {
+        self.sockets
+            .keys()
+            .any(|(_, role)| matches!(role, Role::Controller | Role::Pilot))
+    }
+
     /// Open sockets in all.
     pub fn total(&self) -> u32 {
         self.total

@@ -29,15 +29,16 @@ impl TokenBucket {
         }
     }
 
-    pub fn take(&mut self, limit: &RateLimit, now: i64) -> Verdict {
+    /// Spends `cost` tokens (see [`RateLimit::cost`]) on a frame.
+    pub fn take(&mut self, limit: &RateLimit, now: i64, cost: f64) -> Verdict {
         // A clock that goes backwards refills nothing.
         let elapsed_s = (now - self.updated_at).max(0) as f64 / 1000.0;
         self.updated_at = self.updated_at.max(now);
         let refill = elapsed_s * limit.per_second;
         self.tokens = (self.tokens + refill).min(limit.burst);
         self.dropped = (self.dropped - refill).max(0.0);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= cost {
+            self.tokens -= cost;
             return Verdict::Pass;
         }
         self.dropped += 1.0;
@@ -59,11 +60,11 @@ mod tests {
         let mut bucket = TokenBucket::full(&limit, 0);
         // A burst of 50 at one instant.
         for _ in 0..50 {
-            assert_eq!(bucket.take(&limit, 0), Verdict::Pass);
+            assert_eq!(bucket.take(&limit, 0, 1.0), Verdict::Pass);
         }
         // Then 20 packets a second for ten minutes.
         for i in 1..=12_000 {
-            assert_eq!(bucket.take(&limit, 1_000 + i * 50), Verdict::Pass);
+            assert_eq!(bucket.take(&limit, 1_000 + i * 50, 1.0), Verdict::Pass);
         }
     }
 
@@ -71,7 +72,7 @@ mod tests {
     fn a_flood_is_dropped_then_closed() {
         let limit = RateLimit::default();
         let mut bucket = TokenBucket::full(&limit, 0);
-        let verdicts: Vec<_> = (0..400).map(|_| bucket.take(&limit, 0)).collect();
+        let verdicts: Vec<_> = (0..400).map(|_| bucket.take(&limit, 0, 1.0)).collect();
         let passed = verdicts.iter().filter(|v| **v == Verdict::Pass).count();
         assert_eq!(passed, limit.burst as usize);
         let first_flood = verdicts.iter().position(|v| *v == Verdict::Flood).unwrap();
@@ -91,12 +92,12 @@ mod tests {
         let limit = RateLimit::default();
         let mut bucket = TokenBucket::full(&limit, 0);
         for _ in 0..(limit.burst as usize + 90) {
-            bucket.take(&limit, 0);
+            bucket.take(&limit, 0, 1.0);
         }
         // Ten quiet seconds later the socket starts afresh.
         for _ in 0..limit.burst as usize {
-            assert_eq!(bucket.take(&limit, 10_000), Verdict::Pass);
+            assert_eq!(bucket.take(&limit, 10_000, 1.0), Verdict::Pass);
         }
-        assert_eq!(bucket.take(&limit, 10_000), Verdict::Drop);
+        assert_eq!(bucket.take(&limit, 10_000, 1.0), Verdict::Drop);
     }
 }

@@ -526,43 +526,64 @@ test("no broadcast reaches a socket before its INITIAL_STATE, and none is lost a
 // §6 HTTP besides /connect
 // ---------------------------------------------------------------------------------------------
 
-test("GET /state returns the STATE_SNAPSHOT data, with the key in the query or a Bearer header", async () => {
-  const airport = "LOWW";
-  const empty = await viaFetch(service, `/state?airport=${airport}&key=${KEYS.observer1}`);
-  assert.equal(empty.status, 200, JSON.stringify(empty));
-  assert.match(empty.contentType ?? "", /^application\/json\b/i);
-  assert.deepEqual(Object.keys(empty.body).sort(), ["controllers", "objects", "offline", "seq", "sharedState"]);
-  assert.deepEqual(empty.body.objects, []);
-  assert.deepEqual(empty.body.sharedState, {});
-  assert.deepEqual(empty.body.controllers, []);
-  assert.equal(empty.body.offline, true);
-  assert.ok(Number.isInteger(empty.body.seq));
+/** Polls GET `path` (at most 5 s: the contract's cache bound) until `done(body)` holds. */
+async function stateWhen(path, done, init = {}) {
+  const deadline = Date.now() + 6_000;
+  for (;;) {
+    const res = await viaFetch(service, path, init);
+    if (res.status === 200 && done(res.body)) return res;
+    assert.ok(Date.now() < deadline, `GET ${path} never showed the change: ${JSON.stringify(res).slice(0, 300)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
+test("GET /state is public: the STATE_SNAPSHOT data with airport and pilots, with or without a key, readable from any origin", async () => {
+  const empty = await service.fetch("/state?airport=LOWE");
+  assert.equal(empty.status, 200);
+  assert.match(empty.headers.get("content-type") ?? "", /^application\/json\b/i);
+  assert.equal(empty.headers.get("access-control-allow-origin"), "*");
+  assert.deepEqual(await empty.json(), {
+    airport: "LOWE", objects: [], sharedState: {}, controllers: [], pilots: [], offline: true, seq: 0,
+    connections: { controllers: 0, pilots: 0 },
+  });
+
+  const airport = "LOWW";
   const controller = await service.join(KEYS.controller1, airport);
+  const pilot = await service.join(KEYS.pilot1, airport);
   controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_16_A1", state: true } });
   controller.send({ type: "SHARED_STATE_UPDATE", data: { sharedStatePatch: { atis: "K" } } });
   await controller.next("SHARED_STATE_UPDATE");
   const snapshot = await controller.request({ type: "GET_STATE" });
   assert.equal(snapshot.type, "STATE_SNAPSHOT");
+  const expected = {
+    airport,
+    ...snapshot.data,
+    pilots: [CIDS.pilot1],
+    connections: { controllers: 1, pilots: 1 },
+  };
+  await stateWhen(`/state?airport=${airport}`, (body) => body.seq === snapshot.data.seq);
 
   const requests = [
+    [`/state?airport=${airport}`, {}],
     [`/state?airport=${airport}&key=${KEYS.observer1}`, {}],
     [`/state?airport=${airport.toLowerCase()}&key=${KEYS.pilot1}`, {}],
     [`/state?airport=${airport}`, { Authorization: `Bearer ${KEYS.controller2}` }],
     [`/state?airport=LoWw`, { Authorization: `Bearer ${KEYS.observer1}` }],
   ];
   for (const [path, headers] of requests) {
-    const res = await viaFetch(service, path, { headers });
-    assert.equal(res.status, 200, `${path}: ${JSON.stringify(res)}`);
-    assert.match(res.contentType ?? "", /^application\/json\b/i);
-    assert.deepEqual(res.body, snapshot.data, `${path} equals the STATE_SNAPSHOT data`);
+    const res = await service.fetch(path, { headers, redirect: "manual" });
+    assert.equal(res.status, 200, path);
+    assert.equal(res.headers.get("access-control-allow-origin"), "*", `${path}: CORS`);
+    assert.match(res.headers.get("content-type") ?? "", /^application\/json\b/i);
+    assert.deepEqual(await res.json(), expected, `${path} is the STATE_SNAPSHOT data with airport and pilots`);
   }
   assert.deepEqual(snapshot.data.controllers, [CIDS.controller1]);
   assert.equal(snapshot.data.offline, false);
   await controller.close();
+  await pilot.close();
 });
 
-test("GET /state error table: 405, 400, 401, 403 in order, and no 426", async () => {
+test("GET /state error table: 405, 400, then a given key is checked (401, 403); errors carry CORS too; OPTIONS is a preflight", async () => {
   const cases = [
     ["POST", `/state?airport=LOWS&key=${KEYS.observer1}`, {}, 405, "METHOD_NOT_ALLOWED"],
     ["POST", "/state", {}, 405, "METHOD_NOT_ALLOWED"],
@@ -573,21 +594,37 @@ test("GET /state error table: 405, 400, 401, 403 in order, and no 426", async ()
     ["GET", `/state?airport=LOWSS&key=${KEYS.observer1}`, {}, 400, "INVALID_AIRPORT"],
     ["GET", `/state?airport=LO-W&key=${KEYS.observer1}`, {}, 400, "INVALID_AIRPORT"],
     ["GET", `/state?airport=LO-W&key=${KEYS.banned1}`, {}, 400, "INVALID_AIRPORT"],
-    ["GET", "/state?airport=LOWS", {}, 401, "MISSING_API_KEY"],
     ["GET", `/state?airport=LOWS&key=${UNKNOWN_KEY}`, {}, 401, "INVALID_API_KEY"],
     ["GET", "/state?airport=LOWS", { Authorization: `Bearer ${UNKNOWN_KEY}` }, 401, "INVALID_API_KEY"],
+    ["GET", `/state?airport=all&key=${UNKNOWN_KEY}`, {}, 401, "INVALID_API_KEY"],
     ["GET", `/state?airport=LOWS&key=${KEYS.banned1}`, {}, 403, "BANNED"],
     ["GET", "/state?airport=LOWS", { Authorization: `Bearer ${KEYS.banned1}` }, 403, "BANNED"],
   ];
   for (const [method, path, headers, status, code] of cases) {
     assertError(await viaFetch(service, path, { method, headers }), status, code, `${method} ${path}`);
+    const res = await service.fetch(path, { method, headers });
+    assert.equal(res.headers.get("access-control-allow-origin"), "*", `${method} ${path}: CORS on errors`);
   }
+  // No key is no error: the read is public.
+  const anonymous = await viaFetch(service, "/state?airport=LOWS");
+  assert.equal(anonymous.status, 200, JSON.stringify(anonymous));
   // /state needs no upgrade, and an upgrade header does not turn it into something else.
   const plain = await viaFetch(service, `/state?airport=LOWS&key=${KEYS.observer1}`);
   assert.equal(plain.status, 200, JSON.stringify(plain));
   const withUpgrade = await raw(service, `/state?airport=LOWS&key=${KEYS.observer1}`, { headers: upgradeHeaders() });
   assert.notEqual(withUpgrade.status, 426);
   assert.notEqual(withUpgrade.status, 101);
+  // A browser's preflight before a GET with an Authorization header.
+  const preflight = await service.fetch("/state?airport=LOWS", {
+    method: "OPTIONS",
+    headers: { Origin: "https://example.org", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization" },
+  });
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers.get("access-control-allow-origin"), "*");
+  assert.match(preflight.headers.get("access-control-allow-methods") ?? "", /GET/);
+  assert.match(preflight.headers.get("access-control-allow-headers") ?? "", /authorization/i);
+  // /connect keeps its table: OPTIONS there is a 405.
+  assertError(await viaFetch(service, "/connect?airport=LOWS", { method: "OPTIONS" }), 405, "METHOD_NOT_ALLOWED", "OPTIONS /connect");
 });
 
 test("GET /health is 200 with the service version", async () => {

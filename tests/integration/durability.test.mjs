@@ -212,6 +212,7 @@ test("a migration that fails is rolled back whole, so it can run again once its 
     INSERT INTO objects_v2 SELECT id, 'false', controller_id, updated_at FROM objects;
     DROP TABLE objects;
     ALTER TABLE objects_v2 RENAME TO objects;
+    ALTER TABLE airport DROP COLUMN listed;
     UPDATE schema_version SET version = 2;`);
   old.close();
 
@@ -262,6 +263,7 @@ test("an airport stored by a build before migration 3 is upgraded in place, its 
     INSERT INTO shared_state_v2 SELECT key, value FROM shared_state;
     DROP TABLE shared_state;
     ALTER TABLE shared_state_v2 RENAME TO shared_state;
+    ALTER TABLE airport DROP COLUMN listed;
     UPDATE schema_version SET version = 2;`);
   assert.doesNotMatch(tableSql(old, "objects"), /WITHOUT ROWID/);
   old.close();
@@ -290,7 +292,7 @@ test("an airport stored by a build before migration 3 is upgraded in place, its 
   try {
     assert.match(tableSql(upgraded, "objects"), /WITHOUT ROWID/);
     assert.match(tableSql(upgraded, "shared_state"), /WITHOUT ROWID/);
-    assert.equal(upgraded.prepare("SELECT version FROM schema_version").get().version, 3);
+    assert.equal(upgraded.prepare("SELECT version FROM schema_version").get().version, 4);
     const rows = upgraded.prepare("SELECT id, state FROM objects ORDER BY id").all();
     assert.deepEqual(
       rows.map(({ id, state }) => ({ id, state: JSON.parse(state) })),

@@ -79,10 +79,10 @@ describe("vatsim role source", () => {
     const c = await service.join(controller.key, "VCAL");
     const p = await service.join(pilot.key, "VCAL");
     const list = await p.request({ type: "GET_ONLINE_PILOTS" });
-    assert.deepEqual(list.data.pilots, [{ pilotId: pilot.cid, callsign: "DLH4AB" }]);
+    assert.deepEqual(list.data.pilots, [{ pilotId: pilot.cid, cid: pilot.cid, callsign: "DLH4AB" }]);
     p.send({ type: "STOPBAR_CROSSING", data: { objectId: "SB_1" } });
     const crossing = await c.next("STOPBAR_CROSSING");
-    assert.deepEqual(crossing.data, { objectId: "SB_1", pilotId: pilot.cid, callsign: "DLH4AB" });
+    assert.deepEqual(crossing.data, { objectId: "SB_1", pilotId: pilot.cid, controllerId: pilot.cid, callsign: "DLH4AB" });
     await p.close();
     await c.close();
   });
@@ -92,8 +92,9 @@ describe("vatsim role source", () => {
     const rejected = await service.reject(key, "VNOT");
     assert.equal(rejected.status, 403);
     assert.equal(rejected.body.error.code, "NOT_CONNECTED");
+    // GET /state is public: a given key is checked (unknown, banned), not the network.
     const state = await service.fetch(`/state?airport=VNOT&key=${key}`);
-    assert.equal(state.status, 403);
+    assert.equal(state.status, 200);
   });
 
   test("upstream errors, timeouts and refused connections give 503 UPSTREAM_UNAVAILABLE", async () => {

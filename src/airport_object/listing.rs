@@ -1,0 +1,72 @@
+//! Keeping the airport's entry in the D1 directory up to date, in the background: the write
+//! never delays a connect or a broadcast. One write is under way at a time, and when it is
+//! done the writer looks again, so entries cannot be written out of order; a failed write is
+//! tried again at the next event.
+
+use super::storage;
+use crate::airport_directory;
+use crate::protocol::Icao;
+use crate::protocol::directory::Listing;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use worker::{D1Database, Date, SqlStorage, console_error};
+
+/// What the directory should say: the airport, its listing and its `seq`.
+type Entry = (Icao, Listing, u64);
+
+#[derive(Default)]
+pub struct DirectoryEntry {
+    /// What the directory says, as last written (and stored in the airport's own table).
+    listed: Cell<Option<Listing>>,
+    /// What it should say now.
+    wanted: RefCell<Option<Entry>>,
+    writing: Cell<bool>,
+}
+
+impl DirectoryEntry {
+    /// What storage says was last written, after a wake-up.
+    pub fn restore(&self, listed: Option<Listing>) {
+        self.listed.set(listed);
+    }
+
+    /// Asks for the entry to say `wanted`; starts a writer unless one is under way (it will
+    /// pick this up) or nothing changes.
+    pub fn update(self: &Rc<Self>, wanted: Entry, db: Option<D1Database>, sql: SqlStorage) {
+        let changed = self.listed.get() != Some(wanted.1);
+        *self.wanted.borrow_mut() = Some(wanted);
+        let Some(db) = db else {
+            return;
+        };
+        if !changed || self.writing.replace(true) {
+            return;
+        }
+        let entry = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            entry.write_until_current(db, sql).await;
+            entry.writing.set(false);
+        });
+    }
+
+    async fn write_until_current(&self, db: D1Database, sql: SqlStorage) {
+        loop {
+            let Some((icao, listing, seq)) = self.wanted.borrow().clone() else {
+                return;
+            };
+            if self.listed.get() == Some(listing) {
+                return;
+            }
+            let now = Date::now().as_millis() as i64;
+            if let Err(error) = airport_directory::write(&db, &icao, listing, seq, now).await {
+                console_error!(
+                    "{{\"event\":\"directory_write_failed\",\"airport\":\"{}\",\"detail\":{:?}}}",
+                    icao,
+                    error.to_string()
+                );
+                return;
+            }
+            // Memory follows even if this local write fails: the next wake-up rewrites at worst.
+            let _ = storage::set_listed(&sql, listing);
+            self.listed.set(Some(listing));
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The directory of airports (PROTOCOL §6): how each airport stands, kept by its Durable Object
+//! in D1, so that `GET /state` answers an airport with nothing in it without waking (or
+//! creating) its object, and `GET /state?airport=all` reads only the airports live now.
+
+use super::airport::Airport;
+use super::ids::Icao;
+use super::outbound;
+use super::presence::Presence;
+
+/// How an airport stands in the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// A controller or a pilot is connected: listed by `/state?airport=all`.
+    Live,
+    /// Only observers are connected, or state is kept through the offline grace period.
+    Awake,
+    /// No socket and no state: `/state` is answered from the directory.
+    Dormant,
+}
+
+impl Listing {
+    pub fn of(airport: &Airport, presence: &Presence) -> Listing {
+        if presence.is_live() {
+            Listing::Live
+        } else if presence.total() > 0 || airport.has_state() {
+            Listing::Awake
+        } else {
+            Listing::Dormant
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listing::Live => "live",
+            Listing::Awake => "awake",
+            Listing::Dormant => "dormant",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Listing> {
+        [Listing::Live, Listing::Awake, Listing::Dormant]
+            .into_iter()
+            .find(|listing| listing.as_str() == text)
+    }
+}
+
+/// The `/state` body of an airport that is dormant (or was never used): nothing connected,
+/// nothing kept, and the `seq` it stopped at.
+pub fn dormant_state(icao: Icao, seq: u64) -> String {
+    let airport = Airport::restore(icao, Default::default(), Default::default(), seq, None);
+    outbound::public_state(&airport, &Presence::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Cid, Role, Session};
+    use serde_json::{Value, json};
+
+    fn session(cid: &str, role: Role) -> Session {
+        Session {
+            cid: Cid::parse(cid).unwrap(),
+            role,
+            callsign: None,
+        }
+    }
+
+    #[test]
+    fn an_airport_is_live_with_a_controller_or_pilot_and_dormant_with_nothing() {
+        let icao = Icao::parse("EGLL").unwrap();
+        let mut airport = Airport::new(icao.clone());
+        let mut presence = Presence::default();
+        assert_eq!(Listing::of(&airport, &presence), Listing::Dormant);
+        presence.join(&session("3", Role::Observer));
+        assert_eq!(Listing::of(&airport, &presence), Listing::Awake);
+        for role in [Role::Pilot, Role::Controller] {
+            let person = session("1", role);
+            presence.join(&person);
+            assert_eq!(Listing::of(&airport, &presence), Listing::Live);
+            presence.leave(&person);
+        }
+        presence.leave(&session("3", Role::Observer));
+        let change = crate::protocol::packet::ObjectChange {
+            object_id: "SB_1".into(),
+            op: crate::protocol::packet::ChangeOp::Replace(Value::Bool(true)),
+        };
+        let by = Cid::parse("1").unwrap();
+        airport
+            .apply_changes(vec![change], |_| "data".into(), &by, 5)
+            .unwrap();
+        assert_eq!(Listing::of(&airport, &presence), Listing::Awake);
+        for listing in [Listing::Live, Listing::Awake, Listing::Dormant] {
+            assert_eq!(Listing::parse(listing.as_str()), Some(listing));
+        }
+    }
+
+    #[test]
+    fn a_dormant_airport_reads_as_empty_at_its_seq() {
+        let body: Value =
+            serde_json::from_str(&dormant_state(Icao::parse("KJFK").unwrap(), 41)).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "airport": "KJFK", "objects": [], "sharedState": {}, "controllers": [],
+                "pilots": [], "offline": true, "seq": 41,
+                "connections": {"controllers": 0, "pilots": 0},
+            })
+        );
+    }
+}

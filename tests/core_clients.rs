@@ -1,0 +1,404 @@
+//! What the network's deployed clients need of the state machine (PROTOCOL §7), natively: the
+//! legacy batch form, single-item batches, legacy names, controller bursts and the large
+//! lighting packets, with the strict limits kept for everything else.
+
+mod common;
+
+use airport_realtime::protocol::limits::{
+    MAX_LIGHTING_PACKET_CHARS, MAX_LIGHTING_UPDATES, MAX_MULTI_UPDATES, MAX_OBJECTS,
+    MAX_SHARED_PATCH_CHARS,
+};
+use airport_realtime::protocol::machine::{Audience, CloseCode};
+use airport_realtime::protocol::packet::Frame;
+use airport_realtime::protocol::{Role, Session};
+use common::{Harness, broadcast, error_code, parse, who};
+use serde_json::{Value, json};
+
+fn controller() -> Session {
+    who(Role::Controller, "1000001")
+}
+
+fn boolean_items(n: usize, prefix: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"objectId": format!("{prefix}{i}"), "state": i % 2 == 0}))
+        .collect()
+}
+
+#[test]
+fn vatsys_bare_array_batch_is_applied_like_updates() {
+    let mut bare = Harness::new();
+    let mut wrapped = Harness::new();
+    let c = controller();
+    let items = json!([{"objectId": "BARS_7K2QH", "state": true}, {"objectId": "BARS_8R1LP", "state": false}]);
+    let e = bare.send(
+        &c,
+        json!({"type": "MULTI_STATE_UPDATE", "airport": "EGLL", "data": items}),
+    );
+    let w = wrapped.send(
+        &c,
+        json!({"type": "MULTI_STATE_UPDATE", "airport": "EGLL", "data": {"updates": items}}),
+    );
+    assert_eq!(e, w);
+    let (audience, packet) = broadcast(&e).unwrap();
+    assert_eq!(audience, Audience::Others);
+    assert_eq!(packet["type"], "MULTI_STATE_UPDATE");
+    assert_eq!(packet["seq"], 1);
+    assert_eq!(bare.airport, wrapped.airport);
+}
+
+#[test]
+fn a_bare_array_names_the_bad_item_by_its_index_and_applies_nothing() {
+    let mut h = Harness::new();
+    let e = h.send(
+        &controller(),
+        json!({"type": "MULTI_STATE_UPDATE", "requestId": "v1", "data": [
+            {"objectId": "A", "state": true}, {"objectId": "bad id", "state": true}]}),
+    );
+    let reply = parse(e.reply.as_ref().unwrap());
+    assert_eq!(reply["data"]["code"], "INVALID_PACKET");
+    assert_eq!(reply["requestId"], "v1");
+    assert!(
+        reply["data"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("data[1].objectId"),
+        "{reply}"
+    );
+    assert!(h.airport.objects().is_empty());
+    for data in [json!([]), json!([1]), json!("x")] {
+        let e = h.send(
+            &controller(),
+            json!({"type": "MULTI_STATE_UPDATE", "data": data}),
+        );
+        assert_eq!(error_code(&e).as_deref(), Some("INVALID_PACKET"), "{data}");
+    }
+}
+
+#[test]
+fn a_batch_that_changes_one_object_is_broadcast_as_its_state_update() {
+    let mut h = Harness::new();
+    let c = controller();
+    // One item, and two items of which one is a no-op: both change one object.
+    for (n, data) in [
+        json!({"updates": [{"objectId": "SB_1", "state": true}]}),
+        json!([{"objectId": "SB_2", "state": false}, {"objectId": "NONE", "patch": null}]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = h.send(&c, json!({"type": "MULTI_STATE_UPDATE", "data": data}));
+        let (audience, packet) = broadcast(&e).unwrap();
+        assert_eq!(audience, Audience::Others);
+        assert_eq!(packet["type"], "STATE_UPDATE");
+        assert_eq!(packet["seq"], n as u64 + 1);
+        assert!(packet["data"]["controllerId"].is_string());
+        assert!(packet["data"]["state"].is_boolean());
+    }
+}
+
+#[test]
+fn stopbar_crossing_and_online_pilots_carry_the_legacy_names() {
+    let mut h = Harness::new();
+    let pilot = who(Role::Pilot, "1000011");
+    h.presence.join(&pilot);
+    h.presence.join(&Session {
+        callsign: Some("DLH4AB".into()),
+        ..who(Role::Pilot, "1000012")
+    });
+    let e = h.send(
+        &pilot,
+        json!({"type": "STOPBAR_CROSSING", "data": {"objectId": "BARS_7K2QH"}}),
+    );
+    let (audience, packet) = broadcast(&e).unwrap();
+    assert_eq!(audience, Audience::Controllers);
+    assert_eq!(
+        packet["data"],
+        json!({"objectId": "BARS_7K2QH", "pilotId": "1000011", "controllerId": "1000011"})
+    );
+    let e = h.send(&pilot, json!({"type": "GET_ONLINE_PILOTS"}));
+    assert_eq!(
+        parse(e.reply.as_ref().unwrap())["data"]["pilots"],
+        json!([
+            {"pilotId": "1000011", "cid": "1000011", "callsign": "1000011"},
+            {"pilotId": "1000012", "cid": "1000012", "callsign": "DLH4AB"},
+        ])
+    );
+}
+
+#[test]
+fn a_controllers_profile_burst_of_ten_thousand_frames_passes_at_once() {
+    let mut h = Harness::new();
+    h.step_ms = 0;
+    let c = controller();
+    for i in 0..MAX_OBJECTS {
+        let e = h.send(
+            &c,
+            json!({"type": "STATE_UPDATE", "data": {"objectId": format!("L{i}"), "state": true}}),
+        );
+        assert_eq!(error_code(&e), None, "frame {i}");
+        assert!(e.close.is_none());
+    }
+    // And the same again straight away: a profile changed and changed back.
+    for i in 0..MAX_OBJECTS {
+        let e = h.send(
+            &c,
+            json!({"type": "STATE_UPDATE", "data": {"objectId": format!("L{i}"), "state": false}}),
+        );
+        assert_eq!(error_code(&e), None, "frame {i} of the second burst");
+    }
+    assert_eq!(h.airport.seq(), 2 * MAX_OBJECTS as u64);
+}
+
+#[test]
+fn a_controller_sustains_two_hundred_frames_a_second_and_more() {
+    let mut h = Harness::new();
+    let c = controller();
+    // A minute at 400 frames a second (2.5 ms apart), after a burst that emptied the bucket.
+    h.step_ms = 0;
+    for _ in 0..h.limits.controller.burst as usize {
+        h.send_text(&c, r#"{"type":"HEARTBEAT"}"#);
+    }
+    h.step_ms = 5;
+    for i in 0..24_000 {
+        let e = h.send_text(&c, r#"{"type":"HEARTBEAT"}"#);
+        assert_eq!(
+            parse(e.reply.as_ref().unwrap())["type"],
+            "HEARTBEAT_ACK",
+            "frame {i}"
+        );
+        if i % 2 == 0 {
+            h.now -= 5; // two frames per 5 ms
+        }
+    }
+}
+
+#[test]
+fn a_controller_that_keeps_flooding_is_closed_but_pilots_keep_the_strict_limit() {
+    let mut h = Harness::new();
+    h.step_ms = 0;
+    let c = controller();
+    let mut first_drop = None;
+    let mut closed_at = None;
+    for i in 0..30_000 {
+        let e = h.send_text(&c, r#"{"type":"HEARTBEAT"}"#);
+        if first_drop.is_none() && error_code(&e).as_deref() == Some("RATE_LIMITED") {
+            first_drop = Some(i);
+        }
+        if e.close == Some(CloseCode::Flooding) {
+            closed_at = Some(i);
+            break;
+        }
+    }
+    let limit = h.limits.controller;
+    assert_eq!(first_drop, Some(limit.burst as usize));
+    assert_eq!(
+        closed_at,
+        Some(limit.burst as usize + limit.flood_drops as usize)
+    );
+
+    for role in [Role::Pilot, Role::Observer] {
+        let who = who(role, "1000011");
+        let passed = (0..100)
+            .map(|_| h.send_text(&who, r#"{"type":"GET_STATE"}"#))
+            .filter(|e| error_code(e).is_none())
+            .count();
+        assert_eq!(passed, h.limits.pilot_or_observer.burst as usize, "{role}");
+    }
+}
+
+#[test]
+fn a_large_frame_costs_what_it_weighs() {
+    let mut h = Harness::new();
+    h.step_ms = 0;
+    let c = controller();
+    // A million bytes costs 20 tokens: a frame, and 19 more for its 19 further blocks of 50,000.
+    let frame = "x".repeat(MAX_LIGHTING_PACKET_CHARS);
+    let burst = h.limits.controller.burst as usize;
+    let handled = (0..burst / 20 + 2)
+        .map(|_| h.send_text(&c, &frame))
+        .take_while(|e| error_code(e).as_deref() == Some("PACKET_TOO_LARGE"))
+        .count();
+    assert_eq!(handled, burst / 20);
+}
+
+/// A boolean-only batch of `n` items, as the EuroScope plugin's rewrite sends a whole airport.
+fn lighting_batch(n: usize, prefix: &str) -> String {
+    json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": boolean_items(n, prefix)}}).to_string()
+}
+
+#[test]
+fn boolean_only_batches_may_hold_the_object_limit_in_a_large_frame() {
+    let mut h = Harness::new();
+    let c = controller();
+    let frame = lighting_batch(MAX_LIGHTING_UPDATES, "LIGHT_ELEMENT_");
+    assert!(frame.len() > 50_000 && frame.len() <= MAX_LIGHTING_PACKET_CHARS);
+    let e = h.send_text(&c, &frame);
+    assert_eq!(error_code(&e), None);
+    let (_, packet) = broadcast(&e).unwrap();
+    assert_eq!(
+        packet["data"]["updates"].as_array().unwrap().len(),
+        MAX_LIGHTING_UPDATES
+    );
+    assert_eq!(h.airport.objects().len(), MAX_LIGHTING_UPDATES);
+
+    // 201 boolean items fit a normal frame and pass; 201 object states do not.
+    let mut h = Harness::new();
+    let e = h.send_text(&c, &lighting_batch(MAX_MULTI_UPDATES + 1, "B"));
+    assert_eq!(error_code(&e), None);
+    let objects: Vec<Value> = (0..=MAX_MULTI_UPDATES)
+        .map(|i| json!({"objectId": format!("O{i}"), "state": {"on": true}}))
+        .collect();
+    let e = h.send(
+        &c,
+        json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": objects}}),
+    );
+    assert_eq!(error_code(&e).as_deref(), Some("INVALID_PACKET"));
+}
+
+#[test]
+fn a_large_frame_that_does_not_qualify_is_too_large() {
+    let c = controller();
+    let items = boolean_items(MAX_LIGHTING_UPDATES, "Q");
+    let cases: Vec<(String, &str)> = vec![
+        // One item with an object state, one with a patch, one with an extra member.
+        {
+            let mut items = items.clone();
+            items[9_999] = json!({"objectId": "X", "state": {"on": true}});
+            (
+                json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": items}}).to_string(),
+                "object state",
+            )
+        },
+        {
+            let mut items = items.clone();
+            items[5] = json!({"objectId": "X", "patch": {"on": true}});
+            (
+                json!({"type": "MULTI_STATE_UPDATE", "data": items}).to_string(),
+                "patch",
+            )
+        },
+        {
+            let mut items = items.clone();
+            items[0] = json!({"objectId": "X", "state": true, "note": 1});
+            (
+                json!({"type": "MULTI_STATE_UPDATE", "data": items}).to_string(),
+                "extra member",
+            )
+        },
+        // The right items under another type.
+        (
+            json!({"type": "STATE_UPDATE", "data": {"updates": items.clone()}}).to_string(),
+            "type",
+        ),
+        // A graph patch with one other member.
+        (
+            json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": {
+                "nodes": {"N": "x".repeat(60_000)}, "weather": 1}}})
+            .to_string(),
+            "graph with another member",
+        ),
+        // Over the larger limit.
+        (
+            json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": {
+                "nodes": {"N": "x".repeat(MAX_LIGHTING_PACKET_CHARS)}}}})
+            .to_string(),
+            "over a million",
+        ),
+    ];
+    for (frame, what) in cases {
+        let mut h = Harness::new();
+        assert!(frame.len() > 50_000, "{what}");
+        let e = h.send_text(&c, &frame);
+        assert_eq!(
+            error_code(&e).as_deref(),
+            Some("PACKET_TOO_LARGE"),
+            "{what}"
+        );
+        assert_eq!(h.airport.seq(), 0, "{what}");
+    }
+    // One item over the object limit: the frame qualifies, the count does not.
+    let mut h = Harness::new();
+    let mut more = items;
+    more.push(json!({"objectId": "ONE_MORE", "state": true}));
+    let e = h.send(&c, json!({"type": "MULTI_STATE_UPDATE", "data": more}));
+    let reply = parse(e.reply.as_ref().unwrap());
+    assert_eq!(reply["data"]["code"], "INVALID_PACKET");
+    assert!(
+        reply["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("10001 items"),
+        "{reply}"
+    );
+
+    // A pilot's or an observer's large frame is too large however it is shaped.
+    let frame = lighting_batch(MAX_LIGHTING_UPDATES, "P");
+    for role in [Role::Pilot, Role::Observer] {
+        let mut h = Harness::new();
+        let e = h.send_frame(&who(role, "1000011"), Frame::Binary(frame.as_bytes()));
+        assert_eq!(
+            error_code(&e).as_deref(),
+            Some("PACKET_TOO_LARGE"),
+            "{role}"
+        );
+    }
+}
+
+#[test]
+fn a_lighting_graph_patch_may_be_large_and_anything_else_keeps_the_strict_limit() {
+    let mut h = Harness::new();
+    let c = controller();
+    let nodes: serde_json::Map<String, Value> = (0..40_000)
+        .map(|i| (format!("N{i}"), Value::Bool(i % 3 == 0)))
+        .collect();
+    let patch = json!({"meta": {"client": 123456789, "serial": 7}, "profile": "default",
+        "nodes": nodes, "blocks": {"B1": {"route": ["N1", "N2"]}, "B2": "clear"}});
+    let frame =
+        json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": patch}}).to_string();
+    assert!(frame.len() > 500_000 && frame.len() < MAX_LIGHTING_PACKET_CHARS);
+    let e = h.send_text(&c, &frame);
+    assert_eq!(error_code(&e), None);
+    let (audience, packet) = broadcast(&e).unwrap();
+    assert_eq!(audience, Audience::Everyone);
+    assert_eq!(packet["data"]["controllerId"], "1000001");
+    assert_eq!(
+        h.airport.shared().as_map()["nodes"]
+            .as_object()
+            .unwrap()
+            .len(),
+        40_000
+    );
+
+    // A graph patch over 10,240 in a normal frame passes; any other member keeps the limit.
+    let graph = json!({"nodes": {"N": "x".repeat(MAX_SHARED_PATCH_CHARS)}});
+    let e = h.send(
+        &c,
+        json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": graph}}),
+    );
+    assert_eq!(error_code(&e), None);
+    let other = json!({"runway": "x".repeat(MAX_SHARED_PATCH_CHARS)});
+    let e = h.send(
+        &c,
+        json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": other}}),
+    );
+    assert_eq!(error_code(&e).as_deref(), Some("LIMIT_EXCEEDED"));
+}
+
+#[test]
+fn euroscope_frames_exactly_as_sent_are_accepted() {
+    let mut h = Harness::new();
+    let c = controller();
+    for frame in [
+        r#"{"type":"STATE_UPDATE","data":{"objectId":"BARS_7K2QH","state":true}}"#,
+        r#"{"type":"SHARED_STATE_UPDATE","data":{"sharedStatePatch":{"profile":"default","nodes":{"N1":true},"blocks":{"B2":"clear","B1":{"route":["N1","N2"]}}}}}"#,
+        r#"{"type":"SHARED_STATE_UPDATE","data":{"sharedStatePatch":{"profile":null,"nodes":{},"blocks":{}}}}"#,
+        r#"{"type":"SHARED_STATE_UPDATE","data":{"sharedStatePatch":{"meta":{"client":123456789,"serial":7},"nodes":{"N1":true},"blocks":{"B2":"Clear","B1":{"Route":["N1","N2"]}}}}}"#,
+        r#"{"type":"HEARTBEAT_ACK"}"#,
+        r#"{"type":"HEARTBEAT"}"#,
+        r#"{"type":"GET_ONLINE_PILOTS"}"#,
+    ] {
+        let e = h.send_text(&c, frame);
+        assert_eq!(error_code(&e), None, "{frame}");
+    }
+    assert_eq!(h.airport.seq(), 4);
+}
