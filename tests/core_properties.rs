@@ -84,6 +84,8 @@ fn packet() -> impl Strategy<Value = String> {
         change().prop_map(|d| json!({"type": "STATE_UPDATE", "data": d})),
         prop::collection::vec(change(), 0..5)
             .prop_map(|u| json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": u}})),
+        prop::collection::vec(change(), 0..5)
+            .prop_map(|u| json!({"type": "MULTI_STATE_UPDATE", "data": u})),
         json_value()
             .prop_map(|p| json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": p}})),
         object_id().prop_map(|id| json!({"type": "STOPBAR_CROSSING", "data": {"objectId": id}})),
@@ -173,6 +175,36 @@ proptest! {
                 serialized_chars(airport.shared().as_map())
             );
         }
+    }
+
+    /// PROTOCOL §7: `data` as a bare array of items (the vatSys plugin's form) means exactly
+    /// what `{updates: [...]}` does: the same changes, writes and broadcast, or the same error,
+    /// whose message names `data[i]` where the other names `data.updates[i]`.
+    #[test]
+    fn a_bare_array_batch_is_the_updates_form(
+        items in prop::collection::vec(change(), 0..6),
+        existing in prop::collection::vec(change(), 0..3),
+    ) {
+        let who = session(Role::Controller, "1000001");
+        let limit = unlimited();
+        let mut seeded = Airport::new(Icao::parse("EGLL").unwrap());
+        let presence = Presence::default();
+        let mut bucket = TokenBucket::full(&limit, 0);
+        for item in existing {
+            let text = json!({"type": "STATE_UPDATE", "data": item}).to_string();
+            on_frame(&mut seeded, &presence, &who, &mut bucket, &limit, Frame::Text(&text), 0);
+        }
+        let (mut bare, mut wrapped) = (seeded.clone(), seeded);
+        let bare_text = json!({"type": "MULTI_STATE_UPDATE", "data": items}).to_string();
+        let wrapped_text =
+            json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": items}}).to_string();
+        let mut from_bare = on_frame(&mut bare, &presence, &who, &mut bucket, &limit, Frame::Text(&bare_text), 1);
+        let mut from_wrapped =
+            on_frame(&mut wrapped, &presence, &who, &mut bucket, &limit, Frame::Text(&wrapped_text), 1);
+        from_wrapped.reply = from_wrapped.reply.map(|reply| reply.replace("data.updates", "data"));
+        from_bare.reply = from_bare.reply.map(|reply| reply.replace("data.updates", "data"));
+        prop_assert_eq!(from_bare, from_wrapped);
+        prop_assert_eq!(bare, wrapped);
     }
 
     /// RFC 7396: applying the same patch twice is the same as once, and the tracked size of

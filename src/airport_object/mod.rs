@@ -345,6 +345,7 @@ impl AirportObject {
     /// stored is not created here.
     async fn public_state(&self, icao: Icao) -> std::result::Result<Response, HttpError> {
         let internal = |e: Error| HttpError::Internal(e.to_string());
+        console_log!("{{\"event\":\"state_read\",\"airport\":\"{}\"}}", icao);
         let loaded = self.ensure_live(None).await.map_err(internal)?;
         self.flush();
         let (body, live) = match self.live.borrow().as_ref() {
@@ -354,7 +355,6 @@ impl AirportObject {
             ),
             _ => (dormant_state(icao, 0), false),
         };
-        console_log!("{{\"event\":\"state_read\"}}");
         self.sync_directory();
         let response = json_response(body).map_err(internal)?;
         response

@@ -199,6 +199,18 @@ impl Config {
             MAX_DURATION_MS,
             &mut timings.offline_grace_ms,
         )?;
+        // A client that only answers the server's heartbeats (the EuroScope plugin) is heard
+        // from once per interval, so it must be allowed longer than that to stay.
+        if timings.idle_timeout_ms <= timings.heartbeat_interval_ms {
+            return Err(invalid(
+                "IDLE_TIMEOUT_MS",
+                &timings.idle_timeout_ms.to_string(),
+                &format!(
+                    "longer than HEARTBEAT_INTERVAL_MS ({}), or clients that only answer heartbeats are closed",
+                    timings.heartbeat_interval_ms
+                ),
+            ));
+        }
         number("VATSIM_RECHECK_MS", MAX_DURATION_MS, &mut config.recheck_ms)?;
         let mut per_key = i64::from(config.caps.per_key);
         let mut per_airport = i64::from(config.caps.per_airport);
@@ -274,14 +286,24 @@ mod tests {
     fn defaults_and_overrides() {
         assert_eq!(Config::from_vars(|_| None).unwrap(), Config::default());
         let c = Config::from_vars(|name| match name {
+            "HEARTBEAT_INTERVAL_MS" => Some("1000".into()),
             "IDLE_TIMEOUT_MS" => Some("3000".into()),
             "MAX_SOCKETS_PER_KEY" => Some(" 2 ".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(c.timings.idle_timeout_ms, 3000);
-        assert_eq!(c.timings.heartbeat_interval_ms, 60_000);
+        assert_eq!(c.timings.heartbeat_interval_ms, 1000);
         assert_eq!(c.caps.per_key, 2);
+    }
+
+    #[test]
+    fn the_idle_timeout_must_outlast_the_heartbeat_interval() {
+        for idle in ["3000", "60000"] {
+            let err = Config::from_vars(|n| (n == "IDLE_TIMEOUT_MS").then(|| idle.to_owned()));
+            assert_eq!(err.unwrap_err().name, "IDLE_TIMEOUT_MS", "{idle}");
+        }
+        assert!(Config::from_vars(|n| (n == "IDLE_TIMEOUT_MS").then(|| "60001".into())).is_ok());
     }
 
     #[test]

@@ -186,6 +186,46 @@ mod tests {
         assert!(restored_last_seen(1_000) >= 1_999);
     }
 
+    /// The EuroScope plugin sends nothing but a `HEARTBEAT_ACK` to each server `HEARTBEAT`:
+    /// simulated over an hour of alarms, it is never found idle, whenever it joined and
+    /// however slowly it answers within the slack between the two durations.
+    #[test]
+    fn a_client_that_only_answers_heartbeats_is_never_idle() {
+        for (interval, idle) in [(60_000, 70_000), (1_000, 3_000), (1_000, 1_501)] {
+            let t = Timings {
+                heartbeat_interval_ms: interval,
+                idle_timeout_ms: idle,
+                ..Timings::default()
+            };
+            let join = 12_345;
+            for first_tick in [join + 1, join + interval / 2, join + interval] {
+                for answer_ms in [0, 40, idle - interval - 1] {
+                    let mut schedule = at(Some(first_tick), None);
+                    // Answers on their way, oldest first: one may take longer than an interval.
+                    let (mut last_seen, mut acks) = (join, std::collections::VecDeque::new());
+                    let mut now = join;
+                    while now < join + 3_600_000 {
+                        let alarm = next_alarm(schedule, Some(last_seen), None, &t).unwrap();
+                        if let Some(heard) = acks.pop_front_if(|heard: &mut i64| *heard <= alarm) {
+                            last_seen = heard;
+                            continue;
+                        }
+                        now = alarm;
+                        assert!(
+                            !is_idle(last_seen, now, &t),
+                            "idle at {now} ({interval}/{idle}, tick {first_tick}, answer {answer_ms})"
+                        );
+                        let (send, next) = periodic_plan(schedule.heartbeat, true, now, interval);
+                        schedule.heartbeat = next;
+                        if send {
+                            acks.push_back(now + answer_ms);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn idleness() {
         let t = Timings::default();

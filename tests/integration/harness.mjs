@@ -3,6 +3,7 @@
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import WebSocket from "ws";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { migrateAndSeed, serviceWorker } from "../../scripts/local-service.mjs";
@@ -22,6 +23,9 @@ export const CIDS = {
   pilot2: "1000012",
   observer1: "1000021",
 };
+
+/** Accounts made by tests get cids from here, clear of the demo accounts. */
+let nextCid = 2_000_001;
 
 const DEFAULT_VARS = {
   ROLE_SOURCE: "static",
@@ -109,6 +113,21 @@ export class Service {
   async stop() {
     if (this.mf) await this.mf.dispose();
     rmSync(this.persist, { recursive: true, force: true });
+  }
+
+  /**
+   * A new account with a new key, stored hashed as every key is: `{ cid, key, hash }`. Keys
+   * start with `BARS_`, as the deployed pilot client requires.
+   */
+  async account(role = "observer") {
+    const cid = String(nextCid++);
+    const key = `BARS_${randomBytes(24).toString("base64url")}`;
+    const hash = createHash("sha256").update(key).digest("hex");
+    await this.db.batch([
+      this.db.prepare("INSERT INTO accounts (cid, role) VALUES (?1, ?2)").bind(cid, role),
+      this.db.prepare("INSERT INTO api_keys (key_hash, cid) VALUES (?1, ?2)").bind(hash, cid),
+    ]);
+    return { cid, key, hash };
   }
 
   httpUrl(path) {

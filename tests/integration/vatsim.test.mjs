@@ -2,24 +2,13 @@
 // re-checks of live sessions (revoked key 4001, ban or role change 4003) for both sources.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { Service, KEYS } from "./harness.mjs";
 import { FakeStatus } from "./fake-status.mjs";
 
 const RECHECK_MS = 1500;
 
 /** A fresh account with its own key (the role stored with it is irrelevant under vatsim). */
-let nextCid = 2000000;
-async function account(service, role = "observer") {
-  const cid = String(nextCid++);
-  const key = `test-key-${cid}`;
-  const hash = createHash("sha256").update(key).digest("hex");
-  await service.db.batch([
-    service.db.prepare("INSERT INTO accounts (cid, role) VALUES (?1, ?2)").bind(cid, role),
-    service.db.prepare("INSERT INTO api_keys (key_hash, cid) VALUES (?1, ?2)").bind(hash, cid),
-  ]);
-  return { cid, key, hash };
-}
+const account = (service, role) => service.account(role);
 
 /** Polls `check` until it returns a truthy value; bounded in time. */
 async function eventually(check, timeoutMs = 8000, what = "condition") {
