@@ -272,7 +272,7 @@ export class Client {
 
   /**
    * Proves a negative by a round trip: after a HEARTBEAT's ACK comes back, anything the server
-   * sent this socket before that ACK has arrived. Returns the packets of `type` received.
+   * sent this socket before that ACK has arrived.
    */
   async settle() {
     await this.request({ type: "HEARTBEAT" });

@@ -127,6 +127,15 @@ impl Rec {
 
 pub type Shared = Rc<RefCell<Rec>>;
 
+/// The server's liveness probe: a client that does not answer it is closed idle.
+pub fn is_heartbeat(text: &str) -> bool {
+    text.starts_with("{\"type\":\"HEARTBEAT\"")
+}
+
+pub fn heartbeat_ack() -> Message {
+    Message::Text("{\"type\":\"HEARTBEAT_ACK\"}".into())
+}
+
 const BT: &str = "\"bt\":";
 const BS: &str = "\"bs\":";
 
@@ -143,7 +152,7 @@ fn record(rec: &Shared, text: &str) {
         if text.contains("RATE_LIMITED") {
             r.rate_limited += 1;
         }
-    } else if text.starts_with("{\"type\":\"HEARTBEAT\"") {
+    } else if is_heartbeat(text) {
         r.heartbeats += 1;
     } else if let Some(bt) = number_after(text, BT) {
         let now = now_us();

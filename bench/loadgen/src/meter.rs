@@ -1,5 +1,5 @@
-//! CPU time of this generator and of the server process (from /proc), percentiles, and the
-//! serve.mjs stats endpoint.
+//! CPU time of this generator and of the server process (from /proc), percentiles, and HTTP GETs
+//! on 127.0.0.1 (the serve.mjs stats endpoint, the service's /state).
 
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -99,11 +99,12 @@ pub fn percentiles(lat_us: &mut [u32]) -> Percentiles {
     }
 }
 
-/// GET on the serve.mjs stats endpoint (http://127.0.0.1:PORT/PATH), parsed as JSON.
-pub async fn get_json(url: &str) -> Result<serde_json::Value, String> {
+/// An HTTP GET on 127.0.0.1 (the serve.mjs stats endpoint, the service's /state): the status
+/// and the body. HTTP/1.0, so the server closes the connection after a plain body.
+pub async fn get(url: &str) -> Result<(u16, String), String> {
     let rest = url
         .strip_prefix("http://127.0.0.1:")
-        .ok_or_else(|| format!("stats URL must be http://127.0.0.1:PORT/..., got {url}"))?;
+        .ok_or_else(|| format!("URL must be http://127.0.0.1:PORT/..., got {url}"))?;
     let (port, path) = rest.split_once('/').unwrap_or((rest, ""));
     let mut stream = tokio::net::TcpStream::connect((
         "127.0.0.1",
@@ -116,14 +117,26 @@ pub async fn get_json(url: &str) -> Result<serde_json::Value, String> {
         .write_all(request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
-    let mut body = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut body))
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
         .await
-        .map_err(|_| "stats timed out".to_string())?
+        .map_err(|_| format!("GET {url} timed out"))?
         .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&body);
-    let json = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(json).map_err(|e| e.to_string())
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // "HTTP/1.1 200 OK"
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("GET {url}: no status line"))?;
+    Ok((status, body.to_owned()))
+}
+
+/// GET on the serve.mjs stats endpoint (http://127.0.0.1:PORT/PATH), parsed as JSON.
+pub async fn get_json(url: &str) -> Result<serde_json::Value, String> {
+    let (_, body) = get(url).await?;
+    serde_json::from_str(&body).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

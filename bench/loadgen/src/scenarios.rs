@@ -984,11 +984,10 @@ pub async fn idle(args: &Args) -> Result<(), String> {
             let (mut sink, mut stream) = (o.sink, o.stream);
             while let Some(Ok(m)) = stream.next().await {
                 if let Message::Text(text) = m
-                    && text.as_str().starts_with("{\"type\":\"HEARTBEAT\"")
+                    && is_heartbeat(text.as_str())
                 {
                     count.set(count.get() + 1);
-                    let ack = Message::Text("{\"type\":\"HEARTBEAT_ACK\"}".into());
-                    if sink.send(ack).await.is_err() {
+                    if sink.send(heartbeat_ack()).await.is_err() {
                         break;
                     }
                 }
