@@ -3,7 +3,7 @@
 //! - `machine::on_frame` from every role (a controller's as text and binary) never panics, agrees with what `decode` and
 //!   `parse_command` decided, and a rejected frame (an `ERROR` reply) leaves the airport
 //!   unchanged; every server packet is a JSON object that echoes the `requestId`;
-//! - for a quarter of the inputs, padding the frame with trailing spaces to exactly
+//! - for a quarter of the inputs, padding a pilot's frame with trailing spaces to exactly
 //!   `MAX_PACKET_CHARS` changes nothing, and to one character more makes it `PACKET_TOO_LARGE`;
 //! - for one in 32, the same frame from a controller on an airport one object short of
 //!   `MAX_OBJECTS` with about 995,000 characters of shared state.
@@ -126,9 +126,10 @@ fuzz_target!(|data: &[u8]| {
     let text = std::str::from_utf8(data).ok();
 
     // Decoding: never panics, and a text frame decodes exactly like the same bytes in binary.
-    let binary = decoded(decode(Frame::Binary(data), airport_code));
+    let decode_as = |frame, role| decoded(decode(frame, airport_code, role));
+    let binary = decode_as(Frame::Binary(data), Role::Controller);
     match text {
-        Some(text) => assert_eq!(decoded(decode(Frame::Text(text), airport_code)), binary),
+        Some(text) => assert_eq!(decode_as(Frame::Text(text), Role::Controller), binary),
         None => match &binary {
             Err(Rejection {
                 request_id: None,
@@ -140,18 +141,18 @@ fuzz_target!(|data: &[u8]| {
             other => panic!("bytes that are not UTF-8 decoded as {other:?}"),
         },
     }
-    let peeked = peek_request_id(Frame::Binary(data));
+    let peeked = peek_request_id(Frame::Binary(data), Role::Controller);
     if let Some(id) = &peeked {
         assert!(id.chars().count() <= MAX_REQUEST_ID_CHARS);
     }
     if let Some(text) = text {
-        assert_eq!(peek_request_id(Frame::Text(text)), peeked);
+        assert_eq!(peek_request_id(Frame::Text(text), Role::Controller), peeked);
     }
 
     // Handling: from every role, agreeing with the decoder; a rejection changes nothing.
     for session in &fx.sessions {
         let (after, outcome, effects) = handle(&fx.small, session, Frame::Binary(data), data);
-        let expected = match &binary {
+        let expected = match &decode_as(Frame::Binary(data), session.role) {
             Err(rejection) => Some(code(&rejection.error)),
             Ok((_, kind, _)) if !kind.allowed_for(session.role) => Some("FORBIDDEN".into()),
             Ok((_, _, Err(error))) => Some(code(error)),
@@ -181,22 +182,20 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let controller = &fx.sessions[0];
-    // Trailing whitespace up to the limit changes nothing; one character more is too large.
+    // Trailing whitespace up to the limit changes nothing; one character more is too large. A
+    // pilot's: a controller's frame may be a larger lighting packet.
+    let pilot = &fx.sessions[1];
     if data.len().is_multiple_of(4)
         && let Some(text) = text
     {
         let chars = text.chars().count();
         if chars <= MAX_PACKET_CHARS {
-            let (_, outcome, effects) = handle(&fx.small, controller, Frame::Text(text), data);
+            let (_, outcome, effects) = handle(&fx.small, pilot, Frame::Text(text), data);
             let mut padded = String::with_capacity(text.len() + MAX_PACKET_CHARS + 1 - chars);
             padded.push_str(text);
             padded.extend(std::iter::repeat_n(' ', MAX_PACKET_CHARS - chars));
-            let (_, padded_outcome, padded_effects) = handle(
-                &fx.small,
-                controller,
-                Frame::Text(&padded),
-                padded.as_bytes(),
-            );
+            let (_, padded_outcome, padded_effects) =
+                handle(&fx.small, pilot, Frame::Text(&padded), padded.as_bytes());
             assert_eq!(
                 padded_outcome, outcome,
                 "padding to the limit changed the outcome"
@@ -205,12 +204,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(padded_effects, effects);
             }
             padded.push(' ');
-            let (_, over, _) = handle(
-                &fx.small,
-                controller,
-                Frame::Text(&padded),
-                padded.as_bytes(),
-            );
+            let (_, over, _) = handle(&fx.small, pilot, Frame::Text(&padded), padded.as_bytes());
             assert_eq!(over, Outcome::Rejected("PACKET_TOO_LARGE".into()));
         }
     }

@@ -23,7 +23,7 @@ pub enum LimitMode {
     Unlimited,
     Unlimited2,
     Unlimited3,
-    /// `RateLimit::default()`, paced by the steps' `dt`.
+    /// Production's limits for each role (`RateLimits::default()`), paced by the steps' `dt`.
     Default,
 }
 

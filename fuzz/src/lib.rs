@@ -345,7 +345,8 @@ fn type_of(packet: &Value) -> &str {
 /// characters in a JSON object. `None` for anything else.
 pub fn request_id_of(frame: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(frame).ok()?;
-    if text.chars().count() > MAX_PACKET_CHARS {
+    // A controller's lighting packet may be this large; anything larger is never read.
+    if text.chars().count() > MAX_LIGHTING_PACKET_CHARS {
         return None;
     }
     let value: Value = serde_json::from_str(text).ok()?;
@@ -566,7 +567,7 @@ fn check_change_broadcast(packet: &Value, after: &Airport, by: &Session, text: &
         "STATE_UPDATE" => check_item(data),
         "MULTI_STATE_UPDATE" => {
             let updates = data["updates"].as_array().expect("updates");
-            assert!(!updates.is_empty() && updates.len() <= MAX_MULTI_UPDATES);
+            assert!(!updates.is_empty() && updates.len() <= MAX_LIGHTING_UPDATES);
             // Only the last item of each object says what it holds now.
             let mut last = BTreeMap::new();
             for item in updates {

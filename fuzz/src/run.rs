@@ -6,7 +6,7 @@ use crate::{
     server_packet, session, unlimited,
 };
 use airport_realtime::protocol::airport::StoreOp;
-use airport_realtime::protocol::config::{RateLimit, Timings};
+use airport_realtime::protocol::config::{RateLimits, Timings};
 use airport_realtime::protocol::machine::{Audience, Effects, on_frame, on_join, on_leave};
 use airport_realtime::protocol::packet::Frame;
 use airport_realtime::protocol::rate_limit::TokenBucket;
@@ -65,8 +65,9 @@ pub fn run(scenario: &Scenario) -> Tally {
     if debug() {
         eprintln!("limit {:?}, prefill {:?}", scenario.limit, scenario.prefill);
     }
-    let limit = match scenario.limit {
-        LimitMode::Default => RateLimit::default(),
+    // Production's bucket for each role, or none.
+    let limit_of = |role| match scenario.limit {
+        LimitMode::Default => *RateLimits::default().for_role(role),
         _ => unlimited(),
     };
     let timings = Timings::default();
@@ -115,6 +116,7 @@ pub fn run(scenario: &Scenario) -> Tally {
                     (false, Ok(text)) => Frame::Text(text),
                     _ => Frame::Binary(&bytes),
                 };
+                let limit = limit_of(session.role);
                 let bucket = buckets
                     .entry((session.cid.clone(), session.role))
                     .or_insert_with(|| TokenBucket::full(&limit, now));

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! #script
-//! limit default            (optional: RateLimit::default() instead of unlimited)
+//! limit default            (optional: production's per-role limits instead of unlimited)
 //! prefill near-objects     (optional: empty, some, near-objects, at-objects, near-shared)
 //! join C0                  a socket of controller 0 opens (C, P or O, then a person 0-3;
 //! join P1*                  `*` after a pilot: the role source knows a callsign)
