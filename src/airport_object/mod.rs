@@ -10,6 +10,7 @@ mod storage;
 
 use crate::accounts::account_for_key_hash;
 use crate::handoff::{self, LIVE_HEADER, error_response, json_response};
+use crate::protocol::coalesce::ChangeRun;
 use crate::protocol::config::{Config, ConfigError, RoleSource};
 use crate::protocol::connect::HttpError;
 use crate::protocol::directory::{Listing, dormant_state};
@@ -476,20 +477,54 @@ impl AirportObject {
         let failure = storage::write(&self.state.storage(), write_batch::compact(ops))
             .err()
             .map(|error| self.forget_live(&error));
+        let icao = self
+            .live
+            .borrow()
+            .as_ref()
+            .map(|l| l.airport.icao().clone());
+        let stamp = Stamp {
+            airport: icao.as_ref().map_or("", Icao::as_str),
+            now: now(),
+        };
+        // Pilots and observers get consecutive changes as one packet; one entry goes as it is.
+        let coalesce = entries.len() > 1;
+        let mut run = ChangeRun::default();
         for ((sender, effects), wrote) in entries.iter().zip(wrote) {
-            match &failure {
-                Some(icao) if wrote => {
+            match (&failure, &effects.broadcast, &effects.changes) {
+                (Some(icao), ..) if wrote => {
                     let stamp = Stamp {
                         airport: icao.as_ref().map_or("", Icao::as_str),
-                        now: now(),
+                        ..stamp
                     };
                     let error =
                         PacketError::Internal("the change could not be saved; try again".into());
                     let request_id = effects.request_id.as_deref();
                     let _ = sender.send_with_str(outbound::error(stamp, &error, request_id));
                 }
-                _ => self.send(sender, effects),
+                (_, Some((_, packet)), Some(changes)) if coalesce => {
+                    if let Some(reply) = &effects.reply {
+                        let _ = sender.send_with_str(reply);
+                    }
+                    sockets::send_to(
+                        &self.state,
+                        Recipients::OtherControllers,
+                        Some(sender),
+                        packet,
+                    );
+                    run.push(packet, changes);
+                }
+                _ => {
+                    self.send_run(run.take(stamp));
+                    self.send(sender, effects);
+                }
             }
+        }
+        self.send_run(run.take(stamp));
+    }
+
+    fn send_run(&self, packet: Option<String>) {
+        if let Some(packet) = packet {
+            sockets::send_to(&self.state, Recipients::PilotsAndObservers, None, &packet);
         }
     }
 

@@ -49,6 +49,10 @@ pub enum Recipients {
     Others,
     Everyone,
     Controllers,
+    /// Controllers but the sender: they get each change as it was accepted.
+    OtherControllers,
+    /// Pilots and observers: they may get several changes as one packet (PROTOCOL §7).
+    PilotsAndObservers,
 }
 
 impl From<Audience> for Recipients {
@@ -78,10 +82,23 @@ extern "C" {
 
 /// Sends one serialized packet to every socket of the audience.
 pub fn send_to(state: &State, to: Recipients, sender: Option<&WebSocket>, packet: &str) {
-    let tag = (to == Recipients::Controllers).then_some(Role::Controller.as_str());
+    let tags: &[Option<Role>] = match to {
+        Recipients::Others | Recipients::Everyone => &[None],
+        Recipients::Controllers | Recipients::OtherControllers => &[Some(Role::Controller)],
+        Recipients::PilotsAndObservers => &[Some(Role::Pilot), Some(Role::Observer)],
+    };
     let except = match (to, sender) {
-        (Recipients::Others, Some(ws)) => AsRef::<web_sys::WebSocket>::as_ref(ws).as_ref(),
+        (Recipients::Others | Recipients::OtherControllers, Some(ws)) => {
+            AsRef::<web_sys::WebSocket>::as_ref(ws).as_ref()
+        }
         _ => &JsValue::UNDEFINED,
     };
-    send_to_sockets(state.as_raw().as_ref(), tag, except, packet);
+    for tag in tags {
+        send_to_sockets(
+            state.as_raw().as_ref(),
+            tag.map(Role::as_str),
+            except,
+            packet,
+        );
+    }
 }

@@ -4,7 +4,8 @@
 use super::airport::{Airport, StoreOp};
 use super::config::{RateLimit, Timings};
 use super::error::PacketError;
-use super::outbound::{self, Stamp};
+use super::ids::Cid;
+use super::outbound::{self, ChangeItems, Stamp};
 use super::packet::{ChangeAt, Command, Frame, Rejection, decode, parse_command, peek_request_id};
 use super::presence::Presence;
 use super::rate_limit::{TokenBucket, Verdict};
@@ -72,6 +73,9 @@ pub struct Effects {
     pub reply: Option<String>,
     /// A packet for other sockets of the airport.
     pub broadcast: Option<(Audience, String)>,
+    /// When `broadcast` is an accepted change to objects: its items and `seq`, so that several
+    /// changes may reach pilots and observers as one packet (PROTOCOL §7).
+    pub changes: Option<ChangeItems>,
     /// Close the sender's socket.
     pub close: Option<CloseCode>,
     /// The frame's `requestId`, for the `ERROR INTERNAL` its sender gets if `persist` fails.
@@ -176,46 +180,13 @@ fn accept(
             let persist = airport
                 .apply_changes(vec![change], |_| ChangeAt::Data.to_string(), by, now)
                 .map_err(reject)?;
-            let broadcast = persist
-                .iter()
-                .find_map(StoreOp::object_write)
-                .map(|change| {
-                    let packet =
-                        outbound::state_update(Stamp::of(airport, now), change, by, airport.seq());
-                    (Audience::Others, packet)
-                });
-            Effects {
-                persist,
-                broadcast,
-                request_id,
-                ..Effects::default()
-            }
+            changed_objects(airport, persist, by, request_id, now)
         }
         Command::MultiStateUpdate(changes, form) => {
             let persist = airport
                 .apply_changes(changes, |i| form.at(i).to_string(), by, now)
                 .map_err(reject)?;
-            let changes: Vec<_> = persist.iter().filter_map(StoreOp::object_write).collect();
-            let stamp = Stamp::of(airport, now);
-            // A batch that changed one object is broadcast as that object's STATE_UPDATE: the
-            // released EuroScope plugin ignores MULTI_STATE_UPDATE (PROTOCOL §7).
-            let broadcast = match changes[..] {
-                [] => None,
-                [change] => Some(outbound::state_update(stamp, change, by, airport.seq())),
-                _ => Some(outbound::multi_state_update(
-                    stamp,
-                    &changes,
-                    by,
-                    airport.seq(),
-                )),
-            }
-            .map(|packet| (Audience::Others, packet));
-            Effects {
-                persist,
-                broadcast,
-                request_id,
-                ..Effects::default()
-            }
+            changed_objects(airport, persist, by, request_id, now)
         }
         Command::SharedStateUpdate(patch) => {
             let persist = airport.merge_shared(&patch).map_err(reject)?;
@@ -238,6 +209,34 @@ fn accept(
             }
         }
     })
+}
+
+/// The effects of accepted object changes: their writes, and their broadcast to every other
+/// socket. A change to one object is broadcast as its `STATE_UPDATE` even when it came in a
+/// batch: the released EuroScope plugin ignores `MULTI_STATE_UPDATE` (PROTOCOL §7). Nothing
+/// changed (only deletions of missing objects), nothing is broadcast.
+fn changed_objects(
+    airport: &Airport,
+    persist: Vec<StoreOp>,
+    by: &Cid,
+    request_id: Option<String>,
+    now: i64,
+) -> Effects {
+    let changes: Vec<_> = persist.iter().filter_map(StoreOp::object_write).collect();
+    let (broadcast, changes) = if changes.is_empty() {
+        (None, None)
+    } else {
+        let (packet, items) =
+            outbound::object_changes(Stamp::of(airport, now), &changes, by, airport.seq());
+        (Some((Audience::Others, packet)), Some(items))
+    };
+    Effects {
+        persist,
+        broadcast,
+        changes,
+        request_id,
+        ..Effects::default()
+    }
 }
 
 /// What a new socket gets, and what the others hear about it.

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod airport;
+pub mod coalesce;
 pub mod config;
 pub mod connect;
 pub mod directory;

@@ -242,31 +242,60 @@ impl Serialize for ChangeItem<'_> {
     }
 }
 
-pub fn state_update(stamp: Stamp<'_>, change: ObjectChanged<'_>, by: &Cid, seq: u64) -> String {
-    stamp.packet(
-        "STATE_UPDATE",
-        Some(ChangeItem(change, by)),
-        Some(seq),
-        None,
-    )
+/// The update items of an accepted change to objects, from which the Durable Object may build a
+/// coalesced `MULTI_STATE_UPDATE` for pilots and observers (PROTOCOL §7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeItems {
+    /// The items, serialized and joined by commas.
+    pub items: String,
+    pub seq: u64,
 }
 
-pub fn multi_state_update(
+/// An accepted change to objects as broadcast: a `STATE_UPDATE` for one changed object, else a
+/// `MULTI_STATE_UPDATE`; and its items. `changes` must not be empty. Each item is serialized
+/// once, for both.
+pub fn object_changes(
     stamp: Stamp<'_>,
     changes: &[ObjectChanged<'_>],
     by: &Cid,
     seq: u64,
-) -> String {
-    #[derive(Serialize)]
-    struct Data<'a> {
-        updates: Vec<ChangeItem<'a>>,
+) -> (String, ChangeItems) {
+    let mut items = String::new();
+    for (i, &change) in changes.iter().enumerate() {
+        if i > 0 {
+            items.push(',');
+        }
+        // Serializing these types cannot fail: every map key is a string.
+        items.push_str(&serde_json::to_string(&ChangeItem(change, by)).unwrap_or_default());
     }
-    let updates = changes.iter().map(|&c| ChangeItem(c, by)).collect();
-    stamp.packet(
-        "MULTI_STATE_UPDATE",
-        Some(Data { updates }),
-        Some(seq),
-        None,
+    let packet = match changes {
+        [_] => envelope(stamp, "STATE_UPDATE", &items, seq, None),
+        _ => envelope(
+            stamp,
+            "MULTI_STATE_UPDATE",
+            &format!("{{\"updates\":[{items}]}}"),
+            seq,
+            None,
+        ),
+    };
+    (packet, ChangeItems { items, seq })
+}
+
+/// Several accepted changes, in order, as one `MULTI_STATE_UPDATE`: `items` joined from their
+/// broadcasts, `seq` the last change's and `seqFrom` the first's, so that a client tracking
+/// `seq` sees no gap (PROTOCOL §7).
+pub fn coalesced_changes(stamp: Stamp<'_>, items: &str, seq_from: u64, seq: u64) -> String {
+    let data = format!("{{\"updates\":[{items}]}}");
+    envelope(stamp, "MULTI_STATE_UPDATE", &data, seq, Some(seq_from))
+}
+
+/// A packet around `data`, already JSON, in the field order of [`Packet`]. The airport code
+/// (four letters or digits) and the type need no escaping.
+fn envelope(stamp: Stamp<'_>, kind: &str, data: &str, seq: u64, seq_from: Option<u64>) -> String {
+    let seq_from = seq_from.map_or(String::new(), |from| format!(",\"seqFrom\":{from}"));
+    format!(
+        "{{\"type\":\"{kind}\",\"airport\":\"{}\",\"data\":{data},\"timestamp\":{},\"seq\":{seq}{seq_from}}}",
+        stamp.airport, stamp.now
     )
 }
 
@@ -334,4 +363,56 @@ pub fn controller_presence(stamp: Stamp<'_>, connected: bool, controller: &Cid) 
         None,
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn change_packets_built_around_their_items_are_what_serde_writes() {
+        let stamp = Stamp {
+            airport: "EGLL",
+            now: 1_763_800_000_000,
+        };
+        let by = Cid::parse("1000001").unwrap();
+        let on = RawValue::from_string("true".into()).unwrap();
+        let lit = RawValue::from_string(r#"{"a":"\"x\""}"#.into()).unwrap();
+        let one = [("SB_1", Some(&*on))];
+        let (packet, items) = object_changes(stamp, &one, &by, 7);
+        assert_eq!(
+            packet,
+            stamp.packet("STATE_UPDATE", Some(ChangeItem(one[0], &by)), Some(7), None)
+        );
+        let two = [("SB_1", Some(&*lit)), ("SB_2", None)];
+        let (packet, more) = object_changes(stamp, &two, &by, 8);
+        #[derive(Serialize)]
+        struct Updates<'a> {
+            updates: Vec<ChangeItem<'a>>,
+        }
+        let updates = two.iter().map(|&c| ChangeItem(c, &by)).collect();
+        assert_eq!(
+            packet,
+            stamp.packet(
+                "MULTI_STATE_UPDATE",
+                Some(Updates { updates }),
+                Some(8),
+                None
+            )
+        );
+
+        let joined = format!("{},{}", items.items, more.items);
+        let coalesced: Value =
+            serde_json::from_str(&coalesced_changes(stamp, &joined, 7, 8)).unwrap();
+        assert_eq!(
+            coalesced,
+            json!({"type": "MULTI_STATE_UPDATE", "airport": "EGLL", "timestamp": 1_763_800_000_000_i64,
+            "seq": 8, "seqFrom": 7, "data": {"updates": [
+                {"objectId": "SB_1", "state": true, "controllerId": "1000001"},
+                {"objectId": "SB_1", "state": {"a": "\"x\""}, "controllerId": "1000001"},
+                {"objectId": "SB_2", "patch": null, "controllerId": "1000001"},
+            ]}})
+        );
+    }
 }

@@ -337,7 +337,7 @@ test("flood: every flooder gets RATE_LIMITED then close 4008, while the airport'
 
   // Every update that passed is counted once: seq moved by exactly the broadcasts the victim saw.
   await pilot.settle();
-  const updates = victim.all("STATE_UPDATE");
+  const updates = victim.changes();
   const snap = await snapshot(victim);
   assert.equal(snap.seq, seq0 + updates.length, "one seq per accepted update, none lost or doubled");
   assert.deepEqual(
@@ -767,7 +767,9 @@ test("10,000 objects filled by two controllers at once, then one more is refused
   };
   const started = Date.now();
   await Promise.all([fill(c1, 0), fill(c2, 25)]);
-  for (let i = 0; i < 50; i++) await watcher.next("MULTI_STATE_UPDATE", 30_000);
+  // 50 batches of 200 changes; an observer may get several batches as one packet (§7).
+  await watcher.changeCount(10_000, 30_000);
+  assert.deepEqual(watcher.seqRanges().at(-1)[1], seq0 + 50);
   t.diagnostic(`10,000 objects stored in ${Date.now() - started} ms`);
   await c1.settle();
   await c2.settle();
@@ -792,7 +794,7 @@ test("10,000 objects filled by two controllers at once, then one more is refused
 
   // Make room for exactly one, then both controllers race for it: one wins, one is refused.
   await expectAccepted(c1, { type: "STATE_UPDATE", data: { objectId: "o1", patch: null } });
-  await watcher.next((p) => p.type === "STATE_UPDATE" && p.data.objectId === "o1");
+  await watcher.nextChange("o1");
   await c1.pacer.take();
   await c2.pacer.take();
   c1.send({ type: "STATE_UPDATE", data: { objectId: "race_1", state: true }, requestId: "race-1" });
@@ -800,9 +802,9 @@ test("10,000 objects filled by two controllers at once, then one more is refused
   await c1.settle();
   await c2.settle();
   await watcher.settle();
-  const raced = watcher.all("STATE_UPDATE").filter((u) => u.data.objectId.startsWith("race_"));
+  const raced = watcher.changes().filter((u) => u.objectId.startsWith("race_"));
   const refused = [...c1.all("ERROR"), ...c2.all("ERROR")].filter((e) => String(e.requestId).startsWith("race-"));
-  assert.equal(raced.length, 1, `exactly one racer got the last slot: ${JSON.stringify(raced.map((u) => u.data.objectId))}`);
+  assert.equal(raced.length, 1, `exactly one racer got the last slot: ${JSON.stringify(raced.map((u) => u.objectId))}`);
   assert.equal(refused.length, 1);
   assert.equal(refused[0].data.code, "LIMIT_EXCEEDED");
 
@@ -812,7 +814,7 @@ test("10,000 objects filled by two controllers at once, then one more is refused
   const states = statesOf(snap);
   assert.equal(states.has("o0"), true, "the refused batch deleted nothing");
   assert.equal(states.has("o1"), false);
-  assert.equal(states.has(raced[0].data.objectId), true);
+  assert.equal(states.has(raced[0].objectId), true);
   for (const id of ["extra", "x1", "x2", "y0"]) assert.equal(states.has(id), false, `${id} not applied`);
   // A new socket gets all 10,000 in its INITIAL_STATE.
   const fresh = await s.join(KEYS.pilot1, A);
@@ -1290,7 +1292,7 @@ test("crash safety: SIGKILL of workerd mid-stream loses no update that was broad
       }
     })();
 
-    await until(async () => observer.all("STATE_UPDATE").length >= killAfter, { ms: 20_000, every: 5, tries: 5000, what: `${killAfter} broadcasts` });
+    await until(async () => observer.changes().length >= killAfter, { ms: 20_000, every: 5, tries: 5000, what: `${killAfter} broadcasts` });
     // A last burst (the server's bucket is nearly full: the stream kept well under 25/s), so
     // that the kill lands while updates are being applied, written and broadcast.
     for (let b = 0; b < 15; b++) {
@@ -1304,13 +1306,14 @@ test("crash safety: SIGKILL of workerd mid-stream loses no update that was broad
     await bounded(stream, 10_000, "the stream to stop");
 
     // Everything the observer saw broadcast before the kill.
-    const updates = observer.all("STATE_UPDATE");
+    // (An observer may get several as one MULTI_STATE_UPDATE, §7: one item per seq here.)
+    const updates = observer.changes();
     assert.ok(updates.length >= killAfter);
     assert.deepEqual(controller.all("ERROR"), [], "the stream stayed under the rate limit");
     for (const [i, u] of updates.entries()) {
       assert.equal(u.seq, seqStart + i + 1, "broadcast seqs are contiguous");
-      assert.equal(u.data.objectId, `SB_${u.seq - 1}`);
-      seen.set(u.data.objectId, { state: u.data.state, seq: u.seq });
+      assert.equal(u.objectId, `SB_${u.seq - 1}`);
+      seen.set(u.objectId, { state: u.state, seq: u.seq });
     }
     lastSeenSeq = updates.at(-1).seq;
 

@@ -69,24 +69,31 @@ test("a burst from two controllers: frames share commits, yet each change goes o
     c1.send({ type: "STATE_UPDATE", data: { objectId: `SB_${i % 5}`, state: { n: i } } });
     c2.send({ type: "STATE_UPDATE", data: { objectId: `LO_${i % 5}`, patch: { n: i, by: 2 } } });
   }
-  const updates = [];
-  for (let i = 0; i < 80; i++) updates.push(await observer.next("STATE_UPDATE"));
+  // The observer gets every change once, in seq order; several may share one
+  // MULTI_STATE_UPDATE (seqFrom to seq, §7).
+  await observer.changeCount(80);
+  await observer.settle();
+  const updates = observer.changes();
   assert.deepEqual(
     updates.map((u) => u.seq),
     Array.from({ length: 80 }, (_, i) => i + 1),
   );
   // Each controller's own frames keep their order.
-  const values = (prefix) =>
-    updates.filter((u) => u.data.objectId.startsWith(prefix)).map((u) => u.data.state.n);
+  const values = (prefix) => updates.filter((u) => u.objectId.startsWith(prefix)).map((u) => u.state.n);
   assert.deepEqual(values("SB_"), Array.from({ length: 40 }, (_, i) => i));
   assert.deepEqual(values("LO_"), Array.from({ length: 40 }, (_, i) => i));
-  await observer.settle();
-  assert.equal(observer.all("STATE_UPDATE").length, 80);
+  // Controllers get each of the other's changes as its own STATE_UPDATE, as accepted.
+  await c1.settle();
+  assert.deepEqual(c1.all("MULTI_STATE_UPDATE"), []);
+  assert.deepEqual(
+    c1.all("STATE_UPDATE").map((u) => u.data.state.n),
+    Array.from({ length: 40 }, (_, i) => i),
+  );
 
   await service.restart();
   const after = await service.join(KEYS.observer1, "BRST");
   assert.equal(after.initial.data.seq, 80);
-  const last = new Map(updates.map((u) => [u.data.objectId, u.data.state]));
+  const last = new Map(updates.map((u) => [u.objectId, u.state]));
   assert.deepEqual(
     Object.fromEntries(after.initial.data.objects.map((o) => [o.id, o.state])),
     Object.fromEntries(last),

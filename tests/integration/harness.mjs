@@ -271,6 +271,44 @@ export class Client {
   }
 
   /**
+   * The object changes received so far, in order, one `{ seq, objectId, state | patch,
+   * controllerId }` per update item, whether it came in its own STATE_UPDATE or
+   * MULTI_STATE_UPDATE or, for pilots and observers, coalesced with others into one
+   * MULTI_STATE_UPDATE with `seqFrom` (PROTOCOL §7). A coalesced packet with one item per seq
+   * (single updates) numbers its items from `seqFrom`; any other packet's items all get its seq.
+   */
+  changes() {
+    return this.received.flatMap((p) => {
+      if (p.type === "STATE_UPDATE") return [{ seq: p.seq, ...p.data }];
+      if (p.type !== "MULTI_STATE_UPDATE") return [];
+      const from = p.seqFrom ?? p.seq;
+      const onePerSeq = p.data.updates.length === p.seq - from + 1;
+      return p.data.updates.map((u, i) => ({ seq: onePerSeq ? from + i : p.seq, ...u }));
+    });
+  }
+
+  /** Waits until a change of `objectId` has arrived, in whichever packet; resolves with it. */
+  async nextChange(objectId, timeoutMs = 5000) {
+    const carries = (p) =>
+      (p.type === "STATE_UPDATE" && p.data.objectId === objectId) ||
+      (p.type === "MULTI_STATE_UPDATE" && p.data.updates.some((u) => u.objectId === objectId));
+    const packet = await this.next(carries, timeoutMs);
+    return packet.type === "STATE_UPDATE" ? packet.data : packet.data.updates.findLast((u) => u.objectId === objectId);
+  }
+
+  /** Waits until at least `count` changes have arrived (see `changes`). */
+  async changeCount(count, timeoutMs = 5000) {
+    if (this.changes().length < count) await this.next(() => this.changes().length >= count, timeoutMs);
+  }
+
+  /** The seq ranges `[from, to]` of the change packets received, in order. */
+  seqRanges() {
+    return this.received
+      .filter((p) => p.type === "STATE_UPDATE" || p.type === "MULTI_STATE_UPDATE")
+      .map((p) => [p.seqFrom ?? p.seq, p.seq]);
+  }
+
+  /**
    * Proves a negative by a round trip: after a HEARTBEAT's ACK comes back, anything the server
    * sent this socket before that ACK has arrived.
    */
