@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite of BENCHMARKS.md, in one command:
 #
-#   bash bench/run.sh [--quick] [--only fanout,throughput,connect,idle,ceiling]
+#   bash bench/run.sh [--quick] [--only fanout,throughput,connect,burst,state,idle,ceiling]
 #   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
 #   bash bench/run.sh --only diagnose-batches  # batch throughput against a floor sending the
 #                                              # service's bytes
@@ -10,7 +10,7 @@
 # deploy ships) and the load generator (bench/loadgen, cargo --release). Serves the Worker and the
 # floor with miniflare/workerd on 127.0.0.1 (bench/serve.mjs) pinned to core 0, runs the load
 # generator pinned to core 1, and prints the tables; they are also written to
-# bench/out/results.md. --quick is a smoke run of about 4 minutes with short windows (the idle
+# bench/out/results.md. --quick is a smoke run of about 5 minutes with short windows (the idle
 # scenario then uses a 15 s heartbeat); its numbers are not the published ones.
 #
 # Environment: PORT (8787), FLOOR_PORT (8788), STATS_PORT (8789), NATIVE_PORT (8790),
@@ -22,12 +22,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export PATH="$root/node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false
 
-quick=() only="fanout,throughput,connect,idle,ceiling"
+quick=() only="fanout,throughput,connect,burst,state,idle,ceiling"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,connect,idle,ceiling,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,connect,burst,state,idle,ceiling,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -114,14 +114,23 @@ extra_targets() {
   echo
 } | tee -a "$results"
 
-if wants fanout || wants throughput || wants connect; then
+if wants fanout || wants throughput || wants connect || wants burst; then
   scenarios=()
-  for s in fanout throughput connect; do wants "$s" && scenarios+=("$s"); done
+  for s in fanout throughput connect burst; do wants "$s" && scenarios+=("$s"); done
   serve "${extra_vars[@]}"
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
     --stats "http://127.0.0.1:$STATS_PORT/stats" \
     --only "$(IFS=,; echo "${scenarios[*]}")" "${quick[@]}"
+  cleanup
+fi
+
+if wants state; then
+  # A fresh runtime, so that the directory lists only this scenario's airports: the service only
+  # (the floor has no /state), its structured log events counted per airport.
+  serve "${extra_vars[@]}"
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --stats "http://127.0.0.1:$STATS_PORT/stats" --only state "${quick[@]}"
   cleanup
 fi
 

@@ -60,9 +60,11 @@ for (const a of args) {
   if (m) vars[m[1]] = m[2];
 }
 
-// Counters for /stats: structured log events by name, tail items by kind, and the times of
-// airport_loaded (one per Durable Object construction that served an event) and alarms.
+// Counters for /stats: structured log events by name (and, for events naming an airport, by
+// airport too: `airports.state_read.EGLL`), tail items by kind, and the times of airport_loaded
+// (one per Durable Object construction that served an event) and alarms.
 const counts = {};
+const airports = {};
 const times = { airport_loaded: [], alarm: [], ws_message: [], woke: [] };
 function onLog(message) {
   for (const line of message.split("\n")) {
@@ -74,6 +76,10 @@ function onLog(message) {
     }
     const name = event.event === "tail" ? `tail_${event.kind}` : String(event.event);
     counts[name] = (counts[name] ?? 0) + 1;
+    if (typeof event.airport === "string") {
+      const byAirport = (airports[name] ??= {});
+      byAirport[event.airport] = (byAirport[event.airport] ?? 0) + 1;
+    }
     if (event.event === "airport_loaded") times.airport_loaded.push(Date.now());
     if (event.event === "tail") {
       // Invocation start times as workerd reports them; `woke`: the invocations during which
@@ -178,10 +184,11 @@ try {
   createServer((req, res) => {
     if (req.url === "/reset") {
       for (const k of Object.keys(counts)) delete counts[k];
+      for (const k of Object.keys(airports)) delete airports[k];
       for (const k of Object.keys(times)) times[k] = [];
     }
     res.setHeader("Content-Type", "application/json");
-    res.end(JSON.stringify({ counts, times }));
+    res.end(JSON.stringify({ counts, airports, times }));
   }).listen(statsPort, "127.0.0.1");
 
   const info = {

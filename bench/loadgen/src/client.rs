@@ -3,7 +3,7 @@
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -134,6 +134,25 @@ pub fn is_heartbeat(text: &str) -> bool {
 
 pub fn heartbeat_ack() -> Message {
     Message::Text("{\"type\":\"HEARTBEAT_ACK\"}".into())
+}
+
+/// Keeps a silent client connected: reads its socket until it closes, answering (and counting)
+/// each HEARTBEAT, as a real client does.
+pub fn spawn_answerer(o: Opened, heartbeats: Rc<Cell<u64>>) -> JoinHandle<Sink> {
+    tokio::task::spawn_local(async move {
+        let (mut sink, mut stream) = (o.sink, o.stream);
+        while let Some(Ok(m)) = stream.next().await {
+            if let Message::Text(text) = m
+                && is_heartbeat(text.as_str())
+            {
+                heartbeats.set(heartbeats.get() + 1);
+                if sink.send(heartbeat_ack()).await.is_err() {
+                    break;
+                }
+            }
+        }
+        sink
+    })
 }
 
 const BT: &str = "\"bt\":";

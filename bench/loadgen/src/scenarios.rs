@@ -1,11 +1,12 @@
-//! The scenarios of BENCHMARKS.md: fan-out latency, airport throughput, connect cost, idle cost.
+//! The scenarios of BENCHMARKS.md: fan-out latency, airport throughput, connect cost, idle cost,
+//! profile-change burst, public /state.
 
 use crate::Args;
 use crate::client::{
-    CONTROLLER_KEYS, Kind, OTHER_KEYS, Opened, Rec, Shared, check_loopback, close_all, open,
-    open_many, spawn_reader, spawn_sender,
+    CONTROLLER_KEYS, Kind, OTHER_KEYS, Opened, Rec, Shared, Sink, check_loopback, close_all,
+    heartbeat_ack, is_heartbeat, open, open_many, spawn_answerer, spawn_reader, spawn_sender,
 };
-use crate::meter::{CpuUse, CpuWindow, Percentiles, get_json, percentiles, settle};
+use crate::meter::{CpuUse, CpuWindow, Percentiles, get, get_json, percentiles, settle};
 use futures_util::{SinkExt, StreamExt};
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -156,6 +157,12 @@ pub async fn bench(args: &Args) -> Result<(), String> {
         connect_section(args, false).await?;
     } else if wants("herd") {
         connect_section(args, true).await?;
+    }
+    if wants("burst") {
+        burst_section(args).await?;
+    }
+    if wants("state") {
+        state_section(args).await?;
     }
     Ok(())
 }
@@ -979,21 +986,7 @@ pub async fn idle(args: &Args) -> Result<(), String> {
             OTHER_KEYS[i % 3]
         };
         let o = open(&t.url, &airport, key, Duration::from_secs(30)).await?;
-        let count = count.clone();
-        tasks.push(tokio::task::spawn_local(async move {
-            let (mut sink, mut stream) = (o.sink, o.stream);
-            while let Some(Ok(m)) = stream.next().await {
-                if let Message::Text(text) = m
-                    && is_heartbeat(text.as_str())
-                {
-                    count.set(count.get() + 1);
-                    if sink.send(heartbeat_ack()).await.is_err() {
-                        break;
-                    }
-                }
-            }
-            sink
-        }));
+        tasks.push(spawn_answerer(o, count.clone()));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let reset = get_json(&stats.replace("/stats", "/reset")).await?;
@@ -1160,4 +1153,558 @@ pub async fn idle(args: &Args) -> Result<(), String> {
     }
     println!("{out}");
     Ok(())
+}
+
+// ---------------------------------------------------------------- 5. profile-change burst
+
+/// A runway profile change: one STATE_UPDATE per lighting element, back to back.
+const BURST_FRAMES: usize = 2_000;
+/// Watching controllers; the other watchers are pilots and observers, half each.
+const BURST_CONTROLLERS: usize = 4;
+/// A burst that has not reached every watcher by then is a failed run.
+const BURST_LIMIT: Duration = Duration::from_secs(120);
+/// Only the last change's packet holds this: the service's broadcast of it, the floor's copy.
+const LAST_CHANGE: &str = "\"LIGHT_1999\"";
+/// Once per change in a packet, whether it carries one (STATE_UPDATE, the floor's copy) or many
+/// (the service's MULTI_STATE_UPDATE to pilots and observers).
+const CHANGE: &str = "\"objectId\":\"LIGHT_";
+
+fn burst_frames() -> Vec<String> {
+    (0..BURST_FRAMES)
+        .map(|i| {
+            format!(
+                "{{\"type\":\"STATE_UPDATE\",\"data\":{{\"objectId\":\"LIGHT_{i}\",\"state\":{}}}}}",
+                i.is_multiple_of(2)
+            )
+        })
+        .collect()
+}
+
+fn burst_key(i: usize) -> &'static str {
+    if i < BURST_CONTROLLERS {
+        CONTROLLER_KEYS[i % 2]
+    } else if i.is_multiple_of(2) {
+        OTHER_KEYS[0]
+    } else {
+        OTHER_KEYS[2]
+    }
+}
+
+/// When the last change reached one watcher (`None`: it closed, or the deadline passed), and
+/// how many packets and changes it read until then.
+struct Watch {
+    done: Option<Instant>,
+    packets: u64,
+    changes: u64,
+}
+
+/// Reads a socket until the last change arrives, answering HEARTBEATs. At N = 500 a burst is a
+/// million packets for this one thread, so a packet costs substring searches and no parsing.
+fn spawn_watcher(o: Opened, deadline: tokio::time::Instant) -> JoinHandle<(Watch, Sink)> {
+    tokio::task::spawn_local(async move {
+        let (mut sink, mut stream) = (o.sink, o.stream);
+        let (mut packets, mut changes) = (0, 0);
+        let watching = async {
+            while let Some(Ok(m)) = stream.next().await {
+                let Message::Text(text) = m else { continue };
+                packets += 1;
+                changes += text.as_str().matches(CHANGE).count() as u64;
+                if text.as_str().contains(LAST_CHANGE) {
+                    return Some(Instant::now());
+                }
+                if is_heartbeat(text.as_str()) && sink.send(heartbeat_ack()).await.is_err() {
+                    return None;
+                }
+            }
+            None
+        };
+        let done = tokio::time::timeout_at(deadline, watching)
+            .await
+            .ok()
+            .flatten();
+        (
+            Watch {
+                done,
+                packets,
+                changes,
+            },
+            sink,
+        )
+    })
+}
+
+/// Writes the frames as fast as the socket takes them: `feed` only buffers (the WebSocket writes
+/// whenever its buffer fills), and one flush sends the rest.
+async fn send_burst(sink: &mut Sink, frames: Vec<String>) -> Result<(), String> {
+    for f in frames {
+        sink.feed(Message::Text(f.into()))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    sink.flush().await.map_err(|e| e.to_string())
+}
+
+struct Burst {
+    /// First frame sent → the last change at every watcher; NaN when one never got it.
+    total_ms: f64,
+    /// First frame sent → the last one written.
+    written_ms: f64,
+    /// Per watcher: first frame sent → the last change there.
+    p: Percentiles,
+    packets: u64,
+    /// Changes that reached the watcher that got fewest: every one of them should.
+    fewest_changes: u64,
+    /// ERRORs the sender got (a rate limit would show here).
+    errors: u64,
+    failure: Option<String>,
+    cpu: CpuUse,
+}
+
+/// One controller sends the burst to a fresh airport where `n` other sockets watch.
+async fn burst(t: &Target, n: usize) -> Result<Burst, String> {
+    let airport = fresh_airport();
+    let watchers = open_many(&t.url, &airport, n, 50, burst_key).await?;
+    let controller = open(
+        &t.url,
+        &airport,
+        CONTROLLER_KEYS[0],
+        Duration::from_secs(30),
+    )
+    .await?;
+    let mut sink = controller.sink;
+    let rec: Shared = Rc::default();
+    let reader = spawn_reader(controller.stream, rec.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    settle(t.pid).await;
+    let frames = burst_frames();
+    let deadline = tokio::time::Instant::now() + BURST_LIMIT;
+    let watching: Vec<_> = watchers
+        .into_iter()
+        .map(|o| spawn_watcher(o, deadline))
+        .collect();
+    let cpu = CpuWindow::start(t.pid);
+    let t0 = Instant::now();
+    let written = tokio::time::timeout_at(deadline, send_burst(&mut sink, frames)).await;
+    let written_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let watched = futures_util::future::join_all(watching).await;
+    let cpu = cpu.stop();
+    let (mut lat, mut sinks, mut packets) = (Vec::new(), vec![sink], 0);
+    let mut fewest_changes = u64::MAX;
+    for w in watched {
+        let (w, s) = w.map_err(|e| e.to_string())?;
+        packets += w.packets;
+        fewest_changes = fewest_changes.min(w.changes);
+        if let Some(done) = w.done {
+            lat.push(done.duration_since(t0).as_micros() as u32);
+        }
+        sinks.push(s);
+    }
+    let reached = lat.len();
+    let p = percentiles(&mut lat);
+    let failure = match written {
+        Err(_) => Some(format!("frames not written within {BURST_LIMIT:?}")),
+        Ok(Err(e)) => Some(format!("sending: {e}")),
+        Ok(Ok(())) if reached < n => Some(format!(
+            "{reached}/{n} sockets got the last change within {BURST_LIMIT:?}"
+        )),
+        Ok(Ok(())) if fewest_changes < BURST_FRAMES as u64 => Some(format!(
+            "a socket got only {fewest_changes} of {BURST_FRAMES} changes"
+        )),
+        Ok(Ok(())) => None,
+    };
+    let errors = rec.borrow().errors;
+    close_all(sinks, vec![reader]).await;
+    settle(t.pid).await;
+    Ok(Burst {
+        total_ms: if failure.is_none() { p.max } else { f64::NAN },
+        written_ms,
+        p,
+        packets,
+        fewest_changes,
+        errors,
+        failure,
+        cpu,
+    })
+}
+
+async fn burst_section(args: &Args) -> Result<(), String> {
+    let ns: &[usize] = if args.quick { &[100] } else { &[100, 500] };
+    let repeats = if args.quick {
+        args.repeats.min(2)
+    } else {
+        args.repeats
+    };
+    // Runs alternate between targets; each target's row is its median run.
+    let mut rows: Vec<(usize, Vec<Vec<Burst>>)> = Vec::new();
+    for &n in ns {
+        let mut all: Vec<Vec<Burst>> = args.targets.iter().map(|_| Vec::new()).collect();
+        for _ in 0..repeats {
+            for (t, runs) in args.targets.iter().zip(all.iter_mut()) {
+                progress(&format!(
+                    "burst: {BURST_FRAMES} STATE_UPDATEs to {n} sockets on {}",
+                    t.name
+                ));
+                let b = burst(t, n).await?;
+                progress(&format!(
+                    "  every socket had the last change after {} ms{}",
+                    ms(b.total_ms),
+                    b.failure
+                        .as_ref()
+                        .map_or(String::new(), |f| format!(" (FAILED: {f})"))
+                ));
+                runs.push(b);
+            }
+        }
+        rows.push((n, all));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### 5. Profile-change burst (1 controller writes {BURST_FRAMES} STATE_UPDATEs back to back; N others watch, {BURST_CONTROLLERS} of them controllers; median of {repeats} runs per target, alternating)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| N | target | every socket had the last change after ms (median) | every run, ms | per socket p50 ms | p99 ms | frames written after ms | packets per socket | changes at the socket with fewest | failed runs | ERRORs to the sender | generator CPU | server CPU |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut medians: Vec<(usize, Vec<&Burst>)> = Vec::new();
+    for (n, all) in &rows {
+        let mut row = Vec::new();
+        for (t, runs) in args.targets.iter().zip(all) {
+            let totals: Vec<f64> = runs.iter().map(|b| b.total_ms).collect();
+            let b = &runs[median_index(&totals)];
+            let failed: Vec<&String> = runs.iter().filter_map(|b| b.failure.as_ref()).collect();
+            let _ = writeln!(
+                out,
+                "| {n} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {}{} | {} | {} | {} |",
+                t.name,
+                ms(b.total_ms),
+                list(&totals),
+                ms(b.p.p50),
+                ms(b.p.p99),
+                ms(b.written_ms),
+                b.packets as f64 / *n as f64,
+                b.fewest_changes,
+                failed.len(),
+                failed.first().map_or(String::new(), |f| format!(" ({f})")),
+                b.errors,
+                pct(Some(b.cpu.generator)),
+                pct(b.cpu.server)
+            );
+            row.push(b);
+        }
+        medians.push((*n, row));
+    }
+    if args.targets.len() >= 2 {
+        let (a, b) = (&args.targets[0].name, &args.targets[1].name);
+        let _ = writeln!(out, "\nRatios {a} / {b}:\n");
+        let _ = writeln!(
+            out,
+            "| N | every socket had the last change (target ≤ 1.5×) | per socket p50 | p99 |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|");
+        for (n, row) in &medians {
+            let (x, y) = (row[0], row[1]);
+            let r = x.total_ms / y.total_ms;
+            let _ = writeln!(
+                out,
+                "| {n} | **{}**{} | {} | {} |",
+                ratio(x.total_ms, y.total_ms),
+                if r <= 1.5 { " ✓" } else { " ✗" },
+                ratio(x.p.p50, y.p.p50),
+                ratio(x.p.p99, y.p.p99)
+            );
+        }
+    }
+    println!("{out}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- 6. public /state
+
+/// Live airports (one pilot each) that `/state?airport=all` gathers.
+const STATE_AIRPORTS: usize = 200;
+/// The service reuses an answer for 1 s in the isolate and the Cache API keeps it for 2 s, so an
+/// airport's object is read at most once per 2 s however often it is polled.
+const CACHE_PERIOD: Duration = Duration::from_secs(2);
+/// Longer than both reuses: a request after this gap reads the objects again.
+const COLD_GAP: Duration = Duration::from_millis(3_500);
+/// Back-to-back `airport=all` requests, well within the cache period.
+const WARM_REQUESTS: usize = 100;
+/// One airport polled every 10 ms for this long: five cache periods.
+const POLL_SECONDS: f64 = 10.0;
+/// serve.mjs counts a log line a little after workerd writes it.
+const LOG_LAG: Duration = Duration::from_millis(500);
+
+/// The answers to a series of GETs, and the objects' `state_read` events meanwhile.
+#[derive(Default)]
+struct Requests {
+    lat: Vec<u32>,
+    bytes: usize,
+    failed: usize,
+    first_error: Option<String>,
+    reads: i64,
+}
+
+impl Requests {
+    /// One answer: latency (µs), status and body length.
+    fn add(&mut self, got: Result<(u32, u16, usize), String>) {
+        let error = match got {
+            Ok((lat, 200, bytes)) => {
+                self.lat.push(lat);
+                self.bytes = bytes;
+                return;
+            }
+            Ok((_, status, _)) => format!("status {status}"),
+            Err(e) => e,
+        };
+        self.failed += 1;
+        self.first_error.get_or_insert(error);
+    }
+}
+
+async fn timed_get(url: &str) -> Result<(u32, u16, usize), String> {
+    let t0 = Instant::now();
+    let (status, body) = get(url).await?;
+    Ok((t0.elapsed().as_micros() as u32, status, body.len()))
+}
+
+/// `state_read` events so far (serve.mjs also counts them per airport), once the log lines of
+/// the requests already answered have arrived.
+async fn state_reads(stats: &str, airport: Option<&str>) -> Result<i64, String> {
+    tokio::time::sleep(LOG_LAG).await;
+    let v = get_json(stats).await?;
+    let count = match airport {
+        Some(a) => &v["airports"]["state_read"][a],
+        None => &v["counts"]["state_read"],
+    };
+    Ok(count.as_i64().unwrap_or(0))
+}
+
+fn count_states(body: &str) -> usize {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["states"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+/// Polls `/state?airport=all` every 500 ms (at most 30 s) until it lists `want` states, as the
+/// directory learns of the airports in the background; returns how many it listed last.
+async fn wait_listed(all: &str, want: usize) -> Result<usize, String> {
+    let begin = Instant::now();
+    loop {
+        let listed = count_states(&get(all).await?.1);
+        if listed >= want || begin.elapsed() > Duration::from_secs(30) {
+            return Ok(listed);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `count` GETs one after another, each `gap` after the previous answer. `reads`: the
+/// `state_read` count before them, then after them (so that the next series can start at once,
+/// while the answer is still cached).
+async fn get_in_turn(
+    url: &str,
+    count: usize,
+    gap: Duration,
+    stats: &str,
+    reads: &mut i64,
+) -> Result<Requests, String> {
+    let mut r = Requests::default();
+    for _ in 0..count {
+        tokio::time::sleep(gap).await;
+        r.add(timed_get(url).await);
+    }
+    let after = state_reads(stats, None).await?;
+    r.reads = after - std::mem::replace(reads, after);
+    Ok(r)
+}
+
+/// Anonymous polls of one airport, one every 10 ms for `secs`, each its own request (as from
+/// many browsers), and that airport's `state_read` events meanwhile.
+async fn poll_paced(
+    url: &str,
+    secs: f64,
+    stats: &str,
+    airport: &str,
+    pid: Option<u32>,
+) -> Result<(Requests, CpuUse), String> {
+    let before = state_reads(stats, Some(airport)).await?;
+    let cpu = CpuWindow::start(pid);
+    let start = tokio::time::Instant::now();
+    let end = start + Duration::from_secs_f64(secs);
+    let mut polls = Vec::new();
+    let mut next = start;
+    // Bounded: one request per 10 ms between start and end, each with its own timeout.
+    while next < end {
+        tokio::time::sleep_until(next).await;
+        let url = url.to_owned();
+        polls.push(tokio::task::spawn_local(
+            async move { timed_get(&url).await },
+        ));
+        next += Duration::from_millis(10);
+    }
+    let mut r = Requests::default();
+    for poll in futures_util::future::join_all(polls).await {
+        r.add(poll.map_err(|e| e.to_string())?);
+    }
+    let cpu = cpu.stop();
+    r.reads = state_reads(stats, Some(airport)).await? - before;
+    Ok((r, cpu))
+}
+
+/// Public `GET /state` on the service (the floor has none): `airport=all` over
+/// `STATE_AIRPORTS` live airports, cold and warm, and one airport polled 100 times a second.
+async fn state_section(args: &Args) -> Result<(), String> {
+    let Some(t) = args.targets.iter().find(|t| t.stateful.get()) else {
+        println!("\n### 6. Public GET /state: skipped, no target is the service\n");
+        return Ok(());
+    };
+    let stats = args.stats.as_deref().ok_or("state needs --stats")?;
+    let cold_n = if args.quick { 4 } else { 10 };
+    let (warm_n, poll_secs) = (WARM_REQUESTS, POLL_SECONDS);
+    let base = t.url.replacen("ws://", "http://", 1);
+    let all = format!("{base}/state?airport=all");
+    progress(&format!(
+        "state: a pilot at each of {STATE_AIRPORTS} fresh airports on {}",
+        t.name
+    ));
+    let airports: Vec<String> = (0..STATE_AIRPORTS).map(|_| fresh_airport()).collect();
+    let opened: Vec<Result<Opened, String>> = futures_util::stream::iter(&airports)
+        .map(|a| open(&t.url, a, OTHER_KEYS[0], Duration::from_secs(30)))
+        .buffered(25)
+        .collect()
+        .await;
+    // The pilots answer heartbeats: one that sends nothing is closed idle after 70 s, and this
+    // section can last longer.
+    let mut pilots = Vec::new();
+    for o in opened {
+        pilots.push(spawn_answerer(o?, Rc::default()));
+    }
+    let begin = Instant::now();
+    let listed = wait_listed(&all, STATE_AIRPORTS).await?;
+    let listed_after = begin.elapsed().as_secs_f64();
+    progress(&format!(
+        "  /state?airport=all lists {listed} after {listed_after:.1} s; {cold_n} cold requests"
+    ));
+    let mut reads = state_reads(stats, None).await?;
+    let cold = get_in_turn(&all, cold_n, COLD_GAP, stats, &mut reads).await?;
+    progress(&format!("  {warm_n} warm requests"));
+    let warm = get_in_turn(&all, warm_n, Duration::ZERO, stats, &mut reads).await?;
+    // Nothing has asked for this airport alone yet: its first poll reads the object.
+    let one = &airports[0];
+    progress(&format!(
+        "  {one} polled 100 times a second for {poll_secs} s"
+    ));
+    let (polls, cpu) = poll_paced(
+        &format!("{base}/state?airport={one}"),
+        poll_secs,
+        stats,
+        one,
+        t.pid,
+    )
+    .await?;
+    let poll_reads = polls.reads;
+    for pilot in &pilots {
+        pilot.abort();
+    }
+    settle(t.pid).await;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### 6. Public GET /state on {} ({STATE_AIRPORTS} fresh airports with a pilot each; `airport=all` listed {listed} after {listed_after:.1} s)\n",
+        t.name
+    );
+    let _ = writeln!(
+        out,
+        "| request | answered | p50 ms | p99 ms | max ms | response bytes | Durable Object reads (`state_read`) per request |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let rows = [
+        (
+            format!(
+                "`airport=all`, cold ({:.1} s apart)",
+                COLD_GAP.as_secs_f64()
+            ),
+            cold,
+        ),
+        ("`airport=all`, warm (back to back)".to_string(), warm),
+        (
+            format!("`airport={one}`, one every 10 ms for {poll_secs} s"),
+            polls,
+        ),
+    ];
+    for (what, mut r) in rows {
+        let p = percentiles(&mut r.lat);
+        let _ = writeln!(
+            out,
+            "| {what} | {}/{}{} | {} | {} | {} | {} | {:.2} |",
+            p.n,
+            p.n + r.failed,
+            r.first_error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" ({e})")),
+            ms(p.p50),
+            ms(p.p99),
+            ms(p.max),
+            r.bytes,
+            r.reads as f64 / (p.n + r.failed).max(1) as f64
+        );
+    }
+    let per_period = poll_reads as f64 / (poll_secs / CACHE_PERIOD.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "\nPolling {one}: {poll_reads} `state_read` events for it in {poll_secs} s = **{per_period:.2} per {} s cache period** (target ≤ 1){}; server CPU {}",
+        CACHE_PERIOD.as_secs(),
+        if per_period <= 1.0 { " ✓" } else { " ✗" },
+        pct(cpu.server)
+    );
+    println!("{out}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_frame_of_a_burst_is_the_last_change() {
+        let frames = burst_frames();
+        assert_eq!(frames.len(), BURST_FRAMES);
+        let last: Vec<usize> = (0..BURST_FRAMES)
+            .filter(|&i| frames[i].contains(LAST_CHANGE))
+            .collect();
+        assert_eq!(last, vec![BURST_FRAMES - 1]);
+        assert!(frames.iter().all(|f| f.matches(CHANGE).count() == 1));
+        let coalesced = "{\"type\":\"MULTI_STATE_UPDATE\",\"airport\":\"A000\",\"data\":{\"updates\":[{\"objectId\":\"LIGHT_1998\",\"state\":true,\"controllerId\":\"1\"},{\"objectId\":\"LIGHT_1999\",\"state\":false,\"controllerId\":\"1\"}]},\"timestamp\":1,\"seq\":2000,\"seqFrom\":1999}";
+        assert_eq!(coalesced.matches(CHANGE).count(), 2);
+        assert!(coalesced.contains(LAST_CHANGE));
+        let v: serde_json::Value = serde_json::from_str(&frames[1]).unwrap();
+        assert_eq!(v["data"]["state"], serde_json::Value::Bool(false));
+    }
+
+    #[test]
+    fn counts_the_states_of_all() {
+        assert_eq!(count_states("{\"states\":[{\"airport\":\"A\"},{}]}"), 2);
+        assert_eq!(count_states("{\"error\":{}}"), 0);
+    }
+
+    #[test]
+    fn burst_watchers_are_a_few_controllers_then_pilots_and_observers() {
+        let keys: Vec<&str> = (0..8).map(burst_key).collect();
+        assert_eq!(
+            keys,
+            [
+                "dev-controller-1",
+                "dev-controller-2",
+                "dev-controller-1",
+                "dev-controller-2",
+                "dev-pilot-1",
+                "dev-observer-1",
+                "dev-pilot-1",
+                "dev-observer-1"
+            ]
+        );
+    }
 }
