@@ -24,7 +24,7 @@ use crate::protocol::presence::CapExceeded;
 use crate::protocol::rate_limit::TokenBucket;
 use crate::protocol::recheck::{KeyStanding, NetworkStanding, Verdict, verdict};
 use crate::protocol::vatsim::resolve;
-use crate::protocol::write_batch;
+use crate::protocol::write_batch::{self, LastCommit};
 use crate::protocol::{Airport, Cid, Icao, PacketError, Presence, Session, StoreOp};
 use listing::DirectoryEntry;
 use network::StatusClient;
@@ -61,7 +61,7 @@ pub struct AirportObject {
     /// Effects of handled frames waiting for one shared commit, in arrival order.
     outbox: RefCell<Vec<(WebSocket, Effects)>>,
     /// When the outbox last committed changes, to tell a burst of changes from a lone one.
-    last_commit: Cell<Option<i64>>,
+    last_commit: Cell<Option<LastCommit>>,
     /// The airport's entry in the D1 directory.
     directory: Rc<DirectoryEntry>,
 }
@@ -471,9 +471,7 @@ impl AirportObject {
                 wrote
             })
             .collect();
-        if !ops.is_empty() {
-            self.last_commit.set(Some(now()));
-        }
+        let committed = !ops.is_empty();
         let failure = storage::write(&self.state.storage(), write_batch::compact(ops))
             .err()
             .map(|error| self.forget_live(&error));
@@ -489,6 +487,7 @@ impl AirportObject {
         // Pilots and observers get consecutive changes as one packet; one entry goes as it is.
         let coalesce = entries.len() > 1;
         let mut run = ChangeRun::default();
+        let mut sends = 0;
         for ((sender, effects), wrote) in entries.iter().zip(wrote) {
             match (&failure, &effects.broadcast, &effects.changes) {
                 (Some(icao), ..) if wrote => {
@@ -505,7 +504,7 @@ impl AirportObject {
                     if let Some(reply) = &effects.reply {
                         let _ = sender.send_with_str(reply);
                     }
-                    sockets::send_to(
+                    sends += sockets::send_to(
                         &self.state,
                         Recipients::OtherControllers,
                         Some(sender),
@@ -514,27 +513,35 @@ impl AirportObject {
                     run.push(packet, changes);
                 }
                 _ => {
-                    self.send_run(run.take(stamp));
-                    self.send(sender, effects);
+                    sends += self.send_run(run.take(stamp));
+                    sends += self.send(sender, effects);
                 }
             }
         }
-        self.send_run(run.take(stamp));
-    }
-
-    fn send_run(&self, packet: Option<String>) {
-        if let Some(packet) = packet {
-            sockets::send_to(&self.state, Recipients::PilotsAndObservers, None, &packet);
+        sends += self.send_run(run.take(stamp));
+        if committed {
+            self.last_commit.set(Some(LastCommit {
+                at: stamp.now,
+                sends,
+            }));
         }
     }
 
-    fn send(&self, sender: &WebSocket, effects: &Effects) {
+    /// Sends a run of changes to pilots and observers; returns the number of sends.
+    fn send_run(&self, packet: Option<String>) -> u32 {
+        packet.map_or(0, |packet| {
+            sockets::send_to(&self.state, Recipients::PilotsAndObservers, None, &packet)
+        })
+    }
+
+    /// Sends an entry's reply and broadcast; returns the number of broadcast sends.
+    fn send(&self, sender: &WebSocket, effects: &Effects) -> u32 {
         if let Some(reply) = &effects.reply {
             let _ = sender.send_with_str(reply);
         }
-        if let Some((audience, packet)) = &effects.broadcast {
-            sockets::send_to(&self.state, (*audience).into(), Some(sender), packet);
-        }
+        effects.broadcast.as_ref().map_or(0, |(audience, packet)| {
+            sockets::send_to(&self.state, (*audience).into(), Some(sender), packet)
+        })
     }
 
     /// A storage write failed: drop the in-memory airport and return its code.

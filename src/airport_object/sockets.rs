@@ -67,21 +67,23 @@ impl From<Audience> for Recipients {
 
 #[wasm_bindgen(inline_js = "export function sendToSockets(ctx, tag, except, data) {
   const sockets = tag === undefined ? ctx.getWebSockets() : ctx.getWebSockets(tag);
+  let sent = 0;
   for (const ws of sockets) {
     if (ws === except) continue;
-    try { ws.send(data); } catch {}
+    try { ws.send(data); sent++; } catch {}
   }
+  return sent;
 }")]
 extern "C" {
     /// The fan-out loop, in JavaScript: a broadcast crosses from Wasm once, with its text
     /// converted from UTF-8 once, rather than twice per recipient. A socket that is no longer
-    /// OPEN refuses the send; its close event cleans it up.
+    /// OPEN refuses the send; its close event cleans it up. Returns the number of sends.
     #[wasm_bindgen(js_name = sendToSockets)]
-    fn send_to_sockets(ctx: &JsValue, tag: Option<&str>, except: &JsValue, data: &str);
+    fn send_to_sockets(ctx: &JsValue, tag: Option<&str>, except: &JsValue, data: &str) -> u32;
 }
 
-/// Sends one serialized packet to every socket of the audience.
-pub fn send_to(state: &State, to: Recipients, sender: Option<&WebSocket>, packet: &str) {
+/// Sends one serialized packet to every socket of the audience; returns how many it reached.
+pub fn send_to(state: &State, to: Recipients, sender: Option<&WebSocket>, packet: &str) -> u32 {
     let tags: &[Option<Role>] = match to {
         Recipients::Others | Recipients::Everyone => &[None],
         Recipients::Controllers | Recipients::OtherControllers => &[Some(Role::Controller)],
@@ -93,12 +95,14 @@ pub fn send_to(state: &State, to: Recipients, sender: Option<&WebSocket>, packet
         }
         _ => &JsValue::UNDEFINED,
     };
-    for tag in tags {
-        send_to_sockets(
-            state.as_raw().as_ref(),
-            tag.map(Role::as_str),
-            except,
-            packet,
-        );
-    }
+    tags.iter()
+        .map(|tag| {
+            send_to_sockets(
+                state.as_raw().as_ref(),
+                tag.map(Role::as_str),
+                except,
+                packet,
+            )
+        })
+        .sum()
 }
