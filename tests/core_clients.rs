@@ -210,15 +210,28 @@ fn a_controller_that_keeps_flooding_is_closed_but_pilots_keep_the_strict_limit()
 fn a_large_frame_costs_what_it_weighs() {
     let mut h = Harness::new();
     h.step_ms = 0;
+    // A smaller bucket than production's, so that it empties after a few frames.
+    h.limits.controller.burst = 100.0;
     let c = controller();
-    // A million bytes costs 20 tokens: a frame, and 19 more for its 19 further blocks of 50,000.
+    // A million bytes costs 5 tokens: a frame, and 4 more for its 4 further blocks of 200,000.
     let frame = "x".repeat(MAX_LIGHTING_PACKET_CHARS);
-    let burst = h.limits.controller.burst as usize;
-    let handled = (0..burst / 20 + 2)
+    let handled = (0..22)
         .map(|_| h.send_text(&c, &frame))
         .take_while(|e| error_code(e).as_deref() == Some("PACKET_TOO_LARGE"))
         .count();
-    assert_eq!(handled, burst / 20);
+    assert_eq!(handled, 20);
+
+    // A packet within the normal limit costs one, however many bytes its characters take: a
+    // pilot's burst of 60 frames of 50,000 four-byte characters all pass the bucket.
+    let pilot = who(Role::Pilot, "1000011");
+    let wide = "\u{1D11E}".repeat(50_000);
+    assert_eq!(wide.len(), 200_000);
+    for i in 0..h.limits.pilot_or_observer.burst as usize {
+        let e = h.send_text(&pilot, &wide);
+        assert_eq!(error_code(&e).as_deref(), Some("INVALID_JSON"), "frame {i}");
+    }
+    let e = h.send_text(&pilot, &wide);
+    assert_eq!(error_code(&e).as_deref(), Some("RATE_LIMITED"));
 }
 
 /// A boolean-only batch of `n` items, as the EuroScope plugin's rewrite sends a whole airport.

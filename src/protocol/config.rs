@@ -53,9 +53,10 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// Every started block of this many bytes past the first costs one more token: the normal
-    /// packet limit, so every packet within §3's limits costs exactly one.
-    pub const BYTES_PER_TOKEN: usize = super::limits::MAX_PACKET_CHARS;
+    /// Every started block of this many bytes past the first costs one more token: the most
+    /// bytes a packet within §3's limits can take (50,000 characters of 4 bytes), so every such
+    /// packet costs exactly one, whatever its characters.
+    pub const BYTES_PER_TOKEN: usize = 4 * super::limits::MAX_PACKET_CHARS;
 
     /// Pilots and observers (PROTOCOL §3): 20 packets/s sustained with bursts of 50 must
     /// always pass; these numbers leave headroom for network jitter.
