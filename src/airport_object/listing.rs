@@ -29,17 +29,23 @@ impl DirectoryEntry {
         self.listed.set(listed);
     }
 
-    /// Asks for the entry to say `wanted`; starts a writer unless one is under way (it will
-    /// pick this up) or nothing changes.
-    pub fn update(self: &Rc<Self>, wanted: Entry, db: Option<D1Database>, sql: SqlStorage) {
+    /// Asks for the entry to say `wanted`; starts a writer, on the handles `open` gives, unless
+    /// one is under way (it will pick this up) or nothing changes. Most events change nothing,
+    /// and then nothing is opened.
+    pub fn update(
+        self: &Rc<Self>,
+        wanted: Entry,
+        open: impl FnOnce() -> (Option<D1Database>, SqlStorage),
+    ) {
         let changed = self.listed.get() != Some(wanted.1);
         *self.wanted.borrow_mut() = Some(wanted);
-        let Some(db) = db else {
-            return;
-        };
-        if !changed || self.writing.replace(true) {
+        if !changed || self.writing.get() {
             return;
         }
+        let (Some(db), sql) = open() else {
+            return;
+        };
+        self.writing.set(true);
         let entry = Rc::clone(self);
         wasm_bindgen_futures::spawn_local(async move {
             entry.write_until_current(db, sql).await;

@@ -337,8 +337,9 @@ impl AirportObject {
             let listing = Listing::of(&live.airport, &live.presence);
             (live.airport.icao().clone(), listing, live.airport.seq())
         };
-        let sql = self.state.storage().sql();
-        self.directory.update(wanted, self.env.d1("DB").ok(), sql);
+        self.directory.update(wanted, || {
+            (self.env.d1("DB").ok(), self.state.storage().sql())
+        });
     }
 
     /// The public state (PROTOCOL §6) for the Worker's `GET /state`. The Worker asks only
