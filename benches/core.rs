@@ -8,11 +8,10 @@
 //!
 //! Results in BENCHMARKS.md.
 
-use airport_realtime::protocol::config::RateLimit;
-use airport_realtime::protocol::machine::{Effects, on_frame};
+use airport_realtime::protocol::config::{Config, RateLimit, RateLimits};
+use airport_realtime::protocol::liveness::Schedule;
 use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::rate_limit::TokenBucket;
-use airport_realtime::protocol::{Airport, Cid, Icao, Presence, Role, Session};
+use airport_realtime::protocol::{Airport, Cid, Effects, Icao, Role, Room, Session, SocketId};
 use criterion::{Criterion, Throughput};
 use serde_json::json;
 use std::hint::black_box;
@@ -87,13 +86,10 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-/// An airport with a controller to send frames, and no rate limit in the way.
+/// An airport with a controller's socket to send frames, and no rate limit in the way.
 struct Fixture {
-    airport: Airport,
-    presence: Presence,
-    controller: Session,
-    limit: RateLimit,
-    bucket: TokenBucket,
+    room: Room,
+    controller: SocketId,
 }
 
 impl Fixture {
@@ -104,16 +100,25 @@ impl Fixture {
             per_second: f64::MAX,
             flood_drops: f64::MAX,
         };
-        let mut fixture = Fixture {
-            airport: Airport::new(Icao::parse("EGLL").unwrap()),
-            presence: Presence::default(),
-            controller: Session {
-                cid: Cid::parse("1000001").unwrap(),
-                role: Role::Controller,
-                callsign: None,
+        let config = Config {
+            rate_limits: RateLimits {
+                controller: limit,
+                pilot_or_observer: limit,
             },
-            bucket: TokenBucket::full(&limit, 0),
-            limit,
+            ..Config::default()
+        };
+        let airport = Airport::new(Icao::parse("EGLL").unwrap());
+        let (mut room, _) = Room::restore(config, airport, Schedule::default(), [], 0);
+        let controller = Session {
+            cid: Cid::parse("1000001").unwrap(),
+            role: Role::Controller,
+            callsign: None,
+        };
+        room.connect(1, controller, "key".into(), 0)
+            .expect("admitted");
+        let mut fixture = Fixture {
+            room,
+            controller: 1,
         };
         for chunk in 0..objects.div_ceil(200) {
             let updates: Vec<_> = (chunk * 200..((chunk + 1) * 200).min(objects))
@@ -127,15 +132,7 @@ impl Fixture {
     }
 
     fn send(&mut self, frame: &str, now: i64) -> Effects {
-        on_frame(
-            &mut self.airport,
-            &self.presence,
-            &self.controller,
-            &mut self.bucket,
-            &self.limit,
-            Frame::Text(frame),
-            now,
-        )
+        self.room.frame(self.controller, Frame::Text(frame), now)
     }
 }
 

@@ -4,14 +4,14 @@
 
 mod common;
 
+use airport_realtime::protocol::config::RateLimits;
 use airport_realtime::protocol::limits::{
     MAX_LIGHTING_PACKET_CHARS, MAX_LIGHTING_UPDATES, MAX_MULTI_UPDATES, MAX_OBJECTS,
     MAX_SHARED_PATCH_CHARS,
 };
-use airport_realtime::protocol::machine::{Audience, CloseCode};
 use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::{Role, Session};
-use common::{Harness, broadcast, error_code, parse, who};
+use airport_realtime::protocol::{CloseCode, Role, Session};
+use common::{Audience, Harness, broadcast, error_code, parse, who};
 use serde_json::{Value, json};
 
 fn controller() -> Session {
@@ -43,7 +43,7 @@ fn vatsys_bare_array_batch_is_applied_like_updates() {
     assert_eq!(audience, Audience::Others);
     assert_eq!(packet["type"], "MULTI_STATE_UPDATE");
     assert_eq!(packet["seq"], 1);
-    assert_eq!(bare.airport, wrapped.airport);
+    assert_eq!(bare.airport(), wrapped.airport());
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn a_bare_array_names_the_bad_item_by_its_index_and_applies_nothing() {
             .starts_with("data[1].objectId"),
         "{reply}"
     );
-    assert!(h.airport.objects().is_empty());
+    assert!(h.airport().objects().is_empty());
     for data in [json!([]), json!([1]), json!("x")] {
         let e = h.send(
             &controller(),
@@ -100,8 +100,8 @@ fn a_batch_that_changes_one_object_is_broadcast_as_its_state_update() {
 fn stopbar_crossing_and_online_pilots_carry_the_legacy_names() {
     let mut h = Harness::new();
     let pilot = who(Role::Pilot, "1000011");
-    h.presence.join(&pilot);
-    h.presence.join(&Session {
+    h.connect(&pilot);
+    h.connect(&Session {
         callsign: Some("DLH4AB".into()),
         ..who(Role::Pilot, "1000012")
     });
@@ -146,7 +146,7 @@ fn a_controllers_profile_burst_of_ten_thousand_frames_passes_at_once() {
         );
         assert_eq!(error_code(&e), None, "frame {i} of the second burst");
     }
-    assert_eq!(h.airport.seq(), 2 * MAX_OBJECTS as u64);
+    assert_eq!(h.airport().seq(), 2 * MAX_OBJECTS as u64);
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn a_controller_sustains_two_hundred_frames_a_second_and_more() {
     let c = controller();
     // A minute at 400 frames a second (2.5 ms apart), after a burst that emptied the bucket.
     h.step_ms = 0;
-    for _ in 0..h.limits.controller.burst as usize {
+    for _ in 0..h.room.config().rate_limits.controller.burst as usize {
         h.send_text(&c, r#"{"type":"HEARTBEAT"}"#);
     }
     h.step_ms = 5;
@@ -189,7 +189,7 @@ fn a_controller_that_keeps_flooding_is_closed_but_pilots_keep_the_strict_limit()
             break;
         }
     }
-    let limit = h.limits.controller;
+    let limit = h.room.config().rate_limits.controller;
     assert_eq!(first_drop, Some(limit.burst as usize));
     assert_eq!(
         closed_at,
@@ -202,16 +202,21 @@ fn a_controller_that_keeps_flooding_is_closed_but_pilots_keep_the_strict_limit()
             .map(|_| h.send_text(&who, r#"{"type":"GET_STATE"}"#))
             .filter(|e| error_code(e).is_none())
             .count();
-        assert_eq!(passed, h.limits.pilot_or_observer.burst as usize, "{role}");
+        assert_eq!(
+            passed,
+            h.room.config().rate_limits.pilot_or_observer.burst as usize,
+            "{role}"
+        );
     }
 }
 
 #[test]
 fn a_large_frame_costs_what_it_weighs() {
-    let mut h = Harness::new();
-    h.step_ms = 0;
     // A smaller bucket than production's, so that it empties after a few frames.
-    h.limits.controller.burst = 100.0;
+    let mut limits = RateLimits::default();
+    limits.controller.burst = 100.0;
+    let mut h = Harness::with_limits(limits);
+    h.step_ms = 0;
     let c = controller();
     // A million bytes costs 5 tokens: a frame, and 4 more for its 4 further blocks of 200,000.
     let frame = "x".repeat(MAX_LIGHTING_PACKET_CHARS);
@@ -226,7 +231,7 @@ fn a_large_frame_costs_what_it_weighs() {
     let pilot = who(Role::Pilot, "1000011");
     let wide = "\u{1D11E}".repeat(50_000);
     assert_eq!(wide.len(), 200_000);
-    for i in 0..h.limits.pilot_or_observer.burst as usize {
+    for i in 0..h.room.config().rate_limits.pilot_or_observer.burst as usize {
         let e = h.send_text(&pilot, &wide);
         assert_eq!(error_code(&e).as_deref(), Some("INVALID_JSON"), "frame {i}");
     }
@@ -252,7 +257,7 @@ fn boolean_only_batches_may_hold_the_object_limit_in_a_large_frame() {
         packet["data"]["updates"].as_array().unwrap().len(),
         MAX_LIGHTING_UPDATES
     );
-    assert_eq!(h.airport.objects().len(), MAX_LIGHTING_UPDATES);
+    assert_eq!(h.airport().objects().len(), MAX_LIGHTING_UPDATES);
 
     // 201 boolean items fit a normal frame and pass; 201 object states do not.
     let mut h = Harness::new();
@@ -327,7 +332,7 @@ fn a_large_frame_that_does_not_qualify_is_too_large() {
             Some("PACKET_TOO_LARGE"),
             "{what}"
         );
-        assert_eq!(h.airport.seq(), 0, "{what}");
+        assert_eq!(h.airport().seq(), 0, "{what}");
     }
     // One item over the object limit: the frame qualifies, the count does not.
     let mut h = Harness::new();
@@ -375,7 +380,7 @@ fn a_lighting_graph_patch_may_be_large_and_anything_else_keeps_the_strict_limit(
     assert_eq!(audience, Audience::Everyone);
     assert_eq!(packet["data"]["controllerId"], "1000001");
     assert_eq!(
-        h.airport.shared().as_map()["nodes"]
+        h.airport().shared().as_map()["nodes"]
             .as_object()
             .unwrap()
             .len(),
@@ -413,5 +418,5 @@ fn euroscope_frames_exactly_as_sent_are_accepted() {
         let e = h.send_text(&c, frame);
         assert_eq!(error_code(&e), None, "{frame}");
     }
-    assert_eq!(h.airport.seq(), 4);
+    assert_eq!(h.airport().seq(), 4);
 }

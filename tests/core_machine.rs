@@ -2,10 +2,11 @@
 
 mod common;
 
-use airport_realtime::protocol::Role;
 use airport_realtime::protocol::config::Timings;
-use airport_realtime::protocol::machine::{Audience, CloseCode, Effects, on_join, on_leave};
-use common::{Harness, error_code, parse, who};
+use airport_realtime::protocol::effects::To;
+use airport_realtime::protocol::room::Answers;
+use airport_realtime::protocol::{CloseCode, Role};
+use common::{Audience, Harness, Sent, error_code, parse, who};
 use serde_json::{Value, json};
 
 #[test]
@@ -50,7 +51,7 @@ fn state_update_replaces_patches_and_deletes() {
         json!({"objectId": "SB_1", "patch": null, "controllerId": "1000001"})
     );
     assert_eq!(packet["seq"], 4);
-    assert!(h.airport.objects().is_empty());
+    assert!(h.airport().objects().is_empty());
 
     // Deleting what does not exist changes nothing and is not broadcast.
     let e = h.send(
@@ -58,7 +59,7 @@ fn state_update_replaces_patches_and_deletes() {
         json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_1", "patch": null}}),
     );
     assert!(e.broadcast.is_none() && e.reply.is_none() && e.persist.is_empty());
-    assert_eq!(h.airport.seq(), 4);
+    assert_eq!(h.airport().seq(), 4);
 }
 
 #[test]
@@ -82,8 +83,8 @@ fn multi_state_update_is_all_or_nothing_and_names_the_bad_item() {
             .unwrap()
             .contains("updates[2]")
     );
-    assert!(h.airport.objects().is_empty());
-    assert_eq!(h.airport.seq(), 0);
+    assert!(h.airport().objects().is_empty());
+    assert_eq!(h.airport().seq(), 0);
 
     let e = h.send(
         &c,
@@ -116,7 +117,7 @@ fn a_batch_refused_after_some_items_were_applied_is_undone() {
             {"objectId": "C", "state": false},
         ]}}),
     );
-    let before = h.airport.clone();
+    let before = h.airport().clone();
     // Every kind of write to existing and new objects, some twice, then an item that only the
     // size check after the merge refuses (4 characters each sent, 18 once serialized).
     let numbers = vec!["1e15"; 3_000].join(",");
@@ -134,7 +135,7 @@ fn a_batch_refused_after_some_items_were_applied_is_undone() {
     assert_eq!(error_code(&e).as_deref(), Some("LIMIT_EXCEEDED"));
     assert!(e.persist.is_empty() && e.broadcast.is_none());
     assert!(e.reply.unwrap().contains("updates[6]"));
-    assert_eq!(h.airport, before);
+    assert_eq!(h.airport(), &before);
 }
 
 #[test]
@@ -179,14 +180,22 @@ fn presence_is_per_person_and_offline_grace_is_tracked() {
     let mut h = Harness::new();
     let timings = Timings::default();
     let c = who(Role::Controller, "1000001");
-    let first = on_join(&mut h.airport, &mut h.presence, &c, &timings, 10);
-    assert!(first.announce.is_some());
-    let initial = parse(&first.initial_state);
+    let (first, joined) = h.connect(&c);
+    let announce = joined.sent_to(To::All {
+        except: Some(first),
+    });
+    assert_eq!(announce.count(), 1);
+    let initial = parse(joined.sent_to(To::Socket(first)).next().unwrap());
     assert_eq!(initial["data"]["controllers"], json!(["1000001"]));
     assert_eq!(initial["data"]["offline"], false);
-    let second = on_join(&mut h.airport, &mut h.presence, &c, &timings, 11);
-    assert!(
-        second.announce.is_none(),
+    let (second, joined) = h.connect(&c);
+    assert_eq!(
+        joined
+            .sent_to(To::All {
+                except: Some(second)
+            })
+            .count(),
+        0,
         "a second socket is not announced"
     );
 
@@ -194,30 +203,38 @@ fn presence_is_per_person_and_offline_grace_is_tracked() {
         &c,
         json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_1", "state": true}}),
     );
-    assert!(
-        on_leave(&mut h.airport, &mut h.presence, &c, 20)
-            .broadcast
-            .is_none()
+    h.now = 3_000;
+    assert!(h.leave(second).actions.is_empty());
+    h.now = 4_000;
+    let last = h.leave(first);
+    let packet = parse(
+        last.sent_to(To::All {
+            except: Some(first),
+        })
+        .next()
+        .unwrap(),
     );
-    let last = on_leave(&mut h.airport, &mut h.presence, &c, 30);
-    assert_eq!(
-        parse(&last.broadcast.unwrap().1)["type"],
-        "CONTROLLER_DISCONNECT"
-    );
-    assert_eq!(h.airport.offline_since(), Some(30));
+    assert_eq!(packet["type"], "CONTROLLER_DISCONNECT");
+    assert_eq!(h.airport().offline_since(), Some(4_000));
 
+    // The heartbeat started with the first socket is due first; with no socket left, the
+    // alarm then stops it and waits for the end of the grace period.
+    let heartbeat = 1_000 + timings.heartbeat_interval_ms;
+    assert_eq!(h.room.next_wake(), Some(heartbeat));
+    h.now = heartbeat;
+    let quiet = h.alarm(&Answers::default());
+    assert_eq!(quiet.actions, vec![]);
+    assert_eq!(h.room.next_wake(), Some(4_000 + timings.offline_grace_ms));
     // Before the grace period ends nothing is cleared; after, everything is, and seq moves.
-    assert!(
-        h.airport
-            .clear_if_due(30 + timings.offline_grace_ms - 1, timings.offline_grace_ms)
-            .is_empty()
-    );
-    let seq = h.airport.seq();
-    h.airport
-        .clear_if_due(30 + timings.offline_grace_ms, timings.offline_grace_ms);
-    assert!(h.airport.objects().is_empty());
-    assert_eq!(h.airport.seq(), seq + 1);
-    assert_eq!(h.airport.offline_since(), None);
+    h.now = 4_000 + timings.offline_grace_ms - 1;
+    assert_eq!(h.alarm(&Answers::default()).persist, vec![]);
+    let seq = h.airport().seq();
+    h.now += 1;
+    h.alarm(&Answers::default());
+    assert!(h.airport().objects().is_empty());
+    assert_eq!(h.airport().seq(), seq + 1);
+    assert_eq!(h.airport().offline_since(), None);
+    assert_eq!(h.room.next_wake(), None);
 }
 
 #[test]
@@ -245,7 +262,7 @@ fn rate_limited_errors_echo_the_request_id_and_floods_close() {
     let mut h = Harness::new();
     let c = who(Role::Observer, "1000021");
     h.step_ms = 0;
-    let mut last = Effects::default();
+    let mut last = Sent::default();
     for i in 0..200 {
         last = h.send(
             &c,
@@ -274,7 +291,7 @@ fn a_replaced_state_is_held_to_the_object_size_limit() {
     );
     let e = h.send_text(&c, &packet);
     assert_eq!(error_code(&e).as_deref(), Some("LIMIT_EXCEEDED"));
-    assert!(h.airport.objects().is_empty());
+    assert!(h.airport().objects().is_empty());
 }
 
 #[test]
@@ -286,15 +303,15 @@ fn numbers_are_kept_exactly() {
     let broadcast = e.broadcast.unwrap().1;
     assert!(broadcast.contains("6.394191070984525e+233"), "{broadcast}");
     // What storage writes reads back to the same value.
-    let stored = serde_json::to_string(&h.airport.shared().as_map()["v"]).unwrap();
+    let stored = serde_json::to_string(&h.airport().shared().as_map()["v"]).unwrap();
     let reread: Value = serde_json::from_str(&stored).unwrap();
-    assert_eq!(reread, h.airport.shared().as_map()["v"]);
+    assert_eq!(reread, h.airport().shared().as_map()["v"]);
 }
 
 #[test]
 fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
     use airport_realtime::protocol::StoreOp;
-    use airport_realtime::protocol::write_batch;
+    use airport_realtime::protocol::outbox;
     let mut h = Harness::new();
     let c = who(Role::Controller, "1000001");
     h.send(
@@ -341,7 +358,7 @@ fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
             ("A", states[2].as_str())
         ]
     );
-    let committed = write_batch::compact(e.persist.clone());
+    let committed = outbox::compact(e.persist.clone());
     let committed: Vec<&str> = committed
         .iter()
         .filter_map(|op| op.object_write().map(|(id, _)| id))
@@ -350,7 +367,7 @@ fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
     for (id, text) in &rows[1..] {
         assert!(broadcast.contains(text), "{text} is not in {broadcast}");
         let reread: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(reread, h.airport.objects()[*id].state);
+        assert_eq!(reread, h.airport().objects()[*id].state);
     }
 }
 
@@ -368,7 +385,7 @@ fn the_object_limit_counts_the_items_before_each_creation() {
             json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": updates}}),
         );
     }
-    assert_eq!(h.airport.objects().len(), MAX_OBJECTS);
+    assert_eq!(h.airport().objects().len(), MAX_OBJECTS);
     let create_then_delete = json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": [
         {"objectId": "NEW", "state": true},
         {"objectId": "O_0", "patch": null},
@@ -382,8 +399,10 @@ fn the_object_limit_counts_the_items_before_each_creation() {
     ]}});
     let e = h.send(&c, delete_then_create);
     assert_eq!(error_code(&e), None);
-    assert!(h.airport.objects().contains_key("NEW") && !h.airport.objects().contains_key("O_0"));
-    assert_eq!(h.airport.objects().len(), MAX_OBJECTS);
+    assert!(
+        h.airport().objects().contains_key("NEW") && !h.airport().objects().contains_key("O_0")
+    );
+    assert_eq!(h.airport().objects().len(), MAX_OBJECTS);
 }
 
 #[test]

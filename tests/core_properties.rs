@@ -2,16 +2,18 @@
 //! change nothing, accepted changes move `seq` by exactly one, limits always hold, and only
 //! controllers change state.
 
+mod common;
+
 use airport_realtime::protocol::airport::{ObjectRow, StoreOp};
-use airport_realtime::protocol::config::RateLimit;
+use airport_realtime::protocol::config::{RateLimit, RateLimits};
 use airport_realtime::protocol::json::serialized_chars;
 use airport_realtime::protocol::limits::{MAX_OBJECTS, MAX_SHARED_STATE_CHARS};
-use airport_realtime::protocol::machine::{Audience, on_frame};
+use airport_realtime::protocol::liveness::Schedule;
+use airport_realtime::protocol::outbox::compact;
 use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::rate_limit::TokenBucket;
 use airport_realtime::protocol::shared_state::SharedState;
-use airport_realtime::protocol::write_batch::compact;
-use airport_realtime::protocol::{Airport, Cid, Icao, Presence, Role, Session};
+use airport_realtime::protocol::{Airport, Cid, Role, Session};
+use common::{Audience, Harness};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -25,12 +27,18 @@ fn session(role: Role, cid: &str) -> Session {
 }
 
 /// No rate limiting: these properties are about packets, not pacing.
-fn unlimited() -> RateLimit {
-    RateLimit {
+fn unlimited() -> Harness {
+    let limit = RateLimit {
         burst: 1e12,
         per_second: 1e12,
         flood_drops: 1e12,
-    }
+    };
+    let mut h = Harness::with_limits(RateLimits {
+        controller: limit,
+        pilot_or_observer: limit,
+    });
+    h.step_ms = 0;
+    h
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -114,20 +122,18 @@ proptest! {
         bytes in prop::collection::vec(any::<u8>(), 0..512),
         role in prop::sample::select(Role::ALL.to_vec()),
     ) {
-        let mut airport = Airport::new(Icao::parse("EGLL").unwrap());
-        let presence = Presence::default();
+        let mut h = unlimited();
         let who = session(role, "1");
-        let limit = unlimited();
-        let mut bucket = TokenBucket::full(&limit, 0);
-        let before = airport.clone();
-        let effects = on_frame(&mut airport, &presence, &who, &mut bucket, &limit, Frame::Binary(&bytes), 0);
+        h.socket(&who);
+        let before = h.clone();
+        let effects = h.send_frame(&who, Frame::Binary(&bytes));
         if effects.persist.is_empty() {
-            prop_assert_eq!(&airport, &before);
+            prop_assert_eq!(h.airport(), before.airport());
         }
         if let Ok(text) = std::str::from_utf8(&bytes) {
             let mut again = before.clone();
-            on_frame(&mut again, &presence, &who, &mut bucket, &limit, Frame::Text(text), 0);
-            prop_assert_eq!(again, airport);
+            again.send_frame(&who, Frame::Text(text));
+            prop_assert_eq!(again.airport(), h.airport());
         }
     }
 
@@ -137,27 +143,26 @@ proptest! {
     fn packet_sequences_keep_the_invariants(
         steps in prop::collection::vec((prop::sample::select(Role::ALL.to_vec()), packet()), 1..40),
     ) {
-        let mut airport = Airport::new(Icao::parse("EGLL").unwrap());
-        let presence = Presence::default();
-        let limit = unlimited();
-        let mut bucket = TokenBucket::full(&limit, 0);
-        for (now, (role, text)) in steps.iter().enumerate() {
+        let mut h = unlimited();
+        for (role, text) in &steps {
             let who = session(*role, "1000001");
-            let before = airport.clone();
-            let effects = on_frame(&mut airport, &presence, &who, &mut bucket, &limit, Frame::Text(text), now as i64);
+            h.socket(&who);
+            let before = h.airport().clone();
+            let effects = h.send_text(&who, text);
+            let airport = h.airport();
             let seq_ops: Vec<u64> = effects.persist.iter().filter_map(|op| match op {
                 StoreOp::SetSeq(seq) => Some(*seq),
                 _ => None,
             }).collect();
             let rejected = effects.reply.as_deref().is_some_and(|r| r.contains("\"type\":\"ERROR\""));
             if rejected {
-                prop_assert_eq!(&airport, &before, "a rejected packet changed state: {}", text);
+                prop_assert_eq!(airport, &before, "a rejected packet changed state: {}", text);
                 prop_assert!(effects.persist.is_empty());
                 prop_assert!(effects.broadcast.is_none());
             }
             if seq_ops.is_empty() {
                 prop_assert_eq!(airport.seq(), before.seq());
-                prop_assert!(!state_changed(&before, &airport));
+                prop_assert!(!state_changed(&before, airport));
             } else {
                 prop_assert_eq!(seq_ops, vec![before.seq() + 1]);
                 prop_assert_eq!(airport.seq(), before.seq() + 1);
@@ -186,25 +191,20 @@ proptest! {
         existing in prop::collection::vec(change(), 0..3),
     ) {
         let who = session(Role::Controller, "1000001");
-        let limit = unlimited();
-        let mut seeded = Airport::new(Icao::parse("EGLL").unwrap());
-        let presence = Presence::default();
-        let mut bucket = TokenBucket::full(&limit, 0);
+        let mut seeded = unlimited();
         for item in existing {
-            let text = json!({"type": "STATE_UPDATE", "data": item}).to_string();
-            on_frame(&mut seeded, &presence, &who, &mut bucket, &limit, Frame::Text(&text), 0);
+            seeded.send(&who, json!({"type": "STATE_UPDATE", "data": item}));
         }
         let (mut bare, mut wrapped) = (seeded.clone(), seeded);
         let bare_text = json!({"type": "MULTI_STATE_UPDATE", "data": items}).to_string();
         let wrapped_text =
             json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": items}}).to_string();
-        let mut from_bare = on_frame(&mut bare, &presence, &who, &mut bucket, &limit, Frame::Text(&bare_text), 1);
-        let mut from_wrapped =
-            on_frame(&mut wrapped, &presence, &who, &mut bucket, &limit, Frame::Text(&wrapped_text), 1);
+        let mut from_bare = bare.send_text(&who, &bare_text);
+        let mut from_wrapped = wrapped.send_text(&who, &wrapped_text);
         from_wrapped.reply = from_wrapped.reply.map(|reply| reply.replace("data.updates", "data"));
         from_bare.reply = from_bare.reply.map(|reply| reply.replace("data.updates", "data"));
         prop_assert_eq!(from_bare, from_wrapped);
-        prop_assert_eq!(bare, wrapped);
+        prop_assert_eq!(bare.airport(), wrapped.airport());
     }
 
     /// RFC 7396: applying the same patch twice is the same as once, and the tracked size of
@@ -249,6 +249,16 @@ fn store_op() -> impl Strategy<Value = StoreOp> {
         Just(StoreOp::ClearState),
         any::<u8>().prop_map(|n| StoreOp::SetSeq(u64::from(n))),
         prop::option::of(any::<i16>()).prop_map(|t| StoreOp::SetOfflineSince(t.map(i64::from))),
+        (
+            prop::option::of(any::<i16>()),
+            prop::option::of(any::<i16>())
+        )
+            .prop_map(|(h, r)| {
+                StoreOp::SetSchedule(Schedule {
+                    heartbeat: h.map(i64::from),
+                    recheck: r.map(i64::from),
+                })
+            }),
     ]
 }
 
@@ -259,6 +269,7 @@ struct Tables {
     shared: BTreeMap<String, Value>,
     seq: Option<u64>,
     offline_since: Option<Option<i64>>,
+    schedule: Option<Schedule>,
 }
 
 /// Each row written at most once, at most one clear, and nothing but `seq` and the offline
@@ -278,6 +289,7 @@ fn is_minimal(ops: &[StoreOp]) -> bool {
         }
         StoreOp::SetSeq(_) => rows.insert("meta:seq".into()),
         StoreOp::SetOfflineSince(_) => rows.insert("meta:offline".into()),
+        StoreOp::SetSchedule(_) => rows.insert("meta:schedule".into()),
     })
 }
 
@@ -303,6 +315,7 @@ fn apply(ops: &[StoreOp]) -> Tables {
             }
             StoreOp::SetSeq(seq) => t.seq = Some(*seq),
             StoreOp::SetOfflineSince(since) => t.offline_since = Some(*since),
+            StoreOp::SetSchedule(schedule) => t.schedule = Some(*schedule),
         }
     }
     t

@@ -1,27 +1,14 @@
-//! Sockets of one airport: their small typed attachment and sending to an audience.
+//! The airport's sockets as the runtime holds them: their attachment, and sending to an
+//! audience through the runtime's tags.
 
-use crate::protocol::machine::Audience;
-use crate::protocol::{Role, Session};
-use serde::{Deserialize, Serialize};
+use crate::protocol::effects::To;
+use crate::protocol::session::Attachment;
+use crate::protocol::{Role, SocketId};
 use wasm_bindgen::prelude::*;
 use worker::{Result, State, WebSocket};
 
-/// Stored with each socket by the runtime; survives hibernation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Attachment {
-    /// Random id, unique within the airport (below 2^53 so that it stays a JS number).
-    pub id: u64,
-    pub session: Session,
-    /// SHA-256 of the API key the socket connected with, to notice its revocation.
-    pub key_hash: String,
-    /// Time of the last inbound frame (epoch ms).
-    pub last_seen: i64,
-    /// The socket has left the airport: announced, and closed or closing.
-    pub left: bool,
-}
-
-pub fn new_socket_id() -> u64 {
-    (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64
+pub fn new_socket_id() -> SocketId {
+    (js_sys::Math::random() * 9_007_199_254_740_991.0) as SocketId
 }
 
 pub fn attachment(ws: &WebSocket) -> Option<Attachment> {
@@ -38,31 +25,9 @@ pub fn save_attachment(ws: &WebSocket, attachment: &Attachment) -> Result<()> {
 }
 
 /// Only OPEN sockets count and receive: a socket the server has closed is CLOSING at once.
-pub fn is_open(ws: &WebSocket) -> bool {
+fn is_open(ws: &WebSocket) -> bool {
     const OPEN: u16 = 1;
     AsRef::<web_sys::WebSocket>::as_ref(ws).ready_state() == OPEN
-}
-
-/// Who to send to, relative to the sender of the packet being handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recipients {
-    Others,
-    Everyone,
-    Controllers,
-    /// Controllers but the sender: they get each change as it was accepted.
-    OtherControllers,
-    /// Pilots and observers: they may get several changes as one packet (PROTOCOL §7).
-    PilotsAndObservers,
-}
-
-impl From<Audience> for Recipients {
-    fn from(audience: Audience) -> Self {
-        match audience {
-            Audience::Others => Recipients::Others,
-            Audience::Everyone => Recipients::Everyone,
-            Audience::Controllers => Recipients::Controllers,
-        }
-    }
 }
 
 #[wasm_bindgen(inline_js = "export function sendToSockets(ctx, tag, except, data) {
@@ -82,19 +47,17 @@ extern "C" {
     fn send_to_sockets(ctx: &JsValue, tag: Option<&str>, except: &JsValue, data: &str) -> u32;
 }
 
-/// Sends one serialized packet to every socket of the audience; returns how many it reached.
-pub fn send_to(state: &State, to: Recipients, sender: Option<&WebSocket>, packet: &str) -> u32 {
+/// Sends one serialized packet to a group of sockets (`except`: the socket `to` leaves out);
+/// returns how many it reached.
+pub fn send_to_group(state: &State, to: To, except: Option<&WebSocket>, packet: &str) -> u32 {
     let tags: &[Option<Role>] = match to {
-        Recipients::Others | Recipients::Everyone => &[None],
-        Recipients::Controllers | Recipients::OtherControllers => &[Some(Role::Controller)],
-        Recipients::PilotsAndObservers => &[Some(Role::Pilot), Some(Role::Observer)],
+        To::Socket(_) => &[],
+        To::All { .. } => &[None],
+        To::Controllers { .. } => &[Some(Role::Controller)],
+        To::PilotsAndObservers => &[Some(Role::Pilot), Some(Role::Observer)],
     };
-    let except = match (to, sender) {
-        (Recipients::Others | Recipients::OtherControllers, Some(ws)) => {
-            AsRef::<web_sys::WebSocket>::as_ref(ws).as_ref()
-        }
-        _ => &JsValue::UNDEFINED,
-    };
+    let none = JsValue::UNDEFINED;
+    let except = except.map_or(&none, |ws| AsRef::<web_sys::WebSocket>::as_ref(ws).as_ref());
     tags.iter()
         .map(|tag| {
             send_to_sockets(

@@ -303,18 +303,14 @@ fn write_one(sql: &SqlStorage, op: &StoreOp) -> Result<()> {
             "UPDATE airport SET offline_since = ? WHERE id = 1",
             vec![optional_time(*since)?],
         )?,
+        StoreOp::SetSchedule(schedule) => sql.exec(
+            "UPDATE airport SET next_heartbeat = ?, next_recheck = ? WHERE id = 1",
+            vec![
+                optional_time(schedule.heartbeat)?,
+                optional_time(schedule.recheck)?,
+            ],
+        )?,
     };
-    Ok(())
-}
-
-pub fn set_schedule(sql: &SqlStorage, schedule: &Schedule) -> Result<()> {
-    sql.exec(
-        "UPDATE airport SET next_heartbeat = ?, next_recheck = ? WHERE id = 1",
-        vec![
-            optional_time(schedule.heartbeat)?,
-            optional_time(schedule.recheck)?,
-        ],
-    )?;
     Ok(())
 }
 

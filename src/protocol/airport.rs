@@ -4,6 +4,7 @@
 use super::error::PacketError;
 use super::ids::{Cid, Icao};
 use super::limits::{MAX_OBJECT_STATE_CHARS, MAX_OBJECTS};
+use super::liveness::Schedule;
 use super::packet::{ChangeOp, ObjectChange};
 use super::shared_state::SharedState;
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,8 @@ pub enum StoreOp {
     ClearState,
     SetSeq(u64),
     SetOfflineSince(Option<i64>),
+    /// When the periodic work is next due.
+    SetSchedule(Schedule),
 }
 
 impl StoreOp {

@@ -11,20 +11,20 @@ use super::outbound::{self, ChangeItems, Stamp};
 
 /// A run of consecutive change broadcasts waiting for pilots and observers.
 #[derive(Debug, Default)]
-pub struct ChangeRun<'a> {
+pub struct ChangeRun {
     /// The first change's own packet, sent as it is when the run has only it.
-    first: Option<&'a str>,
+    first: Option<String>,
     items: String,
     seq_from: u64,
     seq: u64,
     changes: usize,
 }
 
-impl<'a> ChangeRun<'a> {
+impl ChangeRun {
     /// Adds an accepted change: its packet and its items.
-    pub fn push(&mut self, packet: &'a str, change: &ChangeItems) {
+    pub fn push(&mut self, packet: &str, change: &ChangeItems) {
         if self.changes == 0 {
-            self.first = Some(packet);
+            self.first = Some(packet.to_owned());
             self.seq_from = change.seq;
         } else {
             self.items.push(',');
@@ -39,7 +39,7 @@ impl<'a> ChangeRun<'a> {
         let run = std::mem::take(self);
         match run.changes {
             0 => None,
-            1 => run.first.map(str::to_owned),
+            1 => run.first,
             _ => Some(outbound::coalesced_changes(
                 stamp,
                 &run.items,

@@ -9,6 +9,10 @@ use std::collections::{BTreeSet, HashMap};
 /// means a socket is never closed early, at worst this much late.
 pub const STORE_LAST_SEEN_EVERY_MS: i64 = 1_000;
 
+/// After an alarm that failed (its writes did not hold), the next one: the deadlines it was
+/// for are recomputed from what is durable.
+pub const ALARM_RETRY_MS: i64 = 1_000;
+
 /// Whether a socket's stored last-heard time is stale enough to be written again.
 pub fn should_store_last_seen(stored: i64, now: i64) -> bool {
     now - stored >= STORE_LAST_SEEN_EVERY_MS

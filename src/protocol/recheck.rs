@@ -3,8 +3,8 @@
 
 use super::account::Account;
 use super::config::RoleSource;
+use super::effects::CloseCode;
 use super::ids::Icao;
-use super::machine::CloseCode;
 use super::session::Session;
 use super::vatsim::{NetworkConnection, resolve};
 

@@ -1,21 +1,22 @@
-//! What the native tests of the state machine share: an airport with its presence, each
+//! What the native tests share: a [`Room`] driven in simulated time, each session on its own
+//! socket (connected on first use), and a view of a frame's effects from its sender's side.
 // Each test crate that includes this module uses a different part of it.
 #![allow(dead_code)]
-//! sender's token bucket with the production limits of its role, and simulated time.
 
-use airport_realtime::protocol::config::RateLimits;
-use airport_realtime::protocol::machine::{Effects, on_frame};
+use airport_realtime::protocol::airport::StoreOp;
+use airport_realtime::protocol::config::{Config, RateLimits};
+use airport_realtime::protocol::effects::{Action, To};
+use airport_realtime::protocol::liveness::Schedule;
 use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::rate_limit::TokenBucket;
-use airport_realtime::protocol::{Airport, Cid, Icao, Presence, Role, Session};
+use airport_realtime::protocol::{Airport, Cid, CloseCode, Effects, Icao, Role, Room, Session};
+use airport_realtime::protocol::{SocketId, room::Answers};
 use serde_json::Value;
-use std::collections::HashMap;
 
+#[derive(Clone)]
 pub struct Harness {
-    pub airport: Airport,
-    pub presence: Presence,
-    pub limits: RateLimits,
-    buckets: HashMap<(Cid, Role), TokenBucket>,
+    pub room: Room,
+    sockets: Vec<(Session, SocketId)>,
+    next_socket: SocketId,
     pub now: i64,
     /// How far the clock moves before each frame; the default (1 s) stays within any limit.
     pub step_ms: i64,
@@ -29,43 +30,154 @@ pub fn who(role: Role, cid: &str) -> Session {
     }
 }
 
+/// The hash of the key each person connects with.
+pub fn key_of(cid: &Cid) -> String {
+    format!("key-{cid}")
+}
+
+pub fn egll() -> Airport {
+    Airport::new(Icao::parse("EGLL").unwrap())
+}
+
+/// Who a frame's packet reaches besides its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every socket but the sender's.
+    Others,
+    /// Every socket, the sender's included.
+    Everyone,
+    /// The controllers' sockets.
+    Controllers,
+}
+
+/// A frame's effects as its sender sees them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Sent {
+    pub persist: Vec<StoreOp>,
+    /// The packet sent back to the sender.
+    pub reply: Option<String>,
+    /// The packet for others: an accepted change, or a group send.
+    pub broadcast: Option<(Audience, String)>,
+    /// The sender's socket was closed.
+    pub close: Option<CloseCode>,
+    /// The `requestId` of the `ERROR INTERNAL` the sender gets if the write fails.
+    pub request_id: Option<String>,
+}
+
+impl Sent {
+    fn of(sender: SocketId, effects: Effects) -> Sent {
+        let mut sent = Sent {
+            persist: effects.persist,
+            request_id: effects.writer.and_then(|w| w.request_id),
+            ..Sent::default()
+        };
+        for action in effects.actions {
+            match action {
+                Action::Send {
+                    to: To::Socket(id),
+                    packet,
+                } if id == sender => sent.reply = Some(packet),
+                Action::Send { to, packet } => {
+                    let audience = match to {
+                        To::All { except: Some(id) } if id == sender => Audience::Others,
+                        To::All { except: None } => Audience::Everyone,
+                        To::Controllers { except: None } => Audience::Controllers,
+                        other => panic!("unexpected audience {other:?}"),
+                    };
+                    sent.broadcast = Some((audience, packet));
+                }
+                Action::Close { socket, code, .. } if socket == sender => sent.close = Some(code),
+                Action::Close { .. } => panic!("a frame closed another socket"),
+            }
+        }
+        if let Some(change) = effects.change {
+            assert_eq!(change.sender, sender);
+            sent.broadcast = Some((Audience::Others, change.packet));
+        }
+        sent
+    }
+}
+
 impl Harness {
     pub fn new() -> Self {
+        Harness::with(Config::default(), egll())
+    }
+
+    pub fn with_limits(rate_limits: RateLimits) -> Self {
+        Harness::with(
+            Config {
+                rate_limits,
+                ..Config::default()
+            },
+            egll(),
+        )
+    }
+
+    pub fn with(config: Config, airport: Airport) -> Self {
+        let now = 1_000;
+        let (room, _) = Room::restore(config, airport, Schedule::default(), [], now);
         Harness {
-            airport: Airport::new(Icao::parse("EGLL").unwrap()),
-            presence: Presence::default(),
-            limits: RateLimits::default(),
-            buckets: HashMap::new(),
-            now: 1_000,
+            room,
+            sockets: Vec::new(),
+            next_socket: 1,
+            now,
             step_ms: 1_000,
         }
     }
 
-    pub fn send(&mut self, from: &Session, packet: Value) -> Effects {
+    pub fn airport(&self) -> &Airport {
+        self.room.airport()
+    }
+
+    /// A new socket for `who`, connected now with the person's key ([`key_of`]).
+    pub fn connect(&mut self, who: &Session) -> (SocketId, Effects) {
+        let id = self.next_socket;
+        self.next_socket += 1;
+        let effects = self
+            .room
+            .connect(id, who.clone(), key_of(&who.cid), self.now)
+            .expect("admitted");
+        self.sockets.push((who.clone(), id));
+        (id, effects)
+    }
+
+    /// The socket `who` sends on: its first open one, connected if there is none.
+    pub fn socket(&mut self, who: &Session) -> SocketId {
+        let open = self
+            .sockets
+            .iter()
+            .find(|(s, id)| s == who && self.room.session(*id).is_some());
+        match open {
+            Some((_, id)) => *id,
+            None => self.connect(who).0,
+        }
+    }
+
+    pub fn send(&mut self, from: &Session, packet: Value) -> Sent {
         self.send_text(from, &packet.to_string())
     }
 
     /// A frame exactly as written, for numbers whose spelling matters.
-    pub fn send_text(&mut self, from: &Session, text: &str) -> Effects {
+    pub fn send_text(&mut self, from: &Session, text: &str) -> Sent {
         self.send_frame(from, Frame::Text(text))
     }
 
-    pub fn send_frame(&mut self, from: &Session, frame: Frame<'_>) -> Effects {
+    pub fn send_frame(&mut self, from: &Session, frame: Frame<'_>) -> Sent {
+        let socket = self.socket(from);
         self.now += self.step_ms;
-        let limit = self.limits.for_role(from.role);
-        let bucket = self
-            .buckets
-            .entry((from.cid.clone(), from.role))
-            .or_insert_with(|| TokenBucket::full(limit, 0));
-        on_frame(
-            &mut self.airport,
-            &self.presence,
-            from,
-            bucket,
-            limit,
-            frame,
-            self.now,
-        )
+        Sent::of(socket, self.room.frame(socket, frame, self.now))
+    }
+
+    pub fn leave(&mut self, socket: SocketId) -> Effects {
+        self.room.leave(socket, self.now)
+    }
+
+    /// The alarm at `now`, with `answers` to a re-check if one is due.
+    pub fn alarm(&mut self, answers: &Answers) -> Effects {
+        let (mut effects, recheck) = self.room.alarm(self.now);
+        let answers = recheck.map(|_| answers);
+        effects.extend(self.room.finish_alarm(self.now, answers));
+        effects
     }
 }
 
@@ -73,13 +185,13 @@ pub fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap()
 }
 
-pub fn error_code(effects: &Effects) -> Option<String> {
-    let reply = parse(effects.reply.as_ref()?);
+pub fn error_code(sent: &Sent) -> Option<String> {
+    let reply = parse(sent.reply.as_ref()?);
     (reply["type"] == "ERROR").then(|| reply["data"]["code"].as_str().unwrap().to_owned())
 }
 
 /// The broadcast's audience and packet, parsed.
-pub fn broadcast(effects: &Effects) -> Option<(airport_realtime::protocol::Audience, Value)> {
-    let (audience, text) = effects.broadcast.as_ref()?;
+pub fn broadcast(sent: &Sent) -> Option<(Audience, Value)> {
+    let (audience, text) = sent.broadcast.as_ref()?;
     Some((*audience, parse(text)))
 }

@@ -1,0 +1,442 @@
+//! One airport as a sans-IO state machine, after quinn-proto's `Connection`: it owns the
+//! airport, who is connected, each socket's session, last-heard time and token bucket, and the
+//! periodic schedule. Every event (restore, connect, frame, leave, alarm, re-check answers)
+//! takes the time and returns [`Effects`] addressed by socket id; [`Room::next_wake`] says when
+//! the alarm is next needed. The Durable Object only carries the effects out.
+
+use super::airport::{Airport, StoreOp};
+use super::config::{Config, RoleSource};
+use super::connect::HttpError;
+use super::directory::Listing;
+use super::effects::{CloseCode, Effects, SocketId, To};
+use super::error::PacketError;
+use super::ids::{Cid, Icao};
+use super::liveness::{
+    Clock, Schedule, is_idle, next_alarm, periodic_plan, restored_last_seen, should_store_last_seen,
+};
+use super::machine::{self, Sender};
+use super::outbound::{self, Stamp};
+use super::packet::{Frame, peek_request_id};
+use super::presence::{CapExceeded, Presence};
+use super::rate_limit::{TokenBucket, Verdict};
+use super::recheck::{self, KeyStanding, NetworkStanding};
+use super::role::Role;
+use super::session::{Attachment, Session};
+use std::collections::{BTreeSet, HashMap};
+
+/// An open socket of the airport.
+#[derive(Debug, Clone)]
+struct Member {
+    /// As last given to the Durable Object to store with the socket.
+    attachment: Attachment,
+    bucket: TokenBucket,
+}
+
+#[derive(Debug, Clone)]
+pub struct Room {
+    config: Config,
+    airport: Airport,
+    presence: Presence,
+    members: HashMap<SocketId, Member>,
+    /// When each socket was last heard from; exact while in memory.
+    clock: Clock,
+    schedule: Schedule,
+    /// The schedule as last persisted.
+    stored_schedule: Schedule,
+}
+
+/// What a re-check needs to know: each key's standing and, under `vatsim`, each person's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recheck {
+    pub key_hashes: Vec<String>,
+    pub people: Vec<Cid>,
+}
+
+/// The answers to a [`Recheck`]. What is missing counts as not known: the session is kept.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    pub keys: HashMap<String, KeyStanding>,
+    pub network: HashMap<Cid, NetworkStanding>,
+}
+
+impl Room {
+    /// The airport as stored, and the sockets still open (their attachments). State left with
+    /// no controller (every socket dropped in a restart) starts its grace period now.
+    pub fn restore(
+        config: Config,
+        airport: Airport,
+        schedule: Schedule,
+        sockets: impl IntoIterator<Item = Attachment>,
+        now: i64,
+    ) -> (Room, Effects) {
+        let mut room = Room {
+            airport,
+            presence: Presence::default(),
+            members: HashMap::new(),
+            clock: Clock::default(),
+            schedule,
+            stored_schedule: schedule,
+            config,
+        };
+        for attachment in sockets.into_iter().filter(|a| !a.left) {
+            room.presence.join(&attachment.session);
+            room.clock
+                .heard(attachment.id, restored_last_seen(attachment.last_seen));
+            room.add(attachment, now);
+        }
+        let mut effects = Effects::default();
+        if !room.presence.has_controllers() {
+            effects.persist = room.airport.controllers_absent(now);
+        }
+        (room, effects)
+    }
+
+    fn add(&mut self, attachment: Attachment, now: i64) {
+        let limit = self.config.rate_limits.for_role(attachment.session.role);
+        let member = Member {
+            bucket: TokenBucket::full(limit, now),
+            attachment,
+        };
+        self.members.insert(member.attachment.id, member);
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn airport(&self) -> &Airport {
+        &self.airport
+    }
+
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    pub fn icao(&self) -> &Icao {
+        self.airport.icao()
+    }
+
+    pub fn listing(&self) -> Listing {
+        Listing::of(&self.airport, &self.presence)
+    }
+
+    /// The session on an open socket of the airport.
+    pub fn session(&self, socket: SocketId) -> Option<&Session> {
+        self.members.get(&socket).map(|m| &m.attachment.session)
+    }
+
+    /// When the alarm is next needed: the earliest of the periodic work, the longest-silent
+    /// socket's idle deadline and the offline clearing.
+    pub fn next_wake(&self) -> Option<i64> {
+        let timings = &self.config.timings;
+        next_alarm(
+            self.schedule,
+            self.clock.oldest(),
+            self.airport.offline_clear_due(timings.offline_grace_ms),
+            timings,
+        )
+    }
+
+    /// The session a new socket connects with: under `vatsim`, the network decides the role
+    /// (`network` is the person's standing; `None` under `static`).
+    pub fn session_for(
+        &self,
+        stored: Session,
+        network: Option<NetworkStanding>,
+    ) -> Result<Session, HttpError> {
+        let (RoleSource::Vatsim(settings), Some(network)) = (&self.config.role_source, network)
+        else {
+            return Ok(stored);
+        };
+        match network {
+            NetworkStanding::Unreachable => Err(HttpError::UpstreamUnavailable),
+            NetworkStanding::NotConnected => Err(HttpError::NotConnected),
+            NetworkStanding::Connected(connections) => {
+                let (role, callsign) =
+                    super::vatsim::resolve(&connections, self.icao(), settings.scope)
+                        .ok_or(HttpError::NotConnected)?;
+                Ok(Session {
+                    cid: stored.cid,
+                    role,
+                    callsign: Some(callsign),
+                })
+            }
+        }
+    }
+
+    /// A new socket, admitted if the caps allow: `INITIAL_STATE` is the first packet on it,
+    /// and a controller's first socket is announced to the others.
+    pub fn connect(
+        &mut self,
+        socket: SocketId,
+        session: Session,
+        key_hash: String,
+        now: i64,
+    ) -> Result<Effects, HttpError> {
+        self.presence
+            .admit(&session.cid, &self.config.caps)
+            .map_err(|exceeded| match exceeded {
+                CapExceeded::PerKey(limit) => HttpError::TooManyConnections {
+                    scope: "sockets per API key at this airport",
+                    limit,
+                },
+                CapExceeded::PerAirport(limit) => HttpError::TooManyConnections {
+                    scope: "sockets at this airport",
+                    limit,
+                },
+            })?;
+        let first = self.presence.join(&session);
+        let is_controller = session.role == Role::Controller;
+        let mut effects = Effects::default();
+        if is_controller {
+            effects.persist = self.airport.controller_present();
+        }
+        let timings = self.config.timings;
+        let stamp = Stamp::of(&self.airport, now);
+        effects.send(
+            To::Socket(socket),
+            outbound::initial_state(
+                stamp,
+                &self.airport,
+                &self.presence,
+                &session,
+                timings.heartbeat_interval_ms,
+                timings.idle_timeout_ms,
+            ),
+        );
+        if first && is_controller {
+            effects.send(
+                To::All {
+                    except: Some(socket),
+                },
+                outbound::controller_presence(stamp, true, &session.cid),
+            );
+        }
+        let attachment = Attachment {
+            id: socket,
+            session,
+            key_hash,
+            last_seen: now,
+            left: false,
+        };
+        effects.attachments.push(attachment.clone());
+        self.clock.heard(socket, now);
+        self.add(attachment, now);
+        self.schedule.start(now, &timings, self.config.recheck_ms);
+        self.persist_schedule(&mut effects);
+        Ok(effects)
+    }
+
+    /// An inbound frame: rate limited per socket, then handled. A frame from a socket the room
+    /// does not know closes it.
+    pub fn frame(&mut self, socket: SocketId, frame: Frame<'_>, now: i64) -> Effects {
+        let Some(member) = self.members.get_mut(&socket) else {
+            let mut effects = Effects::default();
+            effects.close(socket, CloseCode::Internal, "unknown socket".into());
+            return effects;
+        };
+        self.clock.heard(socket, now);
+        let mut effects = Effects::default();
+        // The attachment's copy only has to survive hibernation: refresh it now and then.
+        if should_store_last_seen(member.attachment.last_seen, now) {
+            member.attachment.last_seen = now;
+            effects.attachments.push(member.attachment.clone());
+        }
+        let role = member.attachment.session.role;
+        let limit = self.config.rate_limits.for_role(role);
+        let bytes = match frame {
+            Frame::Text(text) => text.len(),
+            Frame::Binary(bytes) => bytes.len(),
+        };
+        let verdict = member
+            .bucket
+            .take(limit, now, super::config::RateLimit::cost(bytes));
+        if verdict != Verdict::Pass {
+            let error = PacketError::RateLimited(format!(
+                "at most {} packets at once and {} per second (a packet costs one more per {} bytes); this packet was dropped",
+                limit.burst,
+                limit.per_second,
+                super::config::RateLimit::BYTES_PER_TOKEN
+            ));
+            let request_id = peek_request_id(frame, role);
+            let packet =
+                outbound::error(Stamp::of(&self.airport, now), &error, request_id.as_deref());
+            effects.send(To::Socket(socket), packet);
+            if verdict == Verdict::Flood {
+                let code = CloseCode::Flooding;
+                effects.extend(self.close(socket, code, code.reason().into(), now));
+            }
+            return effects;
+        }
+        let sender = Sender {
+            socket,
+            session: &member.attachment.session,
+        };
+        let handled = machine::on_frame(&mut self.airport, &self.presence, sender, frame, now);
+        let requested_close = handled.closes().next().is_some();
+        effects.extend(handled);
+        if requested_close {
+            // The client asked (`CLOSE`); the close action is in the frame's effects already.
+            effects.extend(self.remove(socket, now));
+        }
+        effects
+    }
+
+    /// The socket closed or failed on the client's side.
+    pub fn leave(&mut self, socket: SocketId, now: i64) -> Effects {
+        self.remove(socket, now)
+    }
+
+    /// The server closes a socket: it leaves the airport, then is closed with `code`.
+    fn close(&mut self, socket: SocketId, code: CloseCode, reason: String, now: i64) -> Effects {
+        let mut effects = Effects::default();
+        effects.close(socket, code, reason);
+        effects.extend(self.remove(socket, now));
+        effects
+    }
+
+    /// A socket leaves: a controller's last socket is announced, and the offline grace period
+    /// starts when no controller is left.
+    fn remove(&mut self, socket: SocketId, now: i64) -> Effects {
+        let mut effects = Effects::default();
+        let Some(member) = self.members.remove(&socket) else {
+            return effects;
+        };
+        self.clock.forget(socket);
+        let session = &member.attachment.session;
+        let last = self.presence.leave(session);
+        if last && session.role == Role::Controller {
+            if !self.presence.has_controllers() {
+                effects.persist = self.airport.controllers_absent(now);
+            }
+            let stamp = Stamp::of(&self.airport, now);
+            effects.send(
+                To::All {
+                    except: Some(socket),
+                },
+                outbound::controller_presence(stamp, false, &session.cid),
+            );
+        }
+        effects
+    }
+
+    /// The alarm, first part: idle sockets are closed, and what a re-check due now needs to
+    /// know is returned. Its answers (if any) go to [`Room::finish_alarm`].
+    pub fn alarm(&mut self, now: i64) -> (Effects, Option<Recheck>) {
+        let mut effects = Effects::default();
+        let timings = self.config.timings;
+        let mut idle: Vec<SocketId> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|id| {
+                self.clock
+                    .last_heard(*id)
+                    .is_some_and(|seen| is_idle(seen, now, &timings))
+            })
+            .collect();
+        idle.sort_unstable();
+        for socket in idle {
+            let code = CloseCode::Idle;
+            effects.extend(self.close(socket, code, code.reason().into(), now));
+        }
+        let open = !self.members.is_empty();
+        let (due, next) = periodic_plan(self.schedule.recheck, open, now, self.config.recheck_ms);
+        self.schedule.recheck = next;
+        let recheck = due.then(|| self.recheck_questions());
+        (effects, recheck)
+    }
+
+    fn recheck_questions(&self) -> Recheck {
+        let attachments = self.members.values().map(|m| &m.attachment);
+        let key_hashes: BTreeSet<&String> = attachments.clone().map(|a| &a.key_hash).collect();
+        let people: BTreeSet<&Cid> = match self.config.role_source {
+            RoleSource::Vatsim(_) => attachments.map(|a| &a.session.cid).collect(),
+            RoleSource::Static => BTreeSet::new(),
+        };
+        Recheck {
+            key_hashes: key_hashes.into_iter().cloned().collect(),
+            people: people.into_iter().cloned().collect(),
+        }
+    }
+
+    /// The alarm, second part: re-check verdicts (key revoked 4001; banned or role changed
+    /// 4003; a pilot's new callsign), the heartbeat, the schedule and the offline clearing.
+    pub fn finish_alarm(&mut self, now: i64, answers: Option<&Answers>) -> Effects {
+        let mut effects = Effects::default();
+        if let Some(answers) = answers {
+            effects.extend(self.rechecked(answers, now));
+        }
+        let interval = self.config.timings.heartbeat_interval_ms;
+        let open = !self.members.is_empty();
+        let (send, next) = periodic_plan(self.schedule.heartbeat, open, now, interval);
+        self.schedule.heartbeat = next;
+        if send {
+            let packet = outbound::heartbeat(Stamp::of(&self.airport, now));
+            effects.send(To::All { except: None }, packet);
+        }
+        if !self.presence.has_controllers() {
+            let grace = self.config.timings.offline_grace_ms;
+            effects
+                .persist
+                .extend(self.airport.clear_if_due(now, grace));
+        }
+        self.persist_schedule(&mut effects);
+        effects
+    }
+
+    fn rechecked(&mut self, answers: &Answers, now: i64) -> Effects {
+        let mut effects = Effects::default();
+        let mut ids: Vec<SocketId> = self.members.keys().copied().collect();
+        ids.sort_unstable();
+        for socket in ids {
+            let Some(member) = self.members.get(&socket) else {
+                continue;
+            };
+            let session = &member.attachment.session;
+            let key = answers
+                .keys
+                .get(&member.attachment.key_hash)
+                .unwrap_or(&KeyStanding::Unknown);
+            let network = answers
+                .network
+                .get(&session.cid)
+                .unwrap_or(&NetworkStanding::Unreachable);
+            let verdict = recheck::verdict(
+                session,
+                key,
+                network,
+                &self.config.role_source,
+                self.airport.icao(),
+                now,
+            );
+            match verdict {
+                recheck::Verdict::Keep => {}
+                recheck::Verdict::NewCallsign(callsign) => {
+                    let Some(member) = self.members.get_mut(&socket) else {
+                        continue;
+                    };
+                    let session = &mut member.attachment.session;
+                    self.presence.leave(session);
+                    session.callsign = Some(callsign);
+                    self.presence.join(session);
+                    effects.attachments.push(member.attachment.clone());
+                }
+                recheck::Verdict::Close { code, reason } => {
+                    let error = PacketError::SessionEnded(reason.clone());
+                    let stamp = Stamp::of(&self.airport, now);
+                    effects.send(To::Socket(socket), outbound::error(stamp, &error, None));
+                    effects.extend(self.close(socket, code, reason, now));
+                }
+            }
+        }
+        effects
+    }
+
+    fn persist_schedule(&mut self, effects: &mut Effects) {
+        if self.schedule != self.stored_schedule {
+            effects.persist.push(StoreOp::SetSchedule(self.schedule));
+            self.stored_schedule = self.schedule;
+        }
+    }
+}
