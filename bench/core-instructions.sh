@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-200}
 command -v valgrind >/dev/null || { echo "core-instructions: valgrind is needed" >&2; exit 1; }
-binary=$(cargo bench --bench core --no-run 2>&1 |
+binary=$(cargo bench -p airport-protocol --bench core --no-run 2>&1 |
   sed -n 's/.*Executable benches\/core.rs (\(.*\))$/\1/p' | tail -1)
 [ -x "$binary" ] || { echo "core-instructions: benches/core.rs did not build" >&2; exit 1; }
 

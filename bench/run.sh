@@ -49,8 +49,8 @@ if [ ! -f build/index_bg.wasm ] || [ ! -f build/index.js ] ||
   bash scripts/build.sh >&2
 fi
 [ -d node_modules/miniflare ] || bash scripts/setup.sh >&2
-(cd bench/loadgen && cargo build --release --quiet) >&2
-loadgen=$root/bench/loadgen/target/release/loadgen
+cargo build --release --quiet -p airport-loadgen >&2
+loadgen=$root/target/release/loadgen
 
 out=${BENCH_OUT:-$root/bench/out}
 mkdir -p "$out"

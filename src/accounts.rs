@@ -2,9 +2,9 @@
 //! the airports when they check live sessions again.
 
 use crate::lookup_cache::{LookupCache, Sharing};
-use crate::protocol::Cid;
-use crate::protocol::account::{Account, hash_api_key};
-use crate::protocol::connect::HttpError;
+use airport_protocol::Cid;
+use airport_protocol::account::{Account, hash_api_key};
+use airport_protocol::connect::HttpError;
 use futures_util::FutureExt;
 use serde::Deserialize;
 use std::rc::Rc;

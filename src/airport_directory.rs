@@ -2,8 +2,8 @@
 //! Durable Object writes how it stands; the Worker reads it to answer `GET /state` for an
 //! airport with nothing in it, and to list the live ones for `GET /state?airport=all`.
 
-use crate::protocol::Icao;
-use crate::protocol::directory::Listing;
+use airport_protocol::Icao;
+use airport_protocol::directory::Listing;
 use serde::Deserialize;
 use worker::{D1Database, Result};
 

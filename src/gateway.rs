@@ -10,9 +10,9 @@
 
 use crate::accounts::authenticate;
 use crate::handoff::{error_response, identity_headers, json_response};
-use crate::protocol::connect::{HttpError, RequestParts, check_connect};
-use crate::protocol::{Icao, Session};
 use crate::public_state;
+use airport_protocol::connect::{HttpError, RequestParts, check_connect};
+use airport_protocol::{Icao, Session};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::futures::JsFuture;
 use worker::*;

@@ -2,9 +2,9 @@
 //! reach: the identity it resolved, as request headers; the airport's answers; and the JSON
 //! error responses both sides send.
 
-use crate::protocol::account::hash_api_key;
-use crate::protocol::connect::{HttpError, api_key};
-use crate::protocol::{Cid, Icao, Role, Session};
+use airport_protocol::account::hash_api_key;
+use airport_protocol::connect::{HttpError, api_key};
+use airport_protocol::{Cid, Icao, Role, Session};
 use worker::{Headers, Request, Response, Result};
 
 const AIRPORT_HEADER: &str = "X-Airport";

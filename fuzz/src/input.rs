@@ -6,8 +6,8 @@
 use arbitrary::Arbitrary;
 use std::fmt::Write as _;
 
-use airport_realtime::protocol::limits::MAX_PACKET_CHARS;
-use airport_realtime::protocol::packet::PacketKind;
+use airport_protocol::limits::MAX_PACKET_CHARS;
+use airport_protocol::packet::PacketKind;
 
 /// A whole run: how packets are paced, what the airport starts with, and what happens.
 #[derive(Arbitrary, Debug, Clone)]

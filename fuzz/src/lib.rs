@@ -4,18 +4,23 @@
 //!
 //! Everything here asserts: a failed check is a panic, which libFuzzer reports as a crash.
 
+pub mod decode;
 pub mod input;
 pub mod run;
 pub mod script;
 
-use airport_realtime::protocol::airport::{ObjectRecord, StoreOp};
-use airport_realtime::protocol::config::RateLimit;
-use airport_realtime::protocol::ids::is_valid_object_id;
-use airport_realtime::protocol::json::{depth, object_depth, serialized_chars};
-use airport_realtime::protocol::limits::*;
-use airport_realtime::protocol::machine::{Audience, CloseCode, Effects};
-use airport_realtime::protocol::write_batch;
-use airport_realtime::protocol::{Airport, Cid, Icao, Role, Session};
+use airport_protocol::airport::{ObjectRecord, StoreOp};
+use airport_protocol::config::RateLimit;
+use airport_protocol::config::{Config, RateLimits};
+use airport_protocol::ids::is_valid_object_id;
+use airport_protocol::json::{depth, object_depth, serialized_chars};
+use airport_protocol::limits::*;
+use airport_protocol::outbox;
+use airport_protocol::{Airport, Cid, CloseCode, Icao, Role, Session};
+use airport_testkit::harness::{Audience, Harness, Sent};
+use airport_testkit::has_null_member;
+pub use airport_testkit::reparsed;
+use airport_testkit::store::Store;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -51,6 +56,22 @@ pub fn unlimited() -> RateLimit {
         per_second: 1e12,
         flood_drops: 1e12,
     }
+}
+
+/// A room holding `airport`, with production's rate limits or none, at `T0`; each frame one
+/// millisecond after the previous event unless the caller moves the clock.
+pub fn room(airport: Airport, limited: bool) -> Harness {
+    let mut config = Config::default();
+    if !limited {
+        config.rate_limits = RateLimits {
+            controller: unlimited(),
+            pilot_or_observer: unlimited(),
+        };
+    }
+    let mut h = Harness::with(config, airport);
+    h.now = T0;
+    h.step_ms = 0;
+    h
 }
 
 pub fn session(role: Role, person: u8, callsign: bool) -> Session {
@@ -142,35 +163,11 @@ impl Baseline for Store {
         self.offline_since
     }
     fn has_state(&self) -> bool {
-        !self.objects.is_empty() || !self.shared.is_empty()
+        Store::has_state(self)
     }
     fn same_state(&self, airport: &Airport) -> bool {
-        if !self.thorough {
-            return self.objects.len() == airport.objects().len()
-                && self.shared.len() == airport.shared().as_map().len()
-                && self.seq == airport.seq();
-        }
-        &self.objects == airport.objects()
-            && &self.shared == airport.shared().as_map()
-            && self.seq == airport.seq()
+        Store::same_state(self, airport)
     }
-}
-
-/// A value as it comes back from its JSON text: what a client parses from a broadcast and what a
-/// restart restores from storage. `check_airport` asserts that this is the value itself, which
-/// needs serde_json's `float_roundtrip` feature (FUZZING.md, finding 1).
-pub fn reparsed<T: serde::Serialize + ?Sized, R: serde::de::DeserializeOwned>(value: &T) -> R {
-    let text = serde_json::to_string(value).expect("a value serializes");
-    serde_json::from_str(&text).expect("a serialized value parses")
-}
-
-/// Whether any object member (outside arrays) is null: a merge never leaves one behind.
-pub fn has_null_member(map: &Map<String, Value>) -> bool {
-    map.values().any(|v| match v {
-        Value::Null => true,
-        Value::Object(inner) => has_null_member(inner),
-        _ => false,
-    })
 }
 
 /// The limits and shapes that must hold at every moment (PROTOCOL §3), for the whole airport.
@@ -189,7 +186,7 @@ pub fn check_airport(airport: &Airport) {
 pub fn check_written(airport: &Airport, ops: &[StoreOp]) {
     check_count(airport);
     let mut shared = false;
-    for op in &write_batch::compact(ops.to_vec()) {
+    for op in &outbox::compact(ops.to_vec()) {
         match op {
             StoreOp::PutObject { id, .. } => {
                 let record = airport
@@ -372,9 +369,29 @@ pub fn check_frame(
     after: &Airport,
     session: &Session,
     frame: &[u8],
-    effects: &Effects,
+    effects: &Sent,
     now: i64,
 ) -> Outcome {
+    // A frame that closes its socket (`CLOSE`, or flooding) also has the socket leave; what
+    // leaving writes and announces is checked apart (`check_left`), and is all it writes.
+    let closing;
+    let effects = match effects.close {
+        Some(_) => {
+            check_left(session, &effects.persist, effects.broadcast.as_ref(), now);
+            closing = Sent {
+                reply: effects.reply.clone(),
+                close: effects.close,
+                request_id: effects.request_id.clone(),
+                ..Sent::default()
+            };
+            &closing
+        }
+        None => effects,
+    };
+    let unchanged = match effects.close {
+        Some(_) => before.same_state(after),
+        None => before.same(after),
+    };
     let reply = effects.reply.as_deref().map(|r| (r, server_packet(r, now)));
     let error = reply.as_ref().and_then(|(text, packet)| {
         let chars = text.chars().count();
@@ -408,10 +425,7 @@ pub fn check_frame(
 
     // A rejected packet changes nothing and goes nowhere.
     if let Some(code) = &error {
-        assert!(
-            before.same(after),
-            "a rejected packet ({code}) changed the airport"
-        );
+        assert!(unchanged, "a rejected packet ({code}) changed the airport");
         assert!(
             effects.persist.is_empty(),
             "a rejected packet ({code}) persisted"
@@ -429,12 +443,12 @@ pub fn check_frame(
 
     // Only controllers change state; anything else leaves the airport exactly as it was.
     if session.role != Role::Controller {
-        assert!(before.same(after), "a {} changed the airport", session.role);
+        assert!(unchanged, "a {} changed the airport", session.role);
     }
 
     // `seq` moves by exactly one per accepted change, and only then is anything written.
     if seq_ops.is_empty() {
-        assert!(before.same(after), "the airport changed without a new seq");
+        assert!(unchanged, "the airport changed without a new seq");
         assert!(
             effects.persist.is_empty(),
             "persisted without a new seq: {:?}",
@@ -537,6 +551,29 @@ pub fn check_frame(
     }
 }
 
+/// A socket of `session` left: at most the start of the offline grace period is written, and
+/// at most a controller's disconnection is announced to the others.
+pub fn check_left(
+    session: &Session,
+    persist: &[StoreOp],
+    broadcast: Option<&(Audience, String)>,
+    now: i64,
+) {
+    assert!(
+        persist.is_empty() || persist == [StoreOp::SetOfflineSince(Some(now))],
+        "leaving wrote {persist:?}"
+    );
+    if let Some((audience, text)) = broadcast {
+        assert_eq!(*audience, Audience::Others);
+        let packet = server_packet(text, now);
+        assert_eq!(type_of(&packet), "CONTROLLER_DISCONNECT", "{}", Clip(text));
+        assert_eq!(packet["data"]["controllerId"], json!(session.cid.as_str()));
+        assert_eq!(session.role, Role::Controller);
+    } else {
+        assert!(persist.is_empty(), "the grace period started unannounced");
+    }
+}
+
 /// The broadcast of an accepted change says what the airport now holds.
 fn check_change_broadcast(packet: &Value, after: &Airport, by: &Session, text: &str) {
     let text = Clip(text);
@@ -581,88 +618,5 @@ fn check_change_broadcast(packet: &Value, after: &Airport, by: &Session, text: &
             assert!(data["sharedStatePatch"].is_object(), "{text}");
         }
         other => panic!("an accepted change was broadcast as {other}: {text}"),
-    }
-}
-
-/// Durable storage as the Durable Object would hold it after writing every `StoreOp` row by row.
-/// After each event it must equal what the airport holds in memory.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Store {
-    pub objects: BTreeMap<String, ObjectRecord>,
-    pub shared: Map<String, Value>,
-    pub seq: u64,
-    pub offline_since: Option<i64>,
-    /// Compare everything (the default). When false, `same_state` compares only sizes, `seq`
-    /// and `offline_since`: the run switches to that for near-limit airports between writes,
-    /// and compares everything after every write and at its end.
-    pub thorough: bool,
-}
-
-impl Store {
-    pub fn of(airport: &Airport) -> Store {
-        Store {
-            objects: airport.objects().clone(),
-            shared: airport.shared().as_map().clone(),
-            seq: airport.seq(),
-            offline_since: airport.offline_since(),
-            thorough: true,
-        }
-    }
-
-    pub fn apply(&mut self, ops: &[StoreOp]) {
-        for op in ops {
-            match op {
-                StoreOp::PutObject { id, row } => {
-                    // What a reload reads back: the row's text, parsed.
-                    let record = ObjectRecord {
-                        state: serde_json::from_str(row.state_json.get())
-                            .unwrap_or_else(|e| panic!("object {id} stored unparsable JSON: {e}")),
-                        controller_id: row.controller_id.clone(),
-                        updated_at: row.updated_at,
-                    };
-                    self.objects.insert(id.clone(), record);
-                }
-                StoreOp::DeleteObject { id } => {
-                    self.objects.remove(id);
-                }
-                StoreOp::PutShared { key, value } => {
-                    self.shared.insert(key.clone(), value.clone());
-                }
-                StoreOp::DeleteShared { key } => {
-                    self.shared.remove(key);
-                }
-                StoreOp::ClearState => {
-                    self.objects.clear();
-                    self.shared.clear();
-                }
-                StoreOp::SetSeq(seq) => {
-                    assert!(
-                        *seq > self.seq,
-                        "stored seq goes back: {} → {seq}",
-                        self.seq
-                    );
-                    self.seq = *seq;
-                }
-                StoreOp::SetOfflineSince(since) => self.offline_since = *since,
-            }
-        }
-    }
-
-    /// What a restart would restore equals what the airport holds.
-    pub fn check(&self, airport: &Airport) {
-        assert!(
-            &self.objects == airport.objects(),
-            "stored objects differ from the airport's"
-        );
-        assert!(
-            &self.shared == airport.shared().as_map(),
-            "stored shared state differs from the airport's"
-        );
-        assert_eq!(self.seq, airport.seq(), "stored seq differs");
-        assert_eq!(
-            self.offline_since,
-            airport.offline_since(),
-            "stored offline_since differs"
-        );
     }
 }

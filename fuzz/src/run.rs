@@ -2,15 +2,17 @@
 
 use crate::input::{LimitMode, Prefill, RoleChoice, Scenario, Step, Who};
 use crate::{
-    Baseline, Outcome, Store, T0, check_frame, check_written, prefilled_airport, reparsed,
-    server_packet, session, unlimited,
+    Baseline, Outcome, check_frame, check_left, check_written, prefilled_airport, reparsed,
+    server_packet, session,
 };
-use airport_realtime::protocol::airport::StoreOp;
-use airport_realtime::protocol::config::{RateLimits, Timings};
-use airport_realtime::protocol::machine::{Audience, Effects, on_frame, on_join, on_leave};
-use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::rate_limit::TokenBucket;
-use airport_realtime::protocol::{Airport, Cid, Presence, Role, Session};
+use airport_protocol::airport::StoreOp;
+use airport_protocol::config::Timings;
+use airport_protocol::effects::To;
+use airport_protocol::packet::Frame;
+use airport_protocol::room::Answers;
+use airport_protocol::{Airport, Cid, Effects, Presence, Role, Session, SocketId};
+use airport_testkit::harness::{Audience, Harness, Sent};
+use airport_testkit::store::Store;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -65,20 +67,13 @@ pub fn run(scenario: &Scenario) -> Tally {
     if debug() {
         eprintln!("limit {:?}, prefill {:?}", scenario.limit, scenario.prefill);
     }
-    // Production's bucket for each role, or none.
-    let limit_of = |role| match scenario.limit {
-        LimitMode::Default => *RateLimits::default().for_role(role),
-        _ => unlimited(),
-    };
-    let timings = Timings::default();
-    let mut airport = prefilled(scenario.prefill);
-    let mut store = Store::of(&airport);
-    let mut presence = Presence::default();
-    // Our own count of open sockets per person and role, to predict announcements.
-    let mut sockets: BTreeMap<(Cid, Role), u32> = BTreeMap::new();
-    let mut buckets: BTreeMap<(Cid, Role), TokenBucket> = BTreeMap::new();
+    let limited = scenario.limit == LimitMode::Default;
+    let mut h = crate::room(prefilled(scenario.prefill), limited);
+    let timings = h.room.config().timings;
+    let mut store = Store::of(h.airport());
+    // Our own model of the open sockets, to predict announcements and idle closes.
+    let mut model = Sockets::default();
     let mut tally = Tally::default();
-    let mut now = T0;
 
     for step in &scenario.steps {
         if debug() && !matches!(step, Step::Frame { .. } | Step::Frame2 { .. }) {
@@ -86,8 +81,8 @@ pub fn run(scenario: &Scenario) -> Tally {
         }
         let mut written: Vec<StoreOp> = Vec::new();
         // Near-limit airports are compared in full only after writes (see `Store::thorough`).
-        store.thorough =
-            airport.objects().len() <= 1_000 && airport.shared().serialized_chars() <= 100_000;
+        store.thorough = h.airport().objects().len() <= 1_000
+            && h.airport().shared().serialized_chars() <= 100_000;
         match step {
             Step::Frame {
                 who,
@@ -101,8 +96,12 @@ pub fn run(scenario: &Scenario) -> Tally {
                 binary,
                 packet,
             } => {
-                now += i64::from(*dt);
+                h.now += i64::from(*dt);
                 let session = who_session(who);
+                if model.socket_of(&session).is_none() {
+                    join(&mut h, &mut model, &mut store, &session, &mut written);
+                }
+                let socket = model.socket_of(&session).expect("a socket");
                 let bytes = packet.render();
                 if debug() {
                     eprintln!(
@@ -116,119 +115,92 @@ pub fn run(scenario: &Scenario) -> Tally {
                     (false, Ok(text)) => Frame::Text(text),
                     _ => Frame::Binary(&bytes),
                 };
-                let limit = limit_of(session.role);
-                let bucket = buckets
-                    .entry((session.cid.clone(), session.role))
-                    .or_insert_with(|| TokenBucket::full(&limit, now));
-                let effects = on_frame(
-                    &mut airport,
-                    &presence,
-                    &session,
-                    bucket,
-                    &limit,
-                    frame,
-                    now,
-                );
-                let outcome = check_frame(&store, &airport, &session, &bytes, &effects, now);
-                check_reads(&airport, &presence, &session, &effects, now);
+                let sent = h.send_frame(&session, frame);
+                let now = h.now;
+                if let Some((_, heard)) = model.open.get_mut(&socket) {
+                    *heard = now;
+                }
+                let outcome = check_frame(&store, h.airport(), &session, &bytes, &sent, now);
+                check_reads(h.airport(), h.room.presence(), &session, &sent, now);
                 tally.frames += 1;
                 match outcome {
                     Outcome::Rejected(code) => *tally.rejections.entry(code).or_default() += 1,
                     Outcome::Accepted { changed } => tally.changes += usize::from(changed),
                 }
-                if limit == unlimited()
-                    && let Some(reply) = &effects.reply
-                {
+                if !limited && let Some(reply) = &sent.reply {
                     let code = &server_packet(reply, now)["data"]["code"];
                     assert_ne!(code, "RATE_LIMITED", "rate limited without a limit");
                 }
-                store.apply(&effects.persist);
-                written.extend_from_slice(&effects.persist);
+                if sent.close.is_some() {
+                    let leaving = model.leave(socket);
+                    check_leave(
+                        &store,
+                        &model,
+                        &leaving,
+                        &sent.persist,
+                        sent.broadcast.as_ref(),
+                        now,
+                    );
+                }
+                store.apply(&sent.persist);
+                written.extend_from_slice(&sent.persist);
             }
             Step::Join { who } => {
-                let session = who_session(who);
-                let key = (session.cid.clone(), session.role);
-                let first = !sockets.contains_key(&key);
-                let joined = on_join(&mut airport, &mut presence, &session, &timings, now);
-                *sockets.entry(key).or_default() += 1;
-                assert!(store.same_state(&airport), "joining changed state");
-                if session.role == Role::Controller {
-                    assert_eq!(airport.offline_since(), None);
-                    let expected = match store.offline_since {
-                        Some(_) => vec![StoreOp::SetOfflineSince(None)],
-                        None => vec![],
-                    };
-                    assert_eq!(joined.persist, expected);
-                } else {
-                    assert!(store.same(&airport));
-                    assert!(joined.persist.is_empty());
-                }
-                let initial = server_packet(&joined.initial_state, now);
-                assert_eq!(initial["type"], "INITIAL_STATE");
-                assert!(initial.get("requestId").is_none());
-                let data = &initial["data"];
-                if !data.is_null() {
-                    check_initial_state(data, &airport, &presence, &session, &sockets);
-                }
-                assert_eq!(
-                    joined.announce.is_some(),
-                    first && session.role == Role::Controller,
-                    "announced {:?}",
-                    joined.announce
+                join(
+                    &mut h,
+                    &mut model,
+                    &mut store,
+                    &who_session(who),
+                    &mut written,
                 );
-                if let Some(announce) = &joined.announce {
-                    let packet = server_packet(announce, now);
-                    assert_eq!(packet["type"], "CONTROLLER_CONNECT");
-                    assert_eq!(packet["data"]["controllerId"], json!(session.cid.as_str()));
-                }
-                store.apply(&joined.persist);
-                written.extend_from_slice(&joined.persist);
             }
             Step::Leave { who } => {
                 let session = who_session(who);
-                let key = (session.cid.clone(), session.role);
-                let open = sockets.get(&key).copied().unwrap_or(0);
-                let effects = on_leave(&mut airport, &mut presence, &session, now);
-                match open {
-                    0 => {}
-                    1 => {
-                        sockets.remove(&key);
-                    }
-                    _ => *sockets.get_mut(&key).expect("open") -= 1,
-                }
-                assert!(store.same_state(&airport), "leaving changed state");
-                if open == 1 && session.role == Role::Controller {
-                    let (audience, text) = effects.broadcast.as_ref().expect("a disconnect");
-                    assert_eq!(*audience, Audience::Others);
-                    let packet = server_packet(text, now);
-                    assert_eq!(packet["type"], "CONTROLLER_DISCONNECT");
-                    assert_eq!(packet["data"]["controllerId"], json!(session.cid.as_str()));
-                    let grace_starts = !presence.has_controllers()
-                        && store.offline_since.is_none()
-                        && store.has_state();
-                    let expected = if grace_starts {
-                        vec![StoreOp::SetOfflineSince(Some(now))]
-                    } else {
-                        vec![]
-                    };
-                    assert_eq!(effects.persist, expected);
-                    assert!(effects.reply.is_none() && effects.close.is_none());
-                } else {
-                    assert_eq!(effects, Effects::default());
-                    assert!(store.same(&airport));
-                }
+                let Some(socket) = model.socket_of(&session) else {
+                    continue;
+                };
+                let effects = h.leave(socket);
+                let leaving = model.leave(socket);
+                assert!(store.same_state(h.airport()), "leaving changed state");
+                let broadcast = announced(&effects, socket);
+                check_leave(
+                    &store,
+                    &model,
+                    &leaving,
+                    &effects.persist,
+                    broadcast.as_ref(),
+                    h.now,
+                );
+                assert!(effects.change.is_none() && effects.closes().next().is_none());
                 store.apply(&effects.persist);
                 written.extend_from_slice(&effects.persist);
             }
-            Step::Wait { ms } => now += i64::from(*ms % 200_000),
+            Step::Wait { ms } => h.now += i64::from(*ms % 200_000),
             Step::Alarm => {
-                let ops = airport.clear_if_due(now, timings.offline_grace_ms);
-                let due = store
+                let now = h.now;
+                let idle = model.idle(now, &timings);
+                let offline_due = store
                     .offline_since
                     .is_some_and(|since| since + timings.offline_grace_ms <= now);
+                let effects = h.alarm(&Answers::default());
+                let closed: Vec<SocketId> = effects.closes().collect();
+                assert_eq!(closed, idle, "idle closes");
+                let mut ops = effects.persist.clone();
+                for socket in closed {
+                    let leaving = model.leave(socket);
+                    if leaving.grace_starts(&store, &model) {
+                        assert_eq!(ops.first(), Some(&StoreOp::SetOfflineSince(Some(now))));
+                        store.apply(&ops[..1]);
+                        ops.remove(0);
+                    }
+                }
+                ops.retain(|op| !matches!(op, StoreOp::SetSchedule(_)));
+                let due = offline_due
+                    || store
+                        .offline_since
+                        .is_some_and(|since| since + timings.offline_grace_ms <= now);
                 if !due {
-                    assert!(ops.is_empty());
-                    assert!(store.same(&airport));
+                    assert!(ops.is_empty(), "{ops:?}");
                 } else if store.has_state() {
                     assert_eq!(
                         ops,
@@ -238,39 +210,192 @@ pub fn run(scenario: &Scenario) -> Tally {
                             StoreOp::SetSeq(store.seq + 1)
                         ]
                     );
-                    assert!(airport.objects().is_empty() && airport.shared().is_empty());
-                    assert_eq!(airport.seq(), store.seq + 1);
+                    assert!(h.airport().objects().is_empty() && h.airport().shared().is_empty());
+                    assert_eq!(h.airport().seq(), store.seq + 1);
                     tally.clears += 1;
                 } else {
                     assert_eq!(ops, vec![StoreOp::SetOfflineSince(None)]);
-                    assert_eq!(airport.seq(), store.seq);
+                    assert_eq!(h.airport().seq(), store.seq);
                 }
                 if due {
-                    assert_eq!(airport.offline_since(), None);
+                    assert_eq!(h.airport().offline_since(), None);
                 }
-                store.apply(&ops);
-                written.extend_from_slice(&ops);
+                store.apply(&effects.persist);
+                written.extend_from_slice(&effects.persist);
             }
         }
         // After every event: replaying what was persisted rebuilds exactly the airport in
         // memory (so an event that persisted nothing changed nothing), the limits hold, and an
         // airport with a controller connected is not counting down to its clearing.
-        let wrote = !written.is_empty();
+        let airport = h.airport();
+        let wrote = written
+            .iter()
+            .any(|op| !matches!(op, StoreOp::SetSchedule(_)));
         if wrote || store.thorough {
-            store.check(&airport);
+            store.check(airport);
         } else {
-            assert!(store.same(&airport), "the airport changed without a write");
+            assert!(store.same(airport), "the airport changed without a write");
         }
         if wrote {
-            check_written(&airport, &written);
+            check_written(airport, &written);
         }
-        assert_eq!(presence.total(), sockets.values().sum::<u32>());
+        let presence = h.room.presence();
+        assert_eq!(presence.total() as usize, model.open.len());
         if presence.has_controllers() {
             assert_eq!(airport.offline_since(), None);
         }
     }
-    store.check(&airport);
+    store.check(h.airport());
     tally
+}
+
+/// The open sockets as the run predicts them: who is on each and when each was last heard.
+#[derive(Debug, Default)]
+struct Sockets {
+    open: BTreeMap<SocketId, (Session, i64)>,
+}
+
+/// A socket that left: who, and whether it was their last in that role.
+struct Leaving {
+    session: Session,
+    last: bool,
+}
+
+impl Leaving {
+    /// Whether the offline grace period starts with this leave.
+    fn grace_starts(&self, store: &Store, model: &Sockets) -> bool {
+        self.last
+            && self.session.role == Role::Controller
+            && !model.has_controllers()
+            && store.offline_since.is_none()
+            && store.has_state()
+    }
+}
+
+impl Sockets {
+    fn socket_of(&self, session: &Session) -> Option<SocketId> {
+        self.open
+            .iter()
+            .find(|(_, (s, _))| s == session)
+            .map(|(id, _)| *id)
+    }
+
+    fn count(&self, cid: &Cid, role: Role) -> usize {
+        self.open
+            .values()
+            .filter(|(s, _)| &s.cid == cid && s.role == role)
+            .count()
+    }
+
+    fn has_controllers(&self) -> bool {
+        self.open.values().any(|(s, _)| s.role == Role::Controller)
+    }
+
+    fn leave(&mut self, socket: SocketId) -> Leaving {
+        let (session, _) = self.open.remove(&socket).expect("an open socket");
+        let last = self.count(&session.cid, session.role) == 0;
+        Leaving { session, last }
+    }
+
+    /// The sockets an alarm at `now` closes as idle, in id order.
+    fn idle(&self, now: i64, timings: &Timings) -> Vec<SocketId> {
+        self.open
+            .iter()
+            .filter(|(_, (_, heard))| heard + timings.idle_timeout_ms <= now)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// A leave's writes and announcement, as the model predicts them.
+fn check_leave(
+    store: &Store,
+    model: &Sockets,
+    leaving: &Leaving,
+    persist: &[StoreOp],
+    broadcast: Option<&(Audience, String)>,
+    now: i64,
+) {
+    check_left(&leaving.session, persist, broadcast, now);
+    let announced = leaving.last && leaving.session.role == Role::Controller;
+    assert_eq!(broadcast.is_some(), announced, "announced {broadcast:?}");
+    let expected: Vec<StoreOp> = leaving
+        .grace_starts(store, model)
+        .then_some(StoreOp::SetOfflineSince(Some(now)))
+        .into_iter()
+        .collect();
+    assert_eq!(persist, expected);
+}
+
+/// The announcement a leave sends to the others, if any.
+fn announced(effects: &Effects, socket: SocketId) -> Option<(Audience, String)> {
+    let mut sent = effects.sent_to(To::All {
+        except: Some(socket),
+    });
+    let first = sent.next().map(|p| (Audience::Others, p.to_owned()));
+    assert!(sent.next().is_none());
+    first
+}
+
+/// A new socket for `session`: it is admitted (the run never reaches the caps), gets its
+/// `INITIAL_STATE` first, and a controller's first socket is announced.
+fn join(
+    h: &mut Harness,
+    model: &mut Sockets,
+    store: &mut Store,
+    session: &Session,
+    written: &mut Vec<StoreOp>,
+) {
+    let first = model.count(&session.cid, session.role) == 0;
+    let Ok((socket, joined)) = h.try_connect(session) else {
+        return;
+    };
+    model.open.insert(socket, (session.clone(), h.now));
+    let now = h.now;
+    let airport = h.airport();
+    assert!(store.same_state(airport), "joining changed state");
+    let persist: Vec<StoreOp> = joined
+        .persist
+        .iter()
+        .filter(|op| !matches!(op, StoreOp::SetSchedule(_)))
+        .cloned()
+        .collect();
+    if session.role == Role::Controller {
+        assert_eq!(airport.offline_since(), None);
+        let expected = match store.offline_since {
+            Some(_) => vec![StoreOp::SetOfflineSince(None)],
+            None => vec![],
+        };
+        assert_eq!(persist, expected);
+    } else {
+        assert!(persist.is_empty());
+    }
+    let initial = server_packet(
+        joined
+            .sent_to(To::Socket(socket))
+            .next()
+            .expect("INITIAL_STATE"),
+        now,
+    );
+    assert_eq!(initial["type"], "INITIAL_STATE");
+    assert!(initial.get("requestId").is_none());
+    let data = &initial["data"];
+    if !data.is_null() {
+        check_initial_state(data, airport, h.room.presence(), session, model);
+    }
+    let announce = announced(&joined, socket);
+    assert_eq!(
+        announce.is_some(),
+        first && session.role == Role::Controller,
+        "announced {announce:?}"
+    );
+    if let Some((_, announce)) = &announce {
+        let packet = server_packet(announce, now);
+        assert_eq!(packet["type"], "CONTROLLER_CONNECT");
+        assert_eq!(packet["data"]["controllerId"], json!(session.cid.as_str()));
+    }
+    store.apply(&joined.persist);
+    written.extend_from_slice(&joined.persist);
 }
 
 fn check_initial_state(
@@ -278,7 +403,7 @@ fn check_initial_state(
     airport: &Airport,
     presence: &Presence,
     session: &Session,
-    sockets: &BTreeMap<(Cid, Role), u32>,
+    model: &Sockets,
 ) {
     assert_eq!(data["seq"], json!(airport.seq()));
     assert_eq!(data["cid"], json!(session.cid.as_str()));
@@ -288,21 +413,24 @@ fn check_initial_state(
         data["objects"].as_array().map(Vec::len),
         Some(airport.objects().len())
     );
-    check_controllers(&data["controllers"], sockets);
+    check_controllers(&data["controllers"], model);
 }
 
 /// `controllers` lists each connected controller once.
-fn check_controllers(listed: &Value, sockets: &BTreeMap<(Cid, Role), u32>) {
+fn check_controllers(listed: &Value, model: &Sockets) {
     let listed: Vec<&str> = listed
         .as_array()
         .expect("controllers")
         .iter()
         .map(|c| c.as_str().expect("a cid"))
         .collect();
-    let expected: Vec<&str> = sockets
-        .keys()
-        .filter(|(_, role)| *role == Role::Controller)
-        .map(|(cid, _)| cid.as_str())
+    let expected: Vec<&str> = model
+        .open
+        .values()
+        .filter(|(s, _)| s.role == Role::Controller)
+        .map(|(s, _)| s.cid.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     assert_eq!(listed, expected);
 }
@@ -312,7 +440,7 @@ fn check_reads(
     airport: &Airport,
     presence: &Presence,
     session: &Session,
-    effects: &Effects,
+    effects: &Sent,
     now: i64,
 ) {
     if let Some(reply) = &effects.reply {

@@ -5,8 +5,8 @@
 
 use super::storage;
 use crate::airport_directory;
-use crate::protocol::Icao;
-use crate::protocol::directory::Listing;
+use airport_protocol::Icao;
+use airport_protocol::directory::Listing;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use worker::{D1Database, Date, SqlStorage, console_error};

@@ -5,25 +5,21 @@
 //! in storage and in each socket's attachment. Hooks log failures and survive them.
 
 mod listing;
-mod network;
 mod sockets;
 mod storage;
 
-use crate::accounts::account_for_key_hash;
 use crate::handoff::{self, LIVE_HEADER, error_response, json_response};
-use crate::protocol::config::{Config, ConfigError, RoleSource};
-use crate::protocol::connect::HttpError;
-use crate::protocol::directory::dormant_state;
-use crate::protocol::effects::{Action, Effects, To};
-use crate::protocol::liveness::ALARM_RETRY_MS;
-use crate::protocol::outbound::{self, Stamp};
-use crate::protocol::outbox::{Next, Outbox};
-use crate::protocol::packet::Frame;
-use crate::protocol::recheck::KeyStanding;
-use crate::protocol::room::{Answers, Recheck};
-use crate::protocol::{CloseCode, Icao, Room, SocketId, StoreOp};
+use crate::standings::{self, StatusClient};
+use airport_protocol::config::{Config, ConfigError};
+use airport_protocol::connect::HttpError;
+use airport_protocol::directory::dormant_state;
+use airport_protocol::effects::{Action, Effects, To};
+use airport_protocol::liveness::ALARM_RETRY_MS;
+use airport_protocol::outbound::{self, Stamp};
+use airport_protocol::outbox::{Next, Outbox};
+use airport_protocol::packet::Frame;
+use airport_protocol::{CloseCode, Icao, Room, SocketId, StoreOp};
 use listing::DirectoryEntry;
-use network::StatusClient;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -63,6 +59,14 @@ fn log_failure(event: &str, error: &Error) {
     );
 }
 
+/// A hook's failure is logged and survived: propagated, it would reset the object.
+fn survive(event: &str, result: Result<()>) -> Result<()> {
+    if let Err(error) = result {
+        log_failure(event, &error);
+    }
+    Ok(())
+}
+
 impl DurableObject for AirportObject {
     fn new(state: State, env: Env) -> Self {
         let config = Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
@@ -91,10 +95,7 @@ impl DurableObject for AirportObject {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        if let Err(error) = self.on_message(&ws, message).await {
-            log_failure("message_failed", &error);
-        }
-        Ok(())
+        survive("message_failed", self.on_message(&ws, message).await)
     }
 
     async fn websocket_close(
@@ -104,17 +105,11 @@ impl DurableObject for AirportObject {
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        if let Err(error) = self.on_gone(&ws).await {
-            log_failure("close_failed", &error);
-        }
-        Ok(())
+        survive("close_failed", self.on_gone(&ws).await)
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
-        if let Err(error) = self.on_gone(&ws).await {
-            log_failure("close_failed", &error);
-        }
-        Ok(())
+        survive("close_failed", self.on_gone(&ws).await)
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -156,7 +151,7 @@ impl AirportObject {
         };
         let effects = self.with_room(|room| room.frame(attachment.id, frame, now))?;
         self.carry_out(effects, now).await;
-        self.sync_alarm().await
+        self.settle().await
     }
 
     /// The client closed or the socket failed.
@@ -173,8 +168,7 @@ impl AirportObject {
                 live.sockets.remove(&attachment.id);
             }
             self.carry_out(effects, now).await;
-            self.sync_alarm().await?;
-            self.sync_directory();
+            self.settle().await?;
         }
         // Complete the closing handshake; a socket that is already closed refuses, harmlessly.
         let _ = ws.close(Some(1000), Some("closed"));
@@ -193,7 +187,11 @@ impl AirportObject {
         let (effects, recheck) = self.with_room(|room| room.alarm(now))?;
         self.carry_out(effects, now).await;
         let answers = match recheck {
-            Some(questions) => Some(self.ask(&questions, now).await?),
+            Some(questions) => {
+                let source = &self.config()?.role_source;
+                let db = self.env.d1("DB").ok();
+                Some(standings::answers(db, &self.status, source, &questions, now).await)
+            }
             None => None,
         };
         let effects = self.with_room(|room| room.finish_alarm(now, answers.as_ref()))?;
@@ -201,8 +199,7 @@ impl AirportObject {
         if self.live.borrow().is_none() {
             return Err("the airport's writes failed".into());
         }
-        self.sync_alarm().await?;
-        self.sync_directory();
+        self.settle().await?;
         Ok("ok")
     }
 
@@ -248,9 +245,8 @@ impl AirportObject {
         });
         self.directory.restore(stored.listed);
         self.carry_out(effects, now).await;
-        self.sync_alarm().await?;
         // After a restart that dropped every socket, the directory may still say live.
-        self.sync_directory();
+        self.settle().await?;
         Ok(self.live.borrow().is_some())
     }
 
@@ -362,6 +358,12 @@ impl AirportObject {
         sends
     }
 
+    /// After an event: the alarm at the room's next wake-up, the directory up to date.
+    async fn settle(&self) -> Result<()> {
+        self.sync_directory();
+        self.sync_alarm().await
+    }
+
     /// Keeps the one alarm at the room's next wake-up. An alarm earlier than needed only
     /// recomputes; a later one would miss a deadline.
     async fn sync_alarm(&self) -> Result<()> {
@@ -410,29 +412,6 @@ impl AirportObject {
         });
     }
 
-    /// What a re-check asks: each key's standing in D1 and, under `vatsim`, each person's on
-    /// the network. What cannot be asked now stays unknown, and its sessions are kept.
-    async fn ask(&self, questions: &Recheck, now: i64) -> Result<Answers> {
-        let mut answers = Answers::default();
-        if let Ok(db) = self.env.d1("DB") {
-            for key_hash in &questions.key_hashes {
-                let standing = match account_for_key_hash(&db, key_hash).await {
-                    Ok(Some(account)) => KeyStanding::Valid(account),
-                    Ok(None) => KeyStanding::Revoked,
-                    Err(_) => KeyStanding::Unknown,
-                };
-                answers.keys.insert(key_hash.clone(), standing);
-            }
-        }
-        if let RoleSource::Vatsim(settings) = &self.config()?.role_source {
-            for cid in &questions.people {
-                let standing = self.status.lookup(settings, cid, now).await;
-                answers.network.insert(cid.clone(), standing);
-            }
-        }
-        Ok(answers)
-    }
-
     async fn serve(&self, req: Request) -> std::result::Result<Response, HttpError> {
         let internal = |e: Error| HttpError::Internal(e.to_string());
         match req.path().as_str() {
@@ -475,14 +454,9 @@ impl AirportObject {
         self.ensure_live(Some(&identity.airport))
             .await
             .map_err(internal)?;
-        let network = match &self.config().map_err(internal)?.role_source {
-            RoleSource::Vatsim(settings) => Some(
-                self.status
-                    .lookup(settings, &identity.session.cid, now())
-                    .await,
-            ),
-            RoleSource::Static => None,
-        };
+        let source = &self.config().map_err(internal)?.role_source;
+        let cid = &identity.session.cid;
+        let network = self.status.standing(source, cid, now()).await;
         let session = self
             .with_room(|room| room.session_for(identity.session, network))
             .map_err(internal)??;
@@ -509,8 +483,7 @@ impl AirportObject {
                 .close(Some(CloseCode::Internal.code()), Some("internal error"));
             return Err(HttpError::Internal("the airport could not be saved".into()));
         }
-        self.sync_alarm().await.map_err(internal)?;
-        self.sync_directory();
+        self.settle().await.map_err(internal)?;
         Response::from_websocket(pair.client).map_err(internal)
     }
 }

@@ -1,9 +1,9 @@
 //! The airport's sockets as the runtime holds them: their attachment, and sending to an
 //! audience through the runtime's tags.
 
-use crate::protocol::effects::To;
-use crate::protocol::session::Attachment;
-use crate::protocol::{Role, SocketId};
+use airport_protocol::effects::To;
+use airport_protocol::session::Attachment;
+use airport_protocol::{Role, SocketId};
 use wasm_bindgen::prelude::*;
 use worker::{Result, State, WebSocket};
 

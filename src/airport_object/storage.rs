@@ -3,10 +3,10 @@
 //! Writes made in one event commit together, and the output gate holds every message sent
 //! after them until they are durable.
 
-use crate::protocol::airport::ObjectRow;
-use crate::protocol::directory::Listing;
-use crate::protocol::liveness::Schedule;
-use crate::protocol::{Airport, Icao, ObjectRecord, StoreOp};
+use airport_protocol::airport::ObjectRow;
+use airport_protocol::directory::Listing;
+use airport_protocol::liveness::Schedule;
+use airport_protocol::{Airport, Icao, ObjectRecord, StoreOp};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -174,7 +174,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     {
         let record = ObjectRecord {
             state: serde_json::from_str(&object.state)?,
-            controller_id: crate::protocol::Cid::parse(&object.controller_id)
+            controller_id: airport_protocol::Cid::parse(&object.controller_id)
                 .ok_or("stored controller id is invalid")?,
             updated_at: object.updated_at,
         };

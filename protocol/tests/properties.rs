@@ -2,21 +2,21 @@
 //! change nothing, accepted changes move `seq` by exactly one, limits always hold, and only
 //! controllers change state.
 
-mod common;
-
-use airport_realtime::protocol::airport::{ObjectRow, StoreOp};
-use airport_realtime::protocol::config::{RateLimit, RateLimits};
-use airport_realtime::protocol::json::serialized_chars;
-use airport_realtime::protocol::limits::{MAX_OBJECTS, MAX_SHARED_STATE_CHARS};
-use airport_realtime::protocol::liveness::Schedule;
-use airport_realtime::protocol::outbox::compact;
-use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::shared_state::SharedState;
-use airport_realtime::protocol::{Airport, Cid, Role, Session};
-use common::{Audience, Harness};
+use airport_protocol::airport::ObjectRecord;
+use airport_protocol::airport::{ObjectRow, StoreOp};
+use airport_protocol::config::{RateLimit, RateLimits};
+use airport_protocol::json::serialized_chars;
+use airport_protocol::limits::{MAX_OBJECTS, MAX_SHARED_STATE_CHARS};
+use airport_protocol::liveness::Schedule;
+use airport_protocol::outbox::compact;
+use airport_protocol::packet::Frame;
+use airport_protocol::shared_state::SharedState;
+use airport_protocol::{Airport, Cid, Role, Session};
+use airport_testkit::harness::{Audience, Harness};
+use airport_testkit::has_null_member;
+use airport_testkit::store::Store;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 
 fn session(role: Role, cid: &str) -> Session {
     Session {
@@ -262,16 +262,6 @@ fn store_op() -> impl Strategy<Value = StoreOp> {
     ]
 }
 
-/// What the airport's tables hold after `ops`, row by row, as `storage::write` applies them.
-#[derive(Debug, Default, PartialEq)]
-struct Tables {
-    objects: BTreeMap<String, ObjectRow>,
-    shared: BTreeMap<String, Value>,
-    seq: Option<u64>,
-    offline_since: Option<Option<i64>>,
-    schedule: Option<Schedule>,
-}
-
 /// Each row written at most once, at most one clear, and nothing but `seq` and the offline
 /// time before it.
 fn is_minimal(ops: &[StoreOp]) -> bool {
@@ -293,32 +283,34 @@ fn is_minimal(ops: &[StoreOp]) -> bool {
     })
 }
 
-fn apply(ops: &[StoreOp]) -> Tables {
-    let mut t = Tables::default();
-    for op in ops {
-        match op {
-            StoreOp::PutObject { id, row } => {
-                t.objects.insert(id.clone(), row.clone());
-            }
-            StoreOp::DeleteObject { id } => {
-                t.objects.remove(id);
-            }
-            StoreOp::PutShared { key, value } => {
-                t.shared.insert(key.clone(), value.clone());
-            }
-            StoreOp::DeleteShared { key } => {
-                t.shared.remove(key);
-            }
-            StoreOp::ClearState => {
-                t.objects.clear();
-                t.shared.clear();
-            }
-            StoreOp::SetSeq(seq) => t.seq = Some(*seq),
-            StoreOp::SetOfflineSince(since) => t.offline_since = Some(*since),
-            StoreOp::SetSchedule(schedule) => t.schedule = Some(*schedule),
-        }
+/// Storage in which every row holds what no `store_op` writes, so that a lost write shows.
+fn untouched() -> Store {
+    let record = ObjectRecord {
+        state: json!("untouched"),
+        controller_id: Cid::parse("1000009").unwrap(),
+        updated_at: i64::MIN,
+    };
+    let rows = ["a", "b", "c"];
+    Store {
+        objects: rows.map(|id| (id.to_owned(), record.clone())).into(),
+        shared: rows
+            .map(|key| (key.to_owned(), json!("untouched")))
+            .into_iter()
+            .collect(),
+        seq: u64::MAX,
+        offline_since: Some(i64::MIN),
+        schedule: Schedule {
+            heartbeat: Some(i64::MIN),
+            recheck: Some(i64::MIN),
+        },
+        thorough: true,
     }
-    t
+}
+
+fn apply(ops: &[StoreOp]) -> Store {
+    let mut store = untouched();
+    store.apply(ops);
+    store
 }
 
 proptest! {
@@ -335,13 +327,4 @@ proptest! {
         let together = apply(&[initial, compacted].concat());
         prop_assert_eq!(together, one_by_one);
     }
-}
-
-/// Whether any object member (outside arrays) is null.
-fn has_null_member(map: &Map<String, Value>) -> bool {
-    map.values().any(|v| match v {
-        Value::Null => true,
-        Value::Object(inner) => has_null_member(inner),
-        _ => false,
-    })
 }

@@ -2,16 +2,14 @@
 //! legacy batch form, single-item batches, legacy names, controller bursts and the large
 //! lighting packets, with the strict limits kept for everything else.
 
-mod common;
-
-use airport_realtime::protocol::config::RateLimits;
-use airport_realtime::protocol::limits::{
+use airport_protocol::config::RateLimits;
+use airport_protocol::limits::{
     MAX_LIGHTING_PACKET_CHARS, MAX_LIGHTING_UPDATES, MAX_MULTI_UPDATES, MAX_OBJECTS,
     MAX_SHARED_PATCH_CHARS,
 };
-use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::{CloseCode, Role, Session};
-use common::{Audience, Harness, broadcast, error_code, parse, who};
+use airport_protocol::packet::Frame;
+use airport_protocol::{CloseCode, Role, Session};
+use airport_testkit::harness::{Audience, Harness, broadcast, error_code, parse, who};
 use serde_json::{Value, json};
 
 fn controller() -> Session {

@@ -8,10 +8,10 @@
 //!
 //! Results in BENCHMARKS.md.
 
-use airport_realtime::protocol::config::{Config, RateLimit, RateLimits};
-use airport_realtime::protocol::liveness::Schedule;
-use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::{Airport, Cid, Effects, Icao, Role, Room, Session, SocketId};
+use airport_protocol::config::{Config, RateLimit, RateLimits};
+use airport_protocol::liveness::Schedule;
+use airport_protocol::packet::Frame;
+use airport_protocol::{Airport, Cid, Effects, Icao, Role, Room, Session, SocketId};
 use criterion::{Criterion, Throughput};
 use serde_json::json;
 use std::hint::black_box;

@@ -216,8 +216,8 @@ pub fn compact(ops: Vec<StoreOp>) -> Vec<StoreOp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Cid;
-    use crate::protocol::airport::ObjectRow;
+    use crate::Cid;
+    use crate::airport::ObjectRow;
 
     #[test]
     fn only_a_change_close_behind_the_last_commits_sends_waits() {

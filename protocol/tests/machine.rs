@@ -1,12 +1,10 @@
 //! The state machine's semantics, natively: what each packet does to an airport and who hears.
 
-mod common;
-
-use airport_realtime::protocol::config::Timings;
-use airport_realtime::protocol::effects::To;
-use airport_realtime::protocol::room::Answers;
-use airport_realtime::protocol::{CloseCode, Role};
-use common::{Audience, Harness, Sent, error_code, parse, who};
+use airport_protocol::config::Timings;
+use airport_protocol::effects::To;
+use airport_protocol::room::Answers;
+use airport_protocol::{CloseCode, Role};
+use airport_testkit::harness::{Audience, Harness, Sent, error_code, parse, who};
 use serde_json::{Value, json};
 
 #[test]
@@ -310,8 +308,8 @@ fn numbers_are_kept_exactly() {
 
 #[test]
 fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
-    use airport_realtime::protocol::StoreOp;
-    use airport_realtime::protocol::outbox;
+    use airport_protocol::StoreOp;
+    use airport_protocol::outbox;
     let mut h = Harness::new();
     let c = who(Role::Controller, "1000001");
     h.send(
@@ -373,7 +371,7 @@ fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
 
 #[test]
 fn the_object_limit_counts_the_items_before_each_creation() {
-    use airport_realtime::protocol::limits::{MAX_MULTI_UPDATES, MAX_OBJECTS};
+    use airport_protocol::limits::{MAX_MULTI_UPDATES, MAX_OBJECTS};
     let mut h = Harness::new();
     let c = who(Role::Controller, "1000001");
     for chunk in 0..MAX_OBJECTS / MAX_MULTI_UPDATES {

@@ -102,9 +102,9 @@ pub fn verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::config::VatsimSettings;
-    use crate::protocol::vatsim::ConnectionType;
-    use crate::protocol::{Cid, Role};
+    use crate::config::VatsimSettings;
+    use crate::vatsim::ConnectionType;
+    use crate::{Cid, Role};
 
     fn pilot() -> Session {
         Session {

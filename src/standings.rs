@@ -1,16 +1,19 @@
-//! The network status service, as the `vatsim` role source asks it: one upstream request per
-//! person at a time (concurrent look-ups share it), results reused for `VATSIM_CACHE_MS`, and
-//! a timeout after which the upstream counts as unreachable.
+//! What an airport asks about the people it serves: their key's account in D1, and under the
+//! `vatsim` role source their connections on the network. The status service is asked once
+//! per person at a time (concurrent look-ups share it), its answers reused for
+//! `VATSIM_CACHE_MS`, and it counts as unreachable after a timeout.
 
+use crate::accounts::account_for_key_hash;
 use crate::lookup_cache::{LookupCache, Sharing};
-use crate::protocol::Cid;
-use crate::protocol::config::VatsimSettings;
-use crate::protocol::recheck::NetworkStanding;
-use crate::protocol::vatsim::{NetworkConnection, parse_status};
+use airport_protocol::Cid;
+use airport_protocol::config::{RoleSource, VatsimSettings};
+use airport_protocol::recheck::{KeyStanding, NetworkStanding};
+use airport_protocol::room::{Answers, Recheck};
+use airport_protocol::vatsim::{NetworkConnection, parse_status};
 use futures_util::future::{Either, select};
 use std::pin::pin;
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Url};
+use worker::{AbortController, D1Database, Delay, Fetch, Url};
 
 /// What the upstream said; `None` stands for "unreachable" and is never cached.
 type Answer = Option<Vec<NetworkConnection>>;
@@ -31,7 +34,20 @@ impl Default for StatusClient {
 }
 
 impl StatusClient {
-    pub async fn lookup(&self, settings: &VatsimSettings, cid: &Cid, now: i64) -> NetworkStanding {
+    /// The person's standing on the network; `None` when roles do not come from it.
+    pub async fn standing(
+        &self,
+        source: &RoleSource,
+        cid: &Cid,
+        now: i64,
+    ) -> Option<NetworkStanding> {
+        match source {
+            RoleSource::Vatsim(settings) => Some(self.lookup(settings, cid, now).await),
+            RoleSource::Static => None,
+        }
+    }
+
+    async fn lookup(&self, settings: &VatsimSettings, cid: &Cid, now: i64) -> NetworkStanding {
         let answer = self
             .recent
             .get(cid, now, settings.cache_ms, || {
@@ -40,6 +56,34 @@ impl StatusClient {
             .await;
         standing(answer)
     }
+}
+
+/// The answers to a re-check. What cannot be asked now stays unknown, and its sessions are
+/// kept.
+pub async fn answers(
+    db: Option<D1Database>,
+    status: &StatusClient,
+    source: &RoleSource,
+    questions: &Recheck,
+    now: i64,
+) -> Answers {
+    let mut answers = Answers::default();
+    if let Some(db) = db {
+        for key_hash in &questions.key_hashes {
+            let standing = match account_for_key_hash(&db, key_hash).await {
+                Ok(Some(account)) => KeyStanding::Valid(account),
+                Ok(None) => KeyStanding::Revoked,
+                Err(_) => KeyStanding::Unknown,
+            };
+            answers.keys.insert(key_hash.clone(), standing);
+        }
+    }
+    for cid in &questions.people {
+        if let Some(standing) = status.standing(source, cid, now).await {
+            answers.network.insert(cid.clone(), standing);
+        }
+    }
+    answers
 }
 
 fn standing(answer: Answer) -> NetworkStanding {

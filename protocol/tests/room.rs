@@ -2,22 +2,20 @@
 //! verdicts, offline clearing, the alarm time, restoring after hibernation, and the outbox
 //! that commits and delivers.
 
-mod common;
-
-use airport_realtime::protocol::account::Account;
-use airport_realtime::protocol::config::{Caps, Config, RoleSource, VatsimSettings};
-use airport_realtime::protocol::connect::HttpError;
-use airport_realtime::protocol::effects::{Action, To};
-use airport_realtime::protocol::liveness::{STORE_LAST_SEEN_EVERY_MS, Schedule};
-use airport_realtime::protocol::outbound::Stamp;
-use airport_realtime::protocol::outbox::{Next, Outbox};
-use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::recheck::{KeyStanding, NetworkStanding};
-use airport_realtime::protocol::room::Answers;
-use airport_realtime::protocol::session::Attachment;
-use airport_realtime::protocol::vatsim::{ConnectionType, NetworkConnection};
-use airport_realtime::protocol::{CloseCode, Effects, Role, Room, Session, StoreOp};
-use common::{Harness, egll, key_of, parse, who};
+use airport_protocol::account::Account;
+use airport_protocol::config::{Caps, Config, RoleSource, VatsimSettings};
+use airport_protocol::connect::HttpError;
+use airport_protocol::effects::{Action, To};
+use airport_protocol::liveness::{STORE_LAST_SEEN_EVERY_MS, Schedule};
+use airport_protocol::outbound::Stamp;
+use airport_protocol::outbox::{Next, Outbox};
+use airport_protocol::packet::Frame;
+use airport_protocol::recheck::{KeyStanding, NetworkStanding};
+use airport_protocol::room::Answers;
+use airport_protocol::session::Attachment;
+use airport_protocol::vatsim::{ConnectionType, NetworkConnection};
+use airport_protocol::{CloseCode, Effects, Role, Room, Session, StoreOp};
+use airport_testkit::harness::{Harness, egll, key_of, parse, who};
 use serde_json::json;
 
 fn types(effects: &Effects, to: To) -> Vec<String> {

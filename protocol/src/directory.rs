@@ -54,7 +54,7 @@ pub fn dormant_state(icao: Icao, seq: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Cid, Role, Session};
+    use crate::{Cid, Role, Session};
     use serde_json::{Value, json};
 
     fn session(cid: &str, role: Role) -> Session {
@@ -80,9 +80,9 @@ mod tests {
             presence.leave(&person);
         }
         presence.leave(&session("3", Role::Observer));
-        let change = crate::protocol::packet::ObjectChange {
+        let change = crate::packet::ObjectChange {
             object_id: "SB_1".into(),
-            op: crate::protocol::packet::ChangeOp::Replace(Value::Bool(true)),
+            op: crate::packet::ChangeOp::Replace(Value::Bool(true)),
         };
         let by = Cid::parse("1").unwrap();
         airport

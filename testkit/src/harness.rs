@@ -1,15 +1,14 @@
-//! What the native tests share: a [`Room`] driven in simulated time, each session on its own
-//! socket (connected on first use), and a view of a frame's effects from its sender's side.
-// Each test crate that includes this module uses a different part of it.
-#![allow(dead_code)]
+//! A [`Room`] driven in simulated time, each session on its own socket (connected on first
+//! use), and a frame's effects as its sender sees them.
 
-use airport_realtime::protocol::airport::StoreOp;
-use airport_realtime::protocol::config::{Config, RateLimits};
-use airport_realtime::protocol::effects::{Action, To};
-use airport_realtime::protocol::liveness::Schedule;
-use airport_realtime::protocol::packet::Frame;
-use airport_realtime::protocol::{Airport, Cid, CloseCode, Effects, Icao, Role, Room, Session};
-use airport_realtime::protocol::{SocketId, room::Answers};
+use airport_protocol::airport::StoreOp;
+use airport_protocol::config::{Config, RateLimits};
+use airport_protocol::connect::HttpError;
+use airport_protocol::effects::{Action, To};
+use airport_protocol::liveness::Schedule;
+use airport_protocol::packet::Frame;
+use airport_protocol::{Airport, Cid, CloseCode, Effects, Icao, Role, Room, Session};
+use airport_protocol::{SocketId, room::Answers};
 use serde_json::Value;
 
 #[derive(Clone)]
@@ -98,9 +97,15 @@ impl Sent {
     }
 }
 
+impl Default for Harness {
+    fn default() -> Self {
+        Harness::with(Config::default(), egll())
+    }
+}
+
 impl Harness {
     pub fn new() -> Self {
-        Harness::with(Config::default(), egll())
+        Harness::default()
     }
 
     pub fn with_limits(rate_limits: RateLimits) -> Self {
@@ -131,14 +136,18 @@ impl Harness {
 
     /// A new socket for `who`, connected now with the person's key ([`key_of`]).
     pub fn connect(&mut self, who: &Session) -> (SocketId, Effects) {
+        self.try_connect(who).expect("admitted")
+    }
+
+    /// The same, refused when the caps are reached.
+    pub fn try_connect(&mut self, who: &Session) -> Result<(SocketId, Effects), HttpError> {
         let id = self.next_socket;
-        self.next_socket += 1;
         let effects = self
             .room
-            .connect(id, who.clone(), key_of(&who.cid), self.now)
-            .expect("admitted");
+            .connect(id, who.clone(), key_of(&who.cid), self.now)?;
+        self.next_socket += 1;
         self.sockets.push((who.clone(), id));
-        (id, effects)
+        Ok((id, effects))
     }
 
     /// The socket `who` sends on: its first open one, connected if there is none.

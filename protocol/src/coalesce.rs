@@ -53,7 +53,7 @@ impl ChangeRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Cid;
+    use crate::Cid;
     use serde_json::Value;
     use serde_json::value::RawValue;
 

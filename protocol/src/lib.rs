@@ -1,5 +1,7 @@
-//! The protocol core. Nothing in here knows about Workers: every function takes plain data
-//! (the connection, the packet, the current time) and returns what should happen.
+//! The airport lighting protocol, without I/O. Nothing in here knows about Workers (Cargo
+//! keeps it so: this crate has no such dependency): every function takes plain data and the
+//! time and returns what should happen. [`Room`] is one airport as a state machine; the
+//! Durable Object only carries out its [`Effects`].
 
 pub mod account;
 pub mod airport;
