@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, clippy (native and Wasm), the native unit and property
-# tests of the protocol core, the Worker build, and the miniflare integration tests.
+# tests of the protocol core, the Worker build with a deploy dry run, and the miniflare
+# integration tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,5 +11,11 @@ cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
 cargo test
-bash scripts/build.sh
+# The deploy as far as it goes offline: wrangler checks wrangler.toml and bundles the Worker.
+# Its [build] is scripts/build.sh, so this is also the one build of build/ the integration tests
+# run. Then the bundle as it would be uploaded must start in workerd and answer GET /health.
+bundle=$(mktemp -d)
+trap 'rm -rf "$bundle"' EXIT
+wrangler deploy --dry-run --outdir "$bundle"
+node scripts/check-bundle.mjs "$bundle"
 node --test --test-concurrency=1 tests/integration/*.test.mjs
