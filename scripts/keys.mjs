@@ -3,7 +3,7 @@
 // database (the one `scripts/dev.sh` uses) by default, the deployed one with --remote.
 // Run `node scripts/keys.mjs help` for the commands. Keys are printed once, by `create`, and
 // stored only as the lowercase hex SHA-256 of the whole key, as the Worker looks them up
-// (src/protocol/account.rs).
+// (protocol/src/account.rs).
 //
 // Every argument is checked against a strict shape (cid: digits; hashes: hex; roles and times
 // from fixed forms) before any SQL is run, and only such checked values are put into SQL:
