@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per packet of the pure core, natively, counted by valgrind (callgrind): unlike
 # criterion's timings they do not move with the load of a shared machine, so two builds can be
-# compared to the percent. Each case of benches/core.rs runs twice, 0 and COUNT times after the
+# compared to the percent. Each case of protocol/benches/core.rs runs twice, 0 and COUNT times after the
 # same setup; the difference divided by COUNT is one packet's cost.
 #
 #   bash bench/core-instructions.sh            # every case
@@ -15,7 +15,7 @@ count=${COUNT:-200}
 command -v valgrind >/dev/null || { echo "core-instructions: valgrind is needed" >&2; exit 1; }
 binary=$(cargo bench -p airport-protocol --bench core --no-run 2>&1 |
   sed -n 's/.*Executable benches\/core.rs (\(.*\))$/\1/p' | tail -1)
-[ -x "$binary" ] || { echo "core-instructions: benches/core.rs did not build" >&2; exit 1; }
+[ -x "$binary" ] || { echo "core-instructions: protocol/benches/core.rs did not build" >&2; exit 1; }
 
 # Instructions of one run of a case, repeated $2 times.
 instructions() {

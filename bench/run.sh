@@ -43,7 +43,7 @@ pin() { local cpu=$1; shift; nice -n "$nice_level" taskset -c "$cpu" "$@"; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if [ ! -f build/index_bg.wasm ] || [ ! -f build/index.js ] ||
-  [ -n "$(find src Cargo.toml Cargo.lock build.rs -newer build/index_bg.wasm -print -quit)" ]; then
+  [ -n "$(find src protocol/src Cargo.toml Cargo.lock build.rs -newer build/index_bg.wasm -print -quit)" ]; then
   echo "building the Worker (scripts/build.sh)" >&2
   bash scripts/setup.sh >&2
   bash scripts/build.sh >&2
