@@ -498,6 +498,36 @@ fn median_index(values: &[f64]) -> usize {
     order[(order.len() - 1) / 2]
 }
 
+/// `run` `repeats` times per target, alternating between the targets so that each sees the
+/// machine in the same state. Returns each target's runs, in the targets' order.
+async fn alternating<T>(
+    targets: &[Target],
+    repeats: usize,
+    mut run: impl AsyncFnMut(&Target) -> Result<T, String>,
+) -> Result<Vec<Vec<T>>, String> {
+    let mut all: Vec<Vec<T>> = targets.iter().map(|_| Vec::new()).collect();
+    for _ in 0..repeats {
+        for (t, runs) in targets.iter().zip(all.iter_mut()) {
+            runs.push(run(t).await?);
+        }
+    }
+    Ok(all)
+}
+
+/// Each target's figures by `figure`, and its median run by that figure.
+fn medians<T>(all: &[Vec<T>], figure: impl Fn(&T) -> f64) -> (Vec<Vec<f64>>, Vec<&T>) {
+    let figures: Vec<Vec<f64>> = all
+        .iter()
+        .map(|runs| runs.iter().map(&figure).collect())
+        .collect();
+    let median = all
+        .iter()
+        .zip(&figures)
+        .map(|(runs, f)| &runs[median_index(f)])
+        .collect();
+    (figures, median)
+}
+
 fn list(values: &[f64]) -> String {
     values
         .iter()
@@ -509,24 +539,13 @@ fn list(values: &[f64]) -> String {
 async fn throughput_section(args: &Args, kind: Kind) -> Result<(), String> {
     let step_ids = Cell::new(1000);
     let repeats = if args.quick { 1 } else { args.repeats };
-    // Searches alternate between targets, so that both see the machine in the same state;
-    // each target's figure is the median of its searches.
-    let mut all: Vec<Vec<Search>> = args.targets.iter().map(|_| Vec::new()).collect();
-    for _ in 0..repeats {
-        for (t, searches) in args.targets.iter().zip(all.iter_mut()) {
-            searches.push(throughput(t, kind, args, &step_ids).await?);
-        }
-    }
+    // Each target's figure is the median of its searches.
+    let all = alternating(&args.targets, repeats, async |t| {
+        throughput(t, kind, args, &step_ids).await
+    })
+    .await?;
     let best_rate = |s: &Search| s.best.map_or(f64::NAN, |b| s.steps[b].accepted_rate);
-    let bests: Vec<Vec<f64>> = all
-        .iter()
-        .map(|searches| searches.iter().map(best_rate).collect())
-        .collect();
-    let searches: Vec<&Search> = all
-        .iter()
-        .zip(&bests)
-        .map(|(searches, b)| &searches[median_index(b)])
-        .collect();
+    let (bests, searches) = medians(&all, best_rate);
     let secs = if args.quick { 2.0 } else { args.step_seconds };
     let mut out = String::new();
     let _ = writeln!(
@@ -853,30 +872,20 @@ async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
         ));
         cases[2].1.push(connect_loaded(t, cold_m, true, st).await?);
     }
-    // Herds alternate between targets; each target's row is its median herd.
+    // Each target's row is its median herd.
     let herd_repeats = if args.quick { 1 } else { args.repeats };
-    let mut all: Vec<Vec<Herd>> = args.targets.iter().map(|_| Vec::new()).collect();
-    for _ in 0..herd_repeats {
-        for (t, herds) in args.targets.iter().zip(all.iter_mut()) {
-            progress(&format!("connect: {herd_n} sockets at once on {}", t.name));
-            let h = herd(t, herd_n).await?;
-            progress(&format!(
-                "  all in {} ms, {} failed",
-                ms(h.total_ms),
-                h.failures
-            ));
-            herds.push(h);
-        }
-    }
-    let totals: Vec<Vec<f64>> = all
-        .iter()
-        .map(|herds| herds.iter().map(|h| h.total_ms).collect())
-        .collect();
-    let herds: Vec<&Herd> = all
-        .iter()
-        .zip(&totals)
-        .map(|(herds, t)| &herds[median_index(t)])
-        .collect();
+    let all = alternating(&args.targets, herd_repeats, async |t| {
+        progress(&format!("connect: {herd_n} sockets at once on {}", t.name));
+        let h = herd(t, herd_n).await?;
+        progress(&format!(
+            "  all in {} ms, {} failed",
+            ms(h.total_ms),
+            h.failures
+        ));
+        Ok(h)
+    })
+    .await?;
+    let (totals, herds) = medians(&all, |h: &Herd| h.total_ms);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -1334,27 +1343,25 @@ async fn burst_section(args: &Args) -> Result<(), String> {
     } else {
         args.repeats
     };
-    // Runs alternate between targets; each target's row is its median run.
+    // Each target's row is its median run.
     let mut rows: Vec<(usize, Vec<Vec<Burst>>)> = Vec::new();
     for &n in ns {
-        let mut all: Vec<Vec<Burst>> = args.targets.iter().map(|_| Vec::new()).collect();
-        for _ in 0..repeats {
-            for (t, runs) in args.targets.iter().zip(all.iter_mut()) {
-                progress(&format!(
-                    "burst: {BURST_FRAMES} STATE_UPDATEs to {n} sockets on {}",
-                    t.name
-                ));
-                let b = burst(t, n).await?;
-                progress(&format!(
-                    "  every socket had the last change after {} ms{}",
-                    ms(b.total_ms),
-                    b.failure
-                        .as_ref()
-                        .map_or(String::new(), |f| format!(" (FAILED: {f})"))
-                ));
-                runs.push(b);
-            }
-        }
+        let all = alternating(&args.targets, repeats, async |t| {
+            progress(&format!(
+                "burst: {BURST_FRAMES} STATE_UPDATEs to {n} sockets on {}",
+                t.name
+            ));
+            let b = burst(t, n).await?;
+            progress(&format!(
+                "  every socket had the last change after {} ms{}",
+                ms(b.total_ms),
+                b.failure
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" (FAILED: {f})"))
+            ));
+            Ok(b)
+        })
+        .await?;
         rows.push((n, all));
     }
     let mut out = String::new();
@@ -1367,19 +1374,17 @@ async fn burst_section(args: &Args) -> Result<(), String> {
         "| N | target | every socket had the last change after ms (median) | every run, ms | per socket p50 ms | p99 ms | frames written after ms | packets per socket | changes at the socket with fewest | failed runs | ERRORs to the sender | generator CPU | server CPU |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut medians: Vec<(usize, Vec<&Burst>)> = Vec::new();
+    let mut median_rows: Vec<(usize, Vec<&Burst>)> = Vec::new();
     for (n, all) in &rows {
-        let mut row = Vec::new();
-        for (t, runs) in args.targets.iter().zip(all) {
-            let totals: Vec<f64> = runs.iter().map(|b| b.total_ms).collect();
-            let b = &runs[median_index(&totals)];
+        let (totals, row) = medians(all, |b: &Burst| b.total_ms);
+        for ((t, runs), (b, totals)) in args.targets.iter().zip(all).zip(row.iter().zip(&totals)) {
             let failed: Vec<&String> = runs.iter().filter_map(|b| b.failure.as_ref()).collect();
             let _ = writeln!(
                 out,
                 "| {n} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {}{} | {} | {} | {} |",
                 t.name,
                 ms(b.total_ms),
-                list(&totals),
+                list(totals),
                 ms(b.p.p50),
                 ms(b.p.p99),
                 ms(b.written_ms),
@@ -1391,9 +1396,8 @@ async fn burst_section(args: &Args) -> Result<(), String> {
                 pct(Some(b.cpu.generator)),
                 pct(b.cpu.server)
             );
-            row.push(b);
         }
-        medians.push((*n, row));
+        median_rows.push((*n, row));
     }
     if args.targets.len() >= 2 {
         let (a, b) = (&args.targets[0].name, &args.targets[1].name);
@@ -1403,7 +1407,7 @@ async fn burst_section(args: &Args) -> Result<(), String> {
             "| N | every socket had the last change (target ≤ 1.5×) | per socket p50 | p99 |"
         );
         let _ = writeln!(out, "|---|---|---|---|");
-        for (n, row) in &medians {
+        for (n, row) in &median_rows {
             let (x, y) = (row[0], row[1]);
             let r = x.total_ms / y.total_ms;
             let _ = writeln!(
