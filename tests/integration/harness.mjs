@@ -201,18 +201,19 @@ export class Client {
     this.received = [];
     this.cursor = 0;
     this.waiters = [];
-    // A socket counts as closed when the server's close frame arrives. (Locally, workerd keeps
-    // the TCP connection of a socket closed from an alarm open until the object hibernates, so
-    // ws's own 'close' event can come much later than the close frame; see README.)
+    // A socket counts as closed when the server's close frame arrives. ws's 'close' event waits
+    // for the TCP close, and locally workerd keeps the TCP connection of a socket closed from an
+    // alarm open until the object hibernates (docs/protocol.md), so it can come much later. But
+    // once ws has answered the close frame, it ends its side of the connection (the socket's
+    // 'finish'): nothing more can arrive, so the connection is dropped there, and 'close' comes
+    // at once with the server's code and reason.
+    ws.once("upgrade", (res) => res.socket.once("finish", () => ws.terminate()));
     this.closed = new Promise((resolve) => {
-      const closedWith = (code, reason) => {
-        if (this.closeInfo) return;
+      ws.on("close", (code, reason) => {
         this.closeInfo = { code, reason: reason.toString(), at: Date.now() };
         resolve(this.closeInfo);
         this.flush();
-      };
-      ws.once("open", () => ws._receiver.on("conclude", closedWith));
-      ws.on("close", closedWith);
+      });
     });
     ws.on("message", (data) => {
       this.received.push(JSON.parse(data.toString()));
