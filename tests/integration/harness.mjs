@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { migrateAndSeed, serviceWorker } from "../../scripts/local-service.mjs";
+import { logEvents, migrateAndSeed, serviceWorker } from "../../scripts/local-service.mjs";
 
 export const KEYS = {
   controller1: "dev-controller-1",
@@ -59,13 +59,7 @@ export class Service {
   }
 
   onLog(message) {
-    for (const line of message.split("\n")) {
-      let event;
-      try {
-        event = JSON.parse(line);
-      } catch {
-        continue;
-      }
+    for (const event of logEvents(message)) {
       this.logs.push(event);
       this.logWaiters = this.logWaiters.filter(({ match, resolve }) => {
         if (match(event)) {
