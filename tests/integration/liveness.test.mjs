@@ -3,6 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Service, KEYS, CIDS } from "./harness.mjs";
+import { keepAlive } from "./helpers.mjs";
 
 const HEARTBEAT_INTERVAL_MS = 1000;
 const IDLE_TIMEOUT_MS = 3000;
@@ -19,13 +20,6 @@ before(async () => {
 after(async () => {
   await service?.stop();
 });
-
-/** Answers every server HEARTBEAT, as a well-behaved client does. */
-function keepAlive(client) {
-  client.ws.on("message", (data) => {
-    if (JSON.parse(data.toString()).type === "HEARTBEAT") client.send({ type: "HEARTBEAT_ACK" });
-  });
-}
 
 test("INITIAL_STATE announces the configured durations", async () => {
   const c = await service.join(KEYS.observer1, "LVA1");
