@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
  * The one timer the tests wait on. Waiting for something to happen is never done with it (wait on
  * the thing: `Client.next`, `Service.waitForLog`, `until`, `bounded`); it is only the interval of
  * a rate (a Pacer's refill, a poll's period), a deliberate delay, or time that must pass to prove
- * a negative (the hibernation test's silence).
+ * a negative (`expectStaysOpen`, the hibernation test's silence).
  */
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -34,6 +34,15 @@ export async function until(probe, { ms = 10_000, every = 100, what = "a conditi
     await sleep(every);
   }
   throw new Error(`gave up waiting for ${typeof what === "function" ? what(last) : what}`);
+}
+
+/**
+ * Proves a negative over time: lets `ms` pass (there is nothing to wait for when what is shown is
+ * that nothing happens) and asserts that `client` was not closed meanwhile; fails as soon as it is.
+ */
+export async function expectStaysOpen(client, ms, message) {
+  await Promise.race([client.closed, sleep(ms)]);
+  assert.equal(client.closeInfo, undefined, message);
 }
 
 /**
