@@ -8,12 +8,8 @@
 // socket send, a SQLite statement) counts to that call.
 import { WebSocket } from "ws";
 import { writeFileSync } from "node:fs";
+import { opt } from "./args.mjs";
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : fallback;
-};
 const port = Number(opt("--port", "9229"));
 const seconds = Number(opt("--seconds", "20"));
 const out = opt("--out", undefined);

@@ -19,15 +19,11 @@ import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { COMPATIBILITY_DATE, migrateAndSeed, serviceWorker } from "../scripts/local-service.mjs";
+import { COMPATIBILITY_DATE, logEvents, migrateAndSeed, serviceWorker } from "../scripts/local-service.mjs";
+import { args, opt } from "./args.mjs";
 
 const bench = dirname(fileURLToPath(import.meta.url));
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : fallback;
-};
 const port = Number(opt("--port", "8787"));
 const floorPort = Number(opt("--floor-port", "8788"));
 const statsPort = Number(opt("--stats-port", "8789"));
@@ -67,13 +63,7 @@ const counts = {};
 const airports = {};
 const times = { airport_loaded: [], alarm: [], ws_message: [], woke: [] };
 function onLog(message) {
-  for (const line of message.split("\n")) {
-    let event;
-    try {
-      event = JSON.parse(line);
-    } catch {
-      continue;
-    }
+  for (const event of logEvents(message)) {
     const name = event.event === "tail" ? `tail_${event.kind}` : String(event.event);
     counts[name] = (counts[name] ?? 0) + 1;
     if (typeof event.airport === "string") {

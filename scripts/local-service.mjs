@@ -54,3 +54,16 @@ export async function migrateAndSeed(db) {
   const sql = [...migrations, join(root, "seeds", "dev.sql")].flatMap(statements);
   await db.batch(sql.map((s) => db.prepare(s)));
 }
+
+/** The structured log events in a message workerd logged: each of its lines that is JSON. */
+export function logEvents(message) {
+  const events = [];
+  for (const line of message.split("\n")) {
+    try {
+      events.push(JSON.parse(line));
+    } catch {
+      // not a structured event
+    }
+  }
+  return events;
+}

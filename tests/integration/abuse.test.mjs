@@ -12,7 +12,21 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { Service, KEYS, CIDS, sleep } from "./harness.mjs";
+import { Service, KEYS, CIDS } from "./harness.mjs";
+import {
+  Pacer,
+  arr,
+  assertAlive,
+  bounded,
+  chars,
+  keepAlive,
+  nest,
+  scene,
+  sizedUpdate,
+  sleep,
+  snapshot as stateSnapshot,
+  until,
+} from "./helpers.mjs";
 
 let service;
 before(async () => {
@@ -26,78 +40,6 @@ after(async () => {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/**
- * A conservative client-side model of the server's token bucket (60, refilled 25/s): bursts of
- * `burst`, then `perSecond`, so that tests that are not about the rate limit never trip it.
- */
-class Pacer {
-  constructor(burst = 40, perSecond = 20) {
-    this.burst = burst;
-    this.perSecond = perSecond;
-    this.tokens = burst;
-    this.at = Date.now();
-  }
-
-  async take() {
-    for (let i = 0; i < 10_000; i++) {
-      const now = Date.now();
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSecond);
-      this.at = now;
-      if (this.tokens >= 1) {
-        this.tokens -= 1;
-        return;
-      }
-      await sleep(Math.ceil(1000 / this.perSecond));
-    }
-    throw new Error("pacer never refilled");
-  }
-}
-
-/** Rejects after `ms` unless `promise` settles first. */
-function bounded(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `probe` (async, returns a truthy value when done) at most `tries` times within `ms`. */
-async function until(probe, { ms = 10_000, every = 100, tries = 500, what = "a condition" } = {}) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (let i = 0; i < tries; i++) {
-    last = await probe();
-    if (last) return last;
-    if (Date.now() > deadline) break;
-    await sleep(every);
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
-/** The sockets of one test, all terminated after it. */
-function scene(t, svc = service) {
-  const clients = [];
-  t.after(() => {
-    for (const c of clients) c.ws.terminate();
-  });
-  return {
-    async join(key, airport) {
-      const c = await svc.join(key, airport);
-      c.pacer = new Pacer();
-      clients.push(c);
-      return c;
-    },
-    track(c) {
-      c.pacer ??= new Pacer();
-      clients.push(c);
-      return c;
-    },
-  };
-}
 
 let probes = 0;
 const DIRECT = new Set(["ERROR", "HEARTBEAT_ACK", "STATE_SNAPSHOT", "ONLINE_PILOTS"]);
@@ -143,25 +85,14 @@ async function expectAccepted(c, frame) {
   assert.deepEqual(replies, [], `no error for ${shown(frame)}`);
 }
 
-async function snapshot(c, timeoutMs = 10_000) {
-  await c.pacer.take();
-  const r = await c.request({ type: "GET_STATE" }, timeoutMs);
-  assert.equal(r.type, "STATE_SNAPSHOT", JSON.stringify(r).slice(0, 300));
-  return r.data;
-}
+/** GET_STATE's data; replies may be slow here (after a flood, a huge frame), so within 10 s. */
+const snapshot = (c, timeoutMs = 10_000) => stateSnapshot(c, timeoutMs);
 
 async function onlinePilots(c) {
   await c.pacer.take();
   const r = await c.request({ type: "GET_ONLINE_PILOTS" });
   assert.equal(r.type, "ONLINE_PILOTS", JSON.stringify(r).slice(0, 300));
   return r.data.pilots.map((p) => p.pilotId).sort();
-}
-
-async function assertAlive(c) {
-  await c.pacer.take();
-  const r = await c.request({ type: "HEARTBEAT" });
-  assert.equal(r.type, "HEARTBEAT_ACK");
-  assert.equal(c.closeInfo, undefined);
 }
 
 /** Objects of a snapshot as a Map (ids such as `__proto__` stay plain keys). */
@@ -186,29 +117,6 @@ function assertNoCrash(svc, airports, since = 0) {
   }
 }
 
-/** An object nested `d` deep: nest(1) = {"a":true}. */
-const nest = (d, leaf = true) => (d === 0 ? leaf : { a: nest(d - 1, leaf) });
-/** An array nested `d` deep: arr(1) = [true]. */
-const arr = (d) => (d === 0 ? true : [arr(d - 1)]);
-const chars = (s) => [...s].length;
-
-/** A STATE_UPDATE text of exactly `n` characters (Unicode scalar values), padded with `ch`. */
-function sizedUpdate(n, objectId, ch = "x") {
-  const prefix = `{"type":"STATE_UPDATE","data":{"objectId":"${objectId}","state":{"s":"`;
-  const suffix = `"}}}`;
-  const fill = n - chars(prefix) - chars(suffix);
-  const text = prefix + ch.repeat(fill) + suffix;
-  if (n <= 100_000) assert.equal(chars(text), n);
-  return text;
-}
-
-/** Answers every server HEARTBEAT, as a well-behaved client does. */
-function keepAlive(c) {
-  c.ws.on("message", (data) => {
-    if (JSON.parse(data.toString()).type === "HEARTBEAT") c.send({ type: "HEARTBEAT_ACK" });
-  });
-}
-
 /** Presence announcements one socket saw for `cid`, in order. */
 const announcements = (c, cid) =>
   c.received
@@ -229,7 +137,7 @@ function assertBalanced(events, cid, { online = false, endOnline = false } = {})
 // Floods
 
 test("flood: every flooder gets RATE_LIMITED then close 4008, while the airport's other sockets are served promptly", { timeout: 60_000 }, async (t) => {
-  const s = scene(t);
+  const s = scene(t, service);
   const noCrash = crashWatch();
   const A = "FLDA";
   const victim = await s.join(KEYS.observer1, A);
@@ -279,7 +187,7 @@ test("flood: every flooder gets RATE_LIMITED then close 4008, while the airport'
     broadcastLatencies.push((await broadcast) - blasted);
     elsewhereRtts.push((await ack) - blasted);
     flooders.push({ kind: kind.name, client: f, close, closedAfter: close.at - blasted });
-    await sleep(50);
+    await sleep(50); // rounds a little apart: pacing, not a wait for anything
   }
 
   const stats = (xs) => {
@@ -406,7 +314,7 @@ function assertTooLarge(outcome, what, codes = ["PACKET_TOO_LARGE"]) {
 }
 
 test("oversize frames: 49,999 and 50,000 characters pass; 50,001, 4 MB and 33 MiB frames are refused; the airport keeps serving", { timeout: 120_000 }, async (t) => {
-  const s = scene(t);
+  const s = scene(t, service);
   const noCrash = crashWatch();
   const A = "BIGA";
   const c = await s.join(KEYS.controller1, A);
@@ -487,7 +395,7 @@ test("oversize frames: 49,999 and 50,000 characters pass; 50,001, 4 MB and 33 Mi
 // Malformed frames
 
 test("invalid UTF-8 in binary frames: INVALID_JSON each time, nothing applied, valid frames keep working", { timeout: 60_000 }, async (t) => {
-  const s = scene(t);
+  const s = scene(t, service);
   const noCrash = crashWatch();
   const A = "UTF8";
   const c = await s.join(KEYS.controller1, A);
@@ -536,7 +444,7 @@ test("invalid UTF-8 in binary frames: INVALID_JSON each time, nothing applied, v
 });
 
 test("deep nesting: depth 16 passes, 17 is INVALID_PACKET, 10,000 and 24,000 levels are refused without a crash", { timeout: 60_000 }, async (t) => {
-  const s = scene(t);
+  const s = scene(t, service);
   const noCrash = crashWatch();
   const A = "DEEP";
   const c = await s.join(KEYS.controller1, A);
@@ -608,7 +516,7 @@ test("deep nesting: depth 16 passes, 17 is INVALID_PACKET, 10,000 and 24,000 lev
 });
 
 test("JSON quirks: duplicate keys (last wins), huge numbers, __proto__ and constructor as plain keys", { timeout: 60_000 }, async (t) => {
-  const s = scene(t);
+  const s = scene(t, service);
   const noCrash = crashWatch();
   const A = "JSNQ";
   const c = await s.join(KEYS.controller1, A);
@@ -711,7 +619,7 @@ test("JSON quirks: duplicate keys (last wins), huge numbers, __proto__ and const
 // Batch and object limits
 
 test("MULTI_STATE_UPDATE: 200 items (a near-50,000-character packet) pass, 201 and 1,000 object-state items are refused, nothing partial", { timeout: 60_000 }, async (t) => {
-  const s = scene(t);
+  const s = scene(t, service);
   const noCrash = crashWatch();
   const A = "MULT";
   const c = await s.join(KEYS.controller1, A);
@@ -750,7 +658,7 @@ test("MULTI_STATE_UPDATE: 200 items (a near-50,000-character packet) pass, 201 a
 });
 
 test("10,000 objects filled by two controllers at once, then one more is refused however it is asked", { timeout: 120_000 }, async (t) => {
-  const s = scene(t);
+  const s = scene(t, service);
   const noCrash = crashWatch();
   const A = "OBJX";
   const c1 = await s.join(KEYS.controller1, A);
@@ -827,7 +735,7 @@ test("10,000 objects filled by two controllers at once, then one more is refused
 // Airport spoofing
 
 test("airport spoofing: packets naming another airport get AIRPORT_MISMATCH, and that airport is untouched", { timeout: 60_000 }, async (t) => {
-  const s = scene(t);
+  const s = scene(t, service);
   const noCrash = crashWatch();
   const A = "SPFA";
   const B = "SPFB";
@@ -906,17 +814,10 @@ test("airport spoofing: packets naming another airport get AIRPORT_MISMATCH, and
  */
 function rawHalfOpen(svc, key, airport) {
   const port = Number(new URL(svc.url).port);
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: "127.0.0.1", port });
+  const sock = net.connect({ host: "127.0.0.1", port });
+  const upgraded = new Promise((resolve, reject) => {
     let head = "";
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error("raw upgrade timed out"));
-    }, 5000);
-    sock.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
+    sock.on("error", reject);
     sock.on("connect", () =>
       sock.write(
         `GET /connect?airport=${airport}&key=${encodeURIComponent(key)} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
@@ -927,18 +828,18 @@ function rawHalfOpen(svc, key, airport) {
     const onData = (data) => {
       head += data.toString("latin1");
       if (!head.includes("\r\n\r\n")) return;
-      clearTimeout(timer);
       sock.off("data", onData);
       sock.pause(); // from now on, read nothing
       // Whatever came with the response head stays for serverFrames.
       sock.backlog = Buffer.from(head.slice(head.indexOf("\r\n\r\n") + 4), "latin1");
       if (/^HTTP\/1\.1 101/.test(head)) resolve(sock);
-      else {
-        sock.destroy();
-        reject(new Error(`upgrade refused: ${head.split("\r\n")[0]}`));
-      }
+      else reject(new Error(`upgrade refused: ${head.split("\r\n")[0]}`));
     };
     sock.on("data", onData);
+  });
+  return bounded(upgraded, 5000, "the raw upgrade").catch((error) => {
+    sock.destroy();
+    throw error;
   });
 }
 
@@ -992,18 +893,14 @@ function rawCloseCode(sock, ms = 5000) {
 test("half-open sockets that never send are closed with 4000 at the idle deadline; presence and slots are freed", { timeout: 60_000 }, async (t) => {
   const IDLE_TIMEOUT_MS = 2000;
   const svc = await new Service({ IDLE_TIMEOUT_MS: String(IDLE_TIMEOUT_MS), HEARTBEAT_INTERVAL_MS: "700", MAX_SOCKETS_PER_KEY: "3" }).start();
-  const leftovers = [];
+  const raws = [];
   t.after(async () => {
-    for (const x of leftovers) x.destroy?.() ?? x.ws?.terminate();
+    for (const sock of raws) sock.destroy();
     await svc.stop();
   });
   const A = "HALF";
-  const join = async (key) => {
-    const c = await svc.join(key, A);
-    c.pacer = new Pacer();
-    leftovers.push(c);
-    return c;
-  };
+  const s = scene(t, svc, A);
+  const join = (key) => s.join(key);
   // Well-behaved sockets answer heartbeats and stay.
   const watcher = await join(KEYS.observer1);
   const c2 = await join(KEYS.controller2);
@@ -1014,12 +911,12 @@ test("half-open sockets that never send are closed with 4000 at the idle deadlin
   const firstOpen = Date.now();
   const silent = await join(KEYS.controller1); // reads, never sends
   const paused = await join(KEYS.controller1); // reads nothing after INITIAL_STATE, never sends
-  paused.ws._socket.pause();
+  paused.ws.pause();
   const raw = await rawHalfOpen(svc, KEYS.controller1, A); // never sends a frame, never reads
-  leftovers.push(raw);
+  raws.push(raw);
   const silentPilot = await join(KEYS.pilot1);
   const rawPilot = await rawHalfOpen(svc, KEYS.pilot1, A);
-  leftovers.push(rawPilot);
+  raws.push(rawPilot);
   const lastOpen = Date.now();
 
   // While they last they count: listed, and holding controller 1's slots.
@@ -1065,7 +962,7 @@ test("half-open sockets that never send are closed with 4000 at the idle deadlin
     const first = JSON.parse(frames.find((f) => f.opcode === 0x1).payload.toString());
     assert.equal(first.type, "INITIAL_STATE", "and got its INITIAL_STATE first");
   }
-  paused.ws._socket.resume();
+  paused.ws.resume();
   assert.equal((await bounded(paused.closed, 5000, "the paused socket's close")).code, 4000);
 
   // Their slots are free again.
@@ -1085,11 +982,9 @@ test("connection storm: 1,000 connect/disconnect cycles, 16 at a time, then pres
   t.after(() => storm.stop());
   const A = "STRM";
   const watcher = await storm.join(KEYS.observer1, A);
-  watcher.pacer = new Pacer();
   // Present throughout the storm: a controller and a pilot, each with one steady socket.
   const steadyController = await storm.join(KEYS.controller2, A);
   const steadyPilot = await storm.join(KEYS.pilot2, A);
-  steadyController.pacer = new Pacer();
   await watcher.next((p) => p.type === "CONTROLLER_CONNECT" && p.data.controllerId === CIDS.controller2);
 
   const people = [KEYS.controller1, KEYS.controller2, KEYS.pilot1, KEYS.pilot2, KEYS.observer1];
@@ -1216,16 +1111,16 @@ function workerdChildren() {
  * of the instance and start the service again on the same storage. Returns the new workerd pid.
  */
 async function recoverFromKill(svc, killed, others) {
-  let healthy = false;
-  const deadline = Date.now() + 20_000;
-  for (let i = 0; i < 200 && Date.now() < deadline && !healthy; i++) {
-    try {
-      healthy = (await svc.fetch("/health")).status === 200;
-    } catch {
-      // not listening yet
-    }
-    if (!healthy) await sleep(100);
-  }
+  const healthy = await until(
+    async () => {
+      try {
+        return (await svc.fetch("/health")).status === 200;
+      } catch {
+        return false; // not listening yet
+      }
+    },
+    { ms: 20_000, what: "miniflare to restart workerd" },
+  ).catch(() => false);
   if (!healthy) {
     await bounded(svc.mf.dispose().catch(() => {}), 10_000, "disposing of the crashed runtime").catch(() => {});
     svc.mf = undefined;
@@ -1292,14 +1187,14 @@ test("crash safety: SIGKILL of workerd mid-stream loses no update that was broad
       }
     })();
 
-    await until(async () => observer.changes().length >= killAfter, { ms: 20_000, every: 5, tries: 5000, what: `${killAfter} broadcasts` });
+    await until(async () => observer.changes().length >= killAfter, { ms: 20_000, every: 5, what: `${killAfter} broadcasts` });
     // A last burst (the server's bucket is nearly full: the stream kept well under 25/s), so
     // that the kill lands while updates are being applied, written and broadcast.
     for (let b = 0; b < 15; b++) {
       const n = nextN++;
       controller.send({ type: "STATE_UPDATE", data: { objectId: `SB_${n}`, state: { n, seq: n + 1 } } });
     }
-    if (killDelayMs) await sleep(killDelayMs);
+    if (killDelayMs) await sleep(killDelayMs); // a deliberate delay: the kill lands later in the burst
     process.kill(pid, "SIGKILL");
     const killedAt = Date.now();
     await bounded(Promise.all([observer.closed, controller.closed]), 10_000, "the sockets to drop with the runtime");
@@ -1320,7 +1215,6 @@ test("crash safety: SIGKILL of workerd mid-stream loses no update that was broad
     const recovery = await recoverFromKill(crash, pid, others);
     pid = recovery.pid;
     const fresh = await crash.join(KEYS.observer1, A);
-    fresh.pacer = new Pacer();
     const stored = checkDurable(fresh.initial.data, `round ${round} after the kill (INITIAL_STATE)`);
     checkDurable(await snapshot(fresh), `round ${round} after the kill (GET_STATE)`);
     t.diagnostic(

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { randomBytes } from "node:crypto";
 import { Service, KEYS, CIDS } from "./harness.mjs";
+import { sleep, until } from "./helpers.mjs";
 
 let service;
 before(async () => {
@@ -16,6 +17,9 @@ after(async () => {
 });
 
 const UNKNOWN_KEY = "no-such-key-7f3a9c2e";
+
+/** Options that send `key` in an Authorization: Bearer header. */
+const bearer = (key) => ({ headers: { Authorization: `Bearer ${key}` } });
 
 /** Headers of a real WebSocket handshake, with the Upgrade value of choice. */
 function upgradeHeaders(upgrade = "websocket") {
@@ -39,15 +43,7 @@ function raw(svc, path, { method = "GET", headers = {} } = {}) {
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (d) => (text += d));
-      res.on("end", () => {
-        let body = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // keep the text: the assertion on the shape will say what came back
-        }
-        resolve({ status: res.statusCode, contentType: res.headers["content-type"], body });
-      });
+      res.on("end", () => resolve({ status: res.statusCode, contentType: res.headers["content-type"], body: bodyOf(text) }));
     });
     req.on("upgrade", (res, socket) => {
       socket.destroy();
@@ -61,14 +57,16 @@ function raw(svc, path, { method = "GET", headers = {} } = {}) {
 /** A fetch() response as { status, contentType, body }. */
 async function viaFetch(svc, path, init) {
   const res = await svc.fetch(path, init);
-  const text = await res.text();
-  let body = text;
+  return { status: res.status, contentType: res.headers.get("content-type"), body: bodyOf(await res.text()) };
+}
+
+/** A response body parsed as JSON when it is JSON; else the text, for the assertion on its shape to show. */
+function bodyOf(text) {
   try {
-    body = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
-    // see raw()
+    return text;
   }
-  return { status: res.status, contentType: res.headers.get("content-type"), body };
 }
 
 /** The contract's error response: status, JSON content type, exactly {"error":{"code","message"}}. */
@@ -86,16 +84,18 @@ function assertError(res, status, code, what = "") {
 }
 
 /** Joins, retrying while the server answers 429 (a slot is freed once a close is processed). */
-async function joinWhenFree(svc, key, airport, timeoutMs = 5000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await svc.join(key, airport);
-    } catch (error) {
-      if (!/upgrade refused: 429/.test(error.message) || Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 20)); // poll interval, not a correctness wait
-    }
-  }
+function joinWhenFree(svc, key, airport, timeoutMs = 5000) {
+  return until(
+    async () => {
+      try {
+        return await svc.join(key, airport);
+      } catch (error) {
+        if (!/upgrade refused: 429/.test(error.message)) throw error;
+        return null;
+      }
+    },
+    { ms: timeoutMs, every: 20, what: "a free slot (the upgrade was still refused with 429)" },
+  );
 }
 
 const INITIAL_FIELDS = [
@@ -225,37 +225,23 @@ test("401 MISSING_API_KEY with no key in the query or the Authorization header",
 
 test("401 INVALID_API_KEY for an unknown key, from the query or a Bearer header", async () => {
   assertError(await service.reject(UNKNOWN_KEY, "KUNK"), 401, "INVALID_API_KEY", "query");
-  assertError(
-    await service.reject(undefined, "KUNK", { headers: { Authorization: `Bearer ${UNKNOWN_KEY}` } }),
-    401,
-    "INVALID_API_KEY",
-    "Bearer",
-  );
+  assertError(await service.reject(undefined, "KUNK", bearer(UNKNOWN_KEY)), 401, "INVALID_API_KEY", "Bearer");
   // A key that differs from a real one only by case is a different key.
   assertError(await service.reject(KEYS.controller1.toUpperCase(), "KUNK"), 401, "INVALID_API_KEY", "upper-cased");
 });
 
 test("403 BANNED for a banned account, from the query or a Bearer header", async () => {
   assertError(await service.reject(KEYS.banned1, "KBAN"), 403, "BANNED", "query");
-  assertError(
-    await service.reject(undefined, "KBAN", { headers: { Authorization: `Bearer ${KEYS.banned1}` } }),
-    403,
-    "BANNED",
-    "Bearer",
-  );
+  assertError(await service.reject(undefined, "KBAN", bearer(KEYS.banned1)), 403, "BANNED", "Bearer");
 });
 
 test("a key in an Authorization: Bearer header connects like a query key", async () => {
-  const client = await service.connect(undefined, "KBRR", {
-    headers: { Authorization: `Bearer ${KEYS.pilot1}` },
-  });
+  const client = await service.connect(undefined, "KBRR", bearer(KEYS.pilot1));
   client.initial = await client.next("INITIAL_STATE");
   const data = assertInitial(client, "KBRR", "pilot", CIDS.pilot1);
   assert.equal(data.offline, true);
 
-  const controller = await service.connect(undefined, "KBRR", {
-    headers: { Authorization: `Bearer ${KEYS.controller2}` },
-  });
+  const controller = await service.connect(undefined, "KBRR", bearer(KEYS.controller2));
   controller.initial = await controller.next("INITIAL_STATE");
   assertInitial(controller, "KBRR", "controller", CIDS.controller2);
   assert.deepEqual(controller.initial.data.controllers, [CIDS.controller2]);
@@ -268,12 +254,7 @@ test("an unknown key is rejected without waking the airport's Durable Object", a
   const isLoaded = (icao) => (e) => e.event === "airport_loaded" && e.airport === icao;
 
   assertError(await service.reject(UNKNOWN_KEY, airport), 401, "INVALID_API_KEY", "query");
-  assertError(
-    await service.reject(undefined, airport, { headers: { Authorization: `Bearer ${UNKNOWN_KEY}` } }),
-    401,
-    "INVALID_API_KEY",
-    "Bearer",
-  );
+  assertError(await service.reject(undefined, airport, bearer(UNKNOWN_KEY)), 401, "INVALID_API_KEY", "Bearer");
   // Barrier: a valid connection to another airport, logged after anything the rejected requests
   // could have logged (workerd writes its log lines in order).
   const other = await service.join(KEYS.observer1, barrier);
@@ -310,12 +291,7 @@ describe("connection caps (MAX_SOCKETS_PER_KEY=2, MAX_SOCKETS_PER_AIRPORT=3)", (
     const b = await capped.join(KEYS.controller1, "CAPK");
     assertError(await capped.reject(KEYS.controller1, "CAPK"), 429, "TOO_MANY_CONNECTIONS", "3rd socket of a key");
     // The cap is per key, whichever way the key is sent.
-    assertError(
-      await capped.reject(undefined, "CAPK", { headers: { Authorization: `Bearer ${KEYS.controller1}` } }),
-      429,
-      "TOO_MANY_CONNECTIONS",
-      "3rd socket of a key, via Bearer",
-    );
+    assertError(await capped.reject(undefined, "CAPK", bearer(KEYS.controller1)), 429, "TOO_MANY_CONNECTIONS", "3rd socket of a key, via Bearer");
     // Per airport: the same key is welcome at another airport.
     const elsewhere = await capped.join(KEYS.controller1, "CAPL");
     assert.equal(elsewhere.initial.data.cid, CIDS.controller1);
@@ -500,7 +476,7 @@ test("no broadcast reaches a socket before its INITIAL_STATE, and none is lost a
   const joining = service.join(KEYS.observer1, airport).finally(() => (joined = true));
   while (!joined && sent < 40) {
     controller.send(update(sent++));
-    await new Promise((r) => setTimeout(r, 1));
+    await sleep(1);
   }
   for (const end = sent + 5; sent < end; sent++) controller.send(update(sent));
   const observer = await joining;
@@ -532,14 +508,15 @@ test("no broadcast reaches a socket before its INITIAL_STATE, and none is lost a
 // ---------------------------------------------------------------------------------------------
 
 /** Polls GET `path` (at most 5 s: the contract's cache bound) until `done(body)` holds. */
-async function stateWhen(path, done, init = {}) {
-  const deadline = Date.now() + 6_000;
-  for (;;) {
-    const res = await viaFetch(service, path, init);
-    if (res.status === 200 && done(res.body)) return res;
-    assert.ok(Date.now() < deadline, `GET ${path} never showed the change: ${JSON.stringify(res).slice(0, 300)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function stateWhen(path, done, init = {}) {
+  let res;
+  return until(
+    async () => {
+      res = await viaFetch(service, path, init);
+      return res.status === 200 && done(res.body) && res;
+    },
+    { ms: 6_000, what: () => `GET ${path} to show the change: ${JSON.stringify(res).slice(0, 300)}` },
+  );
 }
 
 test("GET /state is public: the STATE_SNAPSHOT data with airport and pilots, with or without a key, readable from any origin", async () => {

@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { Service, KEYS, CIDS, sleep } from "./harness.mjs";
+import { Service, KEYS, CIDS } from "./harness.mjs";
+import { sleep } from "./helpers.mjs";
 
 let service;
 before(async () => {

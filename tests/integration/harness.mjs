@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { migrateAndSeed, serviceWorker } from "../../scripts/local-service.mjs";
+import { logEvents, migrateAndSeed, serviceWorker } from "../../scripts/local-service.mjs";
+import { Pacer, bounded } from "./helpers.mjs";
 
 export const KEYS = {
   controller1: "dev-controller-1",
@@ -59,13 +60,7 @@ export class Service {
   }
 
   onLog(message) {
-    for (const line of message.split("\n")) {
-      let event;
-      try {
-        event = JSON.parse(line);
-      } catch {
-        continue;
-      }
+    for (const event of logEvents(message)) {
       this.logs.push(event);
       this.logWaiters = this.logWaiters.filter(({ match, resolve }) => {
         if (match(event)) {
@@ -81,7 +76,7 @@ export class Service {
   waitForLog(match, timeoutMs = 5000, since = 0) {
     const found = this.logs.slice(since).find(match);
     if (found) return Promise.resolve(found);
-    return withTimeout(
+    return bounded(
       new Promise((resolve) => this.logWaiters.push({ match, resolve })),
       timeoutMs,
       "log event",
@@ -144,22 +139,25 @@ export class Service {
 
   /** Opens a socket; resolves once open (INITIAL_STATE may still be in flight). */
   connect(key, airport = "EGLL", { headers } = {}) {
-    const query = key === undefined ? `airport=${airport}` : `airport=${airport}&key=${encodeURIComponent(key)}`;
-    return Client.open(this.wsUrl(`/connect?${query}`), headers);
+    return Client.open(this.wsUrl(connectPath(key, airport)), headers);
   }
 
   /** Opens a socket and waits for its INITIAL_STATE. */
-  async join(key, airport = "EGLL") {
-    const client = await this.connect(key, airport);
+  join(key, airport = "EGLL") {
+    return this.open(connectPath(key, airport));
+  }
+
+  /** Opens a socket at a /connect URL made by hand and waits for its INITIAL_STATE. */
+  async open(path, { headers } = {}) {
+    const client = await Client.open(this.wsUrl(path), headers);
     client.initial = await client.next("INITIAL_STATE");
     return client;
   }
 
   /** A rejected upgrade: resolves with { status, body, contentType }. */
   reject(key, airport = "EGLL", { headers } = {}) {
-    const query = key === undefined ? `airport=${airport}` : `airport=${airport}&key=${encodeURIComponent(key)}`;
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(this.wsUrl(`/connect?${query}`), { headers });
+      const ws = new WebSocket(this.wsUrl(connectPath(key, airport)), { headers });
       ws.on("open", () => {
         ws.terminate();
         reject(new Error("upgrade unexpectedly succeeded"));
@@ -176,12 +174,9 @@ export class Service {
   }
 }
 
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/** The /connect path for `key` (none when undefined) at `airport`. */
+function connectPath(key, airport) {
+  return key === undefined ? `/connect?airport=${airport}` : `/connect?airport=${airport}&key=${encodeURIComponent(key)}`;
 }
 
 /** A WebSocket client that queues every packet so tests can wait on them in order. */
@@ -201,18 +196,21 @@ export class Client {
     this.received = [];
     this.cursor = 0;
     this.waiters = [];
-    // A socket counts as closed when the server's close frame arrives. (Locally, workerd keeps
-    // the TCP connection of a socket closed from an alarm open until the object hibernates, so
-    // ws's own 'close' event can come much later than the close frame; see README.)
+    /** For tests that send many packets: `await client.pacer.take()` before each. */
+    this.pacer = new Pacer();
+    // A socket counts as closed when the server's close frame arrives. ws's 'close' event waits
+    // for the TCP close, and locally workerd keeps the TCP connection of a socket closed from an
+    // alarm open until the object hibernates (docs/protocol.md), so it can come much later. But
+    // once ws has answered the close frame, it ends its side of the connection (the socket's
+    // 'finish'): nothing more can arrive, so the connection is dropped there, and 'close' comes
+    // at once with the server's code and reason.
+    ws.once("upgrade", (res) => res.socket.once("finish", () => ws.terminate()));
     this.closed = new Promise((resolve) => {
-      const closedWith = (code, reason) => {
-        if (this.closeInfo) return;
+      ws.on("close", (code, reason) => {
         this.closeInfo = { code, reason: reason.toString(), at: Date.now() };
         resolve(this.closeInfo);
         this.flush();
-      };
-      ws.once("open", () => ws._receiver.on("conclude", closedWith));
-      ws.on("close", closedWith);
+      });
     });
     ws.on("message", (data) => {
       this.received.push(JSON.parse(data.toString()));
@@ -255,7 +253,7 @@ export class Client {
       };
       if (!check()) this.waiters.push(check);
     });
-    return withTimeout(promise, timeoutMs, `packet ${typeof match === "string" ? match : "matching predicate"}`);
+    return bounded(promise, timeoutMs, `packet ${typeof match === "string" ? match : "matching predicate"}`);
   }
 
   /** Sends a packet with a fresh requestId and waits for the direct reply carrying it. */
@@ -330,5 +328,3 @@ export async function withService(vars, fn) {
     await service.stop();
   }
 }
-
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

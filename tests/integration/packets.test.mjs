@@ -2,7 +2,8 @@
 // airports, envelopes, state semantics and seq, every error code and every limit.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Service, KEYS, CIDS, sleep } from "./harness.mjs";
+import { Service, KEYS, CIDS } from "./harness.mjs";
+import { arr, assertAlive, chars, nest, scene, sizedUpdate, snapshot, until } from "./helpers.mjs";
 
 let service;
 before(async () => {
@@ -43,69 +44,23 @@ const UNSOLICITED = new Set([
 ]);
 const SEQUENCED = new Set(["STATE_UPDATE", "MULTI_STATE_UPDATE", "SHARED_STATE_UPDATE"]);
 
-/**
- * A conservative client-side model of the server's token bucket (the service allows bursts of
- * 60 and 25/s; we stay at 40 and 20/s) so that tests which send many packets never trip it.
- */
-class Pacer {
-  constructor(burst = 40, perSecond = 20) {
-    this.burst = burst;
-    this.perSecond = perSecond;
-    this.tokens = burst;
-    this.at = Date.now();
-  }
-
-  async take() {
-    for (;;) {
-      const now = Date.now();
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSecond);
-      this.at = now;
-      if (this.tokens >= 1) {
-        this.tokens -= 1;
-        return;
+/** Every packet the sockets of a scene received: airport, timestamp, requestId rules. */
+function checkEnvelopes(s) {
+  for (const c of s.clients) {
+    for (const p of c.received) {
+      const shown = JSON.stringify(p).slice(0, 300);
+      assert.ok(SERVER_TYPES.has(p.type), `unexpected server packet type: ${shown}`);
+      assert.equal(p.airport, c.airport, `airport on ${shown}`);
+      assert.ok(Number.isInteger(p.timestamp), `integer timestamp on ${shown}`);
+      assert.ok(Math.abs(p.timestamp - Date.now()) < 10 * 60_000, `epoch-ms timestamp on ${shown}`);
+      if (UNSOLICITED.has(p.type)) {
+        assert.ok(!("requestId" in p), `no requestId on a broadcast: ${shown}`);
       }
-      await sleep(Math.ceil(1000 / this.perSecond));
+      if (SEQUENCED.has(p.type)) {
+        assert.ok(Number.isInteger(p.seq), `top-level seq on ${shown}`);
+      }
     }
   }
-}
-
-/** The sockets of one test; all closed after it. */
-function scene(t, airport) {
-  const clients = [];
-  t.after(async () => {
-    await Promise.all(
-      clients.map((c) => Promise.race([c.close().catch(() => {}), sleep(2000)])),
-    );
-  });
-  return {
-    airport,
-    clients,
-    async join(key, at = airport) {
-      const c = await service.join(key, at);
-      c.pacer = new Pacer();
-      c.airport = at.toUpperCase();
-      clients.push(c);
-      return c;
-    },
-    /** Every packet any socket of the test received: airport, timestamp, requestId rules. */
-    checkEnvelopes() {
-      for (const c of clients) {
-        for (const p of c.received) {
-          const shown = JSON.stringify(p).slice(0, 300);
-          assert.ok(SERVER_TYPES.has(p.type), `unexpected server packet type: ${shown}`);
-          assert.equal(p.airport, c.airport, `airport on ${shown}`);
-          assert.ok(Number.isInteger(p.timestamp), `integer timestamp on ${shown}`);
-          assert.ok(Math.abs(p.timestamp - Date.now()) < 10 * 60_000, `epoch-ms timestamp on ${shown}`);
-          if (UNSOLICITED.has(p.type)) {
-            assert.ok(!("requestId" in p), `no requestId on a broadcast: ${shown}`);
-          }
-          if (SEQUENCED.has(p.type)) {
-            assert.ok(Number.isInteger(p.seq), `top-level seq on ${shown}`);
-          }
-        }
-      }
-    },
-  };
 }
 
 async function send(c, packet) {
@@ -130,12 +85,6 @@ async function settle(...clients) {
       await c.settle();
     }),
   );
-}
-
-async function snapshot(c, timeoutMs) {
-  const r = await req(c, { type: "GET_STATE" }, timeoutMs);
-  assert.equal(r.type, "STATE_SNAPSHOT", JSON.stringify(r).slice(0, 300));
-  return r.data;
 }
 
 /** Sends `packet` with a requestId and expects an ERROR with `code` echoing it. */
@@ -163,21 +112,7 @@ async function expectRawError(c, frame, code, pattern) {
   return r;
 }
 
-/** The socket still answers. */
-async function assertAlive(c) {
-  const r = await req(c, { type: "HEARTBEAT" });
-  assert.equal(r.type, "HEARTBEAT_ACK");
-  assert.equal(c.closeInfo, undefined);
-}
-
 const statesOf = (data) => Object.fromEntries(data.objects.map((o) => [o.id, o.state]));
-
-/** An object nested `d` deep: nest(1) = {"a":true}. */
-const nest = (d, leaf = true) => (d === 0 ? leaf : { a: nest(d - 1, leaf) });
-/** An array nested `d` deep: arr(1) = [true]. */
-const arr = (d) => (d === 0 ? true : [arr(d - 1)]);
-
-const chars = (s) => [...s].length;
 
 function assertPilots(packet, expected) {
   assert.equal(packet.type, "ONLINE_PILOTS");
@@ -195,7 +130,7 @@ function assertPilots(packet, expected) {
 // Permissions
 
 test("permissions: every client packet type per role; forbidden ones get FORBIDDEN and change nothing", async (t) => {
-  const s = scene(t, "PRM1");
+  const s = scene(t, service, "PRM1");
   const c = await s.join(KEYS.controller1);
   const p = await s.join(KEYS.pilot1);
   const o = await s.join(KEYS.observer1);
@@ -277,14 +212,14 @@ test("permissions: every client packet type per role; forbidden ones get FORBIDD
   for (const type of ["STATE_UPDATE", "MULTI_STATE_UPDATE", "SHARED_STATE_UPDATE", "STOPBAR_CROSSING", "CONTROLLER_CONNECT", "CONTROLLER_DISCONNECT"]) {
     assert.equal(elsewhere.all(type).length, 0, `${type} leaked to another airport`);
   }
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 // ---------------------------------------------------------------------------------------------
 // Audiences
 
 test("STATE_UPDATE and MULTI_STATE_UPDATE reach every other socket of the airport, not the sender, not another airport", async (t) => {
-  const s = scene(t, "AUD1");
+  const s = scene(t, service, "AUD1");
   const c1a = await s.join(KEYS.controller1);
   const c1b = await s.join(KEYS.controller1);
   const c2 = await s.join(KEYS.controller2);
@@ -332,11 +267,11 @@ test("STATE_UPDATE and MULTI_STATE_UPDATE reach every other socket of the airpor
   const other = await snapshot(xo);
   assert.deepEqual(other.objects, [], "other airport's state untouched");
   assert.equal(other.seq, xo.initial.data.seq);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("SHARED_STATE_UPDATE reaches every socket of the airport including the sender, not another airport", async (t) => {
-  const s = scene(t, "SHR1");
+  const s = scene(t, service, "SHR1");
   const c1 = await s.join(KEYS.controller1);
   const c2 = await s.join(KEYS.controller2);
   const p1 = await s.join(KEYS.pilot1);
@@ -358,11 +293,11 @@ test("SHARED_STATE_UPDATE reaches every socket of the airport including the send
   for (const client of [xo, xc]) assert.equal(client.all("SHARED_STATE_UPDATE").length, 0);
   assert.deepEqual((await snapshot(p1)).sharedState, patch);
   assert.deepEqual((await snapshot(xo)).sharedState, {});
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("STOPBAR_CROSSING is forwarded to the airport's controllers only", async (t) => {
-  const s = scene(t, "STB1");
+  const s = scene(t, service, "STB1");
   const c1a = await s.join(KEYS.controller1);
   const c1b = await s.join(KEYS.controller1);
   const c2 = await s.join(KEYS.controller2);
@@ -389,11 +324,11 @@ test("STOPBAR_CROSSING is forwarded to the airport's controllers only", async (t
   }
   assert.deepEqual(p1.received.filter((x) => x.requestId === "x-1"), []);
   assert.equal((await snapshot(o1)).seq, seq0, "a crossing is not a state change");
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("CONTROLLER_CONNECT/DISCONNECT go to every other socket, once per person (first open, last close)", async (t) => {
-  const s = scene(t, "CON1");
+  const s = scene(t, service, "CON1");
   const xo = await s.join(KEYS.observer1, "CON2");
   const xc = await s.join(KEYS.controller2, "CON2");
   const xconnect = await xo.next("CONTROLLER_CONNECT");
@@ -451,11 +386,11 @@ test("CONTROLLER_CONNECT/DISCONNECT go to every other socket, once per person (f
   assert.equal(xo.all("CONTROLLER_CONNECT").length, 1);
   assert.equal(xo.all("CONTROLLER_DISCONNECT").length, 0);
   assert.equal(xc.all("CONTROLLER_CONNECT").length + xc.all("CONTROLLER_DISCONNECT").length, 0);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("HEARTBEAT, GET_STATE and GET_ONLINE_PILOTS are answered to the sender only, with its requestId", async (t) => {
-  const s = scene(t, "DIR1");
+  const s = scene(t, service, "DIR1");
   const c1 = await s.join(KEYS.controller1);
   const p1a = await s.join(KEYS.pilot1);
   const p1b = await s.join(KEYS.pilot1);
@@ -506,11 +441,11 @@ test("HEARTBEAT, GET_STATE and GET_ONLINE_PILOTS are answered to the sender only
   assert.equal(p1b.all("ONLINE_PILOTS").length, 1);
   assert.equal(o1.all("ONLINE_PILOTS").length, 1);
   for (const client of [c1, p1b, xp]) assert.equal(client.all("STATE_SNAPSHOT").length, 0);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("CLOSE: the server closes the socket with 1000; a controller's CLOSE is announced as a disconnect", async (t) => {
-  const s = scene(t, "CLS1");
+  const s = scene(t, service, "CLS1");
   const o1 = await s.join(KEYS.observer1);
   const c1 = await s.join(KEYS.controller1);
   await o1.next("CONTROLLER_CONNECT");
@@ -523,14 +458,14 @@ test("CLOSE: the server closes the socket with 1000; a controller's CLOSE is ann
   assert.equal((await o1.closed).code, 1000);
   await settle(xo);
   assert.equal(xo.all("CONTROLLER_DISCONNECT").length, 0);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 // ---------------------------------------------------------------------------------------------
 // Envelopes
 
 test("every server packet carries airport and timestamp; requestId only on direct replies", async (t) => {
-  const s = scene(t, "ENV1");
+  const s = scene(t, service, "ENV1");
   const o1 = await s.join(KEYS.observer1, "env1"); // lower case: canonicalised to ENV1
   assert.equal(o1.initial.airport, "ENV1");
   const p1 = await s.join(KEYS.pilot1);
@@ -570,14 +505,14 @@ test("every server packet carries airport and timestamp; requestId only on direc
       assert.ok(!["e1", "e2", "e3", "e4", "e5"].includes(p.requestId), `requestId copied into ${p.type}`);
     }
   }
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 // ---------------------------------------------------------------------------------------------
 // Semantics and seq
 
 test("STATE_UPDATE semantics: replace, RFC 7396 patch, delete; seq +1 per accepted change", async (t) => {
-  const s = scene(t, "SEM1");
+  const s = scene(t, service, "SEM1");
   const c1 = await s.join(KEYS.controller1);
   const c2 = await s.join(KEYS.controller2);
   const o1 = await s.join(KEYS.observer1);
@@ -646,11 +581,11 @@ test("STATE_UPDATE semantics: replace, RFC 7396 patch, delete; seq +1 per accept
   assert.equal(p1.initial.data.seq, seq);
   assert.deepEqual(p1.initial.data.objects, snap.objects);
   assert.deepEqual(p1.initial.data.sharedState, {});
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("SHARED_STATE_UPDATE merges by RFC 7396 and takes one seq per packet", async (t) => {
-  const s = scene(t, "SEM2");
+  const s = scene(t, service, "SEM2");
   const c1 = await s.join(KEYS.controller1);
   const o1 = await s.join(KEYS.observer1);
   let seq = o1.initial.data.seq;
@@ -670,11 +605,11 @@ test("SHARED_STATE_UPDATE merges by RFC 7396 and takes one seq per packet", asyn
   const snap = await snapshot(o1);
   assert.deepEqual(snap.sharedState, { a: { c: [1, 2], e: true } });
   assert.equal(snap.seq, seq);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("MULTI_STATE_UPDATE: one seq per batch, exact broadcast shape, all or nothing", async (t) => {
-  const s = scene(t, "MUL1");
+  const s = scene(t, service, "MUL1");
   const c1 = await s.join(KEYS.controller1);
   const o1 = await s.join(KEYS.observer1);
   const seq0 = o1.initial.data.seq;
@@ -744,11 +679,11 @@ test("MULTI_STATE_UPDATE: one seq per batch, exact broadcast shape, all or nothi
   assert.deepEqual(statesOf(snap), { A: true, B: { x: 1 }, D: { n: { m: 1 } } }, "nothing of a rejected batch applied");
   await settle(o1);
   assert.equal(o1.all("MULTI_STATE_UPDATE").length, 1);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("MULTI_STATE_UPDATE: an item nested too deep names its index and echoes the requestId", async (t) => {
-  const s = scene(t, "MUD1");
+  const s = scene(t, service, "MUD1");
   const c1 = await s.join(KEYS.controller1);
   const seq0 = c1.initial.data.seq;
   // Depth 16 is fine inside a batch.
@@ -771,14 +706,14 @@ test("MULTI_STATE_UPDATE: an item nested too deep names its index and echoes the
   snap = await snapshot(c1);
   assert.equal(snap.seq, seq0 + 1);
   assert.deepEqual(Object.keys(statesOf(snap)).sort(), ["A", "B"]);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 // ---------------------------------------------------------------------------------------------
 // Errors
 
 test("INVALID_JSON for text that is not JSON and for binary frames that are not UTF-8; valid JSON binary frames work", async (t) => {
-  const s = scene(t, "JSN1");
+  const s = scene(t, service, "JSN1");
   const c1 = await s.join(KEYS.controller1);
   const o1 = await s.join(KEYS.observer1);
   for (const frame of ["not json", "{", '{"type":"HEARTBEAT",}', "", "{'type':'HEARTBEAT'}"]) {
@@ -805,11 +740,11 @@ test("INVALID_JSON for text that is not JSON and for binary frames that are not 
   assert.equal(snap.type, "STATE_SNAPSHOT");
   assert.deepEqual(statesOf(snap.data), { BIN_E: { s: "é😀" } });
   assert.equal(snap.data.seq, c1.initial.data.seq + 1);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("INVALID_PACKET: envelope (not an object, type, requestId)", async (t) => {
-  const s = scene(t, "INV1");
+  const s = scene(t, service, "INV1");
   const c1 = await s.join(KEYS.controller1);
   for (const frame of ["[]", '[{"type":"HEARTBEAT"}]', '"HEARTBEAT"', "5", "null", "true"]) {
     await expectRawError(c1, frame, "INVALID_PACKET");
@@ -831,11 +766,11 @@ test("INVALID_PACKET: envelope (not an object, type, requestId)", async (t) => {
     assert.equal(ack.requestId, rid, "echoed unchanged");
   }
   await assertAlive(c1);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("INVALID_PACKET: data of STATE_UPDATE, MULTI_STATE_UPDATE, SHARED_STATE_UPDATE and STOPBAR_CROSSING; nothing applied", async (t) => {
-  const s = scene(t, "INV2");
+  const s = scene(t, service, "INV2");
   const c1 = await s.join(KEYS.controller1);
   const p1 = await s.join(KEYS.pilot1);
   const o1 = await s.join(KEYS.observer1);
@@ -907,11 +842,11 @@ test("INVALID_PACKET: data of STATE_UPDATE, MULTI_STATE_UPDATE, SHARED_STATE_UPD
   assert.equal(o1.all("STATE_UPDATE").length, 1);
   assert.equal(o1.all("MULTI_STATE_UPDATE").length, 1);
   assert.equal(o1.all("SHARED_STATE_UPDATE").length, 0);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("INVALID_PACKET: depth 16 accepted and 17 rejected for state, patch and sharedStatePatch; 10,000-deep nesting is refused safely", async (t) => {
-  const s = scene(t, "DEP1");
+  const s = scene(t, service, "DEP1");
   const c1 = await s.join(KEYS.controller1);
   const o1 = await s.join(KEYS.observer1);
   let seq = o1.initial.data.seq;
@@ -953,11 +888,11 @@ test("INVALID_PACKET: depth 16 accepted and 17 rejected for state, patch and sha
   assert.equal(snap.seq, seq, "rejected packets changed nothing");
   assert.deepEqual(statesOf(snap).S, nest(16));
   assert.deepEqual(snap.sharedState, nest(16));
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("UNKNOWN_TYPE for non-client types, server-only types and wrong case", async (t) => {
-  const s = scene(t, "UNK1");
+  const s = scene(t, service, "UNK1");
   const c1 = await s.join(KEYS.controller1);
   for (const type of ["INITIAL_STATE", "STATE_SNAPSHOT", "HEARTBEAT_ACKS", "ERROR", "CONTROLLER_CONNECT", "heartbeat", "Heartbeat", "HEARTBEAT ", "", "FOO"]) {
     const r = await expectError(c1, { type, data: {} }, "UNKNOWN_TYPE");
@@ -965,11 +900,11 @@ test("UNKNOWN_TYPE for non-client types, server-only types and wrong case", asyn
   }
   await assertAlive(c1);
   assert.equal((await snapshot(c1)).seq, c1.initial.data.seq);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("AIRPORT_MISMATCH when a packet names another airport; the match is case-insensitive", async (t) => {
-  const s = scene(t, "APM1");
+  const s = scene(t, service, "APM1");
   const c1 = await s.join(KEYS.controller1);
   const o1 = await s.join(KEYS.observer1);
   const seq0 = o1.initial.data.seq;
@@ -986,44 +921,33 @@ test("AIRPORT_MISMATCH when a packet names another airport; the match is case-in
   }
   await send(c1, { type: "STATE_UPDATE", airport: "apm1", data: { objectId: "A", state: true } });
   assert.equal((await o1.next("STATE_UPDATE")).seq, seq0 + 1);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
-/** A STATE_UPDATE text frame of exactly `n` characters, padded with `ch`. */
-function sizedPacket(n, ch, objectId) {
-  const prefix = `{"type":"STATE_UPDATE","data":{"objectId":"${objectId}","state":{"s":"`;
-  const suffix = `"}}}`;
-  const fill = n - chars(prefix) - chars(suffix);
-  const text = prefix + ch.repeat(fill) + suffix;
-  assert.equal(chars(text), n);
-  JSON.parse(text);
-  return { text, fill };
-}
-
 test("PACKET_TOO_LARGE above 50,000 characters (Unicode scalar values, not bytes); nothing applied", async (t) => {
-  const s = scene(t, "BIG1");
+  const s = scene(t, service, "BIG1");
   const c1 = await s.join(KEYS.controller1);
   const o1 = await s.join(KEYS.observer1);
   let seq = o1.initial.data.seq;
 
   for (const [ch, id] of [["x", "ASCII"], ["é", "E_ACUTE"], ["😀", "EMOJI"]]) {
-    const ok = sizedPacket(50_000, ch, id);
-    await send(c1, ok.text);
+    const ok = sizedUpdate(50_000, id, ch);
+    await send(c1, ok);
     const u = await o1.next((p) => p.type === "STATE_UPDATE" || p.type === "ERROR", 10_000);
     assert.equal(u.type, "STATE_UPDATE", `a frame of 50,000 characters of ${JSON.stringify(ch)} is accepted`);
     seq += 1;
     assert.equal(u.seq, seq);
-    assert.equal(chars(u.data.state.s), ok.fill);
+    assert.equal(chars(u.data.state.s), chars(JSON.parse(ok).data.state.s));
 
-    const tooBig = sizedPacket(50_001, ch, `${id}_BIG`);
-    const err = await expectRawError(c1, tooBig.text, "PACKET_TOO_LARGE");
+    const tooBig = sizedUpdate(50_001, `${id}_BIG`, ch);
+    const err = await expectRawError(c1, tooBig, "PACKET_TOO_LARGE");
     assert.match(err.data.message, /50,?000/);
   }
   // A binary frame counts characters the same way.
-  await sendBinary(c1, Buffer.from(sizedPacket(50_000, "é", "BIN_OK").text));
+  await sendBinary(c1, Buffer.from(sizedUpdate(50_000, "BIN_OK", "é")));
   assert.equal((await o1.next("STATE_UPDATE", 10_000)).seq, seq + 1);
   seq += 1;
-  await expectRawError(c1, Buffer.from(sizedPacket(50_001, "é", "BIN_BIG").text), "PACKET_TOO_LARGE");
+  await expectRawError(c1, Buffer.from(sizedUpdate(50_001, "BIN_BIG", "é")), "PACKET_TOO_LARGE");
   // A huge frame that is not even JSON is too large first.
   await expectRawError(c1, "x".repeat(200_000), "PACKET_TOO_LARGE");
 
@@ -1031,11 +955,11 @@ test("PACKET_TOO_LARGE above 50,000 characters (Unicode scalar values, not bytes
   assert.equal(snap.seq, seq);
   assert.deepEqual(Object.keys(statesOf(snap)).sort(), ["ASCII", "BIN_OK", "EMOJI", "E_ACUTE"]);
   await assertAlive(c1);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("LIMIT_EXCEEDED: sharedStatePatch over 10,240 serialized characters", async (t) => {
-  const s = scene(t, "LSP1");
+  const s = scene(t, service, "LSP1");
   const c1 = await s.join(KEYS.controller1);
   const o1 = await s.join(KEYS.observer1);
   const seq0 = o1.initial.data.seq;
@@ -1055,11 +979,11 @@ test("LIMIT_EXCEEDED: sharedStatePatch over 10,240 serialized characters", async
   const snap = await snapshot(o1);
   assert.equal(snap.seq, seq0 + 2);
   assert.deepEqual(snap.sharedState, patchOf(10_240, "é"));
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("LIMIT_EXCEEDED: merged shared state over 1,000,000 characters; nothing applied", async (t) => {
-  const s = scene(t, "LSS1");
+  const s = scene(t, service, "LSS1");
   const c1 = await s.join(KEYS.controller1);
   let seq = c1.initial.data.seq;
   const mirror = {};
@@ -1111,11 +1035,11 @@ test("LIMIT_EXCEEDED: merged shared state over 1,000,000 characters; nothing app
   mirror.z = 1;
   mirror.fill = fill.replace(/y$/, "z");
   assert.deepEqual((await snapshot(c1, 20_000)).sharedState, mirror);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("LIMIT_EXCEEDED: 10,000 objects per airport, then one more", async (t) => {
-  const s = scene(t, "LOB1");
+  const s = scene(t, service, "LOB1");
   const c1 = await s.join(KEYS.controller1);
   const seq0 = c1.initial.data.seq;
   for (let batch = 0; batch < 50; batch++) {
@@ -1156,43 +1080,43 @@ test("LIMIT_EXCEEDED: 10,000 objects per airport, then one more", async (t) => {
   assert.deepEqual(states.o5, { on: true });
   assert.equal(states.extra, true);
   assert.equal(states.o1, undefined);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 /**
  * GET_ONLINE_PILOTS until `gone` is no longer listed: the server handles a socket's close event
  * asynchronously to the client seeing its close complete, so this waits on replies, not time.
  */
-async function pilotsOnceGone(c, gone, deadlineMs = 5000) {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    const r = await req(c, { type: "GET_ONLINE_PILOTS" });
-    assert.equal(r.type, "ONLINE_PILOTS");
-    if (!r.data.pilots.some((p) => p.pilotId === gone)) return r;
-    assert.ok(Date.now() < until, `pilot ${gone} still listed after its socket closed`);
-    await sleep(50);
-  }
+function pilotsOnceGone(c, gone, deadlineMs = 5000) {
+  return until(
+    async () => {
+      const r = await req(c, { type: "GET_ONLINE_PILOTS" });
+      assert.equal(r.type, "ONLINE_PILOTS");
+      return !r.data.pilots.some((p) => p.pilotId === gone) && r;
+    },
+    { ms: deadlineMs, every: 50, what: `pilot ${gone} to be no longer listed after its socket closed` },
+  );
 }
 
 /** Sends HEARTBEATs until one is acknowledged (waiting for the bucket to refill). */
 async function waitUntilAccepted(c, deadlineMs = 10_000) {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    const rid = `probe-${Math.random().toString(36).slice(2)}`;
-    const start = c.received.length;
-    c.send({ type: "HEARTBEAT", requestId: rid });
-    // Errors of earlier packets may still be queued: only count those that came after this send.
-    const r = await c.next(
-      (p) => p.requestId === rid || (p.type === "ERROR" && p.data.code === "RATE_LIMITED" && c.received.indexOf(p) >= start),
-    );
-    if (r.type === "HEARTBEAT_ACK") return;
-    assert.ok(Date.now() < until, "the bucket refills");
-    await sleep(200);
-  }
+  await until(
+    async () => {
+      const rid = `probe-${Math.random().toString(36).slice(2)}`;
+      const start = c.received.length;
+      c.send({ type: "HEARTBEAT", requestId: rid });
+      // Errors of earlier packets may still be queued: only count those that came after this send.
+      const r = await c.next(
+        (p) => p.requestId === rid || (p.type === "ERROR" && p.data.code === "RATE_LIMITED" && c.received.indexOf(p) >= start),
+      );
+      return r.type === "HEARTBEAT_ACK";
+    },
+    { ms: deadlineMs, every: 200, what: "the bucket to refill" },
+  );
 }
 
 test("RATE_LIMITED: of a burst of 100, the first 60 pass and the rest are dropped; the socket recovers", async (t) => {
-  const s = scene(t, "RAT1");
+  const s = scene(t, service, "RAT1");
   const o1 = await s.join(KEYS.observer1);
   const p1 = await s.join(KEYS.pilot1);
   const c1 = await s.join(KEYS.controller1);
@@ -1235,11 +1159,11 @@ test("RATE_LIMITED: of a burst of 100, the first 60 pass and the rest are droppe
   assert.equal(snap.seq, seq0 + 100, "one seq per update");
   assert.equal(snap.objects.length, 100);
   assert.equal(c1.closeInfo, undefined);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("RATE_LIMITED errors echo the packet's requestId", async (t) => {
-  const s = scene(t, "RID1");
+  const s = scene(t, service, "RID1");
   const o1 = await s.join(KEYS.observer1);
   for (let i = 0; i < 70; i++) o1.send({ type: "HEARTBEAT", requestId: `q${i}` });
   const replies = [];
@@ -1250,11 +1174,11 @@ test("RATE_LIMITED errors echo the packet's requestId", async (t) => {
     assert.equal(r.data.code, "RATE_LIMITED");
     assert.match(String(r.requestId), /^q\d+$/, `ERROR RATE_LIMITED carries the requestId: ${JSON.stringify(r)}`);
   }
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });
 
 test("a controller flooding past its 20,000-packet burst is closed with 4008; other sockets at the airport keep working", { timeout: 60_000 }, async (t) => {
-  const s = scene(t, "FLD1");
+  const s = scene(t, service, "FLD1");
   const o1 = await s.join(KEYS.observer1);
   const p1 = await s.join(KEYS.pilot1);
   const c1 = await s.join(KEYS.controller1);
@@ -1282,5 +1206,5 @@ test("a controller flooding past its 20,000-packet burst is closed with 4008; ot
   // The flooder may come back.
   const again = await s.join(KEYS.controller2);
   await assertAlive(again);
-  s.checkEnvelopes();
+  checkEnvelopes(s);
 });

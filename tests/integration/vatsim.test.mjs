@@ -4,40 +4,39 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { Service, KEYS } from "./harness.mjs";
 import { FakeStatus } from "./fake-status.mjs";
+import { until } from "./helpers.mjs";
 
 const RECHECK_MS = 1500;
 
 /** A fresh account with its own key (the role stored with it is irrelevant under vatsim). */
 const account = (service, role) => service.account(role);
 
-/** Polls `check` until it returns a truthy value; bounded in time. */
-async function eventually(check, timeoutMs = 8000, what = "condition") {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-describe("vatsim role source", () => {
+/**
+ * For the tests of a describe block: a fake status upstream, and a service that takes roles
+ * from it (with `vars`), both started before the tests and stopped after them; `use` is given
+ * them once started.
+ */
+function withUpstream(vars, use) {
   let upstream;
   let service;
   before(async () => {
     upstream = await new FakeStatus().start();
-    service = await new Service({
-      ROLE_SOURCE: "vatsim",
-      VATSIM_STATUS_URL: upstream.url,
-      VATSIM_CACHE_MS: "1000",
-      VATSIM_TIMEOUT_MS: "800",
-      VATSIM_RECHECK_MS: String(RECHECK_MS),
-    }).start();
+    service = await new Service({ ROLE_SOURCE: "vatsim", VATSIM_STATUS_URL: upstream.url, ...vars }).start();
+    use(upstream, service);
   });
   after(async () => {
     await service?.stop();
     await upstream?.stop();
   });
+}
+
+describe("vatsim role source", () => {
+  let upstream;
+  let service;
+  withUpstream(
+    { VATSIM_CACHE_MS: "1000", VATSIM_TIMEOUT_MS: "800", VATSIM_RECHECK_MS: String(RECHECK_MS) },
+    (u, s) => ([upstream, service] = [u, s]),
+  );
 
   test("callsign and type map to roles; the highest of several connections wins", async () => {
     const cases = [
@@ -171,7 +170,7 @@ describe("vatsim role source", () => {
     upstream.mode = "error";
     try {
       // Two re-checks hit the failing upstream...
-      await eventually(() => upstream.count(cid) >= asked + 2, RECHECK_MS * 6, "two re-checks");
+      await until(() => upstream.count(cid) >= asked + 2, { ms: RECHECK_MS * 6, what: "two re-checks" });
       // ...and the session is still served.
       const reply = await client.request({ type: "GET_STATE" });
       assert.equal(reply.type, "STATE_SNAPSHOT");
@@ -189,10 +188,13 @@ describe("vatsim role source", () => {
     upstream.set(cid, ["EZY1", "pilot"]);
     const client = await service.join(key, "VCSR");
     upstream.set(cid, ["EZY2", "pilot"]);
-    await eventually(async () => {
-      const list = await client.request({ type: "GET_ONLINE_PILOTS" });
-      return list.data.pilots[0]?.callsign === "EZY2";
-    }, RECHECK_MS * 6, "the new callsign");
+    await until(
+      async () => {
+        const list = await client.request({ type: "GET_ONLINE_PILOTS" });
+        return list.data.pilots[0]?.callsign === "EZY2";
+      },
+      { ms: RECHECK_MS * 6, what: "the new callsign" },
+    );
     await client.close();
   });
 });
@@ -200,18 +202,7 @@ describe("vatsim role source", () => {
 describe("controller scope: prefix", () => {
   let upstream;
   let service;
-  before(async () => {
-    upstream = await new FakeStatus().start();
-    service = await new Service({
-      ROLE_SOURCE: "vatsim",
-      VATSIM_STATUS_URL: upstream.url,
-      CONTROLLER_SCOPE: "prefix",
-    }).start();
-  });
-  after(async () => {
-    await service?.stop();
-    await upstream?.stop();
-  });
+  withUpstream({ CONTROLLER_SCOPE: "prefix" }, (u, s) => ([upstream, service] = [u, s]));
 
   test("a controller controls only the airport of its callsign; elsewhere it observes", async () => {
     const { cid, key } = await account(service);
