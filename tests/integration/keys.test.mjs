@@ -9,13 +9,40 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Service, sleep } from "./harness.mjs";
+import WebSocket from "ws";
+import { Service } from "./harness.mjs";
+import { until } from "./helpers.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** The id wrangler gives the local DB binding: wrangler.toml's database_id (no preview id). */
 const DATABASE_ID = /^database_id\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))[1];
 /** The Worker reuses a key's look-up for 1 s (REUSE_MS in src/accounts.rs). */
 const LOOKUP_REUSE_MS = 1_000;
+
+/** The HTTP status a connect with `key` gets now: 101 when the upgrade succeeds (then closed). */
+function connectStatus(key) {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(service.wsUrl(`/connect?airport=EGLL&key=${encodeURIComponent(key)}`));
+    ws.on("open", () => {
+      ws.terminate();
+      resolve(101);
+    });
+    ws.on("unexpected-response", (_req, res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    ws.on("error", () => {});
+  });
+}
+
+/** A change reaches new connections within the Worker's account reuse (and a margin). */
+function reaches(key, status, what) {
+  return until(async () => (await connectStatus(key)) === status, {
+    ms: LOOKUP_REUSE_MS + 1_000,
+    every: 100,
+    what,
+  });
+}
 
 /**
  * The service with its D1 where `wrangler d1 execute --local --persist-to DIR` keeps it:
@@ -105,7 +132,7 @@ test("a key from the CLI connects; revoked, it is refused with 401 and its socke
   const [row] = await rows("SELECT revoked_at FROM api_keys WHERE cid = '3000001'");
   assert.ok(row.revoked_at > 0, "revoked_at is set");
 
-  await sleep(LOOKUP_REUSE_MS + 200);
+  await reaches(key, 401, "the revocation reaching new connections");
   const refused = await service.reject(key, "EGLL");
   assert.equal(refused.status, 401);
   assert.equal(refused.body.error.code, "INVALID_API_KEY");
@@ -117,17 +144,17 @@ test("a key from the CLI connects; revoked, it is refused with 401 and its socke
 
 test("ban, unban and role reach new connections", async () => {
   const key = (await ok("create", "--cid", "3000002", "--role", "pilot")).stdout.trim();
-  const until = new Date(Date.now() + 3_600_000).toISOString();
-  await ok("ban", "--cid", "3000002", "--until", until);
+  const bannedUntil = new Date(Date.now() + 3_600_000).toISOString();
+  await ok("ban", "--cid", "3000002", "--until", bannedUntil);
   assert.deepEqual(await rows("SELECT banned, banned_until FROM accounts WHERE cid = '3000002'"), [
-    { banned: 1, banned_until: Date.parse(until) },
+    { banned: 1, banned_until: Date.parse(bannedUntil) },
   ]);
   const banned = await service.reject(key, "EGLL");
   assert.equal(banned.status, 403);
   assert.equal(banned.body.error.code, "BANNED");
 
   await ok("unban", "--cid", "3000002");
-  await sleep(LOOKUP_REUSE_MS + 200);
+  await reaches(key, 101, "the unban reaching new connections");
   const pilot = await service.join(key, "EGLL");
   assert.equal(pilot.initial.data.connectionType, "pilot");
   await pilot.close();
@@ -136,7 +163,17 @@ test("ban, unban and role reach new connections", async () => {
   // A second key for the account, which has the role now.
   const second = (await ok("create", "--cid", "3000002")).stdout.trim();
   assert.notEqual(second, key);
-  await sleep(LOOKUP_REUSE_MS + 200);
+  // The first key's account was read as a pilot's a moment ago: wait out its reuse.
+  const roleOf = async (k) => {
+    const client = await service.join(k, "EGLL");
+    await client.close();
+    return client.initial.data.connectionType;
+  };
+  await until(async () => (await roleOf(key)) === "observer", {
+    ms: LOOKUP_REUSE_MS + 1_000,
+    every: 100,
+    what: "the role change reaching new connections",
+  });
   for (const k of [key, second]) {
     const observer = await service.join(k, "EGLL");
     assert.equal(observer.initial.data.connectionType, "observer");
