@@ -79,6 +79,17 @@ fn cases() -> Vec<Case> {
             objects: 0,
             frame: format!("{{\"type\":\"NOPE\",\"pad\":\"{}\"}}", "x".repeat(49_976)),
         },
+        // A snapshot between two changes, as a quiet airport's pilots ask every 30 s.
+        case(
+            "get_state_1000_objects",
+            1_000,
+            json!({"type": "GET_STATE"}),
+        ),
+        case(
+            "get_state_10000_objects",
+            10_000,
+            json!({"type": "GET_STATE"}),
+        ),
     ];
     assert!(cases[3].frame.len() > 9_000);
     assert_eq!(cases[4].frame.chars().count(), 50_001);

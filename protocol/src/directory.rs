@@ -48,7 +48,8 @@ impl Listing {
 /// nothing kept, and the `seq` it stopped at.
 pub fn dormant_state(icao: Icao, seq: u64) -> String {
     let airport = Airport::restore(icao, Default::default(), Default::default(), seq, None);
-    outbound::public_state(&airport, &Presence::default())
+    let parts = outbound::SnapshotParts::of(&airport);
+    outbound::public_state(&airport, &parts, &Presence::default())
 }
 
 #[cfg(test)]

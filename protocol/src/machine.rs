@@ -5,7 +5,7 @@ use super::airport::{Airport, StoreOp};
 use super::effects::{Change, CloseCode, Effects, SocketId, To, Writer};
 use super::error::PacketError;
 use super::ids::Cid;
-use super::outbound::{self, Stamp};
+use super::outbound::{self, SnapshotCache, Stamp};
 use super::packet::{ChangeAt, Command, Frame, Rejection, decode, parse_command};
 use super::presence::Presence;
 use super::session::Session;
@@ -17,15 +17,21 @@ pub struct Sender<'a> {
     pub session: &'a Session,
 }
 
-/// One accepted-for-handling frame. A refused one gets its `ERROR` reply.
-pub fn on_frame(
-    airport: &mut Airport,
-    presence: &Presence,
-    sender: Sender<'_>,
-    frame: Frame<'_>,
-    now: i64,
-) -> Effects {
-    match accept(airport, presence, sender, frame, now) {
+/// The airport and who is connected, as a frame sees them.
+pub struct Scene<'a> {
+    pub airport: &'a mut Airport,
+    pub presence: &'a Presence,
+    pub snapshots: &'a mut SnapshotCache,
+}
+
+/// One frame that passed the rate limit. A refused one gets its `ERROR` reply.
+pub fn on_frame(scene: Scene<'_>, sender: Sender<'_>, frame: Frame<'_>, now: i64) -> Effects {
+    let Scene {
+        airport,
+        presence,
+        snapshots,
+    } = scene;
+    match accept(airport, presence, snapshots, sender, frame, now) {
         Ok(effects) => effects,
         Err(Rejection { request_id, error }) => reply(
             sender,
@@ -43,6 +49,7 @@ fn reply(sender: Sender<'_>, packet: String) -> Effects {
 fn accept(
     airport: &mut Airport,
     presence: &Presence,
+    snapshots: &mut SnapshotCache,
     sender: Sender<'_>,
     frame: Frame<'_>,
     now: i64,
@@ -71,7 +78,12 @@ fn accept(
         Command::HeartbeatAck => Effects::default(),
         Command::GetState => reply(
             sender,
-            outbound::state_snapshot(stamp, airport, presence, request_id.as_deref()),
+            outbound::state_snapshot(
+                stamp,
+                snapshots.parts(airport),
+                presence,
+                request_id.as_deref(),
+            ),
         ),
         Command::GetOnlinePilots => reply(
             sender,

@@ -106,32 +106,80 @@ impl Serialize for ObjectList<'_> {
     }
 }
 
+/// What every snapshot of an airport shares between two changes: its objects and shared state,
+/// serialized once per `seq` and reused by each `GET_STATE`, `INITIAL_STATE` and `/state` until
+/// the next change (a quiet airport's pilots ask every 30 s, and a reconnect storm asks once per
+/// socket).
+#[derive(Debug)]
+pub struct SnapshotParts {
+    seq: u64,
+    objects: Box<RawValue>,
+    shared_state: Box<RawValue>,
+}
+
+impl SnapshotParts {
+    pub fn of(airport: &Airport) -> Self {
+        SnapshotParts {
+            seq: airport.seq(),
+            objects: raw(&ObjectList(airport.objects())),
+            shared_state: raw(airport.shared().as_map()),
+        }
+    }
+}
+
+fn raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    // Serializing these types cannot fail: every map key is a string.
+    serde_json::value::to_raw_value(value)
+        .or_else(|_| RawValue::from_string("null".into()))
+        .unwrap_or_default()
+}
+
+/// The parts of the airport's latest snapshot, built again only after its `seq` moved (every
+/// change to objects or shared state moves it). A clone starts empty.
+#[derive(Debug, Default)]
+pub struct SnapshotCache(Option<SnapshotParts>);
+
+impl Clone for SnapshotCache {
+    fn clone(&self) -> Self {
+        SnapshotCache::default()
+    }
+}
+
+impl SnapshotCache {
+    pub fn parts(&mut self, airport: &Airport) -> &SnapshotParts {
+        if self.0.as_ref().is_none_or(|parts| parts.seq != airport.seq()) {
+            self.0 = Some(SnapshotParts::of(airport));
+        }
+        self.0.get_or_insert_with(|| SnapshotParts::of(airport))
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Snapshot<'a> {
-    objects: ObjectList<'a>,
-    shared_state: &'a Map<String, Value>,
+    objects: &'a RawValue,
+    shared_state: &'a RawValue,
     controllers: Vec<&'a Cid>,
     offline: bool,
     seq: u64,
 }
 
 impl<'a> Snapshot<'a> {
-    fn of(airport: &'a Airport, presence: &'a Presence) -> Self {
+    fn of(parts: &'a SnapshotParts, presence: &'a Presence) -> Self {
         let controllers: Vec<&Cid> = presence.controllers().collect();
         Snapshot {
-            objects: ObjectList(airport.objects()),
-            shared_state: airport.shared().as_map(),
+            objects: &parts.objects,
+            shared_state: &parts.shared_state,
             offline: controllers.is_empty(),
             controllers,
-            seq: airport.seq(),
+            seq: parts.seq,
         }
     }
 }
 
 /// The body of the public `GET /state` (PROTOCOL §6), also one entry of `/state?airport=all`:
 /// the `STATE_SNAPSHOT` data with the airport, its pilots and the open sockets per role.
-pub fn public_state(airport: &Airport, presence: &Presence) -> String {
+pub fn public_state(airport: &Airport, parts: &SnapshotParts, presence: &Presence) -> String {
     #[derive(Serialize)]
     struct Connections {
         controllers: u32,
@@ -148,7 +196,7 @@ pub fn public_state(airport: &Airport, presence: &Presence) -> String {
     }
     let body = Body {
         airport: airport.icao().as_str(),
-        snapshot: Snapshot::of(airport, presence),
+        snapshot: Snapshot::of(parts, presence),
         pilots: presence.pilots().map(|(cid, _)| cid).collect(),
         connections: Connections {
             controllers: presence.sockets_of(Role::Controller),
@@ -160,17 +208,17 @@ pub fn public_state(airport: &Airport, presence: &Presence) -> String {
 
 pub fn state_snapshot(
     stamp: Stamp<'_>,
-    airport: &Airport,
+    parts: &SnapshotParts,
     presence: &Presence,
     request_id: Option<&str>,
 ) -> String {
-    let data = Snapshot::of(airport, presence);
+    let data = Snapshot::of(parts, presence);
     stamp.packet("STATE_SNAPSHOT", Some(data), None, request_id)
 }
 
 pub fn initial_state(
     stamp: Stamp<'_>,
-    airport: &Airport,
+    parts: &SnapshotParts,
     presence: &Presence,
     session: &Session,
     heartbeat_interval_ms: i64,
@@ -189,7 +237,7 @@ pub fn initial_state(
     let data = Data {
         connection_type: session.role,
         cid: &session.cid,
-        snapshot: Snapshot::of(airport, presence),
+        snapshot: Snapshot::of(parts, presence),
         heartbeat_interval_ms,
         idle_timeout_ms,
     };

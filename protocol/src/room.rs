@@ -14,8 +14,8 @@ use super::ids::{Cid, Icao};
 use super::liveness::{
     Clock, Schedule, is_idle, next_alarm, periodic_plan, restored_last_seen, should_store_last_seen,
 };
-use super::machine::{self, Sender};
-use super::outbound::{self, Stamp};
+use super::machine::{self, Scene, Sender};
+use super::outbound::{self, SnapshotCache, Stamp};
 use super::packet::{Frame, peek_request_id};
 use super::presence::{CapExceeded, Presence};
 use super::rate_limit::{TokenBucket, Verdict};
@@ -43,6 +43,7 @@ pub struct Room {
     schedule: Schedule,
     /// The schedule as last persisted.
     stored_schedule: Schedule,
+    snapshots: SnapshotCache,
 }
 
 /// What a re-check needs to know: each key's standing and, under `vatsim`, each person's.
@@ -76,6 +77,7 @@ impl Room {
             clock: Clock::default(),
             schedule,
             stored_schedule: schedule,
+            snapshots: SnapshotCache::default(),
             config,
         };
         for attachment in sockets.into_iter().filter(|a| !a.left) {
@@ -118,6 +120,12 @@ impl Room {
 
     pub fn listing(&self) -> Listing {
         Listing::of(&self.airport, &self.presence)
+    }
+
+    /// The body of the public `GET /state` (PROTOCOL §6).
+    pub fn public_state(&mut self) -> String {
+        let parts = self.snapshots.parts(&self.airport);
+        outbound::public_state(&self.airport, parts, &self.presence)
     }
 
     /// The session on an open socket of the airport.
@@ -197,7 +205,7 @@ impl Room {
             To::Socket(socket),
             outbound::initial_state(
                 stamp,
-                &self.airport,
+                self.snapshots.parts(&self.airport),
                 &self.presence,
                 &session,
                 timings.heartbeat_interval_ms,
@@ -272,7 +280,12 @@ impl Room {
             socket,
             session: &member.attachment.session,
         };
-        let handled = machine::on_frame(&mut self.airport, &self.presence, sender, frame, now);
+        let scene = Scene {
+            airport: &mut self.airport,
+            presence: &self.presence,
+            snapshots: &mut self.snapshots,
+        };
+        let handled = machine::on_frame(scene, sender, frame, now);
         let requested_close = handled.closes().next().is_some();
         effects.extend(handled);
         if requested_close {

@@ -474,3 +474,54 @@ fn the_outbox_coalesces_a_committed_run_and_answers_a_failed_one_with_errors() {
     assert_eq!(error["data"]["code"], "INTERNAL");
     assert_eq!(error["requestId"], "late");
 }
+
+/// A snapshot's objects and shared state are serialized once per `seq`: every `GET_STATE`,
+/// `INITIAL_STATE` and `/state` between two changes says the same, and each change (an update,
+/// a shared-state patch, the offline clearing) shows in the next one.
+#[test]
+fn snapshots_follow_every_change() {
+    let mut h = Harness::new();
+    let grace = h.room.config().timings.offline_grace_ms;
+    let c = who(Role::Controller, "1000001");
+    let p = who(Role::Pilot, "1000011");
+    let snapshot = |h: &mut Harness| {
+        let sent = h.send(&p, json!({"type": "GET_STATE"}));
+        parse(sent.reply.as_ref().unwrap())["data"].clone()
+    };
+    h.send(
+        &c,
+        json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_1", "state": true}}),
+    );
+    let first = snapshot(&mut h);
+    assert_eq!(first["objects"][0]["state"], true);
+    assert_eq!(snapshot(&mut h), first, "the same between two changes");
+    let (socket, joined) = h.connect(&p);
+    let initial = parse(joined.sent_to(To::Socket(socket)).next().unwrap());
+    assert_eq!(initial["data"]["objects"], first["objects"]);
+
+    h.send(
+        &c,
+        json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_1", "state": false}}),
+    );
+    let second = snapshot(&mut h);
+    assert_eq!(second["objects"][0]["state"], false);
+    assert_eq!(second["seq"], 2);
+    h.send(
+        &c,
+        json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": {"rwy": "27L"}}}),
+    );
+    assert_eq!(snapshot(&mut h)["sharedState"], json!({"rwy": "27L"}));
+    assert_eq!(
+        parse(&h.room.public_state())["sharedState"],
+        json!({"rwy": "27L"})
+    );
+
+    let controller = h.socket(&c);
+    h.leave(controller);
+    h.now += grace;
+    h.alarm(&Answers::default());
+    let cleared = snapshot(&mut h);
+    assert_eq!(cleared["objects"], json!([]));
+    assert_eq!(cleared["sharedState"], json!({}));
+    assert_eq!(cleared["seq"], 4);
+}

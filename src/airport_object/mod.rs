@@ -15,7 +15,7 @@ use airport_protocol::connect::HttpError;
 use airport_protocol::directory::dormant_state;
 use airport_protocol::effects::{Action, Effects, To};
 use airport_protocol::liveness::ALARM_RETRY_MS;
-use airport_protocol::outbound::{self, Stamp};
+use airport_protocol::outbound::Stamp;
 use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
 use airport_protocol::{CloseCode, Icao, Room, SocketId, StoreOp};
@@ -431,11 +431,8 @@ impl AirportObject {
         console_log!("{{\"event\":\"state_read\",\"airport\":\"{}\"}}", icao);
         self.ensure_live(None).await?;
         self.flush();
-        let (body, live) = match self.live.borrow().as_ref() {
-            Some(live) => (
-                outbound::public_state(live.room.airport(), live.room.presence()),
-                live.room.presence().is_live(),
-            ),
+        let (body, live) = match self.live.borrow_mut().as_mut() {
+            Some(live) => (live.room.public_state(), live.room.presence().is_live()),
             None => (dormant_state(icao, 0), false),
         };
         self.sync_directory();
