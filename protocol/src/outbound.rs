@@ -147,7 +147,11 @@ impl Clone for SnapshotCache {
 
 impl SnapshotCache {
     pub fn parts(&mut self, airport: &Airport) -> &SnapshotParts {
-        if self.0.as_ref().is_none_or(|parts| parts.seq != airport.seq()) {
+        if self
+            .0
+            .as_ref()
+            .is_none_or(|parts| parts.seq != airport.seq())
+        {
             self.0 = Some(SnapshotParts::of(airport));
         }
         self.0.get_or_insert_with(|| SnapshotParts::of(airport))
