@@ -11,7 +11,7 @@
 use crate::accounts::authenticate;
 use crate::handoff::{error_response, identity_headers, json_response};
 use crate::public_state;
-use airport_protocol::connect::{HttpError, RequestParts, check_connect};
+use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, check_connect};
 use airport_protocol::{Icao, Session};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::futures::JsFuture;
@@ -41,14 +41,11 @@ async fn route(
     req: &web_sys::Request,
     env: &Env,
 ) -> std::result::Result<web_sys::Response, HttpError> {
-    let url = Url::parse(&req.url()).map_err(internal)?;
+    let href = req.url();
+    let url = RequestUrl::parse(&href)
+        .ok_or_else(|| HttpError::Internal(format!("unreadable request URL {href:?}")))?;
     let method = req.method();
-    let query = |name: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    let (airport_param, key_param) = (query("airport"), query("key"));
+    let (airport_param, key_param) = (url.param("airport"), url.param("key"));
     let headers = req.headers();
     let (upgrade, authorization) = (
         headers.get("Upgrade").ok().flatten(),
@@ -61,7 +58,7 @@ async fn route(
         key_param: key_param.as_deref(),
         authorization: authorization.as_deref(),
     };
-    let result = match url.path() {
+    let result = match url.path {
         "/connect" => connect(env, &parts).await,
         "/state" => public_state::serve(env, &url, &parts).await,
         "/health" => health(&method).map(Into::into),

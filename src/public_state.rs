@@ -11,7 +11,7 @@ use crate::gateway::{ask_airport, internal, js_internal, log_internal};
 use crate::handoff::{LIVE_HEADER, airport_headers, error_response, json_response};
 use crate::lookup_cache::{LookupCache, Sharing};
 use airport_protocol::Icao;
-use airport_protocol::connect::{HttpError, RequestParts, StateTarget, check_state};
+use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, StateTarget, check_state};
 use airport_protocol::directory::{Listing, dormant_state};
 use futures_util::FutureExt;
 use futures_util::future::join_all;
@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
 use worker::js_sys::futures::JsFuture;
-use worker::{Cache, Date, Delay, Env, Headers, Response, Url, console_error};
+use worker::{Cache, Date, Delay, Env, Headers, Response, console_error};
 
 /// How long this isolate reuses an answer.
 const ISOLATE_REUSE_MS: i64 = 1_000;
@@ -40,7 +40,7 @@ thread_local! {
 /// Every `/state` response, an error included, is readable from any origin.
 pub async fn serve(
     env: &Env,
-    url: &Url,
+    url: &RequestUrl<'_>,
     parts: &RequestParts<'_>,
 ) -> Result<web_sys::Response, HttpError> {
     let response = if parts.method == "OPTIONS" {
@@ -77,14 +77,18 @@ fn preflight() -> worker::Result<Response> {
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
 
-async fn answer(env: &Env, url: &Url, parts: &RequestParts<'_>) -> Result<Rc<String>, HttpError> {
+async fn answer(
+    env: &Env,
+    url: &RequestUrl<'_>,
+    parts: &RequestParts<'_>,
+) -> Result<Rc<String>, HttpError> {
     let (target, key) = check_state(parts)?;
     if let Some(key) = key {
         authenticate(env, key).await?;
     }
     let edge_key = format!(
         "{}/state?airport={}",
-        url.origin().ascii_serialization(),
+        url.origin,
         match &target {
             StateTarget::Airport(icao) => icao.as_str(),
             StateTarget::All => "all",

@@ -13,7 +13,7 @@ use airport_protocol::vatsim::{NetworkConnection, parse_status};
 use futures_util::future::{Either, select};
 use std::pin::pin;
 use std::time::Duration;
-use worker::{AbortController, D1Database, Delay, Fetch, Url};
+use worker::{AbortController, D1Database, Delay, Fetch, Method, Request};
 
 /// What the upstream said; `None` stands for "unreachable" and is never cached.
 type Answer = Option<Vec<NetworkConnection>>;
@@ -97,13 +97,16 @@ fn standing(answer: Answer) -> NetworkStanding {
 /// `GET {url}/users/info?cid={cid}`. A timeout, a failed connection or any non-2xx answer is
 /// "unreachable"; an empty 2xx body means "not connected".
 async fn fetch_status(settings: VatsimSettings, cid: Cid) -> Answer {
-    let url = Url::parse(&format!("{}/users/info", settings.status_url)).ok()?;
-    let mut url = url;
-    url.query_pairs_mut().append_pair("cid", cid.as_str());
+    // A cid is digits only: nothing in it needs escaping.
+    let url = format!("{}/users/info?cid={}", settings.status_url, cid.as_str());
+    let request = Request::new(&url, Method::Get).ok()?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let request = async {
-        let mut response = Fetch::Url(url).send_with_signal(&signal).await.ok()?;
+        let mut response = Fetch::Request(request)
+            .send_with_signal(&signal)
+            .await
+            .ok()?;
         if !(200..300).contains(&response.status_code()) {
             return None;
         }
