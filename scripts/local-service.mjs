@@ -21,7 +21,10 @@ export function serviceWorker(bindings, buildDir = join(root, "build")) {
       { type: "CompiledWasm", path: join(buildDir, "index_bg.wasm") },
     ],
     compatibilityDate: COMPATIBILITY_DATE,
-    durableObjects: { AIRPORT: { className: "AirportObject", useSQLite: true } },
+    durableObjects: {
+      AIRPORT: { className: "AirportObject", useSQLite: true },
+      PEOPLE: { className: "PersonLookup", useSQLite: true },
+    },
     d1Databases: { DB: "airport-realtime" },
     bindings,
   };

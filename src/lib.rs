@@ -11,6 +11,8 @@
 //!   carries out its `Room`'s effects as socket sends, SQLite writes and alarms.
 //! * `standings` (Wasm only) looks people up: their key's account in D1 and, under the
 //!   `vatsim` role source, their connections on the network.
+//! * `person_lookup` (Wasm only) is a small Durable Object per person: one network look-up
+//!   shared by every airport they connect to.
 //! * `handoff` (Wasm only) is what the Worker and the airports' objects say to each other.
 
 pub mod lookup_cache;
@@ -25,6 +27,8 @@ mod airport_object;
 mod gateway;
 #[cfg(target_arch = "wasm32")]
 mod handoff;
+#[cfg(target_arch = "wasm32")]
+mod person_lookup;
 #[cfg(target_arch = "wasm32")]
 mod public_state;
 #[cfg(target_arch = "wasm32")]

@@ -1,10 +1,12 @@
 //! What an airport asks about the people it serves: their key's account in D1, and under the
-//! `vatsim` role source their connections on the network. The status service is asked once
-//! per person at a time (concurrent look-ups share it), its answers reused for
-//! `VATSIM_CACHE_MS`, and it counts as unreachable after a timeout.
+//! `vatsim` role source their connections on the network (through the person's look-up object,
+//! `person_lookup`, which runs the `StatusClient` here). The status service is asked once per
+//! person at a time (concurrent look-ups share it), its answers reused for `VATSIM_CACHE_MS`,
+//! and it counts as unreachable after a timeout.
 
 use crate::accounts::account_for_key_hash;
 use crate::lookup_cache::{LookupCache, Sharing};
+use crate::person_lookup::network_standing;
 use airport_protocol::Cid;
 use airport_protocol::config::{RoleSource, VatsimSettings};
 use airport_protocol::recheck::{KeyStanding, NetworkStanding};
@@ -13,7 +15,7 @@ use airport_protocol::vatsim::{NetworkConnection, parse_status};
 use futures_util::future::{Either, select};
 use std::pin::pin;
 use std::time::Duration;
-use worker::{AbortController, D1Database, Delay, Fetch, Method, Request};
+use worker::{AbortController, Delay, Env, Fetch, Method, Request};
 
 /// What the upstream said; `None` stands for "unreachable" and is never cached.
 type Answer = Option<Vec<NetworkConnection>>;
@@ -60,13 +62,8 @@ impl StatusClient {
 
 /// The answers to a re-check. What cannot be asked now stays unknown, and its sessions are
 /// kept.
-pub async fn answers(
-    db: Option<D1Database>,
-    status: &StatusClient,
-    source: &RoleSource,
-    questions: &Recheck,
-    now: i64,
-) -> Answers {
+pub async fn answers(env: &Env, source: &RoleSource, questions: &Recheck) -> Answers {
+    let db = env.d1("DB").ok();
     let mut answers = Answers::default();
     if let Some(db) = db {
         for key_hash in &questions.key_hashes {
@@ -79,7 +76,7 @@ pub async fn answers(
         }
     }
     for cid in &questions.people {
-        if let Some(standing) = status.standing(source, cid, now).await {
+        if let Some(standing) = network_standing(env, source, cid).await {
             answers.network.insert(cid.clone(), standing);
         }
     }

@@ -7,6 +7,7 @@ use super::effects::CloseCode;
 use super::ids::Icao;
 use super::session::Session;
 use super::vatsim::{NetworkConnection, resolve};
+use serde::{Deserialize, Serialize};
 
 /// What the database says about a socket's API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub enum KeyStanding {
 }
 
 /// What the network says about a person (`vatsim` source only).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NetworkStanding {
     Connected(Vec<NetworkConnection>),
     NotConnected,

@@ -3,6 +3,7 @@
 
 use super::ids::{Cid, Icao};
 use super::role::Role;
+use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
 /// Callsign suffixes (after the last `_`) of controlling positions.
@@ -34,14 +35,14 @@ impl FromStr for ControllerScope {
 }
 
 /// How a connection is on the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConnectionType {
     Atc,
     Pilot,
 }
 
 /// One live connection of a person, from one line of the status answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkConnection {
     pub callsign: String,
     pub kind: ConnectionType,

@@ -9,7 +9,8 @@ mod sockets;
 mod storage;
 
 use crate::handoff::{self, LIVE_HEADER, error_response, json_response};
-use crate::standings::{self, StatusClient};
+use crate::person_lookup::network_standing;
+use crate::standings;
 use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
 use airport_protocol::directory::dormant_state;
@@ -42,8 +43,6 @@ pub struct AirportObject {
     env: Env,
     config: std::result::Result<Config, ConfigError>,
     live: RefCell<Option<Live>>,
-    /// The network status service (`vatsim` role source), with its cache.
-    status: StatusClient,
     /// The airport's entry in the D1 directory.
     directory: Rc<DirectoryEntry>,
 }
@@ -78,7 +77,6 @@ impl DurableObject for AirportObject {
             env,
             config,
             live: RefCell::new(None),
-            status: StatusClient::default(),
             directory: Rc::default(),
         }
     }
@@ -189,8 +187,7 @@ impl AirportObject {
         let answers = match recheck {
             Some(questions) => {
                 let source = &self.config()?.role_source;
-                let db = self.env.d1("DB").ok();
-                Some(standings::answers(db, &self.status, source, &questions, now).await)
+                Some(standings::answers(&self.env, source, &questions).await)
             }
             None => None,
         };
@@ -453,7 +450,7 @@ impl AirportObject {
             .map_err(internal)?;
         let source = &self.config().map_err(internal)?.role_source;
         let cid = &identity.session.cid;
-        let network = self.status.standing(source, cid, now()).await;
+        let network = network_standing(&self.env, source, cid).await;
         let session = self
             .with_room(|room| room.session_for(identity.session, network))
             .map_err(internal)??;

@@ -123,6 +123,21 @@ describe("vatsim role source", () => {
     }
   });
 
+  test("one person connecting to eight airports at once makes one upstream request", async () => {
+    const { cid, key } = await account(service);
+    upstream.set(cid, ["LON_S_CTR", "atc"]);
+    upstream.delayMs = 300;
+    try {
+      const airports = Array.from({ length: 8 }, (_, i) => `VAP${i}`);
+      const clients = await Promise.all(airports.map((airport) => service.join(key, airport)));
+      assert.equal(upstream.count(cid), 1, "one look-up shared by every airport");
+      for (const c of clients) assert.equal(c.initial.data.connectionType, "controller");
+      await Promise.all(clients.map((c) => c.close()));
+    } finally {
+      upstream.delayMs = 0;
+    }
+  });
+
   test("a role change closes a live session with 4003 after an ERROR", async () => {
     const { cid, key } = await account(service);
     upstream.set(cid, ["VROL_TWR", "atc"]);

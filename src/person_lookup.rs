@@ -1,0 +1,64 @@
+//! A person's standing on the network, looked up once for every airport they connect to. Under
+//! the `vatsim` role source a controller's plugin connects to all its airports at once; each
+//! airport asking the status service itself cost one upstream request per airport. A small
+//! Durable Object per person (named by cid) asks instead: concurrent look-ups share one request
+//! and the answer is reused for `VATSIM_CACHE_MS` (`standings::StatusClient`), for every airport.
+
+use crate::standings::StatusClient;
+use airport_protocol::Cid;
+use airport_protocol::config::{Config, ConfigError, RoleSource};
+use airport_protocol::recheck::NetworkStanding;
+use worker::*;
+
+const CID_HEADER: &str = "X-Person-Cid";
+
+#[durable_object]
+pub struct PersonLookup {
+    config: std::result::Result<Config, ConfigError>,
+    status: StatusClient,
+}
+
+impl DurableObject for PersonLookup {
+    fn new(_state: State, env: Env) -> Self {
+        PersonLookup {
+            config: Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string())),
+            status: StatusClient::default(),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let cid = req.headers().get(CID_HEADER)?.and_then(|c| Cid::parse(&c));
+        let now = Date::now().as_millis() as i64;
+        let standing = match (&self.config, cid) {
+            (Ok(config), Some(cid)) => self.status.standing(&config.role_source, &cid, now).await,
+            _ => None,
+        };
+        Response::from_json(&standing.unwrap_or(NetworkStanding::Unreachable))
+    }
+}
+
+/// The person's standing on the network, from their look-up object; `None` when roles do not
+/// come from the network. An object that cannot be asked counts as the upstream unreachable.
+pub async fn network_standing(
+    env: &Env,
+    source: &RoleSource,
+    cid: &Cid,
+) -> Option<NetworkStanding> {
+    match source {
+        RoleSource::Vatsim(_) => Some(ask(env, cid).await.unwrap_or(NetworkStanding::Unreachable)),
+        RoleSource::Static => None,
+    }
+}
+
+async fn ask(env: &Env, cid: &Cid) -> Result<NetworkStanding> {
+    let stub = env
+        .durable_object("PEOPLE")?
+        .id_from_name(cid.as_str())?
+        .get_stub()?;
+    let headers = Headers::new();
+    headers.set(CID_HEADER, cid.as_str())?;
+    let mut init = RequestInit::new();
+    init.with_headers(headers);
+    let request = Request::new_with_init("https://person/standing", &init)?;
+    stub.fetch_with_request(request).await?.json().await
+}
