@@ -3,9 +3,10 @@
 //! error responses both sides send.
 
 use airport_protocol::account::hash_api_key;
+use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::{HttpError, api_key};
 use airport_protocol::{Cid, Icao, Role, Session};
-use worker::{Headers, Request, Response, Result};
+use worker::{Env, Headers, Request, Response, Result};
 
 const AIRPORT_HEADER: &str = "X-Airport";
 const CID_HEADER: &str = "X-Airport-Cid";
@@ -77,4 +78,9 @@ pub fn json_response(body: String) -> Result<Response> {
 /// The JSON error body with its status.
 pub fn error_response(error: &HttpError) -> Result<Response> {
     Ok(json_response(error.body())?.with_status(error.status()))
+}
+
+/// The deployment's settings, read from the Worker's `[vars]`.
+pub fn read_config(env: &Env) -> std::result::Result<Config, ConfigError> {
+    Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))
 }

@@ -21,7 +21,7 @@ pub struct PersonLookup {
 impl DurableObject for PersonLookup {
     fn new(_state: State, env: Env) -> Self {
         PersonLookup {
-            config: Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string())),
+            config: crate::handoff::read_config(&env),
             status: StatusClient::default(),
         }
     }

@@ -20,7 +20,7 @@ use worker::{AbortController, Delay, Env, Fetch, Method, Request};
 /// What the upstream said; `None` stands for "unreachable" and is never cached.
 type Answer = Option<Vec<NetworkConnection>>;
 
-/// People remembered at most per airport.
+/// People remembered at most per object (a person's look-up object asks for its own only).
 const MAX_ENTRIES: usize = 10_000;
 
 pub struct StatusClient {

@@ -179,7 +179,8 @@ pub fn run(scenario: &Scenario) -> Tally {
             Step::Alarm => {
                 let now = h.now;
                 let idle = model.idle(now, &timings);
-                let offline_due = store
+                // Due before the alarm's idle closes: a grace period they start is not due yet.
+                let due = store
                     .offline_since
                     .is_some_and(|since| since + timings.offline_grace_ms <= now);
                 let effects = h.alarm(&Answers::default());
@@ -195,10 +196,6 @@ pub fn run(scenario: &Scenario) -> Tally {
                     }
                 }
                 ops.retain(|op| !matches!(op, StoreOp::SetSchedule(_)));
-                let due = offline_due
-                    || store
-                        .offline_since
-                        .is_some_and(|since| since + timings.offline_grace_ms <= now);
                 if !due {
                     assert!(ops.is_empty(), "{ops:?}");
                 } else if store.has_state() {

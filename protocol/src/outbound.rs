@@ -150,9 +150,9 @@ impl SnapshotCache {
         if self
             .0
             .as_ref()
-            .is_none_or(|parts| parts.seq != airport.seq())
+            .is_some_and(|parts| parts.seq != airport.seq())
         {
-            self.0 = Some(SnapshotParts::of(airport));
+            self.0 = None;
         }
         self.0.get_or_insert_with(|| SnapshotParts::of(airport))
     }

@@ -5,8 +5,9 @@ use super::account::Account;
 use super::config::RoleSource;
 use super::effects::CloseCode;
 use super::ids::Icao;
+use super::role::Role;
 use super::session::Session;
-use super::vatsim::{NetworkConnection, resolve};
+use super::vatsim::{ControllerScope, NetworkConnection, resolve};
 use serde::{Deserialize, Serialize};
 
 /// What the database says about a socket's API key.
@@ -26,6 +27,33 @@ pub enum NetworkStanding {
     NotConnected,
     /// The status service could not be reached; the session is kept.
     Unreachable,
+}
+
+/// Why the network gives a person no role at an airport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffNetwork {
+    /// The status service could not be asked.
+    Unreachable,
+    /// Not connected, or with no connection that counts at this airport.
+    NotConnected,
+}
+
+impl NetworkStanding {
+    /// The role and callsign the network gives the person at `airport`: what a connect and a
+    /// re-check both decide from.
+    pub fn role_at(
+        &self,
+        airport: &Icao,
+        scope: ControllerScope,
+    ) -> Result<(Role, String), OffNetwork> {
+        match self {
+            NetworkStanding::Unreachable => Err(OffNetwork::Unreachable),
+            NetworkStanding::NotConnected => Err(OffNetwork::NotConnected),
+            NetworkStanding::Connected(connections) => {
+                resolve(connections, airport, scope).ok_or(OffNetwork::NotConnected)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,24 +93,14 @@ pub fn verdict(
     }
     let (role, callsign) = match source {
         RoleSource::Static => (account.role, None),
-        RoleSource::Vatsim(settings) => match network {
-            NetworkStanding::Unreachable => return Verdict::Keep,
-            NetworkStanding::NotConnected => {
+        RoleSource::Vatsim(settings) => match network.role_at(airport, settings.scope) {
+            Ok((role, callsign)) => (role, Some(callsign)),
+            Err(OffNetwork::Unreachable) => return Verdict::Keep,
+            Err(OffNetwork::NotConnected) => {
                 return close(
                     CloseCode::RoleChanged,
                     "you are no longer connected to the network".into(),
                 );
-            }
-            NetworkStanding::Connected(connections) => {
-                match resolve(connections, airport, settings.scope) {
-                    Some((role, callsign)) => (role, Some(callsign)),
-                    None => {
-                        return close(
-                            CloseCode::RoleChanged,
-                            "you are no longer connected to the network".into(),
-                        );
-                    }
-                }
             }
         },
     };

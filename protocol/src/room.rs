@@ -19,7 +19,7 @@ use super::outbound::{self, SnapshotCache, Stamp};
 use super::packet::{Frame, peek_request_id};
 use super::presence::{CapExceeded, Presence};
 use super::rate_limit::{TokenBucket, Verdict};
-use super::recheck::{self, KeyStanding, NetworkStanding};
+use super::recheck::{self, KeyStanding, NetworkStanding, OffNetwork};
 use super::role::Role;
 use super::session::{Attachment, Session};
 use std::collections::{BTreeSet, HashMap};
@@ -156,20 +156,18 @@ impl Room {
         else {
             return Ok(stored);
         };
-        match network {
-            NetworkStanding::Unreachable => Err(HttpError::UpstreamUnavailable),
-            NetworkStanding::NotConnected => Err(HttpError::NotConnected),
-            NetworkStanding::Connected(connections) => {
-                let (role, callsign) =
-                    super::vatsim::resolve(&connections, self.icao(), settings.scope)
-                        .ok_or(HttpError::NotConnected)?;
-                Ok(Session {
-                    cid: stored.cid,
-                    role,
-                    callsign: Some(callsign),
-                })
-            }
-        }
+        let (role, callsign) =
+            network
+                .role_at(self.icao(), settings.scope)
+                .map_err(|off| match off {
+                    OffNetwork::Unreachable => HttpError::UpstreamUnavailable,
+                    OffNetwork::NotConnected => HttpError::NotConnected,
+                })?;
+        Ok(Session {
+            cid: stored.cid,
+            role,
+            callsign: Some(callsign),
+        })
     }
 
     /// A new socket, admitted if the caps allow: `INITIAL_STATE` is the first packet on it,

@@ -68,7 +68,7 @@ fn survive(event: &str, result: Result<()>) -> Result<()> {
 
 impl DurableObject for AirportObject {
     fn new(state: State, env: Env) -> Self {
-        let config = Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
+        let config = handoff::read_config(&env);
         if let Err(error) = storage::migrate(&state.storage()) {
             log_failure("migrate_failed", &error);
         }

@@ -9,7 +9,6 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import WebSocket from "ws";
 import { Service } from "./harness.mjs";
 import { until } from "./helpers.mjs";
 
@@ -20,20 +19,11 @@ const DATABASE_ID = /^database_id\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root,
 const LOOKUP_REUSE_MS = 1_000;
 
 /** The HTTP status a connect with `key` gets now: 101 when the upgrade succeeds (then closed). */
-function connectStatus(key) {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(service.wsUrl(`/connect?airport=EGLL&key=${encodeURIComponent(key)}`));
-    ws.on("open", () => {
-      ws.terminate();
-      resolve(101);
-    });
-    ws.on("unexpected-response", (_req, res) => {
-      res.resume();
-      resolve(res.statusCode);
-    });
-    ws.on("error", () => {});
-  });
-}
+const connectStatus = (key) =>
+  service.reject(key, "EGLL").then(
+    (refused) => refused.status,
+    () => 101,
+  );
 
 /** A change reaches new connections within the Worker's account reuse (and a margin). */
 function reaches(key, status, what) {
