@@ -2,6 +2,8 @@
 //! Durable Object writes how it stands; the Worker reads it to answer `GET /state` for an
 //! airport with nothing in it, and to list the live ones for `GET /state?airport=all`.
 
+pub mod entry;
+
 use airport_protocol::Icao;
 use airport_protocol::directory::Listing;
 use serde::Deserialize;

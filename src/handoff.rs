@@ -75,6 +75,15 @@ pub fn json_response(body: String) -> Result<Response> {
     Ok(Response::ok(body)?.with_headers(headers))
 }
 
+/// The airport's answer to the Worker's `/state`: the public state, and whether it is live.
+pub fn state_response(body: String, live: bool) -> Result<Response> {
+    let response = json_response(body)?;
+    response
+        .headers()
+        .set(LIVE_HEADER, if live { "1" } else { "0" })?;
+    Ok(response)
+}
+
 /// The JSON error body with its status.
 pub fn error_response(error: &HttpError) -> Result<Response> {
     Ok(json_response(error.body())?.with_status(error.status()))

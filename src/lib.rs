@@ -8,7 +8,8 @@
 //! * `public_state` (Wasm only) answers the public `GET /state`, cached, from the directory of
 //!   airports (`airport_directory`) or the airport's object.
 //! * `airport_object` (Wasm only) is the hibernating Durable Object, one per airport: it
-//!   carries out its `Room`'s effects as socket sends, SQLite writes and alarms.
+//!   carries out its `Room`'s effects as socket sends (`airport_sockets`), SQLite writes
+//!   (`airport_storage`) and alarms.
 //! * `standings` (Wasm only) looks people up: their key's account in D1 and, under the
 //!   `vatsim` role source, their connections on the network.
 //! * `person_lookup` (Wasm only) is a small Durable Object per person: one network look-up
@@ -23,6 +24,10 @@ mod accounts;
 mod airport_directory;
 #[cfg(target_arch = "wasm32")]
 mod airport_object;
+#[cfg(target_arch = "wasm32")]
+mod airport_sockets;
+#[cfg(target_arch = "wasm32")]
+mod airport_storage;
 #[cfg(target_arch = "wasm32")]
 mod gateway;
 #[cfg(target_arch = "wasm32")]

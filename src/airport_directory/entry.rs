@@ -3,8 +3,8 @@
 //! done the writer looks again, so entries cannot be written out of order; a failed write is
 //! tried again at the next event.
 
-use super::storage;
 use crate::airport_directory;
+use crate::airport_storage as storage;
 use airport_protocol::Icao;
 use airport_protocol::directory::Listing;
 use std::cell::{Cell, RefCell};

@@ -4,25 +4,22 @@
 //! serves `fetch`. Sockets use the hibernation API: everything needed after an eviction lives
 //! in storage and in each socket's attachment. Hooks log failures and survive them.
 
-mod listing;
-mod sockets;
-mod storage;
-
-use crate::handoff::{self, LIVE_HEADER, error_response, json_response};
+use crate::airport_directory::entry::DirectoryEntry;
+use crate::airport_sockets::{self as sockets, Sockets};
+use crate::airport_storage as storage;
+use crate::handoff::{self, error_response};
 use crate::person_lookup::network_standing;
 use crate::standings;
 use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
 use airport_protocol::directory::dormant_state;
-use airport_protocol::effects::{Action, Effects, To};
+use airport_protocol::effects::Effects;
 use airport_protocol::liveness::ALARM_RETRY_MS;
 use airport_protocol::outbound::Stamp;
 use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
-use airport_protocol::{CloseCode, Icao, Room, SocketId, StoreOp};
-use listing::DirectoryEntry;
+use airport_protocol::{CloseCode, Icao, Room, StoreOp};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 use worker::*;
@@ -31,7 +28,7 @@ use worker::*;
 /// restart or hibernation, and after a failed write.
 struct Live {
     room: Room,
-    sockets: HashMap<SocketId, WebSocket>,
+    sockets: Sockets,
     outbox: Outbox,
     /// The alarm as last set, so that most events need no storage call to keep it right.
     alarm_at: Option<i64>,
@@ -154,16 +151,15 @@ impl AirportObject {
 
     /// The client closed or the socket failed.
     async fn on_gone(&self, ws: &WebSocket) -> Result<()> {
-        if let Some(mut attachment) = sockets::attachment(ws)
+        if let Some(attachment) = sockets::attachment(ws)
             && !attachment.left
             && self.ensure_live(None).await?
         {
-            let now = now();
-            attachment.left = true;
-            let _ = sockets::save_attachment(ws, &attachment);
-            let effects = self.with_room(|room| room.leave(attachment.id, now))?;
+            let (now, id) = (now(), attachment.id);
+            sockets::mark_left(ws, attachment);
+            let effects = self.with_room(|room| room.leave(id, now))?;
             if let Some(live) = self.live.borrow_mut().as_mut() {
-                live.sockets.remove(&attachment.id);
+                live.sockets.remove(id);
             }
             self.carry_out(effects, now).await;
             self.settle().await?;
@@ -184,13 +180,11 @@ impl AirportObject {
         }
         let (effects, recheck) = self.with_room(|room| room.alarm(now))?;
         self.carry_out(effects, now).await;
-        let answers = match recheck {
-            Some(questions) => {
-                let source = &self.config()?.role_source;
-                Some(standings::answers(&self.env, source, &questions).await)
-            }
-            None => None,
-        };
+        let mut answers = None;
+        if let Some(questions) = recheck {
+            let source = &self.config()?.role_source;
+            answers = Some(standings::answers(&self.env, source, &questions).await);
+        }
         let effects = self.with_room(|room| room.finish_alarm(now, answers.as_ref()))?;
         self.carry_out(effects, now).await;
         if self.live.borrow().is_none() {
@@ -217,14 +211,7 @@ impl AirportObject {
         let Some(stored) = storage::load(&self.state.storage().sql(), icao)? else {
             return Ok(false);
         };
-        let mut sockets = HashMap::new();
-        let mut attachments = Vec::new();
-        for ws in self.state.get_websockets() {
-            if let Some(attachment) = sockets::present(&ws) {
-                sockets.insert(attachment.id, ws);
-                attachments.push(attachment);
-            }
-        }
+        let (sockets, attachments) = Sockets::present(&self.state);
         let (room, effects) =
             Room::restore(config, stored.airport, stored.schedule, attachments, now);
         let alarm_at = self.state.storage().get_alarm().await?;
@@ -250,15 +237,12 @@ impl AirportObject {
     /// Carries out an event's effects: attachments at once, the rest through the outbox. A
     /// write in a burst waits one timer turn, so that frames already waiting share its commit.
     async fn carry_out(&self, effects: Effects, now: i64) {
-        match self.queue(effects, now) {
-            Some(Next::Flush) => {
-                self.flush();
-            }
-            Some(Next::FlushSoon) => {
-                Delay::from(Duration::ZERO).await;
-                self.flush();
-            }
-            Some(Next::Wait) | None => {}
+        let next = self.queue(effects, now);
+        if let Some(Next::FlushSoon) = next {
+            Delay::from(Duration::ZERO).await;
+        }
+        if let Some(Next::Flush | Next::FlushSoon) = next {
+            self.flush();
         }
     }
 
@@ -266,13 +250,7 @@ impl AirportObject {
     fn queue(&self, effects: Effects, now: i64) -> Option<Next> {
         let mut guard = self.live.borrow_mut();
         let live = guard.as_mut()?;
-        for attachment in &effects.attachments {
-            if let Some(ws) = live.sockets.get(&attachment.id)
-                && let Err(error) = sockets::save_attachment(ws, attachment)
-            {
-                log_failure("attachment_failed", &error);
-            }
-        }
+        live.sockets.save(&effects.attachments);
         Some(live.outbox.push(effects, now))
     }
 
@@ -304,7 +282,7 @@ impl AirportObject {
         let now = now();
         let stamp = Stamp::of(live.room.airport(), now);
         let actions = batch.deliver(saved.is_ok(), stamp);
-        let sends = self.perform(live, actions);
+        let sends = live.sockets.perform(&self.state, actions);
         if saved.is_err() {
             *guard = None;
             return false;
@@ -315,67 +293,23 @@ impl AirportObject {
         true
     }
 
-    /// Sends and closes; returns the number of packets sent.
-    fn perform(&self, live: &mut Live, actions: Vec<Action>) -> u32 {
-        let mut sends = 0;
-        for action in actions {
-            match action {
-                Action::Send {
-                    to: To::Socket(id),
-                    packet,
-                } => {
-                    if let Some(ws) = live.sockets.get(&id) {
-                        sends += u32::from(ws.send_with_str(&packet).is_ok());
-                    }
-                }
-                Action::Send { to, packet } => {
-                    let except = match to {
-                        To::All { except } | To::Controllers { except } => except,
-                        To::Socket(_) | To::PilotsAndObservers => None,
-                    };
-                    let except = except.and_then(|id| live.sockets.get(&id));
-                    sends += sockets::send_to_group(&self.state, to, except, &packet);
-                }
-                Action::Close {
-                    socket,
-                    code,
-                    reason,
-                } => {
-                    let Some(ws) = live.sockets.remove(&socket) else {
-                        continue;
-                    };
-                    if let Some(mut attachment) = sockets::attachment(&ws) {
-                        attachment.left = true;
-                        let _ = sockets::save_attachment(&ws, &attachment);
-                    }
-                    let _ = ws.close(Some(code.code()), Some(&reason));
-                }
-            }
-        }
-        sends
-    }
-
-    /// After an event: the alarm at the room's next wake-up, the directory up to date.
+    /// After an event: the directory entry brought up to date (in the background), and the
+    /// one alarm at the room's next wake-up. An alarm earlier than needed only recomputes; a
+    /// later one would miss a deadline.
     async fn settle(&self) -> Result<()> {
-        self.sync_directory();
-        self.sync_alarm().await
-    }
-
-    /// Keeps the one alarm at the room's next wake-up. An alarm earlier than needed only
-    /// recomputes; a later one would miss a deadline.
-    async fn sync_alarm(&self) -> Result<()> {
-        let wanted = {
-            let guard = self.live.borrow();
-            let Some(live) = guard.as_ref() else {
-                return Ok(());
-            };
-            let wanted = live.room.next_wake();
-            if wanted == live.alarm_at {
-                return Ok(());
-            }
-            wanted
+        let Some((entry, wake, alarm_at)) = self.live.borrow().as_ref().map(|live| {
+            let room = &live.room;
+            let entry = (room.icao().clone(), room.listing(), room.airport().seq());
+            (entry, room.next_wake(), live.alarm_at)
+        }) else {
+            return Ok(());
         };
-        self.set_alarm(wanted).await
+        let open = || (self.env.d1("DB").ok(), self.state.storage().sql());
+        self.directory.update(entry, open);
+        if wake == alarm_at {
+            return Ok(());
+        }
+        self.set_alarm(wake).await
     }
 
     async fn set_alarm(&self, at: Option<i64>) -> Result<()> {
@@ -391,22 +325,6 @@ impl AirportObject {
             live.alarm_at = at;
         }
         Ok(())
-    }
-
-    /// Brings the airport's directory entry up to date with how it stands now (in the
-    /// background).
-    fn sync_directory(&self) {
-        let wanted = {
-            let guard = self.live.borrow();
-            let Some(live) = guard.as_ref() else {
-                return;
-            };
-            let room = &live.room;
-            (room.icao().clone(), room.listing(), room.airport().seq())
-        };
-        self.directory.update(wanted, || {
-            (self.env.d1("DB").ok(), self.state.storage().sql())
-        });
     }
 
     async fn serve(&self, req: Request) -> std::result::Result<Response, HttpError> {
@@ -432,12 +350,8 @@ impl AirportObject {
             Some(live) => (live.room.public_state(), live.room.presence().is_live()),
             None => (dormant_state(icao, 0), false),
         };
-        self.sync_directory();
-        let response = json_response(body)?;
-        response
-            .headers()
-            .set(LIVE_HEADER, if live { "1" } else { "0" })?;
-        Ok(response)
+        self.settle().await?;
+        handoff::state_response(body, live)
     }
 
     /// A WebSocket upgrade the Worker has authenticated: the role source decides the session,
@@ -449,8 +363,7 @@ impl AirportObject {
             .await
             .map_err(internal)?;
         let source = &self.config().map_err(internal)?.role_source;
-        let cid = &identity.session.cid;
-        let network = network_standing(&self.env, source, cid).await;
+        let network = network_standing(&self.env, source, &identity.session.cid).await;
         let session = self
             .with_room(|room| room.session_for(identity.session, network))
             .map_err(internal)??;

@@ -1,0 +1,158 @@
+//! The airport's sockets as the runtime holds them: each one's attachment, the map from the
+//! room's socket ids to WebSockets, and the room's send and close actions carried out on them
+//! (a broadcast through the runtime's tags).
+
+use airport_protocol::effects::{Action, To};
+use airport_protocol::session::Attachment;
+use airport_protocol::{Role, SocketId};
+use std::collections::HashMap;
+use wasm_bindgen::prelude::*;
+use worker::{Result, State, WebSocket, console_error};
+
+pub fn new_socket_id() -> SocketId {
+    (js_sys::Math::random() * 9_007_199_254_740_991.0) as SocketId
+}
+
+pub fn attachment(ws: &WebSocket) -> Option<Attachment> {
+    ws.deserialize_attachment().ok().flatten()
+}
+
+pub fn save_attachment(ws: &WebSocket, attachment: &Attachment) -> Result<()> {
+    ws.serialize_attachment(attachment)
+}
+
+/// Marks a socket as gone from the airport, so that a wake-up does not count it again.
+pub fn mark_left(ws: &WebSocket, mut attachment: Attachment) {
+    attachment.left = true;
+    let _ = save_attachment(ws, &attachment);
+}
+
+/// Only OPEN sockets count and receive: a socket the server has closed is CLOSING at once.
+fn is_open(ws: &WebSocket) -> bool {
+    const OPEN: u16 = 1;
+    AsRef::<web_sys::WebSocket>::as_ref(ws).ready_state() == OPEN
+}
+
+/// The airport's sockets by the room's ids.
+pub struct Sockets(HashMap<SocketId, WebSocket>);
+
+impl Sockets {
+    /// The sockets still part of the airport after a wake-up (open, not yet left), with their
+    /// attachments for the room.
+    pub fn present(state: &State) -> (Sockets, Vec<Attachment>) {
+        let mut sockets = HashMap::new();
+        let mut attachments = Vec::new();
+        for ws in state.get_websockets() {
+            if let Some(attachment) = attachment(&ws).filter(|a| !a.left && is_open(&ws)) {
+                sockets.insert(attachment.id, ws);
+                attachments.push(attachment);
+            }
+        }
+        (Sockets(sockets), attachments)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn insert(&mut self, id: SocketId, ws: WebSocket) {
+        self.0.insert(id, ws);
+    }
+
+    pub fn remove(&mut self, id: SocketId) {
+        self.0.remove(&id);
+    }
+
+    /// Stores the attachments the room changed.
+    pub fn save(&self, attachments: &[Attachment]) {
+        for attachment in attachments {
+            if let Some(ws) = self.0.get(&attachment.id)
+                && let Err(error) = save_attachment(ws, attachment)
+            {
+                console_error!(
+                    "{{\"event\":\"attachment_failed\",\"detail\":{:?}}}",
+                    error.to_string()
+                );
+            }
+        }
+    }
+
+    /// Sends and closes in order; returns the number of packets sent.
+    pub fn perform(&mut self, state: &State, actions: Vec<Action>) -> u32 {
+        let mut sends = 0;
+        for action in actions {
+            match action {
+                Action::Send {
+                    to: To::Socket(id),
+                    packet,
+                } => {
+                    if let Some(ws) = self.0.get(&id) {
+                        sends += u32::from(ws.send_with_str(&packet).is_ok());
+                    }
+                }
+                Action::Send { to, packet } => {
+                    let except = match to {
+                        To::All { except } | To::Controllers { except } => except,
+                        To::Socket(_) | To::PilotsAndObservers => None,
+                    };
+                    let except = except.and_then(|id| self.0.get(&id));
+                    sends += send_to_group(state, to, except, &packet);
+                }
+                Action::Close {
+                    socket,
+                    code,
+                    reason,
+                } => {
+                    let Some(ws) = self.0.remove(&socket) else {
+                        continue;
+                    };
+                    if let Some(attachment) = attachment(&ws) {
+                        mark_left(&ws, attachment);
+                    }
+                    let _ = ws.close(Some(code.code()), Some(&reason));
+                }
+            }
+        }
+        sends
+    }
+}
+
+#[wasm_bindgen(inline_js = "export function sendToSockets(ctx, tag, except, data) {
+  const sockets = tag === undefined ? ctx.getWebSockets() : ctx.getWebSockets(tag);
+  let sent = 0;
+  for (const ws of sockets) {
+    if (ws === except) continue;
+    try { ws.send(data); sent++; } catch {}
+  }
+  return sent;
+}")]
+extern "C" {
+    /// The fan-out loop, in JavaScript: a broadcast crosses from Wasm once, with its text
+    /// converted from UTF-8 once, rather than twice per recipient. A socket that is no longer
+    /// OPEN refuses the send; its close event cleans it up. Returns the number of sends.
+    #[wasm_bindgen(js_name = sendToSockets)]
+    fn send_to_sockets(ctx: &JsValue, tag: Option<&str>, except: &JsValue, data: &str) -> u32;
+}
+
+/// Sends one serialized packet to a group of sockets (`except`: the socket `to` leaves out);
+/// returns how many it reached.
+fn send_to_group(state: &State, to: To, except: Option<&WebSocket>, packet: &str) -> u32 {
+    let tags: &[Option<Role>] = match to {
+        To::Socket(_) => &[],
+        To::All { .. } => &[None],
+        To::Controllers { .. } => &[Some(Role::Controller)],
+        To::PilotsAndObservers => &[Some(Role::Pilot), Some(Role::Observer)],
+    };
+    let none = JsValue::UNDEFINED;
+    let except = except.map_or(&none, |ws| AsRef::<web_sys::WebSocket>::as_ref(ws).as_ref());
+    tags.iter()
+        .map(|tag| {
+            send_to_sockets(
+                state.as_raw().as_ref(),
+                tag.map(Role::as_str),
+                except,
+                packet,
+            )
+        })
+        .sum()
+}
