@@ -26,6 +26,8 @@ export function serviceWorker(bindings, buildDir = join(root, "build")) {
       PEOPLE: { className: "PersonLookup", useSQLite: true },
     },
     d1Databases: { DB: "airport-realtime" },
+    // Locally a dataset that drops what it is given, as wrangler's (tests bind a recorder).
+    analyticsEngineDatasets: { METRICS: { dataset: "airport_metrics" } },
     bindings,
   };
 }

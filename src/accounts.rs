@@ -1,6 +1,7 @@
 //! Accounts in D1, looked up by the hash of an API key. Used by the Worker on connect and by
 //! the airports when they check live sessions again.
 
+use crate::log_event;
 use crate::lookup_cache::{LookupCache, Sharing};
 use airport_protocol::Cid;
 use airport_protocol::account::{Account, hash_api_key};
@@ -9,7 +10,7 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{D1Database, Date, Delay, Env, Error, Result, console_error};
+use worker::{D1Database, Date, Delay, Env, Error, Result};
 
 /// The account row as D1 returns it.
 #[derive(Deserialize)]
@@ -66,12 +67,7 @@ pub async fn account_for_key(db: D1Database, key: &str, now: i64) -> Result<Opti
             async move {
                 account_for_key_hash(&db, &query_hash)
                     .await
-                    .inspect_err(|error| {
-                        console_error!(
-                            "{{\"event\":\"account_lookup_failed\",\"detail\":{:?}}}",
-                            error.to_string()
-                        )
-                    })
+                    .inspect_err(|error| log_event::failure("account_lookup_failed", error))
                     .ok()
             }
         })

@@ -5,9 +5,11 @@
 //! in storage and in each socket's attachment. Hooks log failures and survive them.
 
 use crate::airport_directory::entry::DirectoryEntry;
+use crate::airport_metrics::{self, MetricsTimer};
 use crate::airport_sockets::{self as sockets, Sockets};
 use crate::airport_storage as storage;
 use crate::handoff::{self, error_response};
+use crate::log_event;
 use crate::person_lookup::network_standing;
 use crate::standings;
 use airport_protocol::config::{Config, ConfigError};
@@ -15,6 +17,7 @@ use airport_protocol::connect::HttpError;
 use airport_protocol::directory::dormant_state;
 use airport_protocol::effects::Effects;
 use airport_protocol::liveness::ALARM_RETRY_MS;
+use airport_protocol::metrics::Commit;
 use airport_protocol::outbound::Stamp;
 use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
@@ -39,26 +42,20 @@ pub struct AirportObject {
     state: State,
     env: Env,
     config: std::result::Result<Config, ConfigError>,
-    live: RefCell<Option<Live>>,
+    live: Rc<RefCell<Option<Live>>>,
     /// The airport's entry in the D1 directory.
     directory: Rc<DirectoryEntry>,
+    metrics: MetricsTimer,
 }
 
 fn now() -> i64 {
     Date::now().as_millis() as i64
 }
 
-fn log_failure(event: &str, error: &Error) {
-    console_error!(
-        "{{\"event\":\"{event}\",\"detail\":{:?}}}",
-        error.to_string()
-    );
-}
-
 /// A hook's failure is logged and survived: propagated, it would reset the object.
 fn survive(event: &str, result: Result<()>) -> Result<()> {
     if let Err(error) = result {
-        log_failure(event, &error);
+        log_event::failure(event, error);
     }
     Ok(())
 }
@@ -67,22 +64,20 @@ impl DurableObject for AirportObject {
     fn new(state: State, env: Env) -> Self {
         let config = handoff::read_config(&env);
         if let Err(error) = storage::migrate(&state.storage()) {
-            log_failure("migrate_failed", &error);
+            log_event::failure("migrate_failed", error);
         }
         AirportObject {
             state,
             env,
             config,
-            live: RefCell::new(None),
+            live: Rc::default(),
             directory: Rc::default(),
+            metrics: MetricsTimer::default(),
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        match self.serve(req).await {
-            Ok(response) => Ok(response),
-            Err(error) => error_response(&error),
-        }
+        (self.serve(req).await).or_else(|error| error_response(&error))
     }
 
     async fn websocket_message(
@@ -112,7 +107,7 @@ impl DurableObject for AirportObject {
             Ok(done) => Response::ok(done),
             Err(error) => {
                 // The alarm is spent: set another so that the airport's deadlines still run.
-                log_failure("alarm_failed", &error);
+                log_event::failure("alarm_failed", &error);
                 self.set_alarm(Some(now() + ALARM_RETRY_MS)).await?;
                 Response::ok("retrying")
             }
@@ -215,12 +210,11 @@ impl AirportObject {
         let (room, effects) =
             Room::restore(config, stored.airport, stored.schedule, attachments, now);
         let alarm_at = self.state.storage().get_alarm().await?;
-        console_log!(
-            "{{\"event\":\"airport_loaded\",\"airport\":\"{}\",\"sockets\":{},\"seq\":{}}}",
-            room.icao(),
-            sockets.len(),
-            room.airport().seq()
-        );
+        let counts = [
+            ("sockets", sockets.len() as u64),
+            ("seq", room.airport().seq()),
+        ];
+        log_event::airport("airport_loaded", room.icao(), &counts);
         *self.live.borrow_mut() = Some(Live {
             room,
             sockets,
@@ -269,21 +263,25 @@ impl AirportObject {
         }
         let wrote = !writes.is_empty();
         let cleared = writes.contains(&StoreOp::ClearState);
+        let started = now();
         let saved = storage::write(&self.state.storage(), writes);
         if let Err(error) = &saved {
-            log_failure("storage_failed", error);
+            log_event::failure("storage_failed", error);
         } else if cleared {
-            console_log!(
-                "{{\"event\":\"offline_cleared\",\"airport\":\"{}\",\"seq\":{}}}",
-                live.room.icao(),
-                live.room.airport().seq()
-            );
+            let seq = live.room.airport().seq();
+            log_event::airport("offline_cleared", live.room.icao(), &[("seq", seq)]);
         }
         let now = now();
         let stamp = Stamp::of(live.room.airport(), now);
         let actions = batch.deliver(saved.is_ok(), stamp);
-        let sends = live.sockets.perform(&self.state, actions);
+        let sends = live.sockets.perform(&self.state, &actions);
+        let commit = wrote.then_some(Commit {
+            ms: now - started,
+            saved: saved.is_ok(),
+        });
+        live.room.metrics().delivered(&actions, sends, commit, now);
         if saved.is_err() {
+            airport_metrics::write(&self.env, &live.room.end_metrics(now));
             *guard = None;
             return false;
         }
@@ -306,6 +304,8 @@ impl AirportObject {
         };
         let open = || (self.env.d1("DB").ok(), self.state.storage().sql());
         self.directory.update(entry, open);
+        let tick = |live: &mut Live, now| live.room.metrics_tick(now);
+        self.metrics.arm(&self.env, &self.live, tick);
         if wake == alarm_at {
             return Ok(());
         }
@@ -343,7 +343,7 @@ impl AirportObject {
     /// for an airport its directory does not list as dormant, and an airport that was never
     /// stored is not created here.
     async fn public_state(&self, icao: Icao) -> Result<Response> {
-        console_log!("{{\"event\":\"state_read\",\"airport\":\"{}\"}}", icao);
+        log_event::airport("state_read", &icao, &[]);
         self.ensure_live(None).await?;
         self.flush();
         let (body, live) = match self.live.borrow_mut().as_mut() {

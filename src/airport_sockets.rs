@@ -2,12 +2,13 @@
 //! room's socket ids to WebSockets, and the room's send and close actions carried out on them
 //! (a broadcast through the runtime's tags).
 
+use crate::log_event;
 use airport_protocol::effects::{Action, To};
 use airport_protocol::session::Attachment;
 use airport_protocol::{Role, SocketId};
 use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
-use worker::{Result, State, WebSocket, console_error};
+use worker::{Result, State, WebSocket};
 
 pub fn new_socket_id() -> SocketId {
     (js_sys::Math::random() * 9_007_199_254_740_991.0) as SocketId
@@ -69,16 +70,13 @@ impl Sockets {
             if let Some(ws) = self.0.get(&attachment.id)
                 && let Err(error) = save_attachment(ws, attachment)
             {
-                console_error!(
-                    "{{\"event\":\"attachment_failed\",\"detail\":{:?}}}",
-                    error.to_string()
-                );
+                log_event::failure("attachment_failed", error);
             }
         }
     }
 
     /// Sends and closes in order; returns the number of packets sent.
-    pub fn perform(&mut self, state: &State, actions: Vec<Action>) -> u32 {
+    pub fn perform(&mut self, state: &State, actions: &[Action]) -> u32 {
         let mut sends = 0;
         for action in actions {
             match action {
@@ -86,30 +84,30 @@ impl Sockets {
                     to: To::Socket(id),
                     packet,
                 } => {
-                    if let Some(ws) = self.0.get(&id) {
-                        sends += u32::from(ws.send_with_str(&packet).is_ok());
+                    if let Some(ws) = self.0.get(id) {
+                        sends += u32::from(ws.send_with_str(packet).is_ok());
                     }
                 }
                 Action::Send { to, packet } => {
                     let except = match to {
-                        To::All { except } | To::Controllers { except } => except,
+                        To::All { except } | To::Controllers { except } => *except,
                         To::Socket(_) | To::PilotsAndObservers => None,
                     };
                     let except = except.and_then(|id| self.0.get(&id));
-                    sends += send_to_group(state, to, except, &packet);
+                    sends += send_to_group(state, *to, except, packet);
                 }
                 Action::Close {
                     socket,
                     code,
                     reason,
                 } => {
-                    let Some(ws) = self.0.remove(&socket) else {
+                    let Some(ws) = self.0.remove(socket) else {
                         continue;
                     };
                     if let Some(attachment) = attachment(&ws) {
                         mark_left(&ws, attachment);
                     }
-                    let _ = ws.close(Some(code.code()), Some(&reason));
+                    let _ = ws.close(Some(code.code()), Some(reason));
                 }
             }
         }

@@ -10,6 +10,7 @@
 
 use crate::accounts::authenticate;
 use crate::handoff::{error_response, identity_headers, json_response};
+use crate::log_event;
 use crate::public_state;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, check_connect};
 use airport_protocol::{Icao, Session};
@@ -33,7 +34,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
 /// Logs an internal error once, where it is turned into a response.
 pub fn log_internal(error: &HttpError) {
     if let HttpError::Internal(detail) = error {
-        console_error!("{{\"event\":\"internal_error\",\"detail\":{:?}}}", detail);
+        log_event::failure("internal_error", detail);
     }
 }
 

@@ -23,6 +23,8 @@ mod accounts;
 #[cfg(target_arch = "wasm32")]
 mod airport_directory;
 #[cfg(target_arch = "wasm32")]
+mod airport_metrics;
+#[cfg(target_arch = "wasm32")]
 mod airport_object;
 #[cfg(target_arch = "wasm32")]
 mod airport_sockets;
@@ -32,6 +34,8 @@ mod airport_storage;
 mod gateway;
 #[cfg(target_arch = "wasm32")]
 mod handoff;
+#[cfg(target_arch = "wasm32")]
+mod log_event;
 #[cfg(target_arch = "wasm32")]
 mod person_lookup;
 #[cfg(target_arch = "wasm32")]

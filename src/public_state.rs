@@ -9,6 +9,7 @@ use crate::accounts::authenticate;
 use crate::airport_directory;
 use crate::gateway::{ask_airport, internal, js_internal, log_internal};
 use crate::handoff::{LIVE_HEADER, airport_headers, error_response, json_response};
+use crate::log_event;
 use crate::lookup_cache::{LookupCache, Sharing};
 use airport_protocol::Icao;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, StateTarget, check_state};
@@ -19,7 +20,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
 use worker::js_sys::futures::JsFuture;
-use worker::{Cache, Date, Delay, Env, Headers, Response, console_error};
+use worker::{Cache, Date, Delay, Env, Headers, Response};
 
 /// How long this isolate reuses an answer.
 const ISOLATE_REUSE_MS: i64 = 1_000;
@@ -102,12 +103,7 @@ async fn answer(
         .get(&target, now, ISOLATE_REUSE_MS, move || async move {
             read_through_edge(&env, &read_target, &edge_key)
                 .await
-                .inspect_err(|error| {
-                    console_error!(
-                        "{{\"event\":\"state_read_failed\",\"detail\":{:?}}}",
-                        error.to_string()
-                    )
-                })
+                .inspect_err(|error| log_event::failure("state_read_failed", error))
                 .ok()
                 .map(Rc::new)
         })

@@ -26,6 +26,15 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    pub const ALL: [CloseCode; 6] = [
+        CloseCode::Requested,
+        CloseCode::Idle,
+        CloseCode::KeyRevoked,
+        CloseCode::RoleChanged,
+        CloseCode::Flooding,
+        CloseCode::Internal,
+    ];
+
     pub fn code(self) -> u16 {
         match self {
             CloseCode::Requested => 1000,
@@ -34,6 +43,18 @@ impl CloseCode {
             CloseCode::RoleChanged => 4003,
             CloseCode::Flooding => 4008,
             CloseCode::Internal => 1011,
+        }
+    }
+
+    /// The code as text, as the metrics name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseCode::Requested => "1000",
+            CloseCode::Idle => "4000",
+            CloseCode::KeyRevoked => "4001",
+            CloseCode::RoleChanged => "4003",
+            CloseCode::Flooding => "4008",
+            CloseCode::Internal => "1011",
         }
     }
 

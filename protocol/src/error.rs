@@ -6,8 +6,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 /// The `code` of an `ERROR` packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidJson,
     PacketTooLarge,
@@ -18,6 +17,41 @@ pub enum ErrorCode {
     LimitExceeded,
     RateLimited,
     Internal,
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::InvalidJson,
+        ErrorCode::PacketTooLarge,
+        ErrorCode::UnknownType,
+        ErrorCode::InvalidPacket,
+        ErrorCode::Forbidden,
+        ErrorCode::AirportMismatch,
+        ErrorCode::LimitExceeded,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "INVALID_JSON",
+            ErrorCode::PacketTooLarge => "PACKET_TOO_LARGE",
+            ErrorCode::UnknownType => "UNKNOWN_TYPE",
+            ErrorCode::InvalidPacket => "INVALID_PACKET",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::AirportMismatch => "AIRPORT_MISMATCH",
+            ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
 }
 
 /// Why a client packet was rejected. The `Display` text is the `message` a client developer reads.

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod liveness;
 pub mod machine;
 pub mod members;
+pub mod metrics;
 pub mod outbound;
 pub mod outbox;
 pub mod packet;

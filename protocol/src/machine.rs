@@ -5,6 +5,7 @@ use super::airport::{Airport, StoreOp};
 use super::effects::{Change, CloseCode, Effects, SocketId, To, Writer};
 use super::error::PacketError;
 use super::ids::Cid;
+use super::metrics::{FrameKind, Metrics};
 use super::outbound::{self, SnapshotCache, Stamp};
 use super::packet::{ChangeAt, Command, Frame, Rejection, decode, parse_command};
 use super::presence::Presence;
@@ -22,6 +23,7 @@ pub struct Scene<'a> {
     pub airport: &'a mut Airport,
     pub presence: &'a Presence,
     pub snapshots: &'a mut SnapshotCache,
+    pub metrics: &'a mut Metrics,
 }
 
 /// One frame that passed the rate limit. A refused one gets its `ERROR` reply.
@@ -30,13 +32,20 @@ pub fn on_frame(scene: Scene<'_>, sender: Sender<'_>, frame: Frame<'_>, now: i64
         airport,
         presence,
         snapshots,
+        metrics,
     } = scene;
-    match accept(airport, presence, snapshots, sender, frame, now) {
+    let mut kind = FrameKind::Unreadable;
+    let handled = accept(airport, presence, snapshots, sender, frame, &mut kind, now);
+    metrics.frame(kind, now);
+    match handled {
         Ok(effects) => effects,
-        Err(Rejection { request_id, error }) => reply(
-            sender,
-            outbound::error(Stamp::of(airport, now), &error, request_id.as_deref()),
-        ),
+        Err(Rejection { request_id, error }) => {
+            metrics.error(error.code(), now);
+            reply(
+                sender,
+                outbound::error(Stamp::of(airport, now), &error, request_id.as_deref()),
+            )
+        }
     }
 }
 
@@ -52,10 +61,12 @@ fn accept(
     snapshots: &mut SnapshotCache,
     sender: Sender<'_>,
     frame: Frame<'_>,
+    kind: &mut FrameKind,
     now: i64,
 ) -> Result<Effects, Rejection> {
     let role = sender.session.role;
     let envelope = decode(frame, airport.icao(), role)?;
+    *kind = FrameKind::Packet(envelope.kind);
     let request_id = envelope.request_id;
     let reject = |error| Rejection {
         request_id: request_id.clone(),

@@ -15,6 +15,7 @@ use super::liveness::{
     Clock, Schedule, is_idle, next_alarm, periodic_plan, restored_last_seen, should_store_last_seen,
 };
 use super::machine::{self, Scene, Sender};
+use super::metrics::{DataPoint, FrameKind, Metrics, Tick};
 use super::outbound::{self, SnapshotCache, Stamp};
 use super::packet::{Frame, peek_request_id};
 use super::presence::{CapExceeded, Presence};
@@ -44,6 +45,7 @@ pub struct Room {
     /// The schedule as last persisted.
     stored_schedule: Schedule,
     snapshots: SnapshotCache,
+    metrics: Metrics,
 }
 
 /// What a re-check needs to know: each key's standing and, under `vatsim`, each person's.
@@ -78,6 +80,7 @@ impl Room {
             schedule,
             stored_schedule: schedule,
             snapshots: SnapshotCache::default(),
+            metrics: Metrics::default(),
             config,
         };
         for attachment in sockets.into_iter().filter(|a| !a.left) {
@@ -129,6 +132,21 @@ impl Room {
     }
 
     /// The session on an open socket of the airport.
+    /// The counts of the window being measured; the Durable Object adds what it delivered.
+    pub fn metrics(&mut self) -> &mut Metrics {
+        &mut self.metrics
+    }
+
+    /// The metrics window's data points if it is due, or when to look again.
+    pub fn metrics_tick(&mut self, now: i64) -> Tick {
+        self.metrics.tick(self.airport.icao(), &self.presence, now)
+    }
+
+    /// The metrics window's data points, due or not: the airport is about to be forgotten.
+    pub fn end_metrics(&mut self, now: i64) -> Vec<DataPoint> {
+        self.metrics.take(self.airport.icao(), &self.presence, now)
+    }
+
     pub fn session(&self, socket: SocketId) -> Option<&Session> {
         self.members.get(&socket).map(|m| &m.attachment.session)
     }
@@ -228,6 +246,7 @@ impl Room {
         effects.attachments.push(attachment.clone());
         self.clock.heard(socket, now);
         self.add(attachment, now);
+        self.metrics.connect(now);
         self.schedule.start(now, &timings, self.config.recheck_ms);
         self.persist_schedule(&mut effects);
         Ok(effects)
@@ -258,12 +277,14 @@ impl Room {
             .bucket
             .take(limit, now, super::config::RateLimit::cost(bytes));
         if verdict != Verdict::Pass {
+            self.metrics.frame(FrameKind::Dropped, now);
             let error = PacketError::RateLimited(format!(
                 "at most {} packets at once and {} per second (a packet costs one more per {} bytes); this packet was dropped",
                 limit.burst,
                 limit.per_second,
                 super::config::RateLimit::BYTES_PER_TOKEN
             ));
+            self.metrics.error(error.code(), now);
             let request_id = peek_request_id(frame, role);
             let packet =
                 outbound::error(Stamp::of(&self.airport, now), &error, request_id.as_deref());
@@ -282,6 +303,7 @@ impl Room {
             airport: &mut self.airport,
             presence: &self.presence,
             snapshots: &mut self.snapshots,
+            metrics: &mut self.metrics,
         };
         let handled = machine::on_frame(scene, sender, frame, now);
         let requested_close = handled.closes().next().is_some();
@@ -314,6 +336,7 @@ impl Room {
             return effects;
         };
         self.clock.forget(socket);
+        self.metrics.disconnect(now);
         let session = &member.attachment.session;
         let last = self.presence.leave(session);
         if last && session.role == Role::Controller {

@@ -5,11 +5,12 @@
 
 use crate::airport_directory;
 use crate::airport_storage as storage;
+use crate::log_event;
 use airport_protocol::Icao;
 use airport_protocol::directory::Listing;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use worker::{D1Database, Date, SqlStorage, console_error};
+use worker::{D1Database, Date, SqlStorage};
 
 /// What the directory should say: the airport, its listing and its `seq`.
 type Entry = (Icao, Listing, u64);
@@ -63,11 +64,7 @@ impl DirectoryEntry {
             }
             let now = Date::now().as_millis() as i64;
             if let Err(error) = airport_directory::write(&db, &icao, listing, seq, now).await {
-                console_error!(
-                    "{{\"event\":\"directory_write_failed\",\"airport\":\"{}\",\"detail\":{:?}}}",
-                    icao,
-                    error.to_string()
-                );
+                log_event::airport_failure("directory_write_failed", &icao, error);
                 return;
             }
             // Memory follows even if this local write fails: the next wake-up rewrites at worst.

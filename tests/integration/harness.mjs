@@ -25,6 +25,20 @@ export const CIDS = {
   observer1: "1000021",
 };
 
+/**
+ * A recording double of an Analytics Engine dataset: `writeDataPoint` over RPC, each point
+ * passed to the test process (`Service.dataPoints`).
+ */
+const METRICS_RECORDER = `
+import { WorkerEntrypoint } from "cloudflare:workers";
+export class Dataset extends WorkerEntrypoint {
+  async writeDataPoint(point) {
+    await this.env.SINK.fetch("http://sink/", { method: "POST", body: JSON.stringify(point) });
+  }
+}
+export default { fetch: () => new Response(null, { status: 404 }) };
+`;
+
 /** Accounts made by tests get cids from here, clear of the demo accounts. */
 let nextCid = 2_000_001;
 
@@ -47,16 +61,34 @@ export class Service {
     this.persist = mkdtempSync(join(tmpdir(), "airport-test-"));
     this.logs = [];
     this.logWaiters = [];
+    /** Every Analytics Engine data point written, in order: `{ indexes, blobs, doubles }`. */
+    this.dataPoints = [];
   }
 
   options() {
+    const { analyticsEngineDatasets: _, ...worker } = serviceWorker(this.vars);
     return {
-      ...serviceWorker(this.vars),
       host: "127.0.0.1",
       port: 0,
       resourcePersistencePath: this.persist,
       handleStructuredLogs: (log) => this.onLog(log.message),
+      workers: [
+        // METRICS is the recorder below: what the Worker writes to Analytics Engine.
+        { ...worker, serviceBindings: { METRICS: { name: "metrics-recorder", entrypoint: "Dataset" } } },
+        {
+          name: "metrics-recorder",
+          modules: true,
+          script: METRICS_RECORDER,
+          compatibilityDate: worker.compatibilityDate,
+          serviceBindings: { SINK: (request) => this.onDataPoint(request) },
+        },
+      ],
     };
+  }
+
+  async onDataPoint(request) {
+    this.dataPoints.push(await request.json());
+    return new Response(null, { status: 204 });
   }
 
   onLog(message) {
