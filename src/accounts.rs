@@ -4,13 +4,33 @@
 use crate::log_event;
 use crate::lookup_cache::{LookupCache, Sharing};
 use airport_protocol::Cid;
-use airport_protocol::account::{Account, hash_api_key};
+use airport_protocol::account::Account;
 use airport_protocol::connect::HttpError;
 use futures_util::FutureExt;
 use serde::Deserialize;
 use std::rc::Rc;
 use std::time::Duration;
+use wasm_bindgen::prelude::*;
 use worker::{D1Database, Date, Delay, Env, Error, Result};
+
+#[wasm_bindgen(inline_js = "export async function sha256Hex(text) {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}")]
+extern "C" {
+    /// The key's hash as `airport_protocol::account::hash_api_key` computes it, by the
+    /// runtime's WebCrypto: a SHA-256 in Rust would add about 8 KB to the Wasm.
+    #[wasm_bindgen(catch, js_name = sha256Hex)]
+    async fn sha256_hex(text: &str) -> std::result::Result<JsValue, JsValue>;
+}
+
+/// The lowercase hex SHA-256 of an API key: what the database stores.
+async fn hash_key(key: &str) -> Result<String> {
+    sha256_hex(key)
+        .await?
+        .as_string()
+        .ok_or_else(|| Error::from("the key's digest is not text"))
+}
 
 /// The account row as D1 returns it.
 #[derive(Deserialize)]
@@ -42,23 +62,36 @@ thread_local! {
     static RECENT: Rc<LookupCache<String, Option<Account>>> = Rc::new(LookupCache::new(MAX_ENTRIES, WAIT_FOR_OTHER_REQUESTS));
 }
 
+/// A key that names an account in good standing.
+pub struct Authenticated {
+    pub account: Account,
+    /// What the airport keeps to check the key again; the key itself goes no further.
+    pub key_hash: String,
+}
+
 /// Key → account, with the ban checked (`INVALID_API_KEY`, `BANNED`). The role is settled by
 /// the airport's role source.
-pub async fn authenticate(env: &Env, key: &str) -> std::result::Result<Account, HttpError> {
+pub async fn authenticate(env: &Env, key: &str) -> std::result::Result<Authenticated, HttpError> {
     let internal = |error: Error| HttpError::Internal(error.to_string());
     let db = env.d1("DB").map_err(internal)?;
     let now = Date::now().as_millis() as i64;
-    let account = account_for_key(db, key, now)
+    let key_hash = hash_key(key).await.map_err(internal)?;
+    let account = account_for_key_hash_reused(db, &key_hash, now)
         .await
         .map_err(internal)?
         .ok_or(HttpError::InvalidApiKey)?;
     account.check_ban(now)?;
-    Ok(account)
+    Ok(Authenticated { account, key_hash })
 }
 
-/// The account behind a key, or `None` for an unknown or revoked key.
-pub async fn account_for_key(db: D1Database, key: &str, now: i64) -> Result<Option<Account>> {
-    let hash = hash_api_key(key);
+/// The account behind a key's hash, or `None` for an unknown or revoked key; reused for
+/// [`REUSE_MS`].
+async fn account_for_key_hash_reused(
+    db: D1Database,
+    hash: &str,
+    now: i64,
+) -> Result<Option<Account>> {
+    let hash = hash.to_owned();
     let cache = RECENT.with(Rc::clone);
     cache
         .get(&hash, now, REUSE_MS, || {

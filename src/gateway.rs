@@ -8,14 +8,13 @@
 //! request to the airport and on its response. Those copies were about 10% of the CPU time of
 //! a burst of connections (BENCHMARKS.md).
 
-use crate::accounts::authenticate;
+use crate::accounts::{Authenticated, authenticate};
 use crate::handoff::{error_response, identity_headers, json_response};
 use crate::log_event;
 use crate::public_state;
+use crate::subrequest;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, check_connect};
 use airport_protocol::{Icao, Session};
-use wasm_bindgen::{JsCast, JsValue};
-use worker::js_sys::futures::JsFuture;
 use worker::*;
 
 /// Reported by `GET /health`; `build.rs` records the git revision.
@@ -73,17 +72,14 @@ async fn connect(
     parts: &RequestParts<'_>,
 ) -> std::result::Result<web_sys::Response, HttpError> {
     let (airport, key) = check_connect(parts)?;
-    let account = authenticate(env, key).await?;
+    let Authenticated { account, key_hash } = authenticate(env, key).await?;
     // The role stored with the key; a `vatsim` airport replaces it with the network's.
     let session = Session {
         cid: account.cid,
         role: account.role,
         callsign: None,
     };
-    let headers = identity_headers(&airport, &session).map_err(internal)?;
-    headers
-        .set("Authorization", &format!("Bearer {key}"))
-        .map_err(internal)?;
+    let headers = identity_headers(&airport, &session, &key_hash).map_err(internal)?;
     headers.set("Upgrade", "websocket").map_err(internal)?;
     ask_airport(env, &airport, "connect", &headers).await
 }
@@ -97,36 +93,22 @@ fn health(method: &str) -> std::result::Result<Response, HttpError> {
 }
 
 /// Sends a request to the airport's Durable Object and returns its response (the WebSocket,
-/// or the state) as it is. The key only travels as a Bearer header.
+/// or the state) as it is. The key does not travel: only its hash.
 pub async fn ask_airport(
     env: &Env,
     airport: &Icao,
     path: &str,
     headers: &Headers,
 ) -> std::result::Result<web_sys::Response, HttpError> {
-    let init = web_sys::RequestInit::new();
-    init.set_method("GET");
-    init.set_headers(headers.as_ref());
-    let request =
-        web_sys::Request::new_with_str_and_init(&format!("https://airport.internal/{path}"), &init)
-            .map_err(js_internal)?;
-    let stub: worker_sys::DurableObject = env
+    let stub = env
         .durable_object("AIRPORT")
         .and_then(|namespace| namespace.get_by_name(airport.as_str()))
-        .map_err(internal)?
-        .into_rpc();
-    let response = stub.fetch_with_request(&request).map_err(js_internal)?;
-    JsFuture::from(response)
+        .map_err(internal)?;
+    subrequest::ask_object(stub, path, headers)
         .await
-        .map_err(js_internal)?
-        .dyn_into()
-        .map_err(js_internal)
+        .map_err(internal)
 }
 
 pub fn internal(error: impl ToString) -> HttpError {
     HttpError::Internal(error.to_string())
-}
-
-pub fn js_internal(error: JsValue) -> HttpError {
-    internal(Error::from(error))
 }

@@ -2,15 +2,15 @@
 //! reach: the identity it resolved, as request headers; the airport's answers; and the JSON
 //! error responses both sides send.
 
-use airport_protocol::account::hash_api_key;
 use airport_protocol::config::{Config, ConfigError};
-use airport_protocol::connect::{HttpError, api_key};
+use airport_protocol::connect::HttpError;
 use airport_protocol::{Cid, Icao, Role, Session};
 use worker::{Env, Headers, Request, Response, Result};
 
 const AIRPORT_HEADER: &str = "X-Airport";
 const CID_HEADER: &str = "X-Airport-Cid";
 const ROLE_HEADER: &str = "X-Airport-Role";
+const KEY_HASH_HEADER: &str = "X-Airport-Key-Hash";
 /// On the airport's `/state` answer: "1" when a controller or pilot is connected.
 pub const LIVE_HEADER: &str = "X-Airport-Live";
 
@@ -22,10 +22,11 @@ pub fn airport_headers(airport: &Icao) -> Result<Headers> {
 }
 
 /// The identity the Worker resolved, as headers on the request to the Durable Object.
-pub fn identity_headers(airport: &Icao, session: &Session) -> Result<Headers> {
+pub fn identity_headers(airport: &Icao, session: &Session, key_hash: &str) -> Result<Headers> {
     let headers = airport_headers(airport)?;
     headers.set(CID_HEADER, session.cid.as_str())?;
     headers.set(ROLE_HEADER, session.role.as_str())?;
+    headers.set(KEY_HASH_HEADER, key_hash)?;
     Ok(headers)
 }
 
@@ -54,9 +55,7 @@ pub fn read_identity(req: &Request) -> Result<Identity> {
     let role: Role = header(req, ROLE_HEADER)
         .and_then(|v| v.parse().ok())
         .ok_or("missing role")?;
-    let key = header(req, "Authorization")
-        .and_then(|v| api_key(None, Some(&v)).map(str::to_owned))
-        .ok_or("missing key")?;
+    let key_hash = header(req, KEY_HASH_HEADER).ok_or("missing key hash")?;
     Ok(Identity {
         airport: read_airport(req)?,
         session: Session {
@@ -64,7 +63,7 @@ pub fn read_identity(req: &Request) -> Result<Identity> {
             role,
             callsign: None,
         },
-        key_hash: hash_api_key(&key),
+        key_hash,
     })
 }
 

@@ -42,3 +42,5 @@ mod person_lookup;
 mod public_state;
 #[cfg(target_arch = "wasm32")]
 mod standings;
+#[cfg(target_arch = "wasm32")]
+mod subrequest;

@@ -5,6 +5,7 @@
 //! and the answer is reused for `VATSIM_CACHE_MS` (`standings::StatusClient`), for every airport.
 
 use crate::standings::StatusClient;
+use crate::subrequest;
 use airport_protocol::Cid;
 use airport_protocol::config::{Config, ConfigError, RoleSource};
 use airport_protocol::recheck::NetworkStanding;
@@ -12,7 +13,8 @@ use worker::*;
 
 const CID_HEADER: &str = "X-Person-Cid";
 
-#[durable_object]
+// Only `fetch`: the handlers a class does not use would still be exported and shipped.
+#[durable_object(fetch)]
 pub struct PersonLookup {
     config: std::result::Result<Config, ConfigError>,
     status: StatusClient,
@@ -51,14 +53,9 @@ pub async fn network_standing(
 }
 
 async fn ask(env: &Env, cid: &Cid) -> Result<NetworkStanding> {
-    let stub = env
-        .durable_object("PEOPLE")?
-        .id_from_name(cid.as_str())?
-        .get_stub()?;
+    let stub = env.durable_object("PEOPLE")?.get_by_name(cid.as_str())?;
     let headers = Headers::new();
     headers.set(CID_HEADER, cid.as_str())?;
-    let mut init = RequestInit::new();
-    init.with_headers(headers);
-    let request = Request::new_with_init("https://person/standing", &init)?;
-    stub.fetch_with_request(request).await?.json().await
+    let response = subrequest::ask_object(stub, "standing", &headers).await?;
+    Ok(serde_json::from_str(&subrequest::text(&response).await?)?)
 }

@@ -7,10 +7,11 @@
 
 use crate::accounts::authenticate;
 use crate::airport_directory;
-use crate::gateway::{ask_airport, internal, js_internal, log_internal};
+use crate::gateway::{ask_airport, internal, log_internal};
 use crate::handoff::{LIVE_HEADER, airport_headers, error_response, json_response};
 use crate::log_event;
 use crate::lookup_cache::{LookupCache, Sharing};
+use crate::subrequest;
 use airport_protocol::Icao;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, StateTarget, check_state};
 use airport_protocol::directory::{Listing, dormant_state};
@@ -19,7 +20,6 @@ use futures_util::future::join_all;
 use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
-use worker::js_sys::futures::JsFuture;
 use worker::{Cache, Date, Delay, Env, Headers, Response};
 
 /// How long this isolate reuses an answer.
@@ -174,11 +174,7 @@ async fn ask_for_state(env: &Env, icao: &Icao) -> Result<(String, bool), HttpErr
             response.status()
         )));
     }
-    let text = JsFuture::from(response.text().map_err(js_internal)?)
-        .await
-        .map_err(js_internal)?
-        .as_string()
-        .unwrap_or_default();
+    let text = subrequest::text(&response).await.map_err(internal)?;
     Ok((text, live))
 }
 

@@ -7,6 +7,7 @@
 use crate::accounts::account_for_key_hash;
 use crate::lookup_cache::{LookupCache, Sharing};
 use crate::person_lookup::network_standing;
+use crate::subrequest;
 use airport_protocol::Cid;
 use airport_protocol::config::{RoleSource, VatsimSettings};
 use airport_protocol::recheck::{KeyStanding, NetworkStanding};
@@ -15,7 +16,7 @@ use airport_protocol::vatsim::{NetworkConnection, parse_status};
 use futures_util::future::{Either, select};
 use std::pin::pin;
 use std::time::Duration;
-use worker::{AbortController, Delay, Env, Fetch, Method, Request};
+use worker::{AbortController, Delay, Env};
 
 /// What the upstream said; `None` stands for "unreachable" and is never cached.
 type Answer = Option<Vec<NetworkConnection>>;
@@ -96,18 +97,14 @@ fn standing(answer: Answer) -> NetworkStanding {
 async fn fetch_status(settings: VatsimSettings, cid: Cid) -> Answer {
     // A cid is digits only: nothing in it needs escaping.
     let url = format!("{}/users/info?cid={}", settings.status_url, cid.as_str());
-    let request = Request::new(&url, Method::Get).ok()?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let request = async {
-        let mut response = Fetch::Request(request)
-            .send_with_signal(&signal)
-            .await
-            .ok()?;
-        if !(200..300).contains(&response.status_code()) {
+        let response = subrequest::get(&url, &signal).await.ok()?;
+        if !response.ok() {
             return None;
         }
-        response.text().await.ok()
+        subrequest::text(&response).await.ok()
     };
     let timeout = Delay::from(Duration::from_millis(settings.timeout_ms.max(0) as u64));
     match select(pin!(request), pin!(timeout)).await {

@@ -1,0 +1,38 @@
+//! Subrequests on the runtime's own `Request` and `Response` objects: to a Durable Object (an
+//! airport, a person's look-up) and to the network. `worker`'s wrappers copy every field both
+//! ways and bring their conversions into the Wasm; these are the few calls the service makes.
+
+use wasm_bindgen::JsCast;
+use worker::js_sys::futures::JsFuture;
+use worker::{AbortSignal, Error, Headers, Result, Stub};
+
+/// `GET https://object/{path}` with `headers` to a Durable Object, its response as it is.
+pub async fn ask_object(stub: Stub, path: &str, headers: &Headers) -> Result<web_sys::Response> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("GET");
+    init.set_headers(headers.as_ref());
+    let request =
+        web_sys::Request::new_with_str_and_init(&format!("https://object/{path}"), &init)?;
+    let stub: worker::worker_sys::DurableObject = stub.into_rpc();
+    response(stub.fetch_with_request(&request)?).await
+}
+
+/// `GET url` from the network, abandoned when `signal` aborts.
+pub async fn get(url: &str, signal: &AbortSignal) -> Result<web_sys::Response> {
+    let init = web_sys::RequestInit::new();
+    init.set_signal(Some(signal));
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    response(global.fetch_with_str_and_init(url, &init)).await
+}
+
+/// A response's body as text.
+pub async fn text(response: &web_sys::Response) -> Result<String> {
+    JsFuture::from(response.text()?)
+        .await?
+        .as_string()
+        .ok_or_else(|| Error::from("the body is not text"))
+}
+
+async fn response(promise: js_sys::Promise) -> Result<web_sys::Response> {
+    Ok(JsFuture::from(promise).await?.dyn_into()?)
+}
