@@ -2,7 +2,7 @@
 //! type, broadcasts and messages out, errors by code, closes by code, commits and storage
 //! failures. Counting is a few additions on the hot path; a window becomes a handful of data
 //! points (Workers Analytics Engine) once, when it is a minute old or the airport has been
-//! quiet for a few seconds (before it could hibernate and lose the counts).
+//! quiet for two seconds (before it could hibernate and lose the counts).
 
 use super::effects::{Action, CloseCode, To};
 use super::error::ErrorCode;
@@ -14,8 +14,9 @@ use super::role::Role;
 /// A window is written once it is this old...
 pub const WINDOW_MS: i64 = 60_000;
 /// ...or once nothing was counted for this long: the object hibernates after about ten idle
-/// seconds, and what it held in memory is gone then.
-pub const QUIET_MS: i64 = 5_000;
+/// seconds, and what it held in memory is gone then. The timer that waits for this keeps the
+/// object from hibernating meanwhile, so it is short.
+pub const QUIET_MS: i64 = 2_000;
 
 /// What a frame was counted as: its packet type, or why it was not read as one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

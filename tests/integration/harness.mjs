@@ -65,8 +65,14 @@ export class Service {
     this.dataPoints = [];
   }
 
-  options() {
+  /** The service's own worker options; METRICS is bound to the recorder in `options()`. */
+  worker() {
     const { analyticsEngineDatasets: _, ...worker } = serviceWorker(this.vars);
+    return worker;
+  }
+
+  options() {
+    const worker = this.worker();
     return {
       host: "127.0.0.1",
       port: 0,

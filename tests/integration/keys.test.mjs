@@ -46,8 +46,8 @@ class CliService extends Service {
     this.persist = join(this.persistTo, "v3");
   }
 
-  options() {
-    return { ...super.options(), d1Databases: { DB: DATABASE_ID } };
+  worker() {
+    return { ...super.worker(), d1Databases: { DB: DATABASE_ID } };
   }
 
   async stop() {
