@@ -2,6 +2,7 @@
 # The benchmark suite of BENCHMARKS.md, in one command:
 #
 #   bash bench/run.sh [--quick] [--only fanout,throughput,connect,burst,state,idle,ceiling]
+#   bash bench/run.sh --only herd         # only connect's 1,000 sockets at once
 #   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
 #   bash bench/run.sh --only diagnose-batches  # batch throughput against a floor sending the
 #                                              # service's bytes
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,connect,burst,state,idle,ceiling,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,connect,herd,burst,state,idle,ceiling,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -114,9 +115,9 @@ extra_targets() {
   echo
 } | tee -a "$results"
 
-if wants fanout || wants throughput || wants connect || wants burst; then
+if wants fanout || wants throughput || wants connect || wants herd || wants burst; then
   scenarios=()
-  for s in fanout throughput connect burst; do wants "$s" && scenarios+=("$s"); done
+  for s in fanout throughput connect herd burst; do wants "$s" && scenarios+=("$s"); done
   serve "${extra_vars[@]}"
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \

@@ -1,7 +1,7 @@
 // Serves, for the benchmarks, the built Worker (build/, exactly what a deploy ships) and the floor
 // (bench/floor/floor.mjs) with miniflare: each is a workerd process listening on 127.0.0.1
 // itself, with no proxy in front (unlike `wrangler dev`). D1 is migrated and seeded with the demo
-// keys, as in the integration tests. Storage lives in a temporary directory removed on exit.
+// keys, as in the integration tests, and with a key for each of 1,000 distinct pilots. Storage lives in a temporary directory removed on exit.
 //
 //   node bench/serve.mjs [--port 8787] [--floor-port 8788] [--stats-port 8789] [--tail]
 //                        [--info FILE] [VAR=value ...]
@@ -15,6 +15,7 @@
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -150,8 +151,20 @@ const extraServices = extras.map(([name, dir], i) => {
   return { name, port: p, mf };
 });
 
+/** Pilots with one key each for the distinct-people herd: loadgen's `distinct_key(i)`. */
+const DISTINCT_PEOPLE = 1000;
+
 async function seed(mf) {
-  await migrateAndSeed(await mf.getD1Database("DB"));
+  const db = await mf.getD1Database("DB");
+  await migrateAndSeed(db);
+  const rows = [];
+  for (let i = 0; i < DISTINCT_PEOPLE; i++) {
+    const cid = String(3_000_000 + i);
+    const hash = createHash("sha256").update(`BARS_bench-person-${i}`).digest("hex");
+    rows.push(db.prepare("INSERT OR IGNORE INTO accounts (cid, role) VALUES (?1, 'pilot')").bind(cid));
+    rows.push(db.prepare("INSERT OR IGNORE INTO api_keys (key_hash, cid) VALUES (?1, ?2)").bind(hash, cid));
+  }
+  await db.batch(rows);
 }
 
 async function stop(code = 0) {

@@ -3,8 +3,10 @@
 //!
 //! * [`harness`]: a room in simulated time, each session on its own socket, and a frame's
 //!   effects as its sender sees them;
-//! * [`store`]: durable storage rebuilt from the `StoreOp`s alone, as a restart would read it.
+//! * [`store`]: durable storage rebuilt from the `StoreOp`s alone, as a restart would read it;
+//! * [`bench_cases`]: the packets the per-packet benchmarks send, natively and in Wasm.
 
+pub mod bench_cases;
 pub mod harness;
 pub mod store;
 

@@ -20,6 +20,11 @@ pub type Stream = SplitStream<Ws>;
 pub const OTHER_KEYS: [&str; 3] = ["dev-pilot-1", "dev-pilot-2", "dev-observer-1"];
 pub const CONTROLLER_KEYS: [&str; 2] = ["dev-controller-1", "dev-controller-2"];
 
+/// The key of distinct person `i` (0..1000), seeded by bench/serve.mjs.
+pub fn distinct_key(i: usize) -> String {
+    format!("BARS_bench-person-{i}")
+}
+
 static START: OnceLock<Instant> = OnceLock::new();
 
 /// Microseconds on the generator's monotonic clock. Sender and receivers are in this one

@@ -4,7 +4,8 @@
 use crate::Args;
 use crate::client::{
     CONTROLLER_KEYS, Kind, OTHER_KEYS, Opened, Rec, Shared, Sink, check_loopback, close_all,
-    heartbeat_ack, is_heartbeat, open, open_many, spawn_answerer, spawn_reader, spawn_sender,
+    distinct_key, heartbeat_ack, is_heartbeat, open, open_many, spawn_answerer, spawn_reader,
+    spawn_sender,
 };
 use crate::meter::{CpuUse, CpuWindow, Percentiles, get, get_json, percentiles, settle};
 use futures_util::{SinkExt, StreamExt};
@@ -808,14 +809,41 @@ struct Herd {
     cpu: CpuUse,
 }
 
+/// Whose keys a herd connects with.
+#[derive(Clone, Copy)]
+enum Keys {
+    /// The three demo pilots' and observer's: most connects reuse a looked-up account.
+    Demo,
+    /// One key per socket: every connect looks its account up.
+    Distinct,
+}
+
+impl Keys {
+    fn key(self, i: usize) -> String {
+        match self {
+            Keys::Demo => OTHER_KEYS[i % 3].to_string(),
+            Keys::Distinct => distinct_key(i),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Keys::Demo => "3 people (demo keys)",
+            Keys::Distinct => "1,000 distinct people",
+        }
+    }
+}
+
 /// `n` sockets connect to one fresh airport all at once.
-async fn herd(t: &Target, n: usize) -> Result<Herd, String> {
+async fn herd(t: &Target, n: usize, keys: Keys) -> Result<Herd, String> {
     settle(t.pid).await;
     let airport = fresh_airport();
+    let keys: Vec<String> = (0..n).map(|i| keys.key(i)).collect();
     let cpu = CpuWindow::start(t.pid);
     let t0 = Instant::now();
-    let attempts =
-        (0..n).map(|i| open(&t.url, &airport, OTHER_KEYS[i % 3], Duration::from_secs(60)));
+    let attempts = keys
+        .iter()
+        .map(|key| open(&t.url, &airport, key, Duration::from_secs(60)));
     let results = futures_util::future::join_all(attempts).await;
     let total_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let cpu = cpu.stop();
@@ -874,18 +902,25 @@ async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
     }
     // Each target's row is its median herd.
     let herd_repeats = if args.quick { 1 } else { args.repeats };
-    let all = alternating(&args.targets, herd_repeats, async |t| {
-        progress(&format!("connect: {herd_n} sockets at once on {}", t.name));
-        let h = herd(t, herd_n).await?;
-        progress(&format!(
-            "  all in {} ms, {} failed",
-            ms(h.total_ms),
-            h.failures
-        ));
-        Ok(h)
-    })
-    .await?;
-    let (totals, herds) = medians(&all, |h: &Herd| h.total_ms);
+    let mut herd_runs = Vec::new();
+    for keys in [Keys::Demo, Keys::Distinct] {
+        let all = alternating(&args.targets, herd_repeats, async |t| {
+            progress(&format!(
+                "connect: {herd_n} sockets at once on {}, {}",
+                t.name,
+                keys.name()
+            ));
+            let h = herd(t, herd_n, keys).await?;
+            progress(&format!(
+                "  all in {} ms, {} failed",
+                ms(h.total_ms),
+                h.failures
+            ));
+            Ok(h)
+        })
+        .await?;
+        herd_runs.push((keys, all));
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -928,26 +963,33 @@ async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
     );
     let _ = writeln!(
         out,
-        "| target | all connected after ms (median) | every herd, ms | per socket p50 ms | p99 ms | max ms | failed | generator CPU | server CPU |"
+        "| keys | target | all connected after ms (median) | every herd, ms | per socket p50 ms | p99 ms | max ms | failed | generator CPU | server CPU |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    for ((t, h), every) in args.targets.iter().zip(&herds).zip(&totals) {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {}{} | {} | {} |",
-            t.name,
-            ms(h.total_ms),
-            list(every),
-            ms(h.p.p50),
-            ms(h.p.p99),
-            ms(h.p.max),
-            h.failures,
-            h.first_error
-                .as_ref()
-                .map_or(String::new(), |e| format!(" ({e})")),
-            pct(Some(h.cpu.generator)),
-            pct(h.cpu.server)
-        );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    let herd_medians: Vec<_> = herd_runs
+        .iter()
+        .map(|(keys, all)| (*keys, medians(all, |h: &Herd| h.total_ms)))
+        .collect();
+    for (keys, (totals, herds)) in &herd_medians {
+        for ((t, h), every) in args.targets.iter().zip(herds).zip(totals) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} |",
+                keys.name(),
+                t.name,
+                ms(h.total_ms),
+                list(every),
+                ms(h.p.p50),
+                ms(h.p.p99),
+                ms(h.p.max),
+                h.failures,
+                h.first_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" ({e})")),
+                pct(Some(h.cpu.generator)),
+                pct(h.cpu.server)
+            );
+        }
     }
     if args.targets.len() >= 2 {
         let (a, b) = (&args.targets[0].name, &args.targets[1].name);
@@ -963,13 +1005,16 @@ async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
                 ratio(row[0].max, row[1].max)
             );
         }
-        let r = herds[0].total_ms / herds[1].total_ms;
-        let _ = writeln!(
-            out,
-            "| {herd_n} at once: time until all connected | **{:.2}×** (target ≤ 1.5×){} | | |",
-            r,
-            if r <= 1.5 { " ✓" } else { " ✗" }
-        );
+        for (keys, (_, herds)) in &herd_medians {
+            let r = herds[0].total_ms / herds[1].total_ms;
+            let _ = writeln!(
+                out,
+                "| {herd_n} at once, {}: time until all connected | **{:.2}×** (target ≤ 1.5×){} | | |",
+                keys.name(),
+                r,
+                if r <= 1.5 { " ✓" } else { " ✗" }
+            );
+        }
     }
     println!("{out}");
     Ok(())
