@@ -1,5 +1,5 @@
 // Starts the bundle that `wrangler deploy --dry-run --outdir DIR` wrote, with wrangler.toml's
-// bindings, in workerd and asks it GET /health. The dry run checks the configuration and that
+// bindings and static assets, in workerd and asks it GET /health and the dashboard's page. The dry run checks the configuration and that
 // the Worker bundles; this catches a bundle that does not start (a module that throws when
 // loaded, a broken Wasm module). Usage: node scripts/check-bundle.mjs DIR
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
@@ -36,7 +36,11 @@ try {
   if (response.status !== 200 || JSON.parse(body).status !== "ok") {
     throw new Error(`GET /health answered ${response.status}: ${body}`);
   }
-  console.log(`bundle check: ${dir} starts and answers GET /health: ${body}`);
+  const page = await fetch(new URL("/", url), { headers: { Accept: "text/html" } });
+  if (page.status !== 200 || !(await page.text()).includes("/assets/main-")) {
+    throw new Error(`GET / (the dashboard) answered ${page.status}`);
+  }
+  console.log(`bundle check: ${dir} starts, serves the dashboard and answers GET /health: ${body}`);
 } catch (error) {
   console.error(`bundle check failed: ${error.message}`);
   process.exitCode = 1;

@@ -4,6 +4,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** wrangler.toml's `compatibility_date`, so that local runs match a deploy. */
@@ -11,7 +12,17 @@ export const COMPATIBILITY_DATE = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(
   readFileSync(join(root, "wrangler.toml"), "utf8"),
 )[1];
 
-/** The Worker's miniflare options: the build in `buildDir` (index.js, index_bg.wasm). */
+/**
+ * wrangler.toml's `[assets]` (the dashboard, built into dashboard/dist) as wrangler itself hands
+ * them to miniflare: the directory, the ASSETS binding and which paths run the Worker first.
+ * Miniflare reads the directory's `_headers`, as the deployed service does.
+ */
+const ASSETS = unstable_getMiniflareWorkerOptions(join(root, "wrangler.toml")).workerOptions.assets;
+
+/**
+ * The Worker's miniflare options: the build in `buildDir` (index.js, index_bg.wasm) and the
+ * dashboard's static assets.
+ */
 export function serviceWorker(bindings, buildDir = join(root, "build")) {
   return {
     name: "airport-realtime",
@@ -28,6 +39,7 @@ export function serviceWorker(bindings, buildDir = join(root, "build")) {
     d1Databases: { DB: "airport-realtime" },
     // Locally a dataset that drops what it is given, as wrangler's (tests bind a recorder).
     analyticsEngineDatasets: { METRICS: { dataset: "airport_metrics" } },
+    assets: ASSETS,
     bindings,
   };
 }

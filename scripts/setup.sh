@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, skipping whatever is already in place:
 # the wasm32 Rust target, worker-build, wasm-bindgen-cli at the exact version in Cargo.lock,
-# and the npm devDependencies (wrangler, miniflare, esbuild, binaryen's wasm-opt, Node 22).
+# the npm devDependencies (wrangler, miniflare, esbuild, binaryen's wasm-opt, puppeteer-core,
+# Node 22) and Chromium for the dashboard's browser tests (Debian's package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +33,12 @@ fi
 if ! [ node_modules/.installed-lock -nt package-lock.json ]; then
   npm ci --no-audit --no-fund
   touch node_modules/.installed-lock
+fi
+
+# The browser tests drive Debian's Chromium (puppeteer-core downloads no browser).
+if ! command -v chromium >/dev/null; then
+  sudo=()
+  if [ "$(id -u)" != 0 ]; then sudo=(sudo); fi
+  "${sudo[@]}" apt-get update
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, clippy (native and Wasm), the native tests of the protocol
 # core (unit, property, simulated-time room tests) and the fuzz corpora replayed, the Worker
-# build with a deploy dry run, and the miniflare integration tests.
+# build with a deploy dry run, the miniflare integration tests, and the dashboard's tests in
+# headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,3 +20,4 @@ trap 'rm -rf "$bundle"' EXIT
 wrangler deploy --dry-run --outdir "$bundle"
 node scripts/check-bundle.mjs "$bundle"
 node --test --test-concurrency=1 tests/integration/*.test.mjs
+node --test --test-concurrency=1 tests/browser/*.test.mjs

@@ -47,9 +47,10 @@ async fn route(
     let method = req.method();
     let (airport_param, key_param) = (url.param("airport"), url.param("key"));
     let headers = req.headers();
-    let (upgrade, authorization) = (
+    let (upgrade, authorization, accept) = (
         headers.get("Upgrade").ok().flatten(),
         headers.get("Authorization").ok().flatten(),
+        headers.get("Accept").ok().flatten(),
     );
     let parts = RequestParts {
         method: &method,
@@ -62,6 +63,9 @@ async fn route(
         "/connect" => connect(env, &parts).await,
         "/state" => public_state::serve(env, &url, &parts).await,
         "/health" => health(&method).map(Into::into),
+        path if is_dashboard_page(path, &method, accept.as_deref()) => {
+            dashboard_page(env, req).await
+        }
         _ => Err(HttpError::NotFound),
     };
     result.inspect_err(log_internal)
@@ -90,6 +94,27 @@ fn health(method: &str) -> std::result::Result<Response, HttpError> {
     }
     let body = serde_json::json!({ "status": "ok", "version": VERSION, "revision": REVISION });
     json_response(body.to_string()).map_err(internal)
+}
+
+/// The dashboard's pages, `/` and `/airport/ICAO`, for a browser (a GET or HEAD that accepts
+/// HTML); anyone else still gets the 404 of an unknown path.
+fn is_dashboard_page(path: &str, method: &str, accept: Option<&str>) -> bool {
+    (path == "/" || path.starts_with("/airport/"))
+        && matches!(method, "GET" | "HEAD")
+        && accept.is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// Every dashboard page is the one `index.html` of the static assets (`[assets]` in
+/// wrangler.toml, which serves their scripts and styles itself), with its request's method and
+/// headers so that conditional requests work.
+async fn dashboard_page(
+    env: &Env,
+    req: &web_sys::Request,
+) -> std::result::Result<web_sys::Response, HttpError> {
+    let assets = env.assets("ASSETS").map_err(internal)?;
+    subrequest::ask_assets(assets, "index.html", req)
+        .await
+        .map_err(internal)
 }
 
 /// Sends a request to the airport's Durable Object and returns its response (the WebSocket,
