@@ -89,8 +89,19 @@ function onLog(message) {
 
 const persist = mkdtempSync(join(tmpdir(), "airport-bench-"));
 
+/**
+ * The service as the benchmarks serve it, without the dashboard's static assets: with them,
+ * miniflare puts a JavaScript router worker in front of the Worker, on the same core, for every
+ * request. On Cloudflare that routing is the platform's (wrangler.toml's `run_worker_first`), and
+ * the floor has none.
+ */
+function benchService(dir) {
+  const { assets: _, ...worker } = serviceWorker(vars, dir);
+  return worker;
+}
+
 const service = {
-  ...serviceWorker(vars),
+  ...benchService(),
   ...(withTail ? { tails: ["bench-tail"] } : {}),
 };
 const tail = {
@@ -146,7 +157,7 @@ const ladder = !withLadder
 
 const extraServices = extras.map(([name, dir], i) => {
   const p = floorPort + 20 + i;
-  const worker = serviceWorker(vars, dir);
+  const worker = benchService(dir);
   const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `extra${i}`), ...inspectorPort(1 + i), workers: [worker] }));
   return { name, port: p, mf };
 });

@@ -355,7 +355,7 @@ class AirportPage {
     const entry = this.model.objects.get(id);
     this.ui.inspectorTitle.textContent = `Object ${id}`;
     this.ui.inspector.textContent = entry
-      ? `${JSON.stringify(entry.state, null, 2)}\n\n${isOn(entry.state) ? "on" : "not on"} · by ${entry.controllerId || "?"} · ${new Date(entry.timestamp).toLocaleTimeString("en-GB")}`
+      ? `${JSON.stringify(entry.state, null, 2)}\n\n${typeof entry.state === "boolean" ? (entry.state ? "on" : "off") : "an object state"} · by ${entry.controllerId || "?"} · ${new Date(entry.timestamp).toLocaleTimeString("en-GB")}`
       : "deleted";
   }
 

@@ -754,13 +754,15 @@ async fn connect_fresh(t: &Target, m: usize, stats: Option<&str>) -> Result<Samp
     })
 }
 
-/// `m` connects to airports with a controller connected (and, on the service, 10,000 objects).
-/// `cold`: one connect per airport after 15 s of silence, by when workerd has hibernated the
-/// object; otherwise `m` connects in a row to one airport whose object is in memory.
+/// `m` connects to airports with a controller connected (and, on the service with `populated`,
+/// 10,000 objects). `cold`: one connect per airport after 15 s of silence, by when workerd has
+/// hibernated the object; otherwise `m` connects in a row to one airport whose object is in
+/// memory.
 async fn connect_loaded(
     t: &Target,
     m: usize,
     cold: bool,
+    populated: bool,
     stats: Option<&str>,
 ) -> Result<Sample, String> {
     let airports: Vec<String> = (0..if cold { m } else { 1 })
@@ -769,7 +771,7 @@ async fn connect_loaded(
     let mut controllers = Vec::new();
     for a in &airports {
         let mut c = open(&t.url, a, CONTROLLER_KEYS[0], Duration::from_secs(30)).await?;
-        if t.stateful.get() {
+        if populated && t.stateful.get() {
             populate(&mut c).await?;
         }
         controllers.push(c);
@@ -884,6 +886,7 @@ async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
         ("fresh airport (object created)", vec![]),
         ("10,000 objects, object in memory", vec![]),
         ("10,000 objects, object hibernated", vec![]),
+        ("no objects, object hibernated", vec![]),
     ];
     for t in args.targets.iter().filter(|_| !herd_only) {
         let st = stats;
@@ -893,12 +896,23 @@ async fn connect_section(args: &Args, herd_only: bool) -> Result<(), String> {
             "connect: {m} to a loaded airport in memory on {}",
             t.name
         ));
-        cases[1].1.push(connect_loaded(t, m, false, st).await?);
+        cases[1]
+            .1
+            .push(connect_loaded(t, m, false, true, st).await?);
         progress(&format!(
             "connect: {cold_m} to hibernated loaded airports on {}",
             t.name
         ));
-        cases[2].1.push(connect_loaded(t, cold_m, true, st).await?);
+        cases[2]
+            .1
+            .push(connect_loaded(t, cold_m, true, true, st).await?);
+        progress(&format!(
+            "connect: {cold_m} to hibernated airports without objects on {}",
+            t.name
+        ));
+        cases[3]
+            .1
+            .push(connect_loaded(t, cold_m, true, false, st).await?);
     }
     // Each target's row is its median herd.
     let herd_repeats = if args.quick { 1 } else { args.repeats };
