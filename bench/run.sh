@@ -3,6 +3,8 @@
 #
 #   bash bench/run.sh [--quick] [--only fanout,throughput,connect,burst,state,idle,ceiling]
 #   bash bench/run.sh --only herd         # only connect's 1,000 sockets at once
+#   BENCH_EXTRA=name=DIR bash bench/run.sh --only poll  # 300 pilots polling GET_STATE, against
+#                                                       # another build of the service in DIR
 #   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
 #   bash bench/run.sh --only diagnose-batches  # batch throughput against a floor sending the
 #                                              # service's bytes
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,connect,herd,burst,state,idle,ceiling,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,connect,herd,burst,state,idle,ceiling,poll,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -161,6 +163,15 @@ if wants ceiling; then
   lg bench --target "native=ws://127.0.0.1:$NATIVE_PORT@$server_pid" --only fanout,throughput \
     --fanout-n 1000 --fanout-seconds "$fanout_seconds" --tp-max-single 12800 --tp-max-multi 1280 --repeats 1 \
     "${quick[@]}"
+  cleanup
+fi
+
+if wants poll; then
+  # Snapshots with 300 pilots: CPU per connect and per GET_STATE, against BENCH_EXTRA's builds
+  # (e.g. one without the snapshot cache). The floor serves no snapshots, so it is not a target.
+  serve "${extra_builds[@]}" "${extra_vars[@]}"
+  extra_targets
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" "${extras[@]}" --only poll "${quick[@]}"
   cleanup
 fi
 

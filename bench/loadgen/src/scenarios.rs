@@ -165,6 +165,9 @@ pub async fn bench(args: &Args) -> Result<(), String> {
     if wants("state") {
         state_section(args).await?;
     }
+    if wants("poll") {
+        poll_section(args).await?;
+    }
     Ok(())
 }
 
@@ -661,7 +664,12 @@ async fn throughput_section(args: &Args, kind: Kind) -> Result<(), String> {
 /// Puts 10,000 objects in the airport: 50 MULTI_STATE_UPDATEs of 200 new objects (within the
 /// rate limiter's burst of 60), then a GET_STATE round trip proves they were all applied.
 async fn populate(controller: &mut Opened) -> Result<(), String> {
-    for batch in 0..50 {
+    populate_with(controller, 10_000).await
+}
+
+/// Sets `objects` (a multiple of 200) objects from the controller, and waits until they are in.
+async fn populate_with(controller: &mut Opened, objects: usize) -> Result<(), String> {
+    for batch in 0..objects / 200 {
         let items: Vec<String> = (0..200)
             .map(|i| {
                 format!(
@@ -695,10 +703,10 @@ async fn populate(controller: &mut Opened) -> Result<(), String> {
                 }
                 if t.as_str().contains("\"requestId\":\"populated\"") {
                     let count = t.as_str().matches("\"OBJ_").count();
-                    return if count == 10_000 {
+                    return if count == objects {
                         Ok(())
                     } else {
-                        Err(format!("populated {count} objects, not 10000"))
+                        Err(format!("populated {count} objects, not {objects}"))
                     };
                 }
             }
@@ -1770,4 +1778,110 @@ mod tests {
             ]
         );
     }
+}
+
+// ---------------------------------------------------------------- snapshot polling
+
+/// What 300 pilots cost at an airport of `objects` objects: connecting (each gets the whole
+/// airport in its INITIAL_STATE) and polling `GET_STATE` between changes, as the pilot client
+/// does every 30 s on a quiet airport; here every 3 s, so that the CPU time is large enough to
+/// read. The server's CPU time over each phase, divided by what it served.
+struct Poll {
+    connect_ms: f64,
+    polls: u64,
+    poll_ms: f64,
+    snapshot_bytes: usize,
+}
+
+async fn poll_once(t: &Target, objects: usize, secs: f64) -> Result<Poll, String> {
+    const PILOTS: usize = 300;
+    let airport = fresh_airport();
+    let mut controller = open(&t.url, &airport, CONTROLLER_KEYS[0], Duration::from_secs(30)).await?;
+    populate_with(&mut controller, objects).await?;
+    settle(t.pid).await;
+    let cpu = CpuWindow::start(t.pid);
+    let t0 = Instant::now();
+    let pilots = open_many(&t.url, &airport, PILOTS, 50, |i| OTHER_KEYS[i % 3]).await?;
+    let connect_cpu_s = cpu.stop().server.unwrap_or(f64::NAN) / 100.0 * t0.elapsed().as_secs_f64();
+    settle(t.pid).await;
+    let answered = Rc::new(Cell::new(0u64));
+    let bytes = Rc::new(Cell::new(0usize));
+    let cpu = CpuWindow::start(t.pid);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, pilot) in pilots.into_iter().enumerate() {
+        let (mut sink, mut stream) = (pilot.sink, pilot.stream);
+        let (answered, bytes) = (Rc::clone(&answered), Rc::clone(&bytes));
+        tasks.push(tokio::task::spawn_local(async move {
+            while let Some(Ok(m)) = stream.next().await {
+                if let Message::Text(text) = m
+                    && text.as_str().starts_with("{\"type\":\"STATE_SNAPSHOT\"")
+                {
+                    answered.set(answered.get() + 1);
+                    bytes.set(text.len());
+                }
+            }
+        }));
+        tasks.push(tokio::task::spawn_local(async move {
+            // Spread over the 3 s period.
+            tokio::time::sleep(Duration::from_millis((i as u64 * 10) % 3000)).await;
+            let end = Instant::now() + Duration::from_secs_f64(secs);
+            while Instant::now() < end {
+                let get = Message::Text("{\"type\":\"GET_STATE\"}".into());
+                if sink.send(get).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            let _ = sink.close().await;
+        }));
+    }
+    // The senders stop after `secs`; the readers end with their sockets.
+    for task in tasks {
+        let _ = task.await;
+    }
+    let poll_cpu_s = cpu.stop().server.unwrap_or(f64::NAN) / 100.0 * t0.elapsed().as_secs_f64();
+    let _ = controller.sink.close().await;
+    settle(t.pid).await;
+    Ok(Poll {
+        connect_ms: connect_cpu_s * 1000.0 / PILOTS as f64,
+        polls: answered.get(),
+        poll_ms: poll_cpu_s * 1000.0 / answered.get().max(1) as f64,
+        snapshot_bytes: bytes.get(),
+    })
+}
+
+async fn poll_section(args: &Args) -> Result<(), String> {
+    let secs = if args.quick { 6.0 } else { 30.0 };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### Snapshots: 300 pilots connecting to an airport, then polling GET_STATE every 3 s for {secs} s (server CPU per answer)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| objects | target | CPU ms per connect | GET_STATE answered | CPU ms per GET_STATE | STATE_SNAPSHOT bytes |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for objects in [1_000, 10_000] {
+        let all = alternating(&args.targets, args.repeats.min(3), async |t| {
+            progress(&format!("poll: {objects} objects on {}", t.name));
+            poll_once(t, objects, secs).await
+        })
+        .await?;
+        let (_, medians) = medians(&all, |p: &Poll| p.poll_ms);
+        for (t, p) in args.targets.iter().zip(medians) {
+            let _ = writeln!(
+                out,
+                "| {objects} | {} | {} | {} | {} | {} |",
+                t.name,
+                ms(p.connect_ms),
+                p.polls,
+                ms(p.poll_ms),
+                p.snapshot_bytes
+            );
+        }
+    }
+    println!("{out}");
+    Ok(())
 }
