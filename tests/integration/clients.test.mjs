@@ -1,4 +1,4 @@
-// The network's deployed clients (PROTOCOL §7, ../shared/CLIENTS.md): each client's exact frames
+// The network's deployed clients (docs/protocol.md §10): each client's exact frames
 // replayed against the built Worker, and on every reply what that client needs of it (field
 // presence and JSON types, as that client parses them). These clients cannot change; a failure
 // here is a client that stops working on the network.
