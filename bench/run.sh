@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,connect,herd,burst,state,idle,ceiling,poll,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,burst,state,idle,ceiling,poll,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -117,12 +117,15 @@ extra_targets() {
   echo
 } | tee -a "$results"
 
-if wants fanout || wants throughput || wants connect || wants herd || wants burst; then
-  scenarios=()
-  for s in fanout throughput connect herd burst; do wants "$s" && scenarios+=("$s"); done
-  serve "${extra_vars[@]}"
+standard=(fanout throughput throughput-single connect herd burst)
+scenarios=()
+for s in "${standard[@]}"; do wants "$s" && scenarios+=("$s"); done
+if [ ${#scenarios[@]} -gt 0 ]; then
+  # BENCH_EXTRA's builds, if any, run as further targets beside the service and the floor.
+  serve "${extra_builds[@]}" "${extra_vars[@]}"
+  extra_targets
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
-    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
+    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" "${extras[@]}" \
     --stats "http://127.0.0.1:$STATS_PORT/stats" \
     --only "$(IFS=,; echo "${scenarios[*]}")" "${quick[@]}"
   cleanup
