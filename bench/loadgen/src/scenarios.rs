@@ -1735,51 +1735,6 @@ async fn state_section(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_last_frame_of_a_burst_is_the_last_change() {
-        let frames = burst_frames();
-        assert_eq!(frames.len(), BURST_FRAMES);
-        let last: Vec<usize> = (0..BURST_FRAMES)
-            .filter(|&i| frames[i].contains(LAST_CHANGE))
-            .collect();
-        assert_eq!(last, vec![BURST_FRAMES - 1]);
-        assert!(frames.iter().all(|f| f.matches(CHANGE).count() == 1));
-        let coalesced = "{\"type\":\"MULTI_STATE_UPDATE\",\"airport\":\"A000\",\"data\":{\"updates\":[{\"objectId\":\"LIGHT_1998\",\"state\":true,\"controllerId\":\"1\"},{\"objectId\":\"LIGHT_1999\",\"state\":false,\"controllerId\":\"1\"}]},\"timestamp\":1,\"seq\":2000,\"seqFrom\":1999}";
-        assert_eq!(coalesced.matches(CHANGE).count(), 2);
-        assert!(coalesced.contains(LAST_CHANGE));
-        let v: serde_json::Value = serde_json::from_str(&frames[1]).unwrap();
-        assert_eq!(v["data"]["state"], serde_json::Value::Bool(false));
-    }
-
-    #[test]
-    fn counts_the_states_of_all() {
-        assert_eq!(count_states("{\"states\":[{\"airport\":\"A\"},{}]}"), 2);
-        assert_eq!(count_states("{\"error\":{}}"), 0);
-    }
-
-    #[test]
-    fn burst_watchers_are_a_few_controllers_then_pilots_and_observers() {
-        let keys: Vec<&str> = (0..8).map(burst_key).collect();
-        assert_eq!(
-            keys,
-            [
-                "dev-controller-1",
-                "dev-controller-2",
-                "dev-controller-1",
-                "dev-controller-2",
-                "dev-pilot-1",
-                "dev-observer-1",
-                "dev-pilot-1",
-                "dev-observer-1"
-            ]
-        );
-    }
-}
-
 // ---------------------------------------------------------------- snapshot polling
 
 /// What 300 pilots cost at an airport of `objects` objects: connecting (each gets the whole
@@ -1796,7 +1751,13 @@ struct Poll {
 async fn poll_once(t: &Target, objects: usize, secs: f64) -> Result<Poll, String> {
     const PILOTS: usize = 300;
     let airport = fresh_airport();
-    let mut controller = open(&t.url, &airport, CONTROLLER_KEYS[0], Duration::from_secs(30)).await?;
+    let mut controller = open(
+        &t.url,
+        &airport,
+        CONTROLLER_KEYS[0],
+        Duration::from_secs(30),
+    )
+    .await?;
     populate_with(&mut controller, objects).await?;
     settle(t.pid).await;
     let cpu = CpuWindow::start(t.pid);
@@ -1884,4 +1845,49 @@ async fn poll_section(args: &Args) -> Result<(), String> {
     }
     println!("{out}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_frame_of_a_burst_is_the_last_change() {
+        let frames = burst_frames();
+        assert_eq!(frames.len(), BURST_FRAMES);
+        let last: Vec<usize> = (0..BURST_FRAMES)
+            .filter(|&i| frames[i].contains(LAST_CHANGE))
+            .collect();
+        assert_eq!(last, vec![BURST_FRAMES - 1]);
+        assert!(frames.iter().all(|f| f.matches(CHANGE).count() == 1));
+        let coalesced = "{\"type\":\"MULTI_STATE_UPDATE\",\"airport\":\"A000\",\"data\":{\"updates\":[{\"objectId\":\"LIGHT_1998\",\"state\":true,\"controllerId\":\"1\"},{\"objectId\":\"LIGHT_1999\",\"state\":false,\"controllerId\":\"1\"}]},\"timestamp\":1,\"seq\":2000,\"seqFrom\":1999}";
+        assert_eq!(coalesced.matches(CHANGE).count(), 2);
+        assert!(coalesced.contains(LAST_CHANGE));
+        let v: serde_json::Value = serde_json::from_str(&frames[1]).unwrap();
+        assert_eq!(v["data"]["state"], serde_json::Value::Bool(false));
+    }
+
+    #[test]
+    fn counts_the_states_of_all() {
+        assert_eq!(count_states("{\"states\":[{\"airport\":\"A\"},{}]}"), 2);
+        assert_eq!(count_states("{\"error\":{}}"), 0);
+    }
+
+    #[test]
+    fn burst_watchers_are_a_few_controllers_then_pilots_and_observers() {
+        let keys: Vec<&str> = (0..8).map(burst_key).collect();
+        assert_eq!(
+            keys,
+            [
+                "dev-controller-1",
+                "dev-controller-2",
+                "dev-controller-1",
+                "dev-controller-2",
+                "dev-pilot-1",
+                "dev-observer-1",
+                "dev-pilot-1",
+                "dev-observer-1"
+            ]
+        );
+    }
 }
