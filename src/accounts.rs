@@ -11,7 +11,7 @@ use serde::Deserialize;
 use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
-use worker::{D1Database, Date, Delay, Env, Error, Result};
+use worker::{D1Database, Delay, Env, Error, Result};
 
 #[wasm_bindgen(inline_js = "export async function sha256Hex(text) {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
@@ -74,7 +74,7 @@ pub struct Authenticated {
 pub async fn authenticate(env: &Env, key: &str) -> std::result::Result<Authenticated, HttpError> {
     let internal = |error: Error| HttpError::Internal(error.to_string());
     let db = env.d1("DB").map_err(internal)?;
-    let now = Date::now().as_millis() as i64;
+    let now = crate::now_ms();
     let key_hash = hash_key(key).await.map_err(internal)?;
     let account = account_for_key_hash_reused(db, &key_hash, now)
         .await

@@ -4,11 +4,12 @@
 //! write itself is fire-and-forget: `writeDataPoint` returns at once.
 
 use crate::log_event;
+use crate::now_ms as now;
 use airport_protocol::metrics::{DataPoint, Tick};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{AnalyticsEngineDataPointBuilder, Date, Delay, Env};
+use worker::{AnalyticsEngineDataPointBuilder, Delay, Env};
 
 const BINDING: &str = "METRICS";
 
@@ -75,8 +76,4 @@ impl MetricsTimer {
             pending.set(false);
         });
     }
-}
-
-fn now() -> i64 {
-    Date::now().as_millis() as i64
 }

@@ -10,6 +10,7 @@ use crate::airport_sockets::{self as sockets, Sockets};
 use crate::airport_storage as storage;
 use crate::handoff::{self, error_response};
 use crate::log_event;
+use crate::now_ms as now;
 use crate::person_lookup::network_standing;
 use crate::standings;
 use airport_protocol::config::{Config, ConfigError};
@@ -46,10 +47,6 @@ pub struct AirportObject {
     /// The airport's entry in the D1 directory.
     directory: Rc<DirectoryEntry>,
     metrics: MetricsTimer,
-}
-
-fn now() -> i64 {
-    Date::now().as_millis() as i64
 }
 
 /// A hook's failure is logged and survived: propagated, it would reset the object.

@@ -44,3 +44,10 @@ mod public_state;
 mod standings;
 #[cfg(target_arch = "wasm32")]
 mod subrequest;
+
+/// The runtime's clock in epoch milliseconds, the time every event of the core takes. In
+/// production it moves only across I/O, not while code runs.
+#[cfg(target_arch = "wasm32")]
+fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
+}

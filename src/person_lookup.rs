@@ -30,7 +30,7 @@ impl DurableObject for PersonLookup {
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         let cid = req.headers().get(CID_HEADER)?.and_then(|c| Cid::parse(&c));
-        let now = Date::now().as_millis() as i64;
+        let now = crate::now_ms();
         let standing = match (&self.config, cid) {
             (Ok(config), Some(cid)) => self.status.standing(&config.role_source, &cid, now).await,
             _ => None,

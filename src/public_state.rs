@@ -20,7 +20,7 @@ use futures_util::future::join_all;
 use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
-use worker::{Cache, Date, Delay, Env, Headers, Response};
+use worker::{Cache, Delay, Env, Headers, Response};
 
 /// How long this isolate reuses an answer.
 const ISOLATE_REUSE_MS: i64 = 1_000;
@@ -95,7 +95,7 @@ async fn answer(
             StateTarget::All => "all",
         }
     );
-    let now = Date::now().as_millis() as i64;
+    let now = crate::now_ms();
     let cache = RECENT.with(Rc::clone);
     let env = env.clone();
     let read_target = target.clone();

@@ -10,7 +10,7 @@ use airport_protocol::Icao;
 use airport_protocol::directory::Listing;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use worker::{D1Database, Date, SqlStorage};
+use worker::{D1Database, SqlStorage};
 
 /// What the directory should say: the airport, its listing and its `seq`.
 type Entry = (Icao, Listing, u64);
@@ -62,7 +62,7 @@ impl DirectoryEntry {
             if self.listed.get() == Some(listing) {
                 return;
             }
-            let now = Date::now().as_millis() as i64;
+            let now = crate::now_ms();
             if let Err(error) = airport_directory::write(&db, &icao, listing, seq, now).await {
                 log_event::airport_failure("directory_write_failed", &icao, error);
                 return;
