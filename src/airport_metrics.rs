@@ -46,6 +46,10 @@ impl MetricsTimer {
         cell: &Rc<RefCell<Option<T>>>,
         tick: fn(&mut T, i64) -> Tick,
     ) {
+        // Most events find a timer waiting: it will look when it fires.
+        if self.pending.get() {
+            return;
+        }
         let look = {
             let (env, cell) = (env.clone(), Rc::clone(cell));
             move || match cell.borrow_mut().as_mut().map(|held| tick(held, now())) {
@@ -57,9 +61,6 @@ impl MetricsTimer {
                 Some(Tick::Idle) | None => None,
             }
         };
-        if self.pending.get() {
-            return;
-        }
         let Some(mut due) = look() else {
             return;
         };
