@@ -46,18 +46,6 @@ impl CloseCode {
         }
     }
 
-    /// The code as text, as the metrics name it.
-    pub fn name(self) -> &'static str {
-        match self {
-            CloseCode::Requested => "1000",
-            CloseCode::Idle => "4000",
-            CloseCode::KeyRevoked => "4001",
-            CloseCode::RoleChanged => "4003",
-            CloseCode::Flooding => "4008",
-            CloseCode::Internal => "1011",
-        }
-    }
-
     pub fn reason(self) -> &'static str {
         match self {
             CloseCode::Requested => "closed at the client's request",

@@ -211,12 +211,11 @@ fn data_points(
     window_ms: i64,
 ) -> Vec<DataPoint> {
     let airport = icao.as_str();
-    let point = |kind: &str, name: Option<&str>, doubles: Vec<f64>| DataPoint {
+    let point = |kind: &str, name: Option<String>, doubles: Vec<f64>| DataPoint {
         index: airport.to_string(),
-        blobs: [Some(kind), Some(airport), name]
+        blobs: [Some(kind.to_string()), Some(airport.to_string()), name]
             .into_iter()
             .flatten()
-            .map(str::to_string)
             .collect(),
         doubles,
     };
@@ -240,17 +239,18 @@ fn data_points(
             window_ms as f64,
         ],
     )];
+    // A close is named by its code, as the client sees it.
     let named = [
         (
             "frame",
             &counts.frames[..],
-            FrameKind::name as fn(usize) -> &'static str,
+            (|slot| FrameKind::name(slot).to_string()) as fn(usize) -> String,
         ),
         ("error", &counts.errors[..], |slot| {
-            ErrorCode::ALL[slot].as_str()
+            ErrorCode::ALL[slot].as_str().to_string()
         }),
         ("close", &counts.closes[..], |slot| {
-            CloseCode::ALL[slot].name()
+            CloseCode::ALL[slot].code().to_string()
         }),
     ];
     for (kind, slots, name) in named {
