@@ -18,8 +18,8 @@ use worker::{D1Database, Delay, Env, Error, Result};
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }")]
 extern "C" {
-    /// The key's hash as `airport_protocol::account::hash_api_key` computes it, by the
-    /// runtime's WebCrypto: a SHA-256 in Rust would add about 8 KB to the Wasm.
+    /// The lowercase hex SHA-256 of a key, by the runtime's WebCrypto: a SHA-256 in Rust
+    /// would add about 8 KB to the Wasm.
     #[wasm_bindgen(catch, js_name = sha256Hex)]
     async fn sha256_hex(text: &str) -> std::result::Result<JsValue, JsValue>;
 }

@@ -3,18 +3,6 @@
 use super::connect::HttpError;
 use super::ids::Cid;
 use super::role::Role;
-use sha2::{Digest, Sha256};
-use std::fmt::Write;
-
-/// The lowercase hex SHA-256 of an API key: what the database stores.
-pub fn hash_api_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
-}
 
 /// An account as the database holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +28,6 @@ impl Account {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hashes_are_sha256_hex() {
-        assert_eq!(
-            hash_api_key("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 
     #[test]
     fn bans() {
