@@ -1,13 +1,16 @@
-//! Accounts in D1, looked up by the hash of an API key. Used by the Worker on connect and by
-//! the airports when they check live sessions again.
+//! Accounts in D1, looked up by the hash of an API key: by an airport when a key connects to
+//! it and when it checks live sessions again, and by the Worker for `GET /state` with a key.
 
+use crate::batch_lookup::BatchLookup;
 use crate::log_event;
 use crate::lookup_cache::{LookupCache, Sharing};
 use airport_protocol::Cid;
 use airport_protocol::account::Account;
 use airport_protocol::connect::HttpError;
 use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
@@ -25,7 +28,7 @@ extern "C" {
 }
 
 /// The lowercase hex SHA-256 of an API key: what the database stores.
-async fn hash_key(key: &str) -> Result<String> {
+pub async fn hash_key(key: &str) -> Result<String> {
     sha256_hex(key)
         .await?
         .as_string()
@@ -35,17 +38,18 @@ async fn hash_key(key: &str) -> Result<String> {
 /// The account row as D1 returns it.
 #[derive(Deserialize)]
 struct AccountRow {
+    key_hash: String,
     cid: String,
     role: String,
     banned: i64,
     banned_until: Option<i64>,
 }
 
-/// How long the Worker reuses an account it read. Short enough that a ban or a revocation
-/// reaches new connections at once for any practical purpose, long enough that a burst of
-/// connections with one key (a client reconnecting many sockets) costs one D1 query.
+/// How long the Worker reuses an account it read for `GET /state`. Short enough that a ban or
+/// a revocation applies at once for any practical purpose, long enough that a dashboard's
+/// burst of polls with one key costs one D1 query.
 const REUSE_MS: i64 = 1_000;
-/// A connection whose key is being looked up by another request looks for the answer after
+/// A request whose key is being looked up by another request looks for the answer after
 /// 2, 4, 8, … ms, then every 128 ms, for about 0.9 s in all, before it queries D1 itself. Under
 /// a reconnect storm the first query can take that long, and a storm of second queries would
 /// only make it longer; the backoff keeps the waiters' own timers few.
@@ -62,26 +66,50 @@ thread_local! {
     static RECENT: Rc<LookupCache<String, Option<Account>>> = Rc::new(LookupCache::new(MAX_ENTRIES, WAIT_FOR_OTHER_REQUESTS));
 }
 
-/// A key that names an account in good standing.
-pub struct Authenticated {
-    pub account: Account,
-    /// What the airport keeps to check the key again; the key itself goes no further.
-    pub key_hash: String,
-}
-
-/// Key → account, with the ban checked (`INVALID_API_KEY`, `BANNED`). The role is settled by
-/// the airport's role source.
-pub async fn authenticate(env: &Env, key: &str) -> std::result::Result<Authenticated, HttpError> {
-    let internal = |error: Error| HttpError::Internal(error.to_string());
-    let db = env.d1("DB").map_err(internal)?;
+/// Key → account, with the ban checked (`INVALID_API_KEY`, `BANNED`), for the Worker's
+/// `GET /state`. The account is reused for [`REUSE_MS`].
+pub async fn authenticate(env: &Env, key: &str) -> std::result::Result<Account, HttpError> {
+    let db = env.d1("DB").map_err(HttpError::internal)?;
     let now = crate::now_ms();
-    let key_hash = hash_key(key).await.map_err(internal)?;
+    let key_hash = hash_key(key).await.map_err(HttpError::internal)?;
     let account = account_for_key_hash_reused(db, &key_hash, now)
         .await
-        .map_err(internal)?
+        .map_err(HttpError::internal)?
         .ok_or(HttpError::InvalidApiKey)?;
     account.check_ban(now)?;
-    Ok(Authenticated { account, key_hash })
+    Ok(account)
+}
+
+/// An airport's look-ups of the keys connecting to it: all those that arrive while one query
+/// is under way go together in the next (`batch_lookup`), and nothing is reused, so a ban or
+/// a revocation reaches the next connection.
+pub fn connect_lookup(env: &Env) -> BatchLookup<String, Account> {
+    let env = env.clone();
+    BatchLookup::new(move |key_hashes| {
+        let db = env.d1("DB");
+        async move {
+            accounts_for_key_hashes(&db.ok()?, key_hashes)
+                .await
+                .inspect_err(|error| log_event::failure("account_lookup_failed", error))
+                .ok()
+        }
+        .boxed_local()
+    })
+}
+
+/// A connecting key's account, with the ban checked (`INVALID_API_KEY`, `BANNED`).
+pub async fn authenticate_connect(
+    lookup: &BatchLookup<String, Account>,
+    key_hash: &String,
+    now: i64,
+) -> std::result::Result<Account, HttpError> {
+    let account = lookup
+        .get(key_hash)
+        .await
+        .ok_or_else(|| HttpError::Internal("the account look-up failed".into()))?
+        .ok_or(HttpError::InvalidApiKey)?;
+    account.check_ban(now)?;
+    Ok(account)
 }
 
 /// The account behind a key's hash, or `None` for an unknown or revoked key; reused for
@@ -109,24 +137,48 @@ async fn account_for_key_hash_reused(
 }
 
 pub async fn account_for_key_hash(db: &D1Database, key_hash: &str) -> Result<Option<Account>> {
-    let row: Option<AccountRow> = db
+    let mut found = accounts_for_key_hashes(db, vec![key_hash.to_owned()]).await?;
+    Ok(found.remove(key_hash))
+}
+
+/// The accounts behind many keys' hashes, in one query; an unknown or revoked key is not in
+/// the answer. Boxed: its three callers then share one copy of it in the Wasm.
+pub fn accounts_for_key_hashes(
+    db: &D1Database,
+    key_hashes: Vec<String>,
+) -> LocalBoxFuture<'_, Result<HashMap<String, Account>>> {
+    async move { accounts_for(db, key_hashes).await }.boxed_local()
+}
+
+async fn accounts_for(
+    db: &D1Database,
+    key_hashes: Vec<String>,
+) -> Result<HashMap<String, Account>> {
+    // One parameter however many keys: D1 binds at most 100.
+    let hashes = serde_json::to_string(&key_hashes)?;
+    let rows: Vec<AccountRow> = db
         .prepare(
-            "SELECT a.cid, a.role, a.banned, a.banned_until FROM api_keys k \
-             JOIN accounts a ON a.cid = k.cid WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
+            "SELECT k.key_hash, a.cid, a.role, a.banned, a.banned_until FROM api_keys k \
+             JOIN accounts a ON a.cid = k.cid \
+             WHERE k.key_hash IN (SELECT value FROM json_each(?1)) AND k.revoked_at IS NULL",
         )
-        .bind(&[key_hash.into()])?
-        .first(None)
-        .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    Ok(Some(Account {
-        cid: Cid::parse(&row.cid).ok_or_else(|| Error::from("stored cid is not numeric"))?,
-        role: row
-            .role
-            .parse()
-            .map_err(|_| Error::from("stored role is unknown"))?,
-        banned: row.banned != 0,
-        banned_until: row.banned_until,
-    }))
+        .bind(&[hashes.into()])?
+        .all()
+        .await?
+        .results()?;
+    rows.into_iter()
+        .map(|row| {
+            let account = Account {
+                cid: Cid::parse(&row.cid)
+                    .ok_or_else(|| Error::from("stored cid is not numeric"))?,
+                role: row
+                    .role
+                    .parse()
+                    .map_err(|_| Error::from("stored role is unknown"))?,
+                banned: row.banned != 0,
+                banned_until: row.banned_until,
+            };
+            Ok((row.key_hash, account))
+        })
+        .collect()
 }

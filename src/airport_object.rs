@@ -4,15 +4,18 @@
 //! serves `fetch`. Sockets use the hibernation API: everything needed after an eviction lives
 //! in storage and in each socket's attachment. Hooks log failures and survive them.
 
+use crate::accounts::{self, authenticate_connect};
 use crate::airport_directory::entry::DirectoryEntry;
 use crate::airport_metrics::{self, MetricsTimer};
 use crate::airport_sockets::{self as sockets, Sockets};
 use crate::airport_storage as storage;
+use crate::batch_lookup::BatchLookup;
 use crate::handoff::{self, error_response};
 use crate::log_event;
 use crate::now_ms as now;
 use crate::person_lookup::network_standing;
 use crate::standings;
+use airport_protocol::account::Account;
 use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
 use airport_protocol::directory::dormant_state;
@@ -47,6 +50,8 @@ pub struct AirportObject {
     /// The airport's entry in the D1 directory.
     directory: Rc<DirectoryEntry>,
     metrics: MetricsTimer,
+    /// The accounts of the keys connecting, looked up in batches.
+    accounts: BatchLookup<String, Account>,
 }
 
 /// A hook's failure is logged and survived: propagated, it would reset the object.
@@ -65,11 +70,12 @@ impl DurableObject for AirportObject {
         }
         AirportObject {
             state,
-            env,
             config,
             live: Rc::default(),
             directory: Rc::default(),
             metrics: MetricsTimer::default(),
+            accounts: accounts::connect_lookup(&env),
+            env,
         }
     }
 
@@ -325,11 +331,10 @@ impl AirportObject {
     }
 
     async fn serve(&self, req: Request) -> std::result::Result<Response, HttpError> {
-        let internal = |e: Error| HttpError::Internal(e.to_string());
         match req.path().as_str() {
             "/state" => {
-                let icao = handoff::read_airport(&req).map_err(internal)?;
-                self.public_state(icao).await.map_err(internal)
+                let icao = handoff::read_airport(&req).map_err(HttpError::internal)?;
+                self.public_state(icao).await.map_err(HttpError::internal)
             }
             "/connect" => self.accept(&req).await,
             _ => Err(HttpError::NotFound),
@@ -351,29 +356,30 @@ impl AirportObject {
         handoff::state_response(body, live)
     }
 
-    /// A WebSocket upgrade the Worker has authenticated: the role source decides the session,
-    /// the room admits it, and `INITIAL_STATE` is the socket's first packet.
+    /// A WebSocket upgrade: the key's account (before anything is loaded, so a bad key costs
+    /// the airport nothing), then the role source decides the session, the room admits it,
+    /// and `INITIAL_STATE` is the socket's first packet.
     async fn accept(&self, req: &Request) -> std::result::Result<Response, HttpError> {
-        let internal = |e: Error| HttpError::Internal(e.to_string());
-        let identity = handoff::read_identity(req).map_err(internal)?;
-        self.ensure_live(Some(&identity.airport))
+        let connecting = handoff::read_connecting(req).map_err(HttpError::internal)?;
+        let account = authenticate_connect(&self.accounts, &connecting.key_hash, now()).await?;
+        self.ensure_live(Some(&connecting.airport))
             .await
-            .map_err(internal)?;
-        let source = &self.config().map_err(internal)?.role_source;
-        let network = network_standing(&self.env, source, &identity.session.cid).await;
+            .map_err(HttpError::internal)?;
+        let source = &self.config().map_err(HttpError::internal)?.role_source;
+        let network = network_standing(&self.env, source, &account.cid).await;
         let session = self
-            .with_room(|room| room.session_for(identity.session, network))
-            .map_err(internal)??;
+            .with_room(|room| room.session_for(account.session(), network))
+            .map_err(HttpError::internal)??;
         // What the new socket sees is durable, and no older broadcast reaches it.
         self.flush();
         let now = now();
-        let pair = WebSocketPair::new().map_err(internal)?;
+        let pair = WebSocketPair::new().map_err(HttpError::internal)?;
         let id = sockets::new_socket_id();
         let role = session.role;
         let effects = {
             let mut guard = self.live.borrow_mut();
             let live = guard.as_mut().ok_or(HttpError::NotFound)?;
-            let effects = live.room.connect(id, session, identity.key_hash, now)?;
+            let effects = live.room.connect(id, session, connecting.key_hash, now)?;
             self.state
                 .accept_websocket_with_tags(&pair.server, &[role.as_str()]);
             live.sockets.insert(id, pair.server.clone());
@@ -387,7 +393,7 @@ impl AirportObject {
                 .close(Some(CloseCode::Internal.code()), Some("internal error"));
             return Err(HttpError::Internal("the airport could not be saved".into()));
         }
-        self.settle().await.map_err(internal)?;
-        Response::from_websocket(pair.client).map_err(internal)
+        self.settle().await.map_err(HttpError::internal)?;
+        Response::from_websocket(pair.client).map_err(HttpError::internal)
     }
 }

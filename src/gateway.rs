@@ -1,6 +1,7 @@
-//! The Worker: routes requests, checks API keys against D1 and hands connections to the
-//! airport's Durable Object. Everything it rejects is rejected here, before any upgrade and
-//! without waking an airport.
+//! The Worker: routes requests and hands connections to the airport's Durable Object. A
+//! malformed request is rejected here without waking an airport; a connection's key is checked
+//! by its airport (one D1 query for every connection that arrives while another is under way),
+//! still before any upgrade.
 //!
 //! It works on the runtime's own `Request` and `Response` objects rather than `worker`'s
 //! wrappers: a wrapper copies the method, URL and headers and reads `request.cf` (which the
@@ -8,13 +9,13 @@
 //! request to the airport and on its response. Those copies were about 10% of the CPU time of
 //! a burst of connections (BENCHMARKS.md).
 
-use crate::accounts::{Authenticated, authenticate};
-use crate::handoff::{error_response, identity_headers, json_response};
+use crate::accounts::hash_key;
+use crate::handoff::{connect_headers, error_response, json_response};
 use crate::log_event;
 use crate::public_state;
 use crate::subrequest;
+use airport_protocol::Icao;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, check_connect};
-use airport_protocol::{Icao, Session};
 use worker::*;
 
 /// Reported by `GET /health`; `build.rs` records the git revision.
@@ -76,15 +77,12 @@ async fn connect(
     parts: &RequestParts<'_>,
 ) -> std::result::Result<web_sys::Response, HttpError> {
     let (airport, key) = check_connect(parts)?;
-    let Authenticated { account, key_hash } = authenticate(env, key).await?;
-    // The role stored with the key; a `vatsim` airport replaces it with the network's.
-    let session = Session {
-        cid: account.cid,
-        role: account.role,
-        callsign: None,
-    };
-    let headers = identity_headers(&airport, &session, &key_hash).map_err(internal)?;
-    headers.set("Upgrade", "websocket").map_err(internal)?;
+    // The airport looks the key up: there, a burst of connections shares its queries.
+    let key_hash = hash_key(key).await.map_err(HttpError::internal)?;
+    let headers = connect_headers(&airport, &key_hash).map_err(HttpError::internal)?;
+    headers
+        .set("Upgrade", "websocket")
+        .map_err(HttpError::internal)?;
     ask_airport(env, &airport, "connect", &headers).await
 }
 
@@ -93,7 +91,7 @@ fn health(method: &str) -> std::result::Result<Response, HttpError> {
         return Err(HttpError::MethodNotAllowed);
     }
     let body = serde_json::json!({ "status": "ok", "version": VERSION, "revision": REVISION });
-    json_response(body.to_string()).map_err(internal)
+    json_response(body.to_string()).map_err(HttpError::internal)
 }
 
 /// The dashboard's pages, `/` and `/airport/ICAO`, for a browser (a GET or HEAD that accepts
@@ -111,10 +109,10 @@ async fn dashboard_page(
     env: &Env,
     req: &web_sys::Request,
 ) -> std::result::Result<web_sys::Response, HttpError> {
-    let assets = env.assets("ASSETS").map_err(internal)?;
+    let assets = env.assets("ASSETS").map_err(HttpError::internal)?;
     subrequest::ask_assets(assets, "index.html", req)
         .await
-        .map_err(internal)
+        .map_err(HttpError::internal)
 }
 
 /// Sends a request to the airport's Durable Object and returns its response (the WebSocket,
@@ -128,12 +126,8 @@ pub async fn ask_airport(
     let stub = env
         .durable_object("AIRPORT")
         .and_then(|namespace| namespace.get_by_name(airport.as_str()))
-        .map_err(internal)?;
+        .map_err(HttpError::internal)?;
     subrequest::ask_object(stub, path, headers)
         .await
-        .map_err(internal)
-}
-
-pub fn internal(error: impl ToString) -> HttpError {
-    HttpError::Internal(error.to_string())
+        .map_err(HttpError::internal)
 }

@@ -1,15 +1,13 @@
 //! The hand-off between the Worker and an airport's Durable Object, which only the Worker can
-//! reach: the identity it resolved, as request headers; the airport's answers; and the JSON
-//! error responses both sides send.
+//! reach: the airport and a connecting key's hash, as request headers; the airport's answers;
+//! and the JSON error responses both sides send.
 
+use airport_protocol::Icao;
 use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
-use airport_protocol::{Cid, Icao, Role, Session};
 use worker::{Env, Headers, Request, Response, Result};
 
 const AIRPORT_HEADER: &str = "X-Airport";
-const CID_HEADER: &str = "X-Airport-Cid";
-const ROLE_HEADER: &str = "X-Airport-Role";
 const KEY_HASH_HEADER: &str = "X-Airport-Key-Hash";
 /// On the airport's `/state` answer: "1" when a controller or pilot is connected.
 pub const LIVE_HEADER: &str = "X-Airport-Live";
@@ -21,20 +19,17 @@ pub fn airport_headers(airport: &Icao) -> Result<Headers> {
     Ok(headers)
 }
 
-/// The identity the Worker resolved, as headers on the request to the Durable Object.
-pub fn identity_headers(airport: &Icao, session: &Session, key_hash: &str) -> Result<Headers> {
+/// A connection for the airport to authenticate, as headers on the request to the Durable
+/// Object: the key does not travel, only its hash.
+pub fn connect_headers(airport: &Icao, key_hash: &str) -> Result<Headers> {
     let headers = airport_headers(airport)?;
-    headers.set(CID_HEADER, session.cid.as_str())?;
-    headers.set(ROLE_HEADER, session.role.as_str())?;
     headers.set(KEY_HASH_HEADER, key_hash)?;
     Ok(headers)
 }
 
-/// Who is connecting, as the Worker resolved it.
-pub struct Identity {
+/// A connection the Worker hands to an airport.
+pub struct Connecting {
     pub airport: Icao,
-    /// The role here is the one stored with the key; a `vatsim` airport replaces it.
-    pub session: Session,
     pub key_hash: String,
 }
 
@@ -48,22 +43,10 @@ pub fn read_airport(req: &Request) -> Result<Icao> {
         .ok_or("missing airport")?)
 }
 
-pub fn read_identity(req: &Request) -> Result<Identity> {
-    let cid = header(req, CID_HEADER)
-        .and_then(|v| Cid::parse(&v))
-        .ok_or("missing cid")?;
-    let role: Role = header(req, ROLE_HEADER)
-        .and_then(|v| v.parse().ok())
-        .ok_or("missing role")?;
-    let key_hash = header(req, KEY_HASH_HEADER).ok_or("missing key hash")?;
-    Ok(Identity {
+pub fn read_connecting(req: &Request) -> Result<Connecting> {
+    Ok(Connecting {
         airport: read_airport(req)?,
-        session: Session {
-            cid,
-            role,
-            callsign: None,
-        },
-        key_hash,
+        key_hash: header(req, KEY_HASH_HEADER).ok_or("missing key hash")?,
     })
 }
 

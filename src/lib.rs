@@ -2,7 +2,8 @@
 //!
 //! * The protocol core is its own crate, `airport-protocol` (`protocol/`): packets, validation,
 //!   limits, roles, liveness and the airport's `Room` state machine, tested natively.
-//! * [`lookup_cache`] reuses and shares look-ups of slow sources (D1, the status service).
+//! * [`lookup_cache`] reuses and shares look-ups of slow sources (D1, the status service);
+//!   [`batch_lookup`] gathers concurrent look-ups of many keys into one query.
 //! * `gateway` (Wasm only) is the Worker: routing, API-key checks and the hand-off to the
 //!   airport's Durable Object.
 //! * `public_state` (Wasm only) answers the public `GET /state`, cached, from the directory of
@@ -16,6 +17,7 @@
 //!   shared by every airport they connect to.
 //! * `handoff` (Wasm only) is what the Worker and the airports' objects say to each other.
 
+pub mod batch_lookup;
 pub mod lookup_cache;
 
 #[cfg(target_arch = "wasm32")]

@@ -7,7 +7,7 @@
 
 use crate::accounts::authenticate;
 use crate::airport_directory;
-use crate::gateway::{ask_airport, internal, log_internal};
+use crate::gateway::{ask_airport, log_internal};
 use crate::handoff::{LIVE_HEADER, airport_headers, error_response, json_response};
 use crate::log_event;
 use crate::lookup_cache::{LookupCache, Sharing};
@@ -61,11 +61,11 @@ pub async fn serve(
             }
         }
     }
-    .map_err(internal)?;
+    .map_err(HttpError::internal)?;
     response
         .headers()
         .set("Access-Control-Allow-Origin", "*")
-        .map_err(internal)?;
+        .map_err(HttpError::internal)?;
     Ok(response.into())
 }
 
@@ -129,11 +129,11 @@ async fn read_through_edge(
         StateTarget::All => all_live(env).await?,
     };
     if let Some(edge) = &edge {
-        let response = Response::ok(body.clone()).map_err(internal)?;
+        let response = Response::ok(body.clone()).map_err(HttpError::internal)?;
         response
             .headers()
             .set("Cache-Control", &format!("max-age={EDGE_MAX_AGE_S}"))
-            .map_err(internal)?;
+            .map_err(HttpError::internal)?;
         // A failed put only means the next poll reads again.
         let _ = edge.put(edge_key, response).await;
     }
@@ -149,8 +149,11 @@ fn edge_cache() -> Option<Cache> {
 }
 
 async fn airport_state(env: &Env, icao: &Icao) -> Result<String, HttpError> {
-    let db = env.d1("DB").map_err(internal)?;
-    match airport_directory::read(&db, icao).await.map_err(internal)? {
+    let db = env.d1("DB").map_err(HttpError::internal)?;
+    match airport_directory::read(&db, icao)
+        .await
+        .map_err(HttpError::internal)?
+    {
         None => Ok(dormant_state(icao.clone(), 0)),
         Some((Listing::Dormant, seq)) => Ok(dormant_state(icao.clone(), seq)),
         Some(_) => Ok(ask_for_state(env, icao).await?.0),
@@ -159,7 +162,7 @@ async fn airport_state(env: &Env, icao: &Icao) -> Result<String, HttpError> {
 
 /// The airport's own answer, and whether a controller or pilot is connected.
 async fn ask_for_state(env: &Env, icao: &Icao) -> Result<(String, bool), HttpError> {
-    let headers = airport_headers(icao).map_err(internal)?;
+    let headers = airport_headers(icao).map_err(HttpError::internal)?;
     let response = ask_airport(env, icao, "state", &headers).await?;
     let live = response
         .headers()
@@ -174,15 +177,19 @@ async fn ask_for_state(env: &Env, icao: &Icao) -> Result<(String, bool), HttpErr
             response.status()
         )));
     }
-    let text = subrequest::text(&response).await.map_err(internal)?;
+    let text = subrequest::text(&response)
+        .await
+        .map_err(HttpError::internal)?;
     Ok((text, live))
 }
 
 /// `{"states":[…]}` for the airports listed live that still are: each is asked, and an airport
 /// whose last controller and pilot just left (its listing not yet rewritten) is left out.
 async fn all_live(env: &Env) -> Result<String, HttpError> {
-    let db = env.d1("DB").map_err(internal)?;
-    let listed = airport_directory::live(&db).await.map_err(internal)?;
+    let db = env.d1("DB").map_err(HttpError::internal)?;
+    let listed = airport_directory::live(&db)
+        .await
+        .map_err(HttpError::internal)?;
     let answers = join_all(listed.iter().map(|icao| ask_for_state(env, icao))).await;
     let mut body = String::from("{\"states\":[");
     let mut first = true;

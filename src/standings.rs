@@ -4,7 +4,8 @@
 //! person at a time (concurrent look-ups share it), its answers reused for `VATSIM_CACHE_MS`,
 //! and it counts as unreachable after a timeout.
 
-use crate::accounts::account_for_key_hash;
+use crate::accounts::accounts_for_key_hashes;
+use crate::log_event;
 use crate::lookup_cache::{LookupCache, Sharing};
 use crate::person_lookup::network_standing;
 use crate::subrequest;
@@ -67,10 +68,15 @@ pub async fn answers(env: &Env, source: &RoleSource, questions: &Recheck) -> Ans
     let db = env.d1("DB").ok();
     let mut answers = Answers::default();
     if let Some(db) = db {
+        let mut found = accounts_for_key_hashes(&db, questions.key_hashes.clone())
+            .await
+            .inspect_err(|error| log_event::failure("account_lookup_failed", error));
         for key_hash in &questions.key_hashes {
-            let standing = match account_for_key_hash(&db, key_hash).await {
-                Ok(Some(account)) => KeyStanding::Valid(account),
-                Ok(None) => KeyStanding::Revoked,
+            let standing = match &mut found {
+                Ok(found) => match found.remove(key_hash) {
+                    Some(account) => KeyStanding::Valid(account),
+                    None => KeyStanding::Revoked,
+                },
                 Err(_) => KeyStanding::Unknown,
             };
             answers.keys.insert(key_hash.clone(), standing);

@@ -3,6 +3,7 @@
 use super::connect::HttpError;
 use super::ids::Cid;
 use super::role::Role;
+use super::session::Session;
 
 /// An account as the database holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,16 @@ pub struct Account {
 }
 
 impl Account {
+    /// The session the stored role gives; a `vatsim` airport replaces the role with the
+    /// network's (`Room::session_for`).
+    pub fn session(&self) -> Session {
+        Session {
+            cid: self.cid.clone(),
+            role: self.role,
+            callsign: None,
+        }
+    }
+
     pub fn check_ban(&self, now: i64) -> Result<(), HttpError> {
         match (self.banned, self.banned_until) {
             (true, None) => Err(HttpError::Banned { until: None }),
@@ -38,6 +49,7 @@ mod tests {
             banned_until: None,
         };
         assert!(a.check_ban(0).is_ok());
+        assert_eq!(a.session().role, Role::Pilot);
         a.banned = true;
         assert_eq!(a.check_ban(0), Err(HttpError::Banned { until: None }));
         a.banned_until = Some(100);

@@ -33,6 +33,11 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// A failure of ours, with what went wrong for the log (never for the client).
+    pub fn internal(error: impl ToString) -> Self {
+        HttpError::Internal(error.to_string())
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             HttpError::MethodNotAllowed => 405,

@@ -235,6 +235,26 @@ test("403 BANNED for a banned account, from the query or a Bearer header", async
   assertError(await service.reject(undefined, "KBAN", bearer(KEYS.banned1)), 403, "BANNED", "Bearer");
 });
 
+test("connections arriving together are each answered for their own key", async () => {
+  // The airport looks up every key that arrives while a look-up is under way in one query:
+  // good, unknown and banned keys in one burst must still get their own answers.
+  const airport = "ZBAT";
+  const people = await Promise.all(Array.from({ length: 12 }, () => service.account("pilot")));
+  const unknown = Array.from({ length: 4 }, (_, i) => `${UNKNOWN_KEY}-${i}`);
+  const [joined, refused, banned] = await Promise.all([
+    Promise.all(people.map(({ key }) => service.join(key, airport))),
+    Promise.all(unknown.map((key) => service.reject(key, airport))),
+    service.reject(KEYS.banned1, airport),
+  ]);
+  assert.deepEqual(
+    joined.map((client) => client.initial.data.connectionType),
+    people.map(() => "pilot"),
+  );
+  for (const response of refused) assertError(response, 401, "INVALID_API_KEY", "unknown key in a burst");
+  assertError(banned, 403, "BANNED", "banned key in a burst");
+  await Promise.all(joined.map((client) => client.close()));
+});
+
 test("a key in an Authorization: Bearer header connects like a query key", async () => {
   const client = await service.connect(undefined, "KBRR", bearer(KEYS.pilot1));
   client.initial = await client.next("INITIAL_STATE");
@@ -248,7 +268,7 @@ test("a key in an Authorization: Bearer header connects like a query key", async
   await Promise.all([client.close(), controller.close()]);
 });
 
-test("an unknown key is rejected without waking the airport's Durable Object", async () => {
+test("an unknown key is rejected before the airport is loaded", async () => {
   const airport = "ZUNK";
   const barrier = "ZBAR";
   const isLoaded = (icao) => (e) => e.event === "airport_loaded" && e.airport === icao;
