@@ -29,26 +29,24 @@ pub fn document() -> Value {
             messages.insert(key.clone(), message);
             refs.push(json!({ "$ref": format!("#/channels/connect/messages/{key}") }));
         }
-        let (name, operation) = match direction {
+        let (name, action, summary) = match direction {
             Direction::Client => (
                 "receiveClientPackets",
-                json!({
-                    "action": "receive",
-                    "summary": "What clients send; a refused packet is answered with ERROR.",
-                    "messages": refs,
-                }),
+                "receive",
+                "What clients send; a refused packet is answered with ERROR.",
             ),
             Direction::Server => (
                 "sendServerPackets",
-                json!({
-                    "action": "send",
-                    "summary": "Replies, broadcasts and heartbeats; INITIAL_STATE first.",
-                    "messages": refs,
-                }),
+                "send",
+                "Replies, broadcasts and heartbeats; INITIAL_STATE first.",
             ),
         };
-        let mut operation = operation;
-        operation["channel"] = json!({ "$ref": "#/channels/connect" });
+        let operation = json!({
+            "action": action,
+            "channel": { "$ref": "#/channels/connect" },
+            "summary": summary,
+            "messages": refs,
+        });
         operations.insert(name.to_owned(), operation);
     }
     let channel_messages: Map<String, Value> = messages

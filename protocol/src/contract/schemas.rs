@@ -136,21 +136,23 @@ fn root(title: &str, schema: Value, definitions: &Map<String, Value>) -> Value {
             }
         }
     }
-    let mut file = json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": title,
-    });
-    file.as_object_mut()
-        .into_iter()
-        .for_each(|file| file.extend(schema.as_object().cloned().unwrap_or_default()));
+    let mut file = Map::new();
+    file.insert(
+        "$schema".into(),
+        "https://json-schema.org/draft/2020-12/schema".into(),
+    );
+    file.insert("title".into(), title.into());
+    if let Value::Object(schema) = schema {
+        file.extend(schema);
+    }
     if !used.is_empty() {
-        let defs: Map<String, Value> = used
+        let defs = used
             .into_iter()
             .filter_map(|name| Some((name.clone(), definitions.get(&name)?.clone())))
             .collect();
-        file["$defs"] = Value::Object(defs);
+        file.insert("$defs".into(), Value::Object(defs));
     }
-    file
+    Value::Object(file)
 }
 
 /// The names of the definitions `value` refers to (`"$ref": "#/…/Name"`).
