@@ -4,7 +4,6 @@
 
 use super::objects::ChangeRequest;
 use super::strings::{ObjectId, RequestId};
-use crate::limits::MAX_LIGHTING_UPDATES;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -61,7 +60,7 @@ pub struct WithData<D> {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChangeRequests {
     /// Up to 200 items; up to 10,000 when every item is exactly `{objectId, state: <boolean>}`.
-    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = MAX_LIGHTING_UPDATES)))]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::limits::MAX_LIGHTING_UPDATES)))]
     pub updates: Vec<ChangeRequest>,
 }
 

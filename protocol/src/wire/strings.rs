@@ -1,6 +1,5 @@
 //! Strings with a format of their own on the wire.
 
-use crate::limits::{MAX_OBJECT_ID_CHARS, MAX_REQUEST_ID_CHARS};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::ops::Deref;
@@ -45,6 +44,7 @@ string_type!(RequestId);
 #[cfg(feature = "schema")]
 mod schema {
     use super::*;
+    use crate::limits::{MAX_OBJECT_ID_CHARS, MAX_REQUEST_ID_CHARS};
     use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
     use std::borrow::Cow;
 
