@@ -1,6 +1,7 @@
 //! The committed contract (`docs/contract/`) is what the wire types generate.
 
 use airport_protocol::contract::{self, ContractFile};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -48,4 +49,37 @@ fn files_under(directory: &Path) -> Vec<PathBuf> {
             }
         })
         .collect()
+}
+
+#[test]
+fn every_reference_in_the_contract_resolves_to_a_schema() {
+    for ContractFile { path, text } in contract::files() {
+        let document: Value = serde_json::from_str(&text).unwrap();
+        for reference in references(&document) {
+            let target = reference
+                .strip_prefix('#')
+                .and_then(|pointer| document.pointer(pointer));
+            let refers_only_to_itself = target
+                .and_then(|target| target.get("$ref"))
+                .is_some_and(|again| *again == *reference);
+            assert!(
+                target.is_some() && !refers_only_to_itself,
+                "{path}: {reference} does not resolve"
+            );
+        }
+    }
+}
+
+fn references(value: &Value) -> Vec<&str> {
+    match value {
+        Value::Object(members) => members
+            .iter()
+            .flat_map(|(name, value)| match (name.as_str(), value) {
+                ("$ref", Value::String(reference)) => vec![reference.as_str()],
+                _ => references(value),
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(references).collect(),
+        _ => Vec::new(),
+    }
 }

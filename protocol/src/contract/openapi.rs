@@ -17,6 +17,7 @@ pub fn document() -> Value {
             .map(|(_, schema)| schema.clone())
             .unwrap_or_default()
     };
+    let error_body = body("error");
     let key_parameters = [
         json!({
             "name": "key", "in": "query",
@@ -52,6 +53,7 @@ pub fn document() -> Value {
                 json!({ "101": { "description": "Switching Protocols: the WebSocket, INITIAL_STATE first" } }),
                 &[MethodNotAllowed, UpgradeRequired, InvalidAirport, MissingApiKey, InvalidApiKey,
                   Banned, NotConnected, UpstreamUnavailable, TooManyConnections, Internal],
+                &error_body,
             ),
         },
     });
@@ -71,6 +73,7 @@ pub fn document() -> Value {
                     } } },
                 } }),
                 &[MethodNotAllowed, InvalidAirport, InvalidApiKey, Banned, Internal],
+                &error_body,
             ),
         },
         "options": {
@@ -87,10 +90,10 @@ pub fn document() -> Value {
                     "content": { "application/json": { "schema": body("health") } },
                 } }),
                 &[MethodNotAllowed],
+                &error_body,
             ),
         },
     });
-    schemas.insert("ErrorBody".into(), body("error"));
     json!({
         "openapi": "3.1.0",
         "info": super::info("The HTTP endpoints. Any other path is 404 NOT_FOUND; the WebSocket after the upgrade is in asyncapi.json, and docs/protocol.md describes everything."),
@@ -100,7 +103,7 @@ pub fn document() -> Value {
 }
 
 /// `success` and one error response per status among `codes`, naming its codes.
-fn responses(success: Value, codes: &[HttpErrorCode]) -> Value {
+fn responses(success: Value, codes: &[HttpErrorCode], error_body: &Value) -> Value {
     let mut by_status: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
     for code in codes {
         by_status
@@ -112,7 +115,7 @@ fn responses(success: Value, codes: &[HttpErrorCode]) -> Value {
     for (status, codes) in by_status {
         responses[status.to_string()] = json!({
             "description": codes.join(", "),
-            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } },
+            "content": { "application/json": { "schema": error_body } },
         });
     }
     responses
