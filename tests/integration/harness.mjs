@@ -175,8 +175,9 @@ export class Service {
   /** fetch(), with a JSON answer checked against the contract. */
   async fetch(path, init) {
     const res = await fetch(this.httpUrl(path), init);
-    const text = await res.clone().text();
-    if (text) checkHttpBody(path, res.status, res.headers.get("content-type"), JSON.parse(text));
+    const contentType = res.headers.get("content-type");
+    const text = contentType?.startsWith("application/json") ? await res.clone().text() : "";
+    if (text) checkHttpBody(path, res.status, contentType, JSON.parse(text));
     return res;
   }
 
