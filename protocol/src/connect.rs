@@ -2,8 +2,42 @@
 //! table, each error mapped once to its status and code.
 
 use super::ids::Icao;
-use serde::Serialize;
+use super::wire::http::{ErrorBody, ErrorDetail};
+use super::wire_name::wire_name_enum;
 use thiserror::Error;
+
+wire_name_enum! {
+    /// The `code` of an HTTP error body.
+    pub enum HttpErrorCode {
+        MethodNotAllowed = "METHOD_NOT_ALLOWED",
+        UpgradeRequired = "UPGRADE_REQUIRED",
+        InvalidAirport = "INVALID_AIRPORT",
+        MissingApiKey = "MISSING_API_KEY",
+        InvalidApiKey = "INVALID_API_KEY",
+        Banned = "BANNED",
+        NotConnected = "NOT_CONNECTED",
+        UpstreamUnavailable = "UPSTREAM_UNAVAILABLE",
+        TooManyConnections = "TOO_MANY_CONNECTIONS",
+        NotFound = "NOT_FOUND",
+        Internal = "INTERNAL",
+    }
+}
+
+impl HttpErrorCode {
+    pub fn status(self) -> u16 {
+        match self {
+            HttpErrorCode::MethodNotAllowed => 405,
+            HttpErrorCode::UpgradeRequired => 426,
+            HttpErrorCode::InvalidAirport => 400,
+            HttpErrorCode::MissingApiKey | HttpErrorCode::InvalidApiKey => 401,
+            HttpErrorCode::Banned | HttpErrorCode::NotConnected => 403,
+            HttpErrorCode::UpstreamUnavailable => 503,
+            HttpErrorCode::TooManyConnections => 429,
+            HttpErrorCode::NotFound => 404,
+            HttpErrorCode::Internal => 500,
+        }
+    }
+}
 
 /// Every HTTP rejection, in the order the checks run.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -39,48 +73,29 @@ impl HttpError {
     }
 
     pub fn status(&self) -> u16 {
-        match self {
-            HttpError::MethodNotAllowed => 405,
-            HttpError::UpgradeRequired => 426,
-            HttpError::InvalidAirport => 400,
-            HttpError::MissingApiKey | HttpError::InvalidApiKey => 401,
-            HttpError::Banned { .. } | HttpError::NotConnected => 403,
-            HttpError::UpstreamUnavailable => 503,
-            HttpError::TooManyConnections { .. } => 429,
-            HttpError::NotFound => 404,
-            HttpError::Internal(_) => 500,
-        }
+        self.code().status()
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> HttpErrorCode {
         match self {
-            HttpError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            HttpError::UpgradeRequired => "UPGRADE_REQUIRED",
-            HttpError::InvalidAirport => "INVALID_AIRPORT",
-            HttpError::MissingApiKey => "MISSING_API_KEY",
-            HttpError::InvalidApiKey => "INVALID_API_KEY",
-            HttpError::Banned { .. } => "BANNED",
-            HttpError::NotConnected => "NOT_CONNECTED",
-            HttpError::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
-            HttpError::TooManyConnections { .. } => "TOO_MANY_CONNECTIONS",
-            HttpError::NotFound => "NOT_FOUND",
-            HttpError::Internal(_) => "INTERNAL",
+            HttpError::MethodNotAllowed => HttpErrorCode::MethodNotAllowed,
+            HttpError::UpgradeRequired => HttpErrorCode::UpgradeRequired,
+            HttpError::InvalidAirport => HttpErrorCode::InvalidAirport,
+            HttpError::MissingApiKey => HttpErrorCode::MissingApiKey,
+            HttpError::InvalidApiKey => HttpErrorCode::InvalidApiKey,
+            HttpError::Banned { .. } => HttpErrorCode::Banned,
+            HttpError::NotConnected => HttpErrorCode::NotConnected,
+            HttpError::UpstreamUnavailable => HttpErrorCode::UpstreamUnavailable,
+            HttpError::TooManyConnections { .. } => HttpErrorCode::TooManyConnections,
+            HttpError::NotFound => HttpErrorCode::NotFound,
+            HttpError::Internal(_) => HttpErrorCode::Internal,
         }
     }
 
     /// `{"error":{"code":"…","message":"…"}}`
     pub fn body(&self) -> String {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            error: Inner<'a>,
-        }
-        #[derive(Serialize)]
-        struct Inner<'a> {
-            code: &'a str,
-            message: String,
-        }
-        let body = Body {
-            error: Inner {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code(),
                 message: self.to_string(),
             },

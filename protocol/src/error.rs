@@ -2,55 +2,21 @@
 
 use super::limits::*;
 use super::role::Role;
-use serde::Serialize;
+use super::wire_name::wire_name_enum;
 use thiserror::Error;
 
-/// The `code` of an `ERROR` packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidJson,
-    PacketTooLarge,
-    UnknownType,
-    InvalidPacket,
-    Forbidden,
-    AirportMismatch,
-    LimitExceeded,
-    RateLimited,
-    Internal,
-}
-
-impl Serialize for ErrorCode {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
-        ErrorCode::InvalidJson,
-        ErrorCode::PacketTooLarge,
-        ErrorCode::UnknownType,
-        ErrorCode::InvalidPacket,
-        ErrorCode::Forbidden,
-        ErrorCode::AirportMismatch,
-        ErrorCode::LimitExceeded,
-        ErrorCode::RateLimited,
-        ErrorCode::Internal,
-    ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidJson => "INVALID_JSON",
-            ErrorCode::PacketTooLarge => "PACKET_TOO_LARGE",
-            ErrorCode::UnknownType => "UNKNOWN_TYPE",
-            ErrorCode::InvalidPacket => "INVALID_PACKET",
-            ErrorCode::Forbidden => "FORBIDDEN",
-            ErrorCode::AirportMismatch => "AIRPORT_MISMATCH",
-            ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
-            ErrorCode::RateLimited => "RATE_LIMITED",
-            ErrorCode::Internal => "INTERNAL",
-        }
+wire_name_enum! {
+    /// The `code` of an `ERROR` packet.
+    pub enum ErrorCode {
+        InvalidJson = "INVALID_JSON",
+        PacketTooLarge = "PACKET_TOO_LARGE",
+        UnknownType = "UNKNOWN_TYPE",
+        InvalidPacket = "INVALID_PACKET",
+        Forbidden = "FORBIDDEN",
+        AirportMismatch = "AIRPORT_MISMATCH",
+        LimitExceeded = "LIMIT_EXCEEDED",
+        RateLimited = "RATE_LIMITED",
+        Internal = "INTERNAL",
     }
 }
 

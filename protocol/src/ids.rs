@@ -55,6 +55,41 @@ impl fmt::Display for Cid {
     }
 }
 
+#[cfg(feature = "schema")]
+mod schema {
+    use super::*;
+    use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+    use std::borrow::Cow;
+
+    impl JsonSchema for Icao {
+        fn schema_name() -> Cow<'static, str> {
+            "Icao".into()
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "An airport's ICAO code, upper case.",
+                "type": "string",
+                "pattern": "^[A-Z0-9]{4}$",
+            })
+        }
+    }
+
+    impl JsonSchema for Cid {
+        fn schema_name() -> Cow<'static, str> {
+            "Cid".into()
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "A network account id: a string of digits.",
+                "type": "string",
+                "pattern": "^[0-9]{1,20}$",
+            })
+        }
+    }
+}
+
 /// `^[a-zA-Z0-9_-]+$`, 1 to 128 characters.
 pub fn is_valid_object_id(id: &str) -> bool {
     (1..=MAX_OBJECT_ID_CHARS).contains(&id.len())

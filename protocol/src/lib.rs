@@ -8,6 +8,8 @@ pub mod airport;
 pub mod coalesce;
 pub mod config;
 pub mod connect;
+#[cfg(feature = "schema")]
+pub mod contract;
 pub mod directory;
 pub mod effects;
 pub mod error;
@@ -29,6 +31,8 @@ pub mod room;
 pub mod session;
 pub mod shared_state;
 pub mod vatsim;
+pub mod wire;
+mod wire_name;
 
 pub use airport::{Airport, ObjectRecord, StoreOp};
 pub use effects::{CloseCode, Effects, SocketId};

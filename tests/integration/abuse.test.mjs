@@ -13,6 +13,7 @@ import net from "node:net";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { Service, KEYS, CIDS } from "./harness.mjs";
+import { checkServerPacket } from "./contract.mjs";
 import {
   Pacer,
   arr,
@@ -959,7 +960,9 @@ test("half-open sockets that never send are closed with 4000 at the idle deadlin
   for (const sock of [raw, rawPilot]) {
     const { code, frames } = await rawCloseCode(sock);
     assert.equal(code, 4000, "the raw socket was closed with 4000");
-    const first = JSON.parse(frames.find((f) => f.opcode === 0x1).payload.toString());
+    const packets = frames.filter((f) => f.opcode === 0x1).map((f) => JSON.parse(f.payload.toString()));
+    packets.forEach(checkServerPacket);
+    const [first] = packets;
     assert.equal(first.type, "INITIAL_STATE", "and got its INITIAL_STATE first");
   }
   paused.ws.resume();

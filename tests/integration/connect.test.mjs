@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { randomBytes } from "node:crypto";
 import { Service, KEYS, CIDS } from "./harness.mjs";
+import { checkHttpBody } from "./contract.mjs";
 import { sleep, until } from "./helpers.mjs";
 
 let service;
@@ -43,7 +44,15 @@ function raw(svc, path, { method = "GET", headers = {} } = {}) {
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (d) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode, contentType: res.headers["content-type"], body: bodyOf(text) }));
+      res.on("end", () => {
+        const answer = { status: res.statusCode, contentType: res.headers["content-type"], body: bodyOf(text) };
+        try {
+          if (text) checkHttpBody(path, answer.status, answer.contentType, answer.body);
+          resolve(answer);
+        } catch (error) {
+          reject(error);
+        }
+      });
     });
     req.on("upgrade", (res, socket) => {
       socket.destroy();

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { logEvents, migrateAndSeed, serviceWorker } from "../../scripts/local-service.mjs";
 import { Pacer, bounded } from "./helpers.mjs";
+import { checkHttpBody, checkServerPacket } from "./contract.mjs";
 
 export const KEYS = {
   controller1: "dev-controller-1",
@@ -171,8 +172,13 @@ export class Service {
     return this.httpUrl(path).replace(/^http/, "ws");
   }
 
-  fetch(path, init) {
-    return fetch(this.httpUrl(path), init);
+  /** fetch(), with a JSON answer checked against the contract. */
+  async fetch(path, init) {
+    const res = await fetch(this.httpUrl(path), init);
+    const contentType = res.headers.get("content-type");
+    const text = contentType?.startsWith("application/json") ? await res.clone().text() : "";
+    if (text) checkHttpBody(path, res.status, contentType, JSON.parse(text));
+    return res;
   }
 
   /** Opens a socket; resolves once open (INITIAL_STATE may still be in flight). */
@@ -203,9 +209,15 @@ export class Service {
       ws.on("unexpected-response", (_req, res) => {
         let body = "";
         res.on("data", (d) => (body += d));
-        res.on("end", () =>
-          resolve({ status: res.statusCode, body: JSON.parse(body), contentType: res.headers["content-type"] }),
-        );
+        res.on("end", () => {
+          const rejection = { status: res.statusCode, body: JSON.parse(body), contentType: res.headers["content-type"] };
+          try {
+            checkHttpBody("/connect", rejection.status, rejection.contentType, rejection.body);
+            resolve(rejection);
+          } catch (error) {
+            reject(error);
+          }
+        });
       });
       ws.on("error", () => {});
     });
@@ -251,7 +263,10 @@ export class Client {
       });
     });
     ws.on("message", (data) => {
-      this.received.push(JSON.parse(data.toString()));
+      const packet = JSON.parse(data.toString());
+      // A frame off the contract fails the test at once (an uncaught error fails it).
+      checkServerPacket(packet);
+      this.received.push(packet);
       this.flush();
     });
   }
