@@ -1,0 +1,216 @@
+//! The client's copy of one airport: objects, shared state, controllers and pilots, kept in
+//! step by `seq` (docs/protocol.md §8). Every (re)connect replaces it from `INITIAL_STATE`; a
+//! gap asks for a `STATE_SNAPSHOT`, and nothing sequenced is applied until it comes.
+
+use airport_protocol::Cid;
+use airport_protocol::wire::server::{MultiStateUpdate, OnlinePilot, ServerPacket};
+use airport_protocol::wire::{ChangeRequest, ObjectEntry, ObjectState, ObjectUpdate, Snapshot};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replica {
+    /// By object id.
+    pub objects: BTreeMap<String, ObjectEntry>,
+    pub shared_state: Map<String, Value>,
+    pub controllers: BTreeSet<Cid>,
+    /// As the last `ONLINE_PILOTS` said (the server announces no pilot comings and goings).
+    pub pilots: Vec<OnlinePilot>,
+    /// No controller is connected.
+    pub offline: bool,
+    /// The `seq` everything above is at.
+    pub seq: u64,
+    /// Until the first `INITIAL_STATE`, and from a gap until its `STATE_SNAPSHOT`.
+    #[serde(skip)]
+    pub stale: bool,
+    /// Object changes of our own since `seq`: a controller never receives them, yet each
+    /// takes a `seq`, so this many missing numbers are ours and not a loss.
+    #[serde(skip)]
+    own_changes: u64,
+}
+
+/// What a packet did to the replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The replica changed (or was replaced).
+    Changed,
+    /// Nothing to apply: not a state packet, already included, or waiting for a snapshot.
+    Nothing,
+    /// Changes are missing: ask for `GET_STATE`; the replica is stale until the snapshot.
+    Gap,
+}
+
+impl Replica {
+    /// A replica that waits for its first `INITIAL_STATE`.
+    pub fn new() -> Self {
+        Replica {
+            stale: true,
+            ..Replica::default()
+        }
+    }
+
+    pub fn apply(&mut self, packet: &ServerPacket) -> Applied {
+        match packet {
+            ServerPacket::InitialState(initial) => self.replace(&initial.data.snapshot),
+            ServerPacket::StateSnapshot(snapshot) => self.replace(&snapshot.data),
+            ServerPacket::OnlinePilots(online) => {
+                self.pilots = online.data.pilots.clone();
+                Applied::Changed
+            }
+            ServerPacket::StateUpdate(update) => self.sequenced(
+                update.seq,
+                update.seq,
+                std::slice::from_ref(&update.data),
+                update.timestamp,
+            ),
+            ServerPacket::MultiStateUpdate(MultiStateUpdate {
+                seq,
+                seq_from,
+                data,
+                timestamp,
+                ..
+            }) => self.sequenced(seq_from.unwrap_or(*seq), *seq, &data.updates, *timestamp),
+            ServerPacket::SharedStateUpdate(update) => {
+                let patch = &update.data.shared_state_patch;
+                self.in_order(update.seq, update.seq, |replica| {
+                    merge(&mut replica.shared_state, patch)
+                })
+            }
+            ServerPacket::ControllerConnect(presence) => {
+                self.controllers.insert(presence.data.controller_id.clone());
+                self.offline = false;
+                Applied::Changed
+            }
+            ServerPacket::ControllerDisconnect(presence) => {
+                self.controllers.remove(&presence.data.controller_id);
+                self.offline = self.controllers.is_empty();
+                Applied::Changed
+            }
+            _ => Applied::Nothing,
+        }
+    }
+
+    /// Our own change, applied at once (the server will not echo it), as `cid`.
+    pub fn apply_own(&mut self, change: &ChangeRequest, cid: &Cid, now_ms: i64) {
+        self.own_changes += 1;
+        let entry = |id: &str, state: ObjectState| ObjectEntry {
+            id: id.into(),
+            state,
+            controller_id: cid.clone(),
+            timestamp: now_ms,
+        };
+        match change {
+            ChangeRequest::Set { object_id, state } => {
+                self.objects
+                    .insert(object_id.to_string(), entry(object_id, state.clone()));
+            }
+            ChangeRequest::Patch { object_id, patch } => {
+                let mut settings = match self.objects.get(object_id.0.as_str()) {
+                    Some(ObjectEntry {
+                        state: ObjectState::Settings(settings),
+                        ..
+                    }) => settings.clone(),
+                    _ => Map::new(),
+                };
+                merge(&mut settings, patch);
+                self.objects.insert(
+                    object_id.to_string(),
+                    entry(object_id, ObjectState::Settings(settings)),
+                );
+            }
+            ChangeRequest::Delete { object_id, .. } => {
+                self.objects.remove(object_id.0.as_str());
+            }
+        }
+    }
+
+    /// The server refused one of our own changes: what we applied locally is wrong.
+    pub fn own_change_refused(&mut self) -> Applied {
+        self.stale = true;
+        Applied::Gap
+    }
+
+    fn replace(&mut self, snapshot: &Snapshot) -> Applied {
+        let pilots = std::mem::take(&mut self.pilots);
+        *self = Replica {
+            objects: snapshot
+                .objects
+                .iter()
+                .map(|object| (object.id.to_string(), object.clone()))
+                .collect(),
+            shared_state: snapshot.shared_state.clone(),
+            controllers: snapshot.controllers.iter().cloned().collect(),
+            pilots,
+            offline: snapshot.offline,
+            seq: snapshot.seq,
+            stale: false,
+            own_changes: 0,
+        };
+        Applied::Changed
+    }
+
+    /// Object changes sent at `timestamp` (a coalesced run's changes were made a little
+    /// earlier; the next snapshot has their exact times).
+    fn sequenced(
+        &mut self,
+        from: u64,
+        to: u64,
+        updates: &[ObjectUpdate],
+        timestamp: i64,
+    ) -> Applied {
+        self.in_order(from, to, |replica| {
+            for update in updates {
+                replica.apply_update(update, timestamp)
+            }
+        })
+    }
+
+    /// Applies a packet covering `from..=to` if it comes next (our own changes allowing).
+    fn in_order(&mut self, from: u64, to: u64, apply: impl FnOnce(&mut Self)) -> Applied {
+        if self.stale || to <= self.seq {
+            return Applied::Nothing;
+        }
+        let missing = from.saturating_sub(self.seq + 1);
+        if from <= self.seq || missing > self.own_changes {
+            // Straddling what we have, or more missing than we sent ourselves.
+            self.stale = true;
+            return Applied::Gap;
+        }
+        self.own_changes -= missing;
+        apply(self);
+        self.seq = to;
+        Applied::Changed
+    }
+
+    fn apply_update(&mut self, update: &ObjectUpdate, timestamp: i64) {
+        match update {
+            ObjectUpdate::State {
+                object_id,
+                state,
+                controller_id,
+            } => {
+                let entry = ObjectEntry {
+                    id: object_id.clone(),
+                    state: state.clone(),
+                    controller_id: controller_id.clone(),
+                    timestamp,
+                };
+                self.objects.insert(object_id.to_string(), entry);
+            }
+            ObjectUpdate::Deleted { object_id, .. } => {
+                self.objects.remove(object_id.0.as_str());
+            }
+        }
+    }
+}
+
+/// RFC 7396 on a JSON object.
+fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    let mut value = Value::Object(std::mem::take(target));
+    json_patch::merge(&mut value, &Value::Object(patch.clone()));
+    if let Value::Object(merged) = value {
+        *target = merged;
+    }
+}
