@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Service, KEYS } from "./harness.mjs";
-import { bounded, until } from "./helpers.mjs";
+import { bounded, sleep, until } from "./helpers.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(root, "target", "debug", "airport-client");
@@ -241,7 +241,7 @@ test("an idle close (4000) is followed by a reconnect", async () => {
   // Frozen past the idle timeout, the client cannot heartbeat; the server closes it.
   const since = watcher.notices.length;
   watcher.child.kill("SIGSTOP");
-  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  await sleep(5_000);
   watcher.child.kill("SIGCONT");
   const closed = await watcher.next((n) => n.notice === "closed", { since });
   assert.equal(closed.code, 4000, JSON.stringify(closed));
