@@ -92,9 +92,18 @@ impl Replica {
         }
     }
 
-    /// Our own change, applied at once (the server will not echo it), as `cid`.
-    pub fn apply_own(&mut self, change: &ChangeRequest, cid: &Cid, now_ms: i64) {
+    /// Our own packet of changes (one `seq` if accepted), applied at once since the server
+    /// will not echo it, as `cid`. Counted even if it turns out to change nothing (a deletion
+    /// of a missing object takes no `seq`): the server does not acknowledge changes, so this
+    /// is the most our own may account for.
+    pub fn apply_own(&mut self, changes: &[ChangeRequest], cid: &Cid, now_ms: i64) {
         self.own_changes += 1;
+        for change in changes {
+            self.apply_own_change(change, cid, now_ms);
+        }
+    }
+
+    fn apply_own_change(&mut self, change: &ChangeRequest, cid: &Cid, now_ms: i64) {
         let entry = |id: &str, state: ObjectState| ObjectEntry {
             id: id.into(),
             state,

@@ -173,9 +173,7 @@ impl Session {
                 .request_id
                 .get_or_insert_with(|| RequestId(format!("c-{}", self.requests)))
                 .clone();
-            for change in changes {
-                self.replica.apply_own(change, cid, now_ms);
-            }
+            self.replica.apply_own(changes, cid, now_ms);
             if self.own_requests.len() == OWN_REQUESTS_KEPT {
                 self.own_requests.pop_front();
             }

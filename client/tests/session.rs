@@ -4,7 +4,7 @@
 use airport_client::Event;
 use airport_client::Replica;
 use airport_client::session::{Output, Session};
-use airport_protocol::wire::client::{Envelope, WithData};
+use airport_protocol::wire::client::{ChangeRequests, Envelope, WithData};
 use airport_protocol::wire::{ChangeRequest, ClientPacket, ObjectState};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -245,6 +245,28 @@ fn a_controllers_own_changes_apply_at_once_and_their_seq_is_no_gap() {
     // Two missing now, one of them ours at most: a gap.
     session.send(own_set("SB_3", true), 1_000);
     let out = session.handle_frame(&update("SB_2", false, 25), t0);
+    assert_eq!(types(&sent(&out)), ["GET_STATE"]);
+}
+
+#[test]
+fn an_own_batch_is_one_seq_however_many_items() {
+    let t0 = Instant::now();
+    let mut session = ready("controller", 30, t0);
+    let batch = ClientPacket::MultiStateUpdate(WithData {
+        envelope: Envelope::default(),
+        data: ChangeRequests {
+            updates: ["SB_1", "SB_2", "SB_3"]
+                .map(|id| ChangeRequest::Set {
+                    object_id: id.into(),
+                    state: ObjectState::Switch(true),
+                })
+                .into(),
+        },
+    });
+    session.send(batch, 1_000);
+    assert_eq!(session.replica().objects.len(), 3);
+    // The batch took 31; 33 after it means 32 was lost.
+    let out = session.handle_frame(&update("SB_9", true, 33), t0);
     assert_eq!(types(&sent(&out)), ["GET_STATE"]);
 }
 

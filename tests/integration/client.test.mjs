@@ -32,6 +32,7 @@ class Proxy {
     this.dropWhen = () => false;
     this.dropped = [];
     this.sockets = new Set();
+    this.clients = new Set();
   }
 
   async start() {
@@ -44,6 +45,8 @@ class Proxy {
   relay(client) {
     const { hostname, port } = new URL(this.target);
     const upstream = net.connect(Number(port), hostname);
+    this.clients.add(client);
+    client.on("close", () => this.clients.delete(client));
     for (const socket of [client, upstream]) {
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
@@ -84,6 +87,14 @@ class Proxy {
 
   cut() {
     for (const socket of this.sockets) socket.destroy();
+  }
+
+  /** Closes every client's socket as the server would, with `code`, then the connections. */
+  closeWith(code, reason) {
+    const payload = Buffer.concat([Buffer.from([code >> 8, code & 0xff]), Buffer.from(reason)]);
+    const frame = Buffer.concat([Buffer.from([0x88, payload.length]), payload]);
+    for (const client of this.clients) client.end(frame);
+    for (const socket of this.sockets) if (!this.clients.has(socket)) socket.destroy();
   }
 
   stop() {
@@ -359,4 +370,29 @@ test("set and crossing: one change confirmed by GET_STATE, a crossing to the con
   assert.equal(badState.code, 1);
   assert.match(badState.stderr, /state must be/);
   await controller.close();
+});
+
+test("every other close code, sent as the server would: 1000 stops, 4008 waits 5 s or more, 1011 and 4000 reconnect", async () => {
+  for (const [code, expect] of [
+    [4008, "retry after 5 s"],
+    [1011, "retry"],
+    [4000, "retry"],
+    [1000, "stop"],
+  ]) {
+    const watcher = new Watcher(proxy.url, KEYS.observer1, "CLCO");
+    await watcher.next((n) => n.notice === "ready");
+    const since = watcher.notices.length;
+    proxy.closeWith(code, "from the test");
+    const closed = await watcher.next((n) => n.notice === "closed", { since });
+    assert.equal(closed.code, code);
+    if (expect === "stop") {
+      await watcher.next((n) => n.notice === "stopped", { since });
+      assert.equal(await watcher.exited, 0, "a 1000 close ends the watch cleanly");
+      continue;
+    }
+    const retrying = await watcher.next((n) => n.notice === "retrying", { since });
+    if (expect === "retry after 5 s") assert.ok(retrying.afterMs >= 5_000, `${code}: ${retrying.afterMs} ms`);
+    else assert.ok(retrying.afterMs <= 1_000, `${code}: the first retry is within the initial second`);
+    await watcher.stop();
+  }
 });
