@@ -8,9 +8,10 @@ use airport_protocol::Cid;
 use airport_protocol::account::Account;
 use airport_protocol::connect::HttpError;
 use futures_util::FutureExt;
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{Either, select};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
@@ -88,14 +89,32 @@ pub fn connect_lookup(env: &Env) -> BatchLookup<String, Account> {
     BatchLookup::new(move |key_hashes| {
         let db = env.d1("DB");
         async move {
-            accounts_for_key_hashes(&db.ok()?, key_hashes)
-                .await
-                .inspect_err(|error| log_event::failure("account_lookup_failed", error))
-                .ok()
+            let failed = |error: &dyn std::fmt::Display| {
+                log_event::failure("account_lookup_failed", error);
+            };
+            let db = db.inspect_err(|error| failed(error)).ok()?;
+            if key_hashes.len() > 1 {
+                log_event::counts(
+                    "keys_checked_together",
+                    &[("keys", key_hashes.len() as u64)],
+                );
+            }
+            // A stalled query would hold up every later batch of the airport's connects.
+            let query = pin!(accounts_for_key_hashes(&db, key_hashes));
+            match select(query, Delay::from(LOOKUP_TIMEOUT)).await {
+                Either::Left((found, _)) => found.inspect_err(|error| failed(error)).ok(),
+                Either::Right(_) => {
+                    failed(&"timed out");
+                    None
+                }
+            }
         }
         .boxed_local()
     })
 }
+
+/// A connect's look-up fails (500, retried by clients) rather than waiting longer.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connecting key's account, with the ban checked (`INVALID_API_KEY`, `BANNED`).
 pub async fn authenticate_connect(
@@ -141,44 +160,51 @@ pub async fn account_for_key_hash(db: &D1Database, key_hash: &str) -> Result<Opt
     Ok(found.remove(key_hash))
 }
 
-/// The accounts behind many keys' hashes, in one query; an unknown or revoked key is not in
-/// the answer. Boxed: its three callers then share one copy of it in the Wasm.
-pub fn accounts_for_key_hashes(
-    db: &D1Database,
-    key_hashes: Vec<String>,
-) -> LocalBoxFuture<'_, Result<HashMap<String, Account>>> {
-    async move { accounts_for(db, key_hashes).await }.boxed_local()
-}
+/// Keys per query: one JSON parameter of about 33 KB. A burst larger than this (a flood of
+/// made-up keys at one airport) takes several queries rather than one too large for D1.
+const KEYS_PER_QUERY: usize = 500;
 
-async fn accounts_for(
+/// The accounts behind many keys' hashes, in one query per [`KEYS_PER_QUERY`]; an unknown or
+/// revoked key is not in the answer, nor is a key whose stored account cannot be read (logged).
+pub async fn accounts_for_key_hashes(
     db: &D1Database,
     key_hashes: Vec<String>,
 ) -> Result<HashMap<String, Account>> {
-    // One parameter however many keys: D1 binds at most 100.
-    let hashes = serde_json::to_string(&key_hashes)?;
-    let rows: Vec<AccountRow> = db
-        .prepare(
-            "SELECT k.key_hash, a.cid, a.role, a.banned, a.banned_until FROM api_keys k \
-             JOIN accounts a ON a.cid = k.cid \
-             WHERE k.key_hash IN (SELECT value FROM json_each(?1)) AND k.revoked_at IS NULL",
-        )
-        .bind(&[hashes.into()])?
-        .all()
-        .await?
-        .results()?;
-    rows.into_iter()
-        .map(|row| {
-            let account = Account {
-                cid: Cid::parse(&row.cid)
-                    .ok_or_else(|| Error::from("stored cid is not numeric"))?,
-                role: row
-                    .role
-                    .parse()
-                    .map_err(|_| Error::from("stored role is unknown"))?,
-                banned: row.banned != 0,
-                banned_until: row.banned_until,
+    let mut found = HashMap::new();
+    for chunk in key_hashes.chunks(KEYS_PER_QUERY) {
+        // One parameter for any number of keys: D1 binds at most 100.
+        let hashes = serde_json::to_string(chunk)?;
+        let rows: Vec<AccountRow> = db
+            .prepare(
+                "SELECT k.key_hash, a.cid, a.role, a.banned, a.banned_until FROM api_keys k \
+                 JOIN accounts a ON a.cid = k.cid \
+                 WHERE k.key_hash IN (SELECT value FROM json_each(?1)) AND k.revoked_at IS NULL",
+            )
+            .bind(&[hashes.into()])?
+            .all()
+            .await?
+            .results()?;
+        for row in rows {
+            match account(&row) {
+                Ok(account) => found.insert(row.key_hash, account),
+                Err(error) => {
+                    log_event::failure("account_unreadable", error);
+                    continue;
+                }
             };
-            Ok((row.key_hash, account))
-        })
-        .collect()
+        }
+    }
+    Ok(found)
+}
+
+fn account(row: &AccountRow) -> Result<Account> {
+    Ok(Account {
+        cid: Cid::parse(&row.cid).ok_or_else(|| Error::from("stored cid is not numeric"))?,
+        role: row
+            .role
+            .parse()
+            .map_err(|_| Error::from("stored role is unknown"))?,
+        banned: row.banned != 0,
+        banned_until: row.banned_until,
+    })
 }

@@ -65,9 +65,6 @@ fn survive(event: &str, result: Result<()>) -> Result<()> {
 impl DurableObject for AirportObject {
     fn new(state: State, env: Env) -> Self {
         let config = handoff::read_config(&env);
-        if let Err(error) = storage::migrate(&state.storage()) {
-            log_event::failure("migrate_failed", error);
-        }
         AirportObject {
             state,
             config,
@@ -198,12 +195,18 @@ impl AirportObject {
         Ok(event(&mut live.room))
     }
 
-    /// Loads the airport and its open sockets, once per wake-up. Returns false when there is
-    /// no airport (an alarm for an object that never served one).
+    /// Loads the airport and its sockets once per wake-up; false if none is stored. Storage,
+    /// migrations included, is first touched here: a connect refused for its key writes nothing.
     async fn ensure_live(&self, icao: Option<&Icao>) -> Result<bool> {
         if self.live.borrow().is_some() {
             return Ok(true);
         }
+        let alarm_at = self.state.storage().get_alarm().await?;
+        // Connects whose keys came in one batch resume together: the first loads.
+        if self.live.borrow().is_some() {
+            return Ok(true);
+        }
+        survive("migrate_failed", storage::migrate(&self.state.storage()))?;
         let now = now();
         let config = self.config()?.clone();
         let Some(stored) = storage::load(&self.state.storage().sql(), icao)? else {
@@ -212,7 +215,6 @@ impl AirportObject {
         let (sockets, attachments) = Sockets::present(&self.state);
         let (room, effects) =
             Room::restore(config, stored.airport, stored.schedule, attachments, now);
-        let alarm_at = self.state.storage().get_alarm().await?;
         let counts = [
             ("sockets", sockets.len() as u64),
             ("seq", room.airport().seq()),
@@ -356,9 +358,8 @@ impl AirportObject {
         handoff::state_response(body, live)
     }
 
-    /// A WebSocket upgrade: the key's account (before anything is loaded, so a bad key costs
-    /// the airport nothing), then the role source decides the session, the room admits it,
-    /// and `INITIAL_STATE` is the socket's first packet.
+    /// A WebSocket upgrade: the key first (a bad key stores nothing), then the role source's
+    /// session and the room's admission; `INITIAL_STATE` is the socket's first packet.
     async fn accept(&self, req: &Request) -> std::result::Result<Response, HttpError> {
         let connecting = handoff::read_connecting(req).map_err(HttpError::internal)?;
         let account = authenticate_connect(&self.accounts, &connecting.key_hash, now()).await?;
@@ -372,9 +373,8 @@ impl AirportObject {
             .map_err(HttpError::internal)??;
         // What the new socket sees is durable, and no older broadcast reaches it.
         self.flush();
-        let now = now();
+        let (now, id) = (now(), sockets::new_socket_id());
         let pair = WebSocketPair::new().map_err(HttpError::internal)?;
-        let id = sockets::new_socket_id();
         let role = session.role;
         let effects = {
             let mut guard = self.live.borrow_mut();

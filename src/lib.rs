@@ -4,8 +4,8 @@
 //!   limits, roles, liveness and the airport's `Room` state machine, tested natively.
 //! * [`lookup_cache`] reuses and shares look-ups of slow sources (D1, the status service);
 //!   [`batch_lookup`] gathers concurrent look-ups of many keys into one query.
-//! * `gateway` (Wasm only) is the Worker: routing, API-key checks and the hand-off to the
-//!   airport's Durable Object.
+//! * `gateway` (Wasm only) is the Worker: routing, hashing the API key and the hand-off to
+//!   the airport's Durable Object, which checks the key.
 //! * `public_state` (Wasm only) answers the public `GET /state`, cached, from the directory of
 //!   airports (`airport_directory`) or the airport's object.
 //! * `airport_object` (Wasm only) is the hibernating Durable Object, one per airport: it

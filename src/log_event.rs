@@ -23,10 +23,22 @@ pub fn airport_failure(event: &str, icao: &Icao, detail: impl Display) {
 
 /// Something an airport did, with counts: `{"event":…,"airport":…,"<name>":<count>,…}`.
 pub fn airport(event: &str, icao: &Icao, counts: &[(&str, u64)]) {
-    let mut line = format!("{{\"event\":\"{event}\",\"airport\":\"{icao}\"");
+    console_log!("{}", line(event, Some(icao), counts));
+}
+
+/// Something that happened, with counts: `{"event":…,"<name>":<count>,…}`.
+pub fn counts(event: &str, counts: &[(&str, u64)]) {
+    console_log!("{}", line(event, None, counts));
+}
+
+fn line(event: &str, icao: Option<&Icao>, counts: &[(&str, u64)]) -> String {
+    let mut line = format!("{{\"event\":\"{event}\"");
+    if let Some(icao) = icao {
+        line.push_str(&format!(",\"airport\":\"{icao}\""));
+    }
     for (name, count) in counts {
         line.push_str(&format!(",\"{name}\":{count}"));
     }
     line.push('}');
-    console_log!("{line}");
+    line
 }

@@ -9,10 +9,11 @@ use crate::replica::Replica;
 use crate::session::{Event, Output, Session};
 use airport_protocol::wire::ClientPacket;
 use airport_protocol::wire::client::Envelope;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -78,7 +79,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Starts connecting in a task of the current tokio runtime.
+    /// Starts connecting in a task of the current tokio runtime. Read the notices: they are
+    /// queued without bound until read.
     pub fn connect(options: Options) -> (Client, mpsc::UnboundedReceiver<Notice>) {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (notices, notice_rx) = mpsc::unbounded_channel();
@@ -87,7 +89,8 @@ impl Client {
         (Client { commands, replica }, notice_rx)
     }
 
-    /// Sent if connected; dropped while between connections (the replica is stale then).
+    /// Sent if connected; dropped while between connections or connecting (the replica is
+    /// stale then).
     pub fn send(&self, packet: ClientPacket) {
         let _ = self.commands.send(Command::Send(packet));
     }
@@ -132,7 +135,7 @@ async fn run(
         driver.notify(Notice::Connecting {
             attempt: backoff.attempt(),
         });
-        let next = match open(&driver.options).await {
+        let next = match driver.open().await {
             Err(Opened::Refused(rejection)) => {
                 let next = after_rejection(rejection.status, &rejection.code);
                 driver.notify(Notice::Refused(rejection));
@@ -143,6 +146,7 @@ async fn run(
                 after_close(None)
             }
             Err(Opened::BadUrl) => Next::Stop(Stop::BadRequest),
+            Err(Opened::ClosedByUs) => Next::Stop(Stop::Closed),
             Ok(socket) => {
                 let started = Instant::now();
                 let mut session = Session::new(carried, started);
@@ -179,6 +183,24 @@ impl Driver {
         let _ = self.notices.send(notice);
     }
 
+    /// The upgrade, given up after [`UPGRADE_WITHIN`]. What the application sends meanwhile
+    /// is dropped: nothing may go out before `INITIAL_STATE` says who we are.
+    async fn open(&mut self) -> Result<Socket, Opened> {
+        let upgrade = timeout(UPGRADE_WITHIN, open(&self.options));
+        tokio::pin!(upgrade);
+        loop {
+            tokio::select! {
+                opened = &mut upgrade => {
+                    return opened.unwrap_or_else(|_| Err(Opened::Failed("the upgrade took too long".into())));
+                }
+                command = self.commands.recv() => match command {
+                    Some(Command::Send(_)) => continue,
+                    Some(Command::Close) | None => return Err(Opened::ClosedByUs),
+                },
+            }
+        }
+    }
+
     /// Waits out a back-off; false if the application closed meanwhile. What it asks to send
     /// meanwhile is dropped: there is no socket, and the next `INITIAL_STATE` is the truth.
     async fn wait(&mut self, delay: Duration) -> bool {
@@ -198,73 +220,107 @@ impl Driver {
     async fn drive(&mut self, mut socket: Socket, session: &mut Session) -> End {
         loop {
             let due = tokio::time::Instant::from_std(session.poll_timeout());
-            let outputs = tokio::select! {
+            let (mut outputs, mut ended) = tokio::select! {
                 // What has arrived counts before a deadline that passed meanwhile: a close
                 // frame says more than our own timeout would.
                 biased;
-                frame = socket.next() => match frame {
-                    Some(Ok(Message::Text(text))) => session.handle_frame(text.as_str(), Instant::now()),
-                    Some(Ok(Message::Binary(bytes))) => {
-                        session.handle_frame(&String::from_utf8_lossy(&bytes), Instant::now())
-                    }
-                    Some(Ok(Message::Close(frame))) => {
-                        return End::Closed {
-                            code: frame.as_ref().map(|f| u16::from(f.code)),
-                            reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                        };
-                    }
-                    // Pings are answered by tungstenite itself.
-                    Some(Ok(_)) => continue,
-                    Some(Err(error)) => return lost(error),
-                    None => return End::Closed { code: None, reason: "connection ended".into() },
-                },
-                _ = tokio::time::sleep_until(due) => session.handle_timeout(Instant::now()),
+                frame = socket.next() => received(frame, session),
+                _ = tokio::time::sleep_until(due) => (session.handle_timeout(Instant::now()), None),
                 command = self.commands.recv() => match command {
-                    Some(Command::Send(packet)) => vec![session.send(packet, now_ms())],
+                    Some(Command::Send(packet)) => (vec![session.send(packet, now_ms())], None),
                     Some(Command::Close) | None => {
                         close(&mut socket).await;
                         return End::ByUs;
                     }
                 },
             };
+            // Frames already here are read now, so that a burst publishes the replica once.
+            for _ in 0..DRAIN_AT_MOST {
+                let Some(frame) = ended
+                    .is_none()
+                    .then(|| socket.next().now_or_never())
+                    .flatten()
+                else {
+                    break;
+                };
+                let (more, end) = received(frame, session);
+                outputs.extend(more);
+                ended = end;
+            }
+            let changed =
+                |o: &Output| matches!(o, Output::Event(Event::ReplicaChanged | Event::Resyncing));
+            if outputs.iter().any(changed) {
+                self.replica.send_replace(session.replica().clone());
+            }
             for output in outputs {
                 match output {
+                    // The socket is closing: what the frames before the close asked to send
+                    // can no longer go, but what they told the application still does.
+                    Output::Send(_) | Output::Dead(_) if ended.is_some() => {}
                     Output::Send(text) => {
-                        if let Err(error) = socket.send(Message::text(text)).await {
-                            return lost(error);
+                        match timeout(WRITE_WITHIN, socket.send(Message::text(text))).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => return lost(error.to_string()),
+                            Err(_) => return lost("a send did not complete in time".into()),
                         }
                     }
-                    Output::Event(event) => {
-                        if event == Event::ReplicaChanged || event == Event::Resyncing {
-                            self.replica.send_replace(session.replica().clone());
-                        }
-                        self.notify(Notice::Session(event));
-                    }
+                    Output::Event(event) => self.notify(Notice::Session(event)),
                     Output::Dead(reason) => {
-                        let _ = socket.close(None).await;
-                        return End::Closed {
-                            code: None,
-                            reason: reason.into(),
-                        };
+                        let _ = timeout(WRITE_WITHIN, socket.close(None)).await;
+                        return lost(reason.into());
                     }
                 }
+            }
+            if let Some(end) = ended {
+                return end;
             }
         }
     }
 }
 
-fn lost(error: tungstenite::Error) -> End {
-    End::Closed {
-        code: None,
-        reason: error.to_string(),
+/// Frames read in one go at most, so that timers and commands still get their turn.
+const DRAIN_AT_MOST: usize = 1_000;
+/// A send (or our close) that takes longer means a dead peer behind a full buffer.
+const WRITE_WITHIN: Duration = Duration::from_secs(10);
+/// An upgrade that takes longer is given up (and tried again).
+const UPGRADE_WITHIN: Duration = Duration::from_secs(15);
+
+/// One read from the socket: what the session makes of a frame, or how the socket ended.
+fn received(
+    frame: Option<Result<Message, tungstenite::Error>>,
+    session: &mut Session,
+) -> (Vec<Output>, Option<End>) {
+    match frame {
+        Some(Ok(Message::Text(text))) => {
+            (session.handle_frame(text.as_str(), Instant::now()), None)
+        }
+        Some(Ok(Message::Binary(bytes))) => {
+            let text = String::from_utf8_lossy(&bytes);
+            (session.handle_frame(&text, Instant::now()), None)
+        }
+        Some(Ok(Message::Close(frame))) => {
+            let end = End::Closed {
+                code: frame.as_ref().map(|f| u16::from(f.code)),
+                reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+            };
+            (Vec::new(), Some(end))
+        }
+        // Pings are answered by tungstenite itself.
+        Some(Ok(_)) => (Vec::new(), None),
+        Some(Err(error)) => (Vec::new(), Some(lost(error.to_string()))),
+        None => (Vec::new(), Some(lost("connection ended".into()))),
     }
+}
+
+fn lost(reason: String) -> End {
+    End::Closed { code: None, reason }
 }
 
 /// `CLOSE` (the server answers with 1000), then the close handshake, briefly.
 async fn close(socket: &mut Socket) {
     let packet = ClientPacket::Close(Envelope::default());
     if let Ok(text) = serde_json::to_string(&packet) {
-        let _ = socket.send(Message::text(text)).await;
+        let _ = timeout(WRITE_WITHIN, socket.send(Message::text(text))).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(Ok(_)) = socket.next().await {}
@@ -276,6 +332,8 @@ enum Opened {
     Refused(Rejection),
     Failed(String),
     BadUrl,
+    /// The application closed while connecting.
+    ClosedByUs,
 }
 
 /// The upgrade request for `options`.

@@ -192,7 +192,12 @@ async fn confirm(
                         error.data.message
                     ));
                 }
-                ServerPacket::StateSnapshot(snapshot) => {
+                ServerPacket::StateSnapshot(snapshot)
+                    if snapshot
+                        .request_id
+                        .as_ref()
+                        .is_some_and(|id| id.0 == "confirm") =>
+                {
                     println!("done; the airport is at seq {}", snapshot.data.seq);
                     return Ok(());
                 }

@@ -27,7 +27,8 @@ pub enum Stop {
 
 /// After 4008: flooding; start waiting at several seconds.
 const AFTER_FLOODING: Duration = Duration::from_secs(5);
-/// After 403 `NOT_CONNECTED`: the person is not on the network yet; ask again slowly.
+/// After 403 `NOT_CONNECTED` (the person is not on the network yet) or a 403 without our
+/// error body: ask again slowly.
 const AFTER_NOT_CONNECTED: Duration = Duration::from_secs(30);
 
 /// After a close with this code (`None`: the connection was lost without a close frame).
@@ -46,8 +47,9 @@ pub fn after_close(code: Option<u16>) -> Next {
 pub fn after_rejection(status: u16, code: &str) -> Next {
     match (status, code) {
         (401, _) => Next::Stop(Stop::KeyRefused),
-        (403, "NOT_CONNECTED") => retry_after(AFTER_NOT_CONNECTED),
-        (403, _) => Next::Stop(Stop::Banned),
+        (403, "BANNED") => Next::Stop(Stop::Banned),
+        // NOT_CONNECTED, or a 403 of something in front of the service (a firewall's page).
+        (403, _) => retry_after(AFTER_NOT_CONNECTED),
         (400 | 404 | 405 | 426, _) => Next::Stop(Stop::BadRequest),
         // 429, 500, 503 and whatever a proxy in front may answer.
         _ => retry_after(Duration::ZERO),
@@ -105,10 +107,9 @@ mod tests {
             Next::Stop(Stop::KeyRefused)
         );
         assert_eq!(after_rejection(403, "BANNED"), Next::Stop(Stop::Banned));
-        assert_eq!(
-            after_rejection(403, "NOT_CONNECTED"),
-            retry_after(AFTER_NOT_CONNECTED)
-        );
+        for code in ["NOT_CONNECTED", ""] {
+            assert_eq!(after_rejection(403, code), retry_after(AFTER_NOT_CONNECTED));
+        }
         for status in [400, 404, 405, 426] {
             assert_eq!(after_rejection(status, ""), Next::Stop(Stop::BadRequest));
         }

@@ -7,7 +7,7 @@ use airport_protocol::wire::server::{MultiStateUpdate, OnlinePilot, ServerPacket
 use airport_protocol::wire::{ChangeRequest, ObjectEntry, ObjectState, ObjectUpdate, Snapshot};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -25,10 +25,11 @@ pub struct Replica {
     /// Until the first `INITIAL_STATE`, and from a gap until its `STATE_SNAPSHOT`.
     #[serde(skip)]
     pub stale: bool,
-    /// Object changes of our own since `seq`: a controller never receives them, yet each
-    /// takes a `seq`, so this many missing numbers are ours and not a loss.
+    /// Our own packets of object changes not yet accounted for, oldest first, each with the
+    /// objects it touched. A controller never receives them, yet each takes a `seq`: missing
+    /// numbers are ours, in order, as far as these go.
     #[serde(skip)]
-    own_changes: u64,
+    own: VecDeque<Vec<String>>,
 }
 
 /// What a packet did to the replica.
@@ -74,7 +75,7 @@ impl Replica {
             }) => self.sequenced(seq_from.unwrap_or(*seq), *seq, &data.updates, *timestamp),
             ServerPacket::SharedStateUpdate(update) => {
                 let patch = &update.data.shared_state_patch;
-                self.in_order(update.seq, update.seq, |replica| {
+                self.in_order(update.seq, update.seq, &[], |replica| {
                     merge(&mut replica.shared_state, patch)
                 })
             }
@@ -97,7 +98,8 @@ impl Replica {
     /// of a missing object takes no `seq`): the server does not acknowledge changes, so this
     /// is the most our own may account for.
     pub fn apply_own(&mut self, changes: &[ChangeRequest], cid: &Cid, now_ms: i64) {
-        self.own_changes += 1;
+        let touched = changes.iter().map(|c| c.object_id().0.clone()).collect();
+        self.own.push_back(touched);
         for change in changes {
             self.apply_own_change(change, cid, now_ms);
         }
@@ -137,8 +139,7 @@ impl Replica {
 
     /// The server refused one of our own changes: what we applied locally is wrong.
     pub fn own_change_refused(&mut self) -> Applied {
-        self.stale = true;
-        Applied::Gap
+        self.gap()
     }
 
     fn replace(&mut self, snapshot: &Snapshot) -> Applied {
@@ -155,7 +156,7 @@ impl Replica {
             offline: snapshot.offline,
             seq: snapshot.seq,
             stale: false,
-            own_changes: 0,
+            own: VecDeque::new(),
         };
         Applied::Changed
     }
@@ -169,28 +170,50 @@ impl Replica {
         updates: &[ObjectUpdate],
         timestamp: i64,
     ) -> Applied {
-        self.in_order(from, to, |replica| {
+        let touched: Vec<&str> = updates.iter().map(|u| u.object_id().0.as_str()).collect();
+        self.in_order(from, to, &touched, |replica| {
             for update in updates {
                 replica.apply_update(update, timestamp)
             }
         })
     }
 
-    /// Applies a packet covering `from..=to` if it comes next (our own changes allowing).
-    fn in_order(&mut self, from: u64, to: u64, apply: impl FnOnce(&mut Self)) -> Applied {
+    /// Applies a packet covering `from..=to`, touching `touched`, if it comes next (our own
+    /// changes allowing).
+    fn in_order(
+        &mut self,
+        from: u64,
+        to: u64,
+        touched: &[&str],
+        apply: impl FnOnce(&mut Self),
+    ) -> Applied {
         if self.stale || to <= self.seq {
             return Applied::Nothing;
         }
         let missing = from.saturating_sub(self.seq + 1);
-        if from <= self.seq || missing > self.own_changes {
+        if from <= self.seq || missing > self.own.len() as u64 {
             // Straddling what we have, or more missing than we sent ourselves.
-            self.stale = true;
-            return Applied::Gap;
+            return self.gap();
         }
-        self.own_changes -= missing;
+        // The missing numbers were our oldest packets; the rest reach the server after this
+        // one, so where it touches an object of theirs, ours is the later value: we cannot
+        // tell what the server made of both without asking.
+        self.own.drain(..missing as usize);
+        let overlaps = self
+            .own
+            .iter()
+            .any(|ours| ours.iter().any(|id| touched.contains(&id.as_str())));
+        if overlaps {
+            return self.gap();
+        }
         apply(self);
         self.seq = to;
         Applied::Changed
+    }
+
+    fn gap(&mut self) -> Applied {
+        self.stale = true;
+        Applied::Gap
     }
 
     fn apply_update(&mut self, update: &ObjectUpdate, timestamp: i64) {

@@ -67,6 +67,19 @@ struct Heartbeats {
     ack: Option<(RequestId, Instant)>,
 }
 
+impl Heartbeats {
+    /// For the server's interval, kept within reason whatever it says.
+    fn new(interval_ms: i64, now: Instant) -> Self {
+        let interval = Duration::from_millis(interval_ms.clamp(1_000, 3_600_000) as u64);
+        Heartbeats {
+            every: interval / 2,
+            silence_limit: interval + SILENCE_MARGIN,
+            next: now + interval / 2,
+            ack: None,
+        }
+    }
+}
+
 impl Session {
     /// A session for a socket that has just opened, carrying on from `replica` (shown, stale,
     /// until the new `INITIAL_STATE` replaces it).
@@ -98,9 +111,17 @@ impl Session {
             Err(error) => return vec![Output::Event(Event::Unreadable(error.to_string()))],
         };
         let mut out = Vec::new();
-        // Answered by its type alone: a heartbeat whose shape drifted still keeps us alive.
-        if value.get("type").and_then(Value::as_str) == Some("HEARTBEAT") {
-            out.push(frame(ClientPacket::HeartbeatAck(Envelope::default())));
+        // Liveness and our own changes' refusals are read from `type` and `requestId` alone,
+        // so that a packet this version cannot read in full (a new error code) still counts.
+        let request_id = value.get("requestId").and_then(Value::as_str);
+        match value.get("type").and_then(Value::as_str) {
+            Some("HEARTBEAT") => out.push(frame(ClientPacket::HeartbeatAck(Envelope::default()))),
+            Some("HEARTBEAT_ACK") => self.acknowledged(request_id),
+            Some("ERROR") if request_id.is_some_and(|id| self.is_own(id)) => {
+                self.replica.own_change_refused();
+                out.extend(self.resync());
+            }
+            _ => {}
         }
         let packet = match ServerPacket::deserialize(&value) {
             Ok(packet) => packet,
@@ -109,42 +130,20 @@ impl Session {
                 return out;
             }
         };
-        match &packet {
-            ServerPacket::InitialState(initial) => {
-                let data = &initial.data;
-                self.me = Some((data.connection_type, data.cid.clone()));
-                let interval = Duration::from_millis(data.heartbeat_interval_ms.max(1) as u64);
-                self.heartbeats = Some(Heartbeats {
-                    every: interval / 2,
-                    silence_limit: interval + SILENCE_MARGIN,
-                    next: now + interval / 2,
-                    ack: None,
-                });
-                out.push(Output::Event(Event::Ready {
-                    role: data.connection_type,
-                    cid: data.cid.clone(),
-                }));
-                // Pilots are only ever known by asking.
-                let ask = self.request();
-                out.push(frame(ClientPacket::GetOnlinePilots(ask)));
-            }
-            ServerPacket::HeartbeatAck(ack) => {
-                if let Some(heartbeats) = &mut self.heartbeats
-                    && heartbeats.ack.as_ref().map(|(id, _)| id) == ack.request_id.as_ref()
-                {
-                    heartbeats.ack = None;
-                }
-            }
-            ServerPacket::Error(error) => {
-                let refused = error.request_id.as_ref();
-                if refused.is_some_and(|id| self.own_requests.contains(id)) {
-                    self.replica.own_change_refused();
-                    out.extend(self.resync());
-                }
-            }
-            _ => {}
-        }
         let applied = self.replica.apply(&packet);
+        if let ServerPacket::InitialState(initial) = &packet {
+            let data = &initial.data;
+            self.me = Some((data.connection_type, data.cid.clone()));
+            self.heartbeats = Some(Heartbeats::new(data.heartbeat_interval_ms, now));
+            // After the replica is replaced, so that it is there to read.
+            out.push(Output::Event(Event::Ready {
+                role: data.connection_type,
+                cid: data.cid.clone(),
+            }));
+            // Pilots are only ever known by asking.
+            let ask = self.request();
+            out.push(frame(ClientPacket::GetOnlinePilots(ask)));
+        }
         out.push(Output::Event(Event::Packet(Box::new(packet))));
         match applied {
             Applied::Changed => out.push(Output::Event(Event::ReplicaChanged)),
@@ -152,6 +151,18 @@ impl Session {
             Applied::Nothing => {}
         }
         out
+    }
+
+    fn acknowledged(&mut self, request_id: Option<&str>) {
+        if let Some(heartbeats) = &mut self.heartbeats
+            && heartbeats.ack.as_ref().map(|(id, _)| id.0.as_str()) == request_id
+        {
+            heartbeats.ack = None;
+        }
+    }
+
+    fn is_own(&self, request_id: &str) -> bool {
+        self.own_requests.iter().any(|id| id.0 == request_id)
     }
 
     /// Sends a packet of the application's. A controller's own object changes are applied to
@@ -188,8 +199,13 @@ impl Session {
             None => self.last_inbound + FIRST_FRAME_WITHIN,
             Some(heartbeats) => {
                 let silence = self.last_inbound + heartbeats.silence_limit;
-                let ack = heartbeats.ack.as_ref().map(|(_, due)| *due);
-                silence.min(heartbeats.next).min(ack.unwrap_or(silence))
+                // While our heartbeat waits for its ack, that deadline stands and no other
+                // heartbeat is sent (a new one must not push it back).
+                let next = heartbeats
+                    .ack
+                    .as_ref()
+                    .map_or(heartbeats.next, |(_, due)| *due);
+                silence.min(next)
             }
         }
     }
@@ -204,11 +220,11 @@ impl Session {
         if now >= self.last_inbound + heartbeats.silence_limit {
             return vec![Output::Dead("nothing received in time")];
         }
-        if heartbeats.ack.as_ref().is_some_and(|(_, due)| now >= *due) {
-            return vec![Output::Dead("no HEARTBEAT_ACK in time")];
-        }
-        if now < heartbeats.next {
-            return Vec::new();
+        match &heartbeats.ack {
+            Some((_, due)) if now >= *due => return vec![Output::Dead("no HEARTBEAT_ACK in time")],
+            Some(_) => return Vec::new(),
+            None if now < heartbeats.next => return Vec::new(),
+            None => {}
         }
         let envelope = self.request();
         let id = envelope.request_id.clone();

@@ -13,9 +13,13 @@ use std::time::{Duration, Instant};
 const INTERVAL_MS: u64 = 60_000;
 
 fn initial(role: &str, seq: u64, objects: Value) -> String {
+    initial_every(role, seq, objects, json!(INTERVAL_MS))
+}
+
+fn initial_every(role: &str, seq: u64, objects: Value, interval: Value) -> String {
     json!({"type":"INITIAL_STATE","airport":"EGLL","data":{"connectionType":role,"cid":"1000001",
         "objects":objects,"sharedState":{"atis":"A"},"controllers":["1000002"],"offline":false,
-        "seq":seq,"heartbeatIntervalMs":INTERVAL_MS,"idleTimeoutMs":70_000},"timestamp":1})
+        "seq":seq,"heartbeatIntervalMs":interval,"idleTimeoutMs":70_000},"timestamp":1})
     .to_string()
 }
 
@@ -128,6 +132,47 @@ fn a_silent_server_or_a_missing_ack_means_the_connection_is_dead() {
         }
     };
     assert_eq!(dead_at, t0 + half * 2 + Duration::from_secs(10));
+}
+
+#[test]
+fn a_short_interval_still_waits_for_the_ack_without_piling_up_heartbeats() {
+    let t0 = Instant::now();
+    let mut session = Session::new(Replica::new(), t0);
+    session.handle_frame(&initial_every("pilot", 0, json!([]), json!(2_000)), t0);
+    let first = session.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(types(&sent(&first)), ["HEARTBEAT"]);
+    // No ack: no second heartbeat at 2 s, 3 s, …; dead 10 s after the first.
+    let dead_at = loop {
+        let now = session.poll_timeout();
+        let out = session.handle_timeout(now);
+        assert!(
+            sent(&out).is_empty(),
+            "no heartbeat while one waits for its ack"
+        );
+        if !out.is_empty() {
+            assert_eq!(out, [Output::Dead("no HEARTBEAT_ACK in time")]);
+            break now;
+        }
+    };
+    assert_eq!(dead_at, t0 + Duration::from_secs(11));
+}
+
+#[test]
+fn an_absurd_interval_is_kept_within_reason() {
+    let t0 = Instant::now();
+    for (interval, first_heartbeat) in [
+        (json!(0), 500),
+        (json!(-5), 500),
+        (json!(i64::MAX), 1_800_000),
+    ] {
+        let mut session = Session::new(Replica::new(), t0);
+        session.handle_frame(&initial_every("pilot", 0, json!([]), interval.clone()), t0);
+        assert_eq!(
+            session.poll_timeout(),
+            t0 + Duration::from_millis(first_heartbeat),
+            "{interval}"
+        );
+    }
 }
 
 #[test]
@@ -271,6 +316,41 @@ fn an_own_batch_is_one_seq_however_many_items() {
 }
 
 #[test]
+fn another_controllers_change_to_an_object_we_just_set_is_a_resync() {
+    let t0 = Instant::now();
+    let mut session = ready("controller", 40, t0);
+    session.send(own_set("SB_1", true), 1_000);
+    // Theirs (41) was sequenced before ours: the server holds ours, but applying theirs here
+    // would show theirs. Only the server can say.
+    let out = session.handle_frame(&update("SB_1", false, 41), t0);
+    assert_eq!(types(&sent(&out)), ["GET_STATE"]);
+    // Theirs after ours (ours took 41, theirs 42): theirs is the later value.
+    let mut session = ready("controller", 40, t0);
+    session.send(own_set("SB_1", true), 1_000);
+    let out = session.handle_frame(&update("SB_1", false, 42), t0);
+    assert!(sent(&out).is_empty());
+    assert_eq!(state(&session, "SB_1"), Some(false));
+}
+
+#[test]
+fn an_error_with_a_code_this_version_does_not_know_still_undoes_an_own_change() {
+    let t0 = Instant::now();
+    let mut session = ready("controller", 20, t0);
+    let Output::Send(text) = session.send(own_set("SB_9", true), 1_000) else {
+        panic!()
+    };
+    let id = serde_json::from_str::<Value>(&text).unwrap()["requestId"].clone();
+    let error = json!({"type":"ERROR","airport":"EGLL","data":{"code":"SOMETHING_NEW",
+        "message":"?"},"timestamp":4,"requestId":id});
+    let out = session.handle_frame(&error.to_string(), t0);
+    assert!(matches!(
+        events(&out)[..],
+        [Event::Resyncing, Event::Unknown(_)]
+    ));
+    assert_eq!(types(&sent(&out)), ["GET_STATE"]);
+}
+
+#[test]
 fn an_error_for_an_own_change_puts_the_replica_right() {
     let t0 = Instant::now();
     let mut session = ready("controller", 20, t0);
@@ -281,8 +361,12 @@ fn an_error_for_an_own_change_puts_the_replica_right() {
     let error = json!({"type":"ERROR","airport":"EGLL","data":{"code":"LIMIT_EXCEEDED",
         "message":"too many objects"},"timestamp":4,"requestId":id});
     let out = session.handle_frame(&error.to_string(), t0);
-    assert_eq!(types(&sent(&out)), ["GET_STATE"]);
+    let frames = sent(&out);
+    assert_eq!(types(&frames), ["GET_STATE"]);
     assert!(session.replica().stale);
+    let id = frames[0]["requestId"].as_str().unwrap();
+    session.handle_frame(&snapshot(20, json!([object("SB_1", false)]), id), t0);
+    assert_eq!(state(&session, "SB_9"), None, "the refused change is gone");
 }
 
 #[test]
@@ -321,11 +405,18 @@ fn unknown_and_unreadable_frames_pass_through() {
 proptest! {
     /// Whatever the server sends, the session neither panics nor stops answering heartbeats.
     #[test]
-    fn any_frame_is_survived(frames in prop::collection::vec(any_frame(), 1..20)) {
+    fn any_frame_is_survived(
+        frames in prop::collection::vec(any_frame(), 1..20),
+        interval in prop_oneof![Just(json!(null)), Just(json!(-1)), Just(json!(0)), any::<i64>().prop_map(|n| json!(n)), Just(json!(1.5e300))],
+    ) {
         let t0 = Instant::now();
         let mut session = ready("controller", 0, t0);
+        let mut now = t0;
+        session.handle_frame(&initial_every("controller", 0, json!([]), interval), now);
         for frame in &frames {
-            session.handle_frame(frame, t0);
+            session.handle_frame(frame, now);
+            now = session.poll_timeout().max(now);
+            session.handle_timeout(now);
         }
         let out = session.handle_frame(r#"{"type":"HEARTBEAT"}"#, t0);
         let frames = sent(&out);

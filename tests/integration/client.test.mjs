@@ -252,7 +252,7 @@ test("an idle close (4000) is followed by a reconnect", async () => {
   // Frozen past the idle timeout, the client cannot heartbeat; the server closes it.
   const since = watcher.notices.length;
   watcher.child.kill("SIGSTOP");
-  await sleep(5_000);
+  await sleep(8_000);
   watcher.child.kill("SIGCONT");
   const closed = await watcher.next((n) => n.notice === "closed", { since });
   assert.equal(closed.code, 4000, JSON.stringify(closed));

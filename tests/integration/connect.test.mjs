@@ -250,6 +250,7 @@ test("connections arriving together are each answered for their own key", async 
   const airport = "ZBAT";
   const people = await Promise.all(Array.from({ length: 12 }, () => service.account("pilot")));
   const unknown = Array.from({ length: 4 }, (_, i) => `${UNKNOWN_KEY}-${i}`);
+  const since = service.logs.length;
   const [joined, refused, banned] = await Promise.all([
     Promise.all(people.map(({ key }) => service.join(key, airport))),
     Promise.all(unknown.map((key) => service.reject(key, airport))),
@@ -261,6 +262,8 @@ test("connections arriving together are each answered for their own key", async 
   );
   for (const response of refused) assertError(response, 401, "INVALID_API_KEY", "unknown key in a burst");
   assertError(banned, 403, "BANNED", "banned key in a burst");
+  const batches = service.logs.slice(since).filter((e) => e.event === "keys_checked_together");
+  assert.ok(batches.length > 0, "some keys of the burst were checked in one query");
   await Promise.all(joined.map((client) => client.close()));
 });
 

@@ -116,3 +116,13 @@ pub enum ChangeRequest {
         patch: (),
     },
 }
+
+impl ChangeRequest {
+    pub fn object_id(&self) -> &ObjectId {
+        match self {
+            ChangeRequest::Set { object_id, .. }
+            | ChangeRequest::Patch { object_id, .. }
+            | ChangeRequest::Delete { object_id, .. } => object_id,
+        }
+    }
+}
