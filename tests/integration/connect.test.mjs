@@ -267,6 +267,24 @@ test("connections arriving together are each answered for their own key", async 
   await Promise.all(joined.map((client) => client.close()));
 });
 
+test("a refused key ahead of a burst: the airport is loaded once and holds every socket", async () => {
+  // The unknown key's check goes first; the others may gather behind it and resume together
+  // into an airport nobody has loaded yet (the load re-checks after its await for this).
+  const airport = "ZONE";
+  const people = await Promise.all(Array.from({ length: 8 }, () => service.account("pilot")));
+  const since = service.logs.length;
+  const refused = service.reject(UNKNOWN_KEY, airport);
+  const joined = await Promise.all(people.map(({ key }) => service.join(key, airport)));
+  assertError(await refused, 401, "INVALID_API_KEY", "the first, alone");
+  const loads = service.logs.slice(since).filter((e) => e.event === "airport_loaded" && e.airport === airport);
+  assert.equal(loads.length, 1, JSON.stringify(loads));
+  // One room holds every socket: a change reaches all of them.
+  const controller = await service.join(KEYS.controller1, airport);
+  controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_ONE", state: true } });
+  await Promise.all(joined.map((client) => client.next("STATE_UPDATE")));
+  await Promise.all([...joined, controller].map((client) => client.close()));
+});
+
 test("a key in an Authorization: Bearer header connects like a query key", async () => {
   const client = await service.connect(undefined, "KBRR", bearer(KEYS.pilot1));
   client.initial = await client.next("INITIAL_STATE");
