@@ -73,9 +73,14 @@ pub async fn authenticate(env: &Env, key: &str) -> std::result::Result<Account, 
     let db = env.d1("DB").map_err(HttpError::internal)?;
     let now = crate::now_ms();
     let key_hash = hash_key(key).await.map_err(HttpError::internal)?;
-    let account = account_for_key_hash_reused(db, &key_hash, now)
-        .await
-        .map_err(HttpError::internal)?
+    checked(account_for_key_hash_reused(db, &key_hash, now).await, now)
+}
+
+/// A look-up's answer as a connection or request takes it: the account in good standing
+/// (`INVALID_API_KEY` for no account, `BANNED`), or a 500 when the look-up failed.
+fn checked(found: Option<Option<Account>>, now: i64) -> std::result::Result<Account, HttpError> {
+    let account = found
+        .ok_or_else(|| HttpError::internal("the account look-up failed"))?
         .ok_or(HttpError::InvalidApiKey)?;
     account.check_ban(now)?;
     Ok(account)
@@ -122,22 +127,16 @@ pub async fn authenticate_connect(
     key_hash: &String,
     now: i64,
 ) -> std::result::Result<Account, HttpError> {
-    let account = lookup
-        .get(key_hash)
-        .await
-        .ok_or_else(|| HttpError::Internal("the account look-up failed".into()))?
-        .ok_or(HttpError::InvalidApiKey)?;
-    account.check_ban(now)?;
-    Ok(account)
+    checked(lookup.get(key_hash).await, now)
 }
 
-/// The account behind a key's hash, or `None` for an unknown or revoked key; reused for
-/// [`REUSE_MS`].
+/// The account behind a key's hash (`Some(None)` for an unknown or revoked key, `None` when
+/// the look-up failed); reused for [`REUSE_MS`].
 async fn account_for_key_hash_reused(
     db: D1Database,
     hash: &str,
     now: i64,
-) -> Result<Option<Account>> {
+) -> Option<Option<Account>> {
     let hash = hash.to_owned();
     let cache = RECENT.with(Rc::clone);
     cache
@@ -152,10 +151,9 @@ async fn account_for_key_hash_reused(
             }
         })
         .await
-        .ok_or_else(|| Error::from("the account look-up failed"))
 }
 
-pub async fn account_for_key_hash(db: &D1Database, key_hash: &str) -> Result<Option<Account>> {
+async fn account_for_key_hash(db: &D1Database, key_hash: &str) -> Result<Option<Account>> {
     let mut found = accounts_for_key_hashes(db, vec![key_hash.to_owned()]).await?;
     Ok(found.remove(key_hash))
 }
@@ -186,12 +184,11 @@ pub async fn accounts_for_key_hashes(
             .results()?;
         for row in rows {
             match account(&row) {
-                Ok(account) => found.insert(row.key_hash, account),
-                Err(error) => {
-                    log_event::failure("account_unreadable", error);
-                    continue;
+                Ok(account) => {
+                    found.insert(row.key_hash, account);
                 }
-            };
+                Err(error) => log_event::failure("account_unreadable", error),
+            }
         }
     }
     Ok(found)

@@ -183,38 +183,20 @@ impl Driver {
         let _ = self.notices.send(notice);
     }
 
-    /// The upgrade, given up after [`UPGRADE_WITHIN`]. What the application sends meanwhile
-    /// is dropped: nothing may go out before `INITIAL_STATE` says who we are.
+    /// The upgrade, given up after [`UPGRADE_WITHIN`].
     async fn open(&mut self) -> Result<Socket, Opened> {
         let upgrade = timeout(UPGRADE_WITHIN, open(&self.options));
-        tokio::pin!(upgrade);
-        loop {
-            tokio::select! {
-                opened = &mut upgrade => {
-                    return opened.unwrap_or_else(|_| Err(Opened::Failed("the upgrade took too long".into())));
-                }
-                command = self.commands.recv() => match command {
-                    Some(Command::Send(_)) => continue,
-                    Some(Command::Close) | None => return Err(Opened::ClosedByUs),
-                },
-            }
+        match unless_closed(&mut self.commands, upgrade).await {
+            None => Err(Opened::ClosedByUs),
+            Some(Err(_)) => Err(Opened::Failed("the upgrade took too long".into())),
+            Some(Ok(opened)) => opened,
         }
     }
 
-    /// Waits out a back-off; false if the application closed meanwhile. What it asks to send
-    /// meanwhile is dropped: there is no socket, and the next `INITIAL_STATE` is the truth.
+    /// Waits out a back-off; false if the application closed meanwhile.
     async fn wait(&mut self, delay: Duration) -> bool {
         let until = tokio::time::sleep(delay);
-        tokio::pin!(until);
-        loop {
-            tokio::select! {
-                _ = &mut until => return true,
-                command = self.commands.recv() => match command {
-                    Some(Command::Send(_)) => continue,
-                    Some(Command::Close) | None => return false,
-                },
-            }
-        }
+        unless_closed(&mut self.commands, until).await.is_some()
     }
 
     async fn drive(&mut self, mut socket: Socket, session: &mut Session) -> End {
@@ -274,6 +256,25 @@ impl Driver {
             if let Some(end) = ended {
                 return end;
             }
+        }
+    }
+}
+
+/// `work` while there is no session (connecting, or waiting to); `None` if the application
+/// closed meanwhile. What it asks to send meanwhile is dropped: nothing may go out before
+/// `INITIAL_STATE` says who we are, and that state will be the truth.
+async fn unless_closed<T>(
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Some(done),
+            command = commands.recv() => match command {
+                Some(Command::Send(_)) => continue,
+                Some(Command::Close) | None => return None,
+            },
         }
     }
 }

@@ -105,19 +105,17 @@ impl Replica {
         }
     }
 
+    /// Our change as the server would broadcast it (the state after it), applied as theirs.
     fn apply_own_change(&mut self, change: &ChangeRequest, cid: &Cid, now_ms: i64) {
-        let entry = |id: &str, state: ObjectState| ObjectEntry {
-            id: id.into(),
-            state,
-            controller_id: cid.clone(),
-            timestamp: now_ms,
-        };
-        match change {
-            ChangeRequest::Set { object_id, state } => {
-                self.objects
-                    .insert(object_id.to_string(), entry(object_id, state.clone()));
-            }
-            ChangeRequest::Patch { object_id, patch } => {
+        let (object_id, controller_id) = (change.object_id().clone(), cid.clone());
+        let update = match change {
+            ChangeRequest::Set { state, .. } => ObjectUpdate::State {
+                object_id,
+                state: state.clone(),
+                controller_id,
+            },
+            ChangeRequest::Patch { patch, .. } => {
+                // A missing or boolean state counts as `{}`.
                 let mut settings = match self.objects.get(object_id.0.as_str()) {
                     Some(ObjectEntry {
                         state: ObjectState::Settings(settings),
@@ -126,20 +124,25 @@ impl Replica {
                     _ => Map::new(),
                 };
                 merge(&mut settings, patch);
-                self.objects.insert(
-                    object_id.to_string(),
-                    entry(object_id, ObjectState::Settings(settings)),
-                );
+                ObjectUpdate::State {
+                    object_id,
+                    state: ObjectState::Settings(settings),
+                    controller_id,
+                }
             }
-            ChangeRequest::Delete { object_id, .. } => {
-                self.objects.remove(object_id.0.as_str());
-            }
-        }
+            ChangeRequest::Delete { .. } => ObjectUpdate::Deleted {
+                object_id,
+                patch: (),
+                controller_id,
+            },
+        };
+        self.apply_update(&update, now_ms);
     }
 
-    /// The server refused one of our own changes: what we applied locally is wrong.
-    pub fn own_change_refused(&mut self) -> Applied {
-        self.gap()
+    /// The server refused one of our own changes: what we applied locally is wrong, so the
+    /// replica is stale until a snapshot.
+    pub fn own_change_refused(&mut self) {
+        self.stale = true;
     }
 
     fn replace(&mut self, snapshot: &Snapshot) -> Applied {

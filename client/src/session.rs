@@ -179,10 +179,9 @@ impl Session {
             _ => None,
         };
         if let (Some((envelope, changes)), Some((Role::Controller, cid))) = (changes, &self.me) {
-            self.requests += 1;
             let id = envelope
                 .request_id
-                .get_or_insert_with(|| RequestId(format!("c-{}", self.requests)))
+                .get_or_insert_with(|| next_request_id(&mut self.requests))
                 .clone();
             self.replica.apply_own(changes, cid, now_ms);
             if self.own_requests.len() == OWN_REQUESTS_KEPT {
@@ -226,13 +225,15 @@ impl Session {
             None if now < heartbeats.next => return Vec::new(),
             None => {}
         }
-        let envelope = self.request();
-        let id = envelope.request_id.clone();
+        let id = next_request_id(&mut self.requests);
         if let Some(heartbeats) = &mut self.heartbeats {
             heartbeats.next = now + heartbeats.every;
-            heartbeats.ack = id.map(|id| (id, now + ACK_WITHIN));
+            heartbeats.ack = Some((id.clone(), now + ACK_WITHIN));
         }
-        vec![frame(ClientPacket::Heartbeat(envelope))]
+        vec![frame(ClientPacket::Heartbeat(Envelope {
+            airport: None,
+            request_id: Some(id),
+        }))]
     }
 
     fn resync(&mut self) -> Vec<Output> {
@@ -242,12 +243,17 @@ impl Session {
 
     /// An envelope with a new `requestId`.
     fn request(&mut self) -> Envelope {
-        self.requests += 1;
         Envelope {
             airport: None,
-            request_id: Some(RequestId(format!("r-{}", self.requests))),
+            request_id: Some(next_request_id(&mut self.requests)),
         }
     }
+}
+
+/// Our `requestId`s: `r-1`, `r-2`, … on this connection.
+fn next_request_id(requests: &mut u64) -> RequestId {
+    *requests += 1;
+    RequestId(format!("r-{requests}"))
 }
 
 fn frame(packet: ClientPacket) -> Output {

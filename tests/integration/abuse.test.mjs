@@ -22,6 +22,7 @@ import {
   chars,
   keepAlive,
   nest,
+  readServerFrame,
   scene,
   sizedUpdate,
   sleep,
@@ -844,25 +845,11 @@ function rawHalfOpen(svc, key, airport) {
   });
 }
 
-/** Parses the (unmasked) frames a server sent: [{ opcode, payload }], complete ones only. */
+/** The (unmasked) frames a server sent: [{ opcode, payload, … }], complete ones only. */
 function serverFrames(buf) {
   const frames = [];
-  let i = 0;
-  for (let guard = 0; guard < 10_000 && i + 2 <= buf.length; guard++) {
-    let len = buf[i + 1] & 0x7f;
-    let header = 2;
-    if (len === 126) {
-      if (i + 4 > buf.length) break;
-      len = buf.readUInt16BE(i + 2);
-      header = 4;
-    } else if (len === 127) {
-      if (i + 10 > buf.length) break;
-      len = Number(buf.readBigUInt64BE(i + 2));
-      header = 10;
-    }
-    if (i + header + len > buf.length) break;
-    frames.push({ opcode: buf[i] & 0x0f, payload: buf.subarray(i + header, i + header + len) });
-    i += header + len;
+  for (let i = 0, frame; frames.length < 10_000 && (frame = readServerFrame(buf.subarray(i))); i += frame.length) {
+    frames.push(frame);
   }
   return frames;
 }

@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Service, KEYS } from "./harness.mjs";
-import { bounded, sleep, until } from "./helpers.mjs";
+import { bounded, readServerFrame, sleep, until } from "./helpers.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(root, "target", "debug", "airport-client");
@@ -69,7 +69,7 @@ class Proxy {
         if (state === "raw") return;
       }
       for (;;) {
-        const frame = readFrame(buffer);
+        const frame = readServerFrame(buffer);
         if (!frame) break;
         buffer = buffer.subarray(frame.length);
         const text = frame.opcode === 1 ? frame.payload.toString() : undefined;
@@ -101,29 +101,6 @@ class Proxy {
     this.cut();
     return new Promise((resolve) => this.server.close(resolve));
   }
-}
-
-/** One unmasked frame at the start of `buffer`: `{ opcode, payload, bytes, length }`, or none yet. */
-function readFrame(buffer) {
-  if (buffer.length < 2) return undefined;
-  let length = buffer[1] & 0x7f;
-  let offset = 2;
-  if (length === 126) {
-    if (buffer.length < 4) return undefined;
-    length = buffer.readUInt16BE(2);
-    offset = 4;
-  } else if (length === 127) {
-    if (buffer.length < 10) return undefined;
-    length = Number(buffer.readBigUInt64BE(2));
-    offset = 10;
-  }
-  if (buffer.length < offset + length) return undefined;
-  return {
-    opcode: buffer[0] & 0x0f,
-    payload: buffer.subarray(offset, offset + length),
-    bytes: buffer.subarray(0, offset + length),
-    length: offset + length,
-  };
 }
 
 /** `airport-client --json watch`, its notices collected in order. */

@@ -148,3 +148,29 @@ export function sizedUpdate(n, objectId, ch = "x") {
   }
   return text;
 }
+
+/**
+ * The first WebSocket frame in `buffer` as a server sends it (never masked): `{ opcode, payload,
+ * bytes, length }`, or undefined until all of it has arrived.
+ */
+export function readServerFrame(buffer) {
+  if (buffer.length < 2) return undefined;
+  let length = buffer[1] & 0x7f;
+  let offset = 2;
+  if (length === 126) {
+    if (buffer.length < 4) return undefined;
+    length = buffer.readUInt16BE(2);
+    offset = 4;
+  } else if (length === 127) {
+    if (buffer.length < 10) return undefined;
+    length = Number(buffer.readBigUInt64BE(2));
+    offset = 10;
+  }
+  if (buffer.length < offset + length) return undefined;
+  return {
+    opcode: buffer[0] & 0x0f,
+    payload: buffer.subarray(offset, offset + length),
+    bytes: buffer.subarray(0, offset + length),
+    length: offset + length,
+  };
+}
