@@ -2,7 +2,7 @@
 // and the floor has not, each switched on by a binding, to tell which one a gap comes from.
 // These are JavaScript stand-ins for what the Rust service does, not the service itself.
 //   AUTH=1    the Worker hashes the key (SHA-256) and looks the account up in D1 (the same
-//             query as src/accounts.rs) before handing the upgrade to the object
+//             query as src/people/accounts.rs) before handing the upgrade to the object
 //   SQL=1     each frame writes its object row and bumps a seq row in the object's SQLite, so
 //             the output gate holds the forwarded frames until the write is durable
 //   ATTACH=1  each frame rewrites the sender's attachment (last-seen time), as the service does

@@ -1,9 +1,9 @@
 //! Accounts in D1, looked up by the hash of an API key: by an airport when a key connects to
 //! it and when it checks live sessions again, and by the Worker for `GET /state` with a key.
 
-use crate::batch_lookup::BatchLookup;
 use crate::log_event;
-use crate::lookup_cache::{LookupCache, Sharing};
+use crate::people::batch_lookup::BatchLookup;
+use crate::people::lookup_cache::{LookupCache, Sharing};
 use airport_protocol::Cid;
 use airport_protocol::account::Account;
 use airport_protocol::connect::HttpError;

@@ -4,10 +4,10 @@
 //! person at a time (concurrent look-ups share it), its answers reused for `VATSIM_CACHE_MS`,
 //! and it counts as unreachable after a timeout.
 
-use crate::accounts::accounts_for_key_hashes;
 use crate::log_event;
-use crate::lookup_cache::{LookupCache, Sharing};
-use crate::person_lookup::network_standing;
+use crate::people::accounts::accounts_for_key_hashes;
+use crate::people::lookup_cache::{LookupCache, Sharing};
+use crate::people::person_lookup::network_standing;
 use crate::subrequest;
 use airport_protocol::Cid;
 use airport_protocol::config::{RoleSource, VatsimSettings};

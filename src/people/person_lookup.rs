@@ -4,7 +4,7 @@
 //! Durable Object per person (named by cid) asks instead: concurrent look-ups share one request
 //! and the answer is reused for `VATSIM_CACHE_MS` (`standings::StatusClient`), for every airport.
 
-use crate::standings::StatusClient;
+use crate::people::standings::StatusClient;
 use crate::subrequest;
 use airport_protocol::Cid;
 use airport_protocol::config::{Config, ConfigError, RoleSource};

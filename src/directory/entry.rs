@@ -3,8 +3,8 @@
 //! done the writer looks again, so entries cannot be written out of order; a failed write is
 //! tried again at the next event.
 
-use crate::airport_directory;
-use crate::airport_storage as storage;
+use crate::airport::storage;
+use crate::directory;
 use crate::log_event;
 use airport_protocol::Icao;
 use airport_protocol::directory::Listing;
@@ -63,7 +63,7 @@ impl DirectoryEntry {
                 return;
             }
             let now = crate::now_ms();
-            if let Err(error) = airport_directory::write(&db, &icao, listing, seq, now).await {
+            if let Err(error) = directory::write(&db, &icao, listing, seq, now).await {
                 log_event::airport_failure("directory_write_failed", &icao, error);
                 return;
             }

@@ -5,12 +5,12 @@
 //! never saw) is answered from the directory without waking or creating its Durable Object;
 //! `airport=all` reads only the airports listed live.
 
-use crate::accounts::authenticate;
-use crate::airport_directory;
+use crate::directory;
 use crate::gateway::{ask_airport, log_internal};
 use crate::handoff::{LIVE_HEADER, airport_headers, error_response, json_response};
 use crate::log_event;
-use crate::lookup_cache::{LookupCache, Sharing};
+use crate::people::accounts::authenticate;
+use crate::people::lookup_cache::{LookupCache, Sharing};
 use crate::subrequest;
 use airport_protocol::Icao;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, StateTarget, check_state};
@@ -150,7 +150,7 @@ fn edge_cache() -> Option<Cache> {
 
 async fn airport_state(env: &Env, icao: &Icao) -> Result<String, HttpError> {
     let db = env.d1("DB").map_err(HttpError::internal)?;
-    match airport_directory::read(&db, icao)
+    match directory::read(&db, icao)
         .await
         .map_err(HttpError::internal)?
     {
@@ -187,9 +187,7 @@ async fn ask_for_state(env: &Env, icao: &Icao) -> Result<(String, bool), HttpErr
 /// whose last controller and pilot just left (its listing not yet rewritten) is left out.
 async fn all_live(env: &Env) -> Result<String, HttpError> {
     let db = env.d1("DB").map_err(HttpError::internal)?;
-    let listed = airport_directory::live(&db)
-        .await
-        .map_err(HttpError::internal)?;
+    let listed = directory::live(&db).await.map_err(HttpError::internal)?;
     let answers = join_all(listed.iter().map(|icao| ask_for_state(env, icao))).await;
     let mut body = String::from("{\"states\":[");
     let mut first = true;

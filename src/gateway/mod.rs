@@ -1,4 +1,6 @@
-//! The Worker: routes requests and hands connections to the airport's Durable Object. A
+//! The Worker's `fetch`, the only entry point from the internet: routing, the public
+//! `GET /state` (`public_state`) and the dashboard's pages. It hands connections to the
+//! airport's Durable Object and reaches an airport only through its stub. A
 //! malformed request is rejected here without waking an airport; a connection's key is checked
 //! by its airport (one D1 query for every connection that arrives while another is under way),
 //! still before any upgrade.
@@ -9,10 +11,12 @@
 //! request to the airport and on its response. Those copies were about 10% of the CPU time of
 //! a burst of connections (BENCHMARKS.md).
 
-use crate::accounts::hash_key;
+mod public_state;
+
 use crate::handoff::{connect_headers, error_response, json_response};
 use crate::log_event;
-use crate::public_state;
+use crate::people::accounts::hash_key;
+
 use crate::subrequest;
 use airport_protocol::Icao;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, check_connect};

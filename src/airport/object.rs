@@ -4,17 +4,17 @@
 //! serves `fetch`. Sockets use the hibernation API: everything needed after an eviction lives
 //! in storage and in each socket's attachment. Hooks log failures and survive them.
 
-use crate::accounts::{self, authenticate_connect};
-use crate::airport_directory::entry::DirectoryEntry;
-use crate::airport_metrics::{self, MetricsTimer};
-use crate::airport_sockets::{self as sockets, Sockets};
-use crate::airport_storage as storage;
-use crate::batch_lookup::BatchLookup;
+use crate::airport::metrics::{self, MetricsTimer};
+use crate::airport::sockets::{self as sockets, Sockets};
+use crate::airport::storage;
+use crate::directory::entry::DirectoryEntry;
 use crate::handoff::{self, error_response};
 use crate::log_event;
 use crate::now_ms as now;
-use crate::person_lookup::network_standing;
-use crate::standings;
+use crate::people::accounts::{self, authenticate_connect};
+use crate::people::batch_lookup::BatchLookup;
+use crate::people::person_lookup::network_standing;
+use crate::people::standings;
 use airport_protocol::account::Account;
 use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
@@ -286,7 +286,7 @@ impl AirportObject {
         });
         live.room.metrics().delivered(&actions, sends, commit, now);
         if saved.is_err() {
-            airport_metrics::write(&self.env, &live.room.end_metrics(now));
+            metrics::write(&self.env, &live.room.end_metrics(now));
             *guard = None;
             return false;
         }
