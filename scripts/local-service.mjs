@@ -23,7 +23,7 @@ const ASSETS = unstable_getMiniflareWorkerOptions(join(root, "wrangler.toml")).w
  * The Worker's miniflare options: the build in `buildDir` (index.js, index_bg.wasm) and the
  * dashboard's static assets.
  */
-export function serviceWorker(bindings, buildDir = join(root, "build")) {
+export function serviceWorker(bindings, buildDir = join(root, "build"), { network = false } = {}) {
   return {
     name: "airport-realtime",
     modulesRoot: buildDir,
@@ -36,7 +36,10 @@ export function serviceWorker(bindings, buildDir = join(root, "build")) {
       AIRPORT: { className: "AirportObject", useSQLite: true },
       PEOPLE: { className: "PersonLookup", useSQLite: true },
     },
-    d1Databases: { DB: "airport-realtime" },
+    // NETWORK_DB: a local stand-in of the running service's database (docs/operations.md).
+    d1Databases: network
+      ? { DB: "airport-realtime", NETWORK_DB: "running-service" }
+      : { DB: "airport-realtime" },
     // Locally a dataset that drops what it is given, as wrangler's (tests bind a recorder).
     analyticsEngineDatasets: { METRICS: { dataset: "airport_metrics" } },
     assets: ASSETS,
@@ -69,6 +72,15 @@ export async function migrateAndSeed(db) {
         .sort()
         .map((m) => join(root, "migrations", m));
   const sql = [...migrations, join(root, "seeds", "dev.sql")].flatMap(statements);
+  await db.batch(sql.map((s) => db.prepare(s)));
+}
+
+/**
+ * Creates the running service's tables (tests/fixtures/running-service.sql) in a local stand-in
+ * of its database, if they are not there yet.
+ */
+export async function createRunningServiceTables(db) {
+  const sql = statements(join(root, "tests", "fixtures", "running-service.sql"));
   await db.batch(sql.map((s) => db.prepare(s)));
 }
 

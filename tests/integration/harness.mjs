@@ -6,7 +6,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { logEvents, migrateAndSeed, serviceWorker } from "../../scripts/local-service.mjs";
+import {
+  createRunningServiceTables,
+  logEvents,
+  migrateAndSeed,
+  serviceWorker,
+} from "../../scripts/local-service.mjs";
 import { Pacer, bounded } from "./helpers.mjs";
 import { checkHttpBody, checkServerPacket } from "./contract.mjs";
 
@@ -55,10 +60,13 @@ const DEFAULT_VARS = {
 /**
  * A running service. `vars` override wrangler.toml's [vars]. Storage persists in a temporary
  * directory for the life of the service, so `restart()` keeps Durable Object and D1 data.
+ * With `network: true`, NETWORK_DB is bound to a local stand-in of the running service's
+ * database (its tables from tests/fixtures/running-service.sql), as `this.networkDb`.
  */
 export class Service {
-  constructor(vars = {}) {
+  constructor(vars = {}, { network = false } = {}) {
     this.vars = { ...DEFAULT_VARS, ...vars };
+    this.network = network;
     this.persist = mkdtempSync(join(tmpdir(), "airport-test-"));
     this.logs = [];
     this.logWaiters = [];
@@ -68,7 +76,9 @@ export class Service {
 
   /** The service's own worker options; METRICS is bound to the recorder in `options()`. */
   worker() {
-    const { analyticsEngineDatasets: _, ...worker } = serviceWorker(this.vars);
+    const { analyticsEngineDatasets: _, ...worker } = serviceWorker(this.vars, undefined, {
+      network: this.network,
+    });
     return worker;
   }
 
@@ -129,6 +139,10 @@ export class Service {
     // Idempotent across restarts: tables exist after the first start.
     await migrateAndSeed(db);
     this.db = db;
+    if (this.network) {
+      this.networkDb = await this.mf.getD1Database("NETWORK_DB");
+      await createRunningServiceTables(this.networkDb);
+    }
     return this;
   }
 
