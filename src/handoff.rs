@@ -2,6 +2,7 @@
 //! reach: the airport and a connecting key's hash, as request headers; the airport's answers;
 //! and the JSON error responses both sides send.
 
+use crate::people::accounts::{NETWORK_BINDING, PresentedKey};
 use airport_protocol::Icao;
 use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
@@ -9,6 +10,9 @@ use worker::{Env, Headers, Request, Response, Result};
 
 const AIRPORT_HEADER: &str = "X-Airport";
 const KEY_HASH_HEADER: &str = "X-Airport-Key-Hash";
+/// The key itself, only when the running service's people are a source (they are looked up by
+/// it): between the Worker and the object, never logged.
+const KEY_HEADER: &str = "X-Airport-Key";
 /// On the airport's `/state` answer: "1" when a controller or pilot is connected.
 pub const LIVE_HEADER: &str = "X-Airport-Live";
 
@@ -20,17 +24,20 @@ pub fn airport_headers(airport: &Icao) -> Result<Headers> {
 }
 
 /// A connection for the airport to authenticate, as headers on the request to the Durable
-/// Object: the key does not travel, only its hash.
-pub fn connect_headers(airport: &Icao, key_hash: &str) -> Result<Headers> {
+/// Object: the key's hash, and the key itself only where a source needs it.
+pub fn connect_headers(airport: &Icao, key: &PresentedKey) -> Result<Headers> {
     let headers = airport_headers(airport)?;
-    headers.set(KEY_HASH_HEADER, key_hash)?;
+    headers.set(KEY_HASH_HEADER, &key.hash)?;
+    if let Some(plain) = &key.plain {
+        headers.set(KEY_HEADER, plain)?;
+    }
     Ok(headers)
 }
 
 /// A connection the Worker hands to an airport.
 pub struct Connecting {
     pub airport: Icao,
-    pub key_hash: String,
+    pub key: PresentedKey,
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {
@@ -46,7 +53,10 @@ pub fn read_airport(req: &Request) -> Result<Icao> {
 pub fn read_connecting(req: &Request) -> Result<Connecting> {
     Ok(Connecting {
         airport: read_airport(req)?,
-        key_hash: header(req, KEY_HASH_HEADER).ok_or("missing key hash")?,
+        key: PresentedKey {
+            hash: header(req, KEY_HASH_HEADER).ok_or("missing key hash")?,
+            plain: header(req, KEY_HEADER),
+        },
     })
 }
 
@@ -71,7 +81,17 @@ pub fn error_response(error: &HttpError) -> Result<Response> {
     Ok(json_response(error.body())?.with_status(error.status()))
 }
 
-/// The deployment's settings, read from the Worker's `[vars]`.
+/// The deployment's settings, read from the Worker's `[vars]`, and the bindings they need.
 pub fn read_config(env: &Env) -> std::result::Result<Config, ConfigError> {
-    Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))
+    let config = Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))?;
+    if config.key_source.reads_network() && env.d1(NETWORK_BINDING).is_err() {
+        return Err(ConfigError {
+            name: NETWORK_BINDING,
+            value: "unbound".into(),
+            expected: "a D1 binding to the running service's database, which KEY_SOURCE = \
+                       `network` reads (docs/operations.md)"
+                .into(),
+        });
+    }
+    Ok(config)
 }

@@ -146,12 +146,32 @@ impl Default for VatsimSettings {
     }
 }
 
+/// Where API keys and bans are looked up (`KEY_SOURCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeySource {
+    /// Only this service's own accounts (`accounts`, `api_keys` in `DB`): keys made by
+    /// `scripts/keys.mjs`, stored hashed.
+    #[default]
+    Own,
+    /// The running service's people too (`users`, `bans` in the `NETWORK_DB` binding), read
+    /// where they are. A key both know is this service's own account: an operator made it on
+    /// purpose. Those people have no stored role, so this needs `ROLE_SOURCE = vatsim`.
+    Network,
+}
+
+impl KeySource {
+    pub fn reads_network(self) -> bool {
+        self == KeySource::Network
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub timings: Timings,
     pub caps: Caps,
     pub rate_limits: RateLimits,
     pub role_source: RoleSource,
+    pub key_source: KeySource,
     /// How often live sessions are checked again: key revoked, banned, role changed.
     pub recheck_ms: i64,
 }
@@ -163,6 +183,7 @@ impl Default for Config {
             caps: Caps::default(),
             rate_limits: RateLimits::default(),
             role_source: RoleSource::default(),
+            key_source: KeySource::default(),
             recheck_ms: 120_000,
         }
     }
@@ -244,6 +265,21 @@ impl Config {
                 RoleSource::Vatsim(vatsim)
             }
             Some(other) => return Err(invalid("ROLE_SOURCE", other, "`static` or `vatsim`")),
+        };
+        config.key_source = match var("KEY_SOURCE").as_deref().map(str::trim) {
+            None | Some("own") => KeySource::Own,
+            Some("network") if matches!(config.role_source, RoleSource::Vatsim(_)) => {
+                KeySource::Network
+            }
+            Some("network") => {
+                return Err(invalid(
+                    "KEY_SOURCE",
+                    "network",
+                    "`own` while ROLE_SOURCE is `static`: the running service's people have \
+                     no stored role, so `network` needs ROLE_SOURCE = `vatsim`",
+                ));
+            }
+            Some(other) => return Err(invalid("KEY_SOURCE", other, "`own` or `network`")),
         };
         Ok(config)
     }
@@ -346,6 +382,29 @@ mod tests {
         ] {
             assert!(Config::from_vars(vars(bad)).is_err());
         }
+    }
+
+    #[test]
+    fn key_sources() {
+        let read = |key: &'static str, role: &'static str| {
+            Config::from_vars(move |name| match name {
+                "KEY_SOURCE" => Some(key.into()),
+                "ROLE_SOURCE" => Some(role.into()),
+                _ => None,
+            })
+        };
+        assert_eq!(Config::default().key_source, KeySource::Own);
+        assert_eq!(read("own", "static").unwrap().key_source, KeySource::Own);
+        assert_eq!(read("own", "vatsim").unwrap().key_source, KeySource::Own);
+        assert_eq!(
+            read(" network ", "vatsim").unwrap().key_source,
+            KeySource::Network
+        );
+        // Roles must come from the network when the people do.
+        let err = read("network", "static").unwrap_err();
+        assert_eq!(err.name, "KEY_SOURCE");
+        assert!(err.to_string().contains("ROLE_SOURCE"), "{err}");
+        assert_eq!(read("both", "vatsim").unwrap_err().name, "KEY_SOURCE");
     }
 
     #[test]

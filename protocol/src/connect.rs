@@ -1,6 +1,7 @@
 //! The HTTP side of connecting: request checks in the order of PROTOCOL §2 and the rejection
 //! table, each error mapped once to its status and code.
 
+use super::config::ConfigError;
 use super::ids::Icao;
 use super::wire::http::{ErrorBody, ErrorDetail};
 use super::wire_name::wire_name_enum;
@@ -62,6 +63,10 @@ pub enum HttpError {
     TooManyConnections { scope: &'static str, limit: u32 },
     #[error("no such endpoint")]
     NotFound,
+    /// The deployment's settings are wrong: the operator's to fix, so the message names the
+    /// setting.
+    #[error("the service is misconfigured: {0}")]
+    Misconfigured(ConfigError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -88,7 +93,7 @@ impl HttpError {
             HttpError::UpstreamUnavailable => HttpErrorCode::UpstreamUnavailable,
             HttpError::TooManyConnections { .. } => HttpErrorCode::TooManyConnections,
             HttpError::NotFound => HttpErrorCode::NotFound,
-            HttpError::Internal(_) => HttpErrorCode::Internal,
+            HttpError::Misconfigured(_) | HttpError::Internal(_) => HttpErrorCode::Internal,
         }
     }
 

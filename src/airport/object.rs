@@ -11,7 +11,7 @@ use crate::directory::entry::DirectoryEntry;
 use crate::handoff::{self, error_response};
 use crate::log_event;
 use crate::now_ms as now;
-use crate::people::accounts::{self, authenticate_connect};
+use crate::people::accounts::{self, PresentedKey, authenticate_connect};
 use crate::people::batch_lookup::BatchLookup;
 use crate::people::person_lookup::network_standing;
 use crate::people::standings;
@@ -51,7 +51,7 @@ pub struct AirportObject {
     directory: Rc<DirectoryEntry>,
     metrics: MetricsTimer,
     /// The accounts of the keys connecting, looked up in batches.
-    accounts: BatchLookup<String, Account>,
+    accounts: BatchLookup<PresentedKey, Account>,
 }
 
 /// A hook's failure is logged and survived: propagated, it would reset the object.
@@ -65,13 +65,15 @@ fn survive(event: &str, result: Result<()>) -> Result<()> {
 impl DurableObject for AirportObject {
     fn new(state: State, env: Env) -> Self {
         let config = handoff::read_config(&env);
+        // With bad settings nothing is looked up: `accept` refuses first.
+        let key_source = config.as_ref().map(|c| c.key_source).unwrap_or_default();
         AirportObject {
             state,
             config,
             live: Rc::default(),
             directory: Rc::default(),
             metrics: MetricsTimer::default(),
-            accounts: accounts::connect_lookup(&env),
+            accounts: accounts::connect_lookup(&env, key_source),
             env,
         }
     }
@@ -177,8 +179,7 @@ impl AirportObject {
         self.carry_out(effects, now).await;
         let mut answers = None;
         if let Some(questions) = recheck {
-            let source = &self.config()?.role_source;
-            answers = Some(standings::answers(&self.env, source, &questions).await);
+            answers = Some(standings::answers(&self.env, self.config()?, &questions).await);
         }
         let effects = self.with_room(|room| room.finish_alarm(now, answers.as_ref()))?;
         self.carry_out(effects, now).await;
@@ -362,11 +363,15 @@ impl AirportObject {
     /// session and the room's admission; `INITIAL_STATE` is the socket's first packet.
     async fn accept(&self, req: &Request) -> std::result::Result<Response, HttpError> {
         let connecting = handoff::read_connecting(req).map_err(HttpError::internal)?;
-        let account = authenticate_connect(&self.accounts, &connecting.key_hash, now()).await?;
+        let config = self
+            .config
+            .as_ref()
+            .map_err(|e| HttpError::Misconfigured(e.clone()))?;
+        let account = authenticate_connect(&self.accounts, &connecting.key, now()).await?;
         self.ensure_live(Some(&connecting.airport))
             .await
             .map_err(HttpError::internal)?;
-        let source = &self.config().map_err(HttpError::internal)?.role_source;
+        let source = &config.role_source;
         let network = network_standing(&self.env, source, &account.cid).await;
         let session = self
             .with_room(|room| room.session_for(account.session(), network))
@@ -379,7 +384,7 @@ impl AirportObject {
         let effects = {
             let mut guard = self.live.borrow_mut();
             let live = guard.as_mut().ok_or(HttpError::NotFound)?;
-            let effects = live.room.connect(id, session, connecting.key_hash, now)?;
+            let effects = live.room.connect(id, session, connecting.key.hash, now)?;
             self.state
                 .accept_websocket_with_tags(&pair.server, &[role.as_str()]);
             live.sockets.insert(id, pair.server.clone());

@@ -13,13 +13,14 @@
 
 mod public_state;
 
-use crate::handoff::{connect_headers, error_response, json_response};
+use crate::handoff::{connect_headers, error_response, json_response, read_config};
 use crate::log_event;
-use crate::people::accounts::hash_key;
-
+use crate::people::accounts::presented;
 use crate::subrequest;
 use airport_protocol::Icao;
+use airport_protocol::config::KeySource;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, check_connect};
+use std::cell::OnceCell;
 use worker::*;
 
 /// Reported by `GET /health`; `build.rs` records the git revision.
@@ -37,9 +38,30 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
 
 /// Logs an internal error once, where it is turned into a response.
 pub fn log_internal(error: &HttpError) {
-    if let HttpError::Internal(detail) = error {
-        log_event::failure("internal_error", detail);
+    match error {
+        HttpError::Internal(detail) => log_event::failure("internal_error", detail),
+        HttpError::Misconfigured(error) => log_event::failure("misconfigured", error),
+        _ => {}
     }
+}
+
+thread_local! {
+    /// Where keys are looked up, read once per isolate with the rest of the settings: a
+    /// deployment's variables and bindings are fixed for an isolate's life.
+    static KEY_SOURCE: OnceCell<std::result::Result<KeySource, HttpError>> =
+        const { OnceCell::new() };
+}
+
+/// Where keys are looked up; bad settings are a 500 naming the setting.
+pub fn key_source(env: &Env) -> std::result::Result<KeySource, HttpError> {
+    KEY_SOURCE.with(|cell| {
+        cell.get_or_init(|| {
+            read_config(env)
+                .map(|config| config.key_source)
+                .map_err(HttpError::Misconfigured)
+        })
+        .clone()
+    })
 }
 
 async fn route(
@@ -81,9 +103,10 @@ async fn connect(
     parts: &RequestParts<'_>,
 ) -> std::result::Result<web_sys::Response, HttpError> {
     let (airport, key) = check_connect(parts)?;
+    let source = key_source(env)?;
     // The airport looks the key up: there, a burst of connections shares its queries.
-    let key_hash = hash_key(key).await.map_err(HttpError::internal)?;
-    let headers = connect_headers(&airport, &key_hash).map_err(HttpError::internal)?;
+    let key = presented(source, key).await.map_err(HttpError::internal)?;
+    let headers = connect_headers(&airport, &key).map_err(HttpError::internal)?;
     headers
         .set("Upgrade", "websocket")
         .map_err(HttpError::internal)?;

@@ -6,7 +6,7 @@
 //! `airport=all` reads only the airports listed live.
 
 use crate::directory;
-use crate::gateway::{ask_airport, log_internal};
+use crate::gateway::{ask_airport, key_source, log_internal};
 use crate::handoff::{LIVE_HEADER, airport_headers, error_response, json_response};
 use crate::log_event;
 use crate::people::accounts::authenticate;
@@ -85,7 +85,7 @@ async fn answer(
 ) -> Result<Rc<String>, HttpError> {
     let (target, key) = check_state(parts)?;
     if let Some(key) = key {
-        authenticate(env, key).await?;
+        authenticate(env, key_source(env)?, key).await?;
     }
     let edge_key = format!(
         "{}/state?airport={}",

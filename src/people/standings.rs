@@ -5,12 +5,12 @@
 //! and it counts as unreachable after a timeout.
 
 use crate::log_event;
-use crate::people::accounts::accounts_for_key_hashes;
+use crate::people::accounts::KeyDatabases;
 use crate::people::lookup_cache::{LookupCache, Sharing};
 use crate::people::person_lookup::network_standing;
 use crate::subrequest;
 use airport_protocol::Cid;
-use airport_protocol::config::{RoleSource, VatsimSettings};
+use airport_protocol::config::{Config, RoleSource, VatsimSettings};
 use airport_protocol::recheck::{KeyStanding, NetworkStanding};
 use airport_protocol::room::{Answers, Recheck};
 use airport_protocol::vatsim::{NetworkConnection, parse_status};
@@ -64,11 +64,13 @@ impl StatusClient {
 
 /// The answers to a re-check. What cannot be asked now stays unknown, and its sessions are
 /// kept.
-pub async fn answers(env: &Env, source: &RoleSource, questions: &Recheck) -> Answers {
-    let db = env.d1("DB").ok();
+pub async fn answers(env: &Env, config: &Config, questions: &Recheck) -> Answers {
+    let databases = KeyDatabases::open(env, config.key_source)
+        .inspect_err(|error| log_event::failure("account_lookup_failed", error));
     let mut answers = Answers::default();
-    if let Some(db) = db {
-        let mut found = accounts_for_key_hashes(&db, questions.key_hashes.clone())
+    if let Ok(databases) = databases {
+        let mut found = databases
+            .rechecked(&questions.key_hashes, &questions.people)
             .await
             .inspect_err(|error| log_event::failure("account_lookup_failed", error));
         for key_hash in &questions.key_hashes {
@@ -83,7 +85,7 @@ pub async fn answers(env: &Env, source: &RoleSource, questions: &Recheck) -> Ans
         }
     }
     for cid in &questions.people {
-        if let Some(standing) = network_standing(env, source, cid).await {
+        if let Some(standing) = network_standing(env, &config.role_source, cid).await {
             answers.network.insert(cid.clone(), standing);
         }
     }
