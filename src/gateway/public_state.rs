@@ -14,7 +14,9 @@ use crate::people::lookup_cache::{LookupCache, Sharing};
 use crate::subrequest;
 use airport_protocol::Icao;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, StateTarget, check_state};
-use airport_protocol::directory::{Listing, dormant_state};
+use airport_protocol::directory::{
+    ALL_STATES_MAX_AIRPORTS, Listing, all_states_body, dormant_state,
+};
 use futures_util::FutureExt;
 use futures_util::future::join_all;
 use std::rc::Rc;
@@ -183,27 +185,29 @@ async fn ask_for_state(env: &Env, icao: &Icao) -> Result<(String, bool), HttpErr
     Ok((text, live))
 }
 
-/// `{"states":[…]}` for the airports listed live that still are: each is asked, and an airport
-/// whose last controller and pilot just left (its listing not yet rewritten) is left out.
+/// `{"states":[…]}` for the airports listed live that still are, within the bounds of
+/// `directory::all_states_body`: each is asked, and an airport whose last controller and pilot
+/// just left (its listing not yet rewritten) is left out.
 async fn all_live(env: &Env) -> Result<String, HttpError> {
     let db = env.d1("DB").map_err(HttpError::internal)?;
-    let listed = directory::live(&db).await.map_err(HttpError::internal)?;
+    let mut listed = directory::live(&db, ALL_STATES_MAX_AIRPORTS + 1)
+        .await
+        .map_err(HttpError::internal)?;
+    let listed_more = listed.len() > ALL_STATES_MAX_AIRPORTS;
+    listed.truncate(ALL_STATES_MAX_AIRPORTS);
     let answers = join_all(listed.iter().map(|icao| ask_for_state(env, icao))).await;
-    let mut body = String::from("{\"states\":[");
-    let mut first = true;
-    for answer in answers {
-        match answer {
-            Ok((state, true)) => {
-                if !std::mem::take(&mut first) {
-                    body.push(',');
-                }
-                body.push_str(&state);
-            }
-            Ok((_, false)) => {}
-            // One airport that cannot answer does not hide the others.
-            Err(error) => log_internal(&error),
+    let live = answers.into_iter().filter_map(|answer| match answer {
+        Ok((state, true)) => Some(state),
+        Ok((_, false)) => None,
+        // One airport that cannot answer does not hide the others.
+        Err(error) => {
+            log_internal(&error);
+            None
         }
-    }
-    body.push_str("]}");
-    Ok(body)
+    });
+    let live: Vec<String> = live.collect();
+    Ok(all_states_body(
+        live.iter().map(String::as_str),
+        listed_more,
+    ))
 }
