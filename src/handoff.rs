@@ -6,7 +6,7 @@ use crate::people::accounts::{NETWORK_BINDING, PresentedKey};
 use airport_protocol::Icao;
 use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
-use worker::{Env, Headers, Request, Response, Result};
+use worker::{Env, Headers, Request, Response, Result, WebSocket};
 
 const AIRPORT_HEADER: &str = "X-Airport";
 const KEY_HASH_HEADER: &str = "X-Airport-Key-Hash";
@@ -23,13 +23,24 @@ pub fn airport_headers(airport: &Icao) -> Result<Headers> {
     Ok(headers)
 }
 
+/// The WebSocket subprotocol the airport answers the upgrade with (`connect::Connect`).
+const PROTOCOL_HEADER: &str = "Sec-WebSocket-Protocol";
+
 /// A connection for the airport to authenticate, as headers on the request to the Durable
-/// Object: the key's hash, and the key itself only where a source needs it.
-pub fn connect_headers(airport: &Icao, key: &PresentedKey) -> Result<Headers> {
+/// Object: the key's hash, the key itself only where a source needs it, and the subprotocol to
+/// answer with.
+pub fn connect_headers(
+    airport: &Icao,
+    key: &PresentedKey,
+    protocol: Option<&str>,
+) -> Result<Headers> {
     let headers = airport_headers(airport)?;
     headers.set(KEY_HASH_HEADER, &key.hash)?;
     if let Some(plain) = &key.plain {
         headers.set(KEY_HEADER, plain)?;
+    }
+    if let Some(protocol) = protocol {
+        headers.set(PROTOCOL_HEADER, protocol)?;
     }
     Ok(headers)
 }
@@ -38,6 +49,7 @@ pub fn connect_headers(airport: &Icao, key: &PresentedKey) -> Result<Headers> {
 pub struct Connecting {
     pub airport: Icao,
     pub key: PresentedKey,
+    pub protocol: Option<String>,
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {
@@ -57,7 +69,17 @@ pub fn read_connecting(req: &Request) -> Result<Connecting> {
             hash: header(req, KEY_HASH_HEADER).ok_or("missing key hash")?,
             plain: header(req, KEY_HEADER),
         },
+        protocol: header(req, PROTOCOL_HEADER),
     })
+}
+
+/// The upgrade's answer: the client's end of the socket, with the subprotocol it offered.
+pub fn upgrade_response(client: WebSocket, protocol: Option<&str>) -> Result<Response> {
+    let response = Response::from_websocket(client)?;
+    if let Some(protocol) = protocol {
+        response.headers().set(PROTOCOL_HEADER, protocol)?;
+    }
+    Ok(response)
 }
 
 /// A JSON response.

@@ -117,6 +117,26 @@ pub struct RequestParts<'a> {
     pub airport: Option<&'a str>,
     pub key_param: Option<&'a str>,
     pub authorization: Option<&'a str>,
+    /// `Sec-WebSocket-Protocol`: the subprotocols a client offers (a browser's way to send a
+    /// key without a URL, [`KEY_PROTOCOL_PREFIX`]).
+    pub protocols: Option<&'a str>,
+}
+
+/// The subprotocol the service speaks; a browser offers it beside its key's, and it is the one
+/// the server answers with.
+pub const PROTOCOL: &str = "airport-realtime";
+/// A subprotocol `airport-key.<KEY>` carries the API key: browsers cannot set headers on a
+/// WebSocket, and a key in the URL lands in history, proxies and request logs.
+pub const KEY_PROTOCOL_PREFIX: &str = "airport-key.";
+
+/// What `/connect`'s checks read off a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect<'a> {
+    pub airport: Icao,
+    pub key: &'a str,
+    /// The subprotocol to answer with (RFC 6455: one of those offered), if any was offered
+    /// that the service speaks: [`PROTOCOL`], or else the key's own.
+    pub protocol: Option<&'a str>,
 }
 
 /// What `GET /state` reads: one airport, or every live one (`airport=all`).
@@ -126,9 +146,9 @@ pub enum StateTarget {
     All,
 }
 
-/// `/connect`'s checks that need no look-up, in contract order. Returns the airport and the
-/// API key.
-pub fn check_connect<'a>(parts: &RequestParts<'a>) -> Result<(Icao, &'a str), HttpError> {
+/// `/connect`'s checks that need no look-up, in contract order. Returns the airport, the API
+/// key and the subprotocol to answer with.
+pub fn check_connect<'a>(parts: &RequestParts<'a>) -> Result<Connect<'a>, HttpError> {
     if parts.method != "GET" {
         return Err(HttpError::MethodNotAllowed);
     }
@@ -142,8 +162,19 @@ pub fn check_connect<'a>(parts: &RequestParts<'a>) -> Result<(Icao, &'a str), Ht
         .airport
         .and_then(Icao::parse)
         .ok_or(HttpError::InvalidAirport)?;
-    let key = api_key(parts.key_param, parts.authorization).ok_or(HttpError::MissingApiKey)?;
-    Ok((airport, key))
+    let offered = || parts.protocols.into_iter().flat_map(|list| list.split(','));
+    let offered = move || offered().map(str::trim);
+    let key_protocol = offered().find(|p| p.starts_with(KEY_PROTOCOL_PREFIX));
+    let key = api_key(parts.key_param, parts.authorization)
+        .or_else(|| key_protocol?.strip_prefix(KEY_PROTOCOL_PREFIX))
+        .filter(|key| !key.is_empty())
+        .ok_or(HttpError::MissingApiKey)?;
+    let protocol = offered().find(|p| *p == PROTOCOL).or(key_protocol);
+    Ok(Connect {
+        airport,
+        key,
+        protocol,
+    })
 }
 
 /// `/state`'s checks (PROTOCOL §6): the method and the airport, or `all` (any case). The key
@@ -249,6 +280,7 @@ mod tests {
             airport: Some("egll"),
             key_param: Some("k"),
             authorization: None,
+            protocols: None,
         }
     }
 
@@ -260,6 +292,7 @@ mod tests {
             airport: Some("x"),
             key_param: None,
             authorization: None,
+            protocols: None,
         };
         assert_eq!(check_connect(&all_wrong), Err(HttpError::MethodNotAllowed));
         assert_eq!(check_state(&all_wrong), Err(HttpError::MethodNotAllowed));
@@ -279,8 +312,43 @@ mod tests {
             ..p
         };
         assert_eq!(check_connect(&p), Err(HttpError::MissingApiKey));
-        let (icao, key) = check_connect(&parts()).unwrap();
-        assert_eq!((icao.as_str(), key), ("EGLL", "k"));
+        let connect = check_connect(&parts()).unwrap();
+        assert_eq!((connect.airport.as_str(), connect.key), ("EGLL", "k"));
+        assert_eq!(connect.protocol, None);
+    }
+
+    #[test]
+    fn a_browser_offers_its_key_as_a_subprotocol() {
+        let offered = |protocols| RequestParts {
+            key_param: None,
+            protocols: Some(protocols),
+            ..parts()
+        };
+        let read = |protocols| {
+            check_connect(&offered(protocols)).map(|connect| (connect.key, connect.protocol))
+        };
+        assert_eq!(
+            read("airport-realtime, airport-key.BARS_k1"),
+            Ok(("BARS_k1", Some(PROTOCOL)))
+        );
+        assert_eq!(
+            read("airport-key.BARS_k1,airport-realtime"),
+            Ok(("BARS_k1", Some(PROTOCOL)))
+        );
+        // Offered alone, the key's protocol is the one answered.
+        assert_eq!(read("airport-key.k2"), Ok(("k2", Some("airport-key.k2"))));
+        assert_eq!(
+            read("chat, airport-realtime"),
+            Err(HttpError::MissingApiKey)
+        );
+        assert_eq!(read("airport-key."), Err(HttpError::MissingApiKey));
+        // The query and a Bearer header keep working, and win.
+        let both = RequestParts {
+            protocols: Some("airport-realtime, airport-key.k3"),
+            ..parts()
+        };
+        let connect = check_connect(&both).unwrap();
+        assert_eq!((connect.key, connect.protocol), ("k", Some(PROTOCOL)));
     }
 
     #[test]

@@ -399,6 +399,7 @@ impl AirportObject {
             return Err(HttpError::Internal("the airport could not be saved".into()));
         }
         self.settle().await.map_err(HttpError::internal)?;
-        Response::from_websocket(pair.client).map_err(HttpError::internal)
+        handoff::upgrade_response(pair.client, connecting.protocol.as_deref())
+            .map_err(HttpError::internal)
     }
 }

@@ -74,17 +74,17 @@ async fn route(
     let method = req.method();
     let (airport_param, key_param) = (url.param("airport"), url.param("key"));
     let headers = req.headers();
-    let (upgrade, authorization, accept) = (
-        headers.get("Upgrade").ok().flatten(),
-        headers.get("Authorization").ok().flatten(),
-        headers.get("Accept").ok().flatten(),
-    );
+    let header = |name| headers.get(name).ok().flatten();
+    let (upgrade, authorization, accept) =
+        (header("Upgrade"), header("Authorization"), header("Accept"));
+    let protocols = header("Sec-WebSocket-Protocol");
     let parts = RequestParts {
         method: &method,
         upgrade: upgrade.as_deref(),
         airport: airport_param.as_deref(),
         key_param: key_param.as_deref(),
         authorization: authorization.as_deref(),
+        protocols: protocols.as_deref(),
     };
     let result = match url.path {
         "/connect" => connect(env, &parts).await,
@@ -102,15 +102,18 @@ async fn connect(
     env: &Env,
     parts: &RequestParts<'_>,
 ) -> std::result::Result<web_sys::Response, HttpError> {
-    let (airport, key) = check_connect(parts)?;
+    let request = check_connect(parts)?;
     let source = key_source(env)?;
     // The airport looks the key up: there, a burst of connections shares its queries.
-    let key = presented(source, key).await.map_err(HttpError::internal)?;
-    let headers = connect_headers(&airport, &key).map_err(HttpError::internal)?;
+    let key = presented(source, request.key)
+        .await
+        .map_err(HttpError::internal)?;
+    let headers =
+        connect_headers(&request.airport, &key, request.protocol).map_err(HttpError::internal)?;
     headers
         .set("Upgrade", "websocket")
         .map_err(HttpError::internal)?;
-    ask_airport(env, &airport, "connect", &headers).await
+    ask_airport(env, &request.airport, "connect", &headers).await
 }
 
 fn health(method: &str) -> std::result::Result<Response, HttpError> {

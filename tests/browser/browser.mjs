@@ -51,9 +51,13 @@ export async function openPage(t, browser, service, path, { key, viewport = { wi
   });
   page.sentFrames = [];
   page.socketsOpened = 0;
+  page.socketUrls = [];
   const cdp = await page.createCDPSession();
   await cdp.send("Network.enable");
-  cdp.on("Network.webSocketCreated", () => page.socketsOpened++);
+  cdp.on("Network.webSocketCreated", (event) => {
+    page.socketsOpened++;
+    page.socketUrls.push(event.url);
+  });
   cdp.on("Network.webSocketFrameSent", (event) => page.sentFrames.push(event.response.payloadData));
   if (key) {
     await page.evaluateOnNewDocument(

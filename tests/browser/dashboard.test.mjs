@@ -98,6 +98,9 @@ test("a key entered once goes live; a controller's change shows within a second"
   await untilStatus(page, "live");
   assert.equal(await page.evaluate((k) => localStorage.getItem(k), KEY_STORAGE), KEYS.observer1);
   assert.ok(!page.url().includes(KEYS.observer1), "the key is not in the address");
+  // The socket carries it as a subprotocol, not in its URL.
+  assert.ok(page.socketUrls.length > 0);
+  assert.ok(!page.socketUrls.some((url) => url.includes(KEYS.observer1)), "nor in a socket's URL");
   assert.equal(await page.evaluate(() => history.length), entries, "no history entry");
   assert.ok(!(await logLines(page)).some((line) => line.includes(KEYS.observer1)), "nor in the log");
   await until(async () => (await rowState(page, "SB_4L_A")) === "off", { what: "the object drawn" });

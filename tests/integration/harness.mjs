@@ -45,6 +45,8 @@ export class Dataset extends WorkerEntrypoint {
 export default { fetch: () => new Response(null, { status: 404 }) };
 `;
 
+const sha256 = (text) => createHash("sha256").update(text).digest("hex");
+
 /** Accounts made by tests get cids from here, clear of the demo accounts. */
 let nextCid = 2_000_001;
 
@@ -72,6 +74,12 @@ export class Service {
     this.logWaiters = [];
     /** Every Analytics Engine data point written, in order: `{ indexes, blobs, doubles }`. */
     this.dataPoints = [];
+    /**
+     * Keys and their hashes that must never reach a log line: the demo keys and every key
+     * `account()` makes. `stop()` fails the test file if one did (`leaks`).
+     */
+    this.secrets = Object.values(KEYS).flatMap((key) => [key, sha256(key)]);
+    this.leaks = [];
   }
 
   /** The service's own worker options; METRICS is bound to the recorder in `options()`. */
@@ -109,6 +117,9 @@ export class Service {
   }
 
   onLog(message) {
+    for (const secret of this.secrets) {
+      if (message.includes(secret)) this.leaks.push(message.slice(0, 80).replace(secret, "<key>"));
+    }
     for (const event of logEvents(message)) {
       this.logs.push(event);
       this.logWaiters = this.logWaiters.filter(({ match, resolve }) => {
@@ -161,6 +172,9 @@ export class Service {
   async stop() {
     if (this.mf) await this.mf.dispose();
     rmSync(this.persist, { recursive: true, force: true });
+    if (this.leaks.length > 0) {
+      throw new Error(`an API key or its hash reached the log: ${JSON.stringify(this.leaks.slice(0, 3))}`);
+    }
   }
 
   /**
@@ -170,7 +184,8 @@ export class Service {
   async account(role = "observer") {
     const cid = String(nextCid++);
     const key = `BARS_${randomBytes(24).toString("base64url")}`;
-    const hash = createHash("sha256").update(key).digest("hex");
+    const hash = sha256(key);
+    this.secrets.push(key, hash);
     await this.db.batch([
       this.db.prepare("INSERT INTO accounts (cid, role) VALUES (?1, ?2)").bind(cid, role),
       this.db.prepare("INSERT INTO api_keys (key_hash, cid) VALUES (?1, ?2)").bind(hash, cid),
@@ -205,9 +220,12 @@ export class Service {
     return this.open(connectPath(key, airport));
   }
 
-  /** Opens a socket at a /connect URL made by hand and waits for its INITIAL_STATE. */
-  async open(path, { headers } = {}) {
-    const client = await Client.open(this.wsUrl(path), headers);
+  /**
+   * Opens a socket at a /connect URL made by hand and waits for its INITIAL_STATE; `protocols`
+   * are the WebSocket subprotocols offered.
+   */
+  async open(path, { headers, protocols } = {}) {
+    const client = await Client.open(this.wsUrl(path), headers, protocols);
     client.initial = await client.next("INITIAL_STATE");
     return client;
   }
@@ -245,9 +263,9 @@ function connectPath(key, airport) {
 
 /** A WebSocket client that queues every packet so tests can wait on them in order. */
 export class Client {
-  static open(url, headers) {
+  static open(url, headers, protocols = []) {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { headers });
+      const ws = new WebSocket(url, protocols, { headers });
       const client = new Client(ws);
       ws.on("open", () => resolve(client));
       ws.on("error", reject);

@@ -22,6 +22,7 @@ const sqliteTime = (ms) => new Date(ms).toISOString().slice(0, 19).replace("T", 
 async function person(service, upstream, callsign = "BAW1", type = "pilot") {
   const cid = String(nextCid++);
   const key = networkKey();
+  service.secrets.push(key);
   await service.networkDb
     .prepare("INSERT INTO users (vatsim_id, api_key, email, full_name) VALUES (?1, ?2, ?3, ?4)")
     .bind(cid, key, `${cid}@example.net`, "Test Person")
