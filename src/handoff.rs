@@ -98,9 +98,15 @@ pub fn state_response(body: String, live: bool) -> Result<Response> {
     Ok(response)
 }
 
-/// The JSON error body with its status.
+/// The JSON error body with its status (and `Retry-After` where the error says when).
 pub fn error_response(error: &HttpError) -> Result<Response> {
-    Ok(json_response(error.body())?.with_status(error.status()))
+    let response = json_response(error.body())?.with_status(error.status());
+    if let Some(seconds) = error.retry_after_s() {
+        response
+            .headers()
+            .set("Retry-After", &seconds.to_string())?;
+    }
+    Ok(response)
 }
 
 /// The deployment's settings, read from the Worker's `[vars]`, and the bindings they need.

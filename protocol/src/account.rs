@@ -30,7 +30,7 @@ impl Account {
     }
 
     /// The session the stored role gives; a `vatsim` airport replaces the role with the
-    /// network's (`Room::session_for`).
+    /// network's (`recheck::session_at`).
     pub fn session(&self) -> Session {
         Session {
             cid: self.cid.clone(),

@@ -19,6 +19,7 @@ wire_name_enum! {
         NotConnected = "NOT_CONNECTED",
         UpstreamUnavailable = "UPSTREAM_UNAVAILABLE",
         TooManyConnections = "TOO_MANY_CONNECTIONS",
+        TooManyRequests = "TOO_MANY_REQUESTS",
         NotFound = "NOT_FOUND",
         Internal = "INTERNAL",
     }
@@ -33,7 +34,7 @@ impl HttpErrorCode {
             HttpErrorCode::MissingApiKey | HttpErrorCode::InvalidApiKey => 401,
             HttpErrorCode::Banned | HttpErrorCode::NotConnected => 403,
             HttpErrorCode::UpstreamUnavailable => 503,
-            HttpErrorCode::TooManyConnections => 429,
+            HttpErrorCode::TooManyConnections | HttpErrorCode::TooManyRequests => 429,
             HttpErrorCode::NotFound => 404,
             HttpErrorCode::Internal => 500,
         }
@@ -61,6 +62,10 @@ pub enum HttpError {
     UpstreamUnavailable,
     #[error("too many connections: at most {limit} {scope}")]
     TooManyConnections { scope: &'static str, limit: u32 },
+    /// Too many attempts with keys this service does not know yet, from one address (or a
+    /// reconnect too soon after a close for flooding); `Retry-After` says when to try again.
+    #[error("too many requests; try again in {retry_after_s} s")]
+    TooManyRequests { retry_after_s: u32 },
     #[error("no such endpoint")]
     NotFound,
     /// The deployment's settings are wrong: the operator's to fix, so the message names the
@@ -81,6 +86,14 @@ impl HttpError {
         self.code().status()
     }
 
+    /// The `Retry-After` header's seconds, for the errors that say when to try again.
+    pub fn retry_after_s(&self) -> Option<u32> {
+        match self {
+            HttpError::TooManyRequests { retry_after_s } => Some(*retry_after_s),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> HttpErrorCode {
         match self {
             HttpError::MethodNotAllowed => HttpErrorCode::MethodNotAllowed,
@@ -92,6 +105,7 @@ impl HttpError {
             HttpError::NotConnected => HttpErrorCode::NotConnected,
             HttpError::UpstreamUnavailable => HttpErrorCode::UpstreamUnavailable,
             HttpError::TooManyConnections { .. } => HttpErrorCode::TooManyConnections,
+            HttpError::TooManyRequests { .. } => HttpErrorCode::TooManyRequests,
             HttpError::NotFound => HttpErrorCode::NotFound,
             HttpError::Misconfigured(_) | HttpError::Internal(_) => HttpErrorCode::Internal,
         }

@@ -3,6 +3,7 @@
 
 use super::account::Account;
 use super::config::RoleSource;
+use super::connect::HttpError;
 use super::effects::CloseCode;
 use super::ids::Icao;
 use super::role::Role;
@@ -54,6 +55,31 @@ impl NetworkStanding {
             }
         }
     }
+}
+
+/// The session a new socket at `airport` connects with: under `vatsim`, the network decides the
+/// role (`network` is the person's standing; `None` under `static`). It needs no airport
+/// loaded, so a connection refused here stores nothing.
+pub fn session_at(
+    source: &RoleSource,
+    airport: &Icao,
+    stored: Session,
+    network: Option<NetworkStanding>,
+) -> Result<Session, HttpError> {
+    let (RoleSource::Vatsim(settings), Some(network)) = (source, network) else {
+        return Ok(stored);
+    };
+    let (role, callsign) = network
+        .role_at(airport, settings.scope)
+        .map_err(|off| match off {
+            OffNetwork::Unreachable => HttpError::UpstreamUnavailable,
+            OffNetwork::NotConnected => HttpError::NotConnected,
+        })?;
+    Ok(Session {
+        cid: stored.cid,
+        role,
+        callsign: Some(callsign),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use super::outbound::{self, SnapshotCache, Stamp};
 use super::packet::{Frame, peek_request_id};
 use super::presence::{CapExceeded, Presence};
 use super::rate_limit::{TokenBucket, Verdict};
-use super::recheck::{self, KeyStanding, NetworkStanding, OffNetwork};
+use super::recheck::{self, KeyStanding, NetworkStanding};
 use super::role::Role;
 use super::session::{Attachment, Session};
 use std::collections::{BTreeSet, HashMap};
@@ -161,31 +161,6 @@ impl Room {
             self.airport.offline_clear_due(timings.offline_grace_ms),
             timings,
         )
-    }
-
-    /// The session a new socket connects with: under `vatsim`, the network decides the role
-    /// (`network` is the person's standing; `None` under `static`).
-    pub fn session_for(
-        &self,
-        stored: Session,
-        network: Option<NetworkStanding>,
-    ) -> Result<Session, HttpError> {
-        let (RoleSource::Vatsim(settings), Some(network)) = (&self.config.role_source, network)
-        else {
-            return Ok(stored);
-        };
-        let (role, callsign) =
-            network
-                .role_at(self.icao(), settings.scope)
-                .map_err(|off| match off {
-                    OffNetwork::Unreachable => HttpError::UpstreamUnavailable,
-                    OffNetwork::NotConnected => HttpError::NotConnected,
-                })?;
-        Ok(Session {
-            cid: stored.cid,
-            role,
-            callsign: Some(callsign),
-        })
     }
 
     /// A new socket, admitted if the caps allow: `INITIAL_STATE` is the first packet on it,

@@ -10,7 +10,7 @@ use airport_protocol::liveness::{STORE_LAST_SEEN_EVERY_MS, Schedule};
 use airport_protocol::outbound::Stamp;
 use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
-use airport_protocol::recheck::{KeyStanding, NetworkStanding};
+use airport_protocol::recheck::{KeyStanding, NetworkStanding, session_at};
 use airport_protocol::room::Answers;
 use airport_protocol::session::Attachment;
 use airport_protocol::vatsim::{ConnectionType, NetworkConnection};
@@ -274,32 +274,27 @@ fn under_vatsim_a_recheck_asks_each_person_once_and_follows_a_new_callsign() {
 
 #[test]
 fn connect_resolves_the_role_from_the_network_under_vatsim() {
-    let config = Config {
-        role_source: RoleSource::Vatsim(VatsimSettings::default()),
-        ..Config::default()
-    };
-    let h = Harness::with(config, egll());
-    let stored = who(Role::Observer, "1000001");
+    let vatsim = RoleSource::Vatsim(VatsimSettings::default());
+    let stored = || who(Role::Observer, "1000001");
+    let icao = egll().icao().clone();
+    let at_egll = |source, network| session_at(source, &icao, stored(), network);
     let atc = NetworkStanding::Connected(vec![NetworkConnection {
         callsign: "EGLL_TWR".into(),
         kind: ConnectionType::Atc,
     }]);
-    let session = h.room.session_for(stored.clone(), Some(atc)).unwrap();
+    let session = at_egll(&vatsim, Some(atc)).unwrap();
     assert_eq!(session.role, Role::Controller);
     assert_eq!(session.callsign.as_deref(), Some("EGLL_TWR"));
     assert_eq!(
-        h.room
-            .session_for(stored.clone(), Some(NetworkStanding::NotConnected)),
+        at_egll(&vatsim, Some(NetworkStanding::NotConnected)),
         Err(HttpError::NotConnected)
     );
     assert_eq!(
-        h.room
-            .session_for(stored.clone(), Some(NetworkStanding::Unreachable)),
+        at_egll(&vatsim, Some(NetworkStanding::Unreachable)),
         Err(HttpError::UpstreamUnavailable)
     );
     // Under `static` the stored role stands.
-    let h = Harness::new();
-    assert_eq!(h.room.session_for(stored.clone(), None), Ok(stored));
+    assert_eq!(at_egll(&RoleSource::Static, None), Ok(stored()));
 }
 
 #[test]

@@ -25,6 +25,7 @@ use airport_protocol::metrics::Commit;
 use airport_protocol::outbound::Stamp;
 use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
+use airport_protocol::recheck::session_at;
 use airport_protocol::{CloseCode, Icao, Room, StoreOp};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -359,8 +360,9 @@ impl AirportObject {
         handoff::state_response(body, live)
     }
 
-    /// A WebSocket upgrade: the key first (a bad key stores nothing), then the role source's
-    /// session and the room's admission; `INITIAL_STATE` is the socket's first packet.
+    /// A WebSocket upgrade: the key and the role source's session first (a connection refused
+    /// for either stores nothing, not even the airport), then the room's admission;
+    /// `INITIAL_STATE` is the socket's first packet.
     async fn accept(&self, req: &Request) -> std::result::Result<Response, HttpError> {
         let connecting = handoff::read_connecting(req).map_err(HttpError::internal)?;
         let config = self
@@ -368,14 +370,12 @@ impl AirportObject {
             .as_ref()
             .map_err(|e| HttpError::Misconfigured(e.clone()))?;
         let account = authenticate_connect(&self.accounts, &connecting.key, now()).await?;
+        let source = &config.role_source;
+        let network = network_standing(&self.env, source, &account.cid).await;
+        let session = session_at(source, &connecting.airport, account.session(), network)?;
         self.ensure_live(Some(&connecting.airport))
             .await
             .map_err(HttpError::internal)?;
-        let source = &config.role_source;
-        let network = network_standing(&self.env, source, &account.cid).await;
-        let session = self
-            .with_room(|room| room.session_for(account.session(), network))
-            .map_err(HttpError::internal)??;
         // What the new socket sees is durable, and no older broadcast reaches it.
         self.flush();
         let (now, id) = (now(), sockets::new_socket_id());

@@ -12,10 +12,12 @@
 //! a burst of connections (BENCHMARKS.md).
 
 mod public_state;
+mod strangers;
 
 use crate::handoff::{connect_headers, error_response, json_response, read_config};
 use crate::log_event;
 use crate::people::accounts::presented;
+use crate::people::key_memory::Outcome;
 use crate::subrequest;
 use airport_protocol::Icao;
 use airport_protocol::config::KeySource;
@@ -78,6 +80,7 @@ async fn route(
     let (upgrade, authorization, accept) =
         (header("Upgrade"), header("Authorization"), header("Accept"));
     let protocols = header("Sec-WebSocket-Protocol");
+    let address = strangers::address(&headers);
     let parts = RequestParts {
         method: &method,
         upgrade: upgrade.as_deref(),
@@ -87,8 +90,8 @@ async fn route(
         protocols: protocols.as_deref(),
     };
     let result = match url.path {
-        "/connect" => connect(env, &parts).await,
-        "/state" => public_state::serve(env, &url, &parts).await,
+        "/connect" => connect(env, &parts, address.as_deref()).await,
+        "/state" => public_state::serve(env, &url, &parts, address.as_deref()).await,
         "/health" => health(&method).map(Into::into),
         path if is_dashboard_page(path, &method, accept.as_deref()) => {
             dashboard_page(env, req).await
@@ -101,6 +104,7 @@ async fn route(
 async fn connect(
     env: &Env,
     parts: &RequestParts<'_>,
+    address: Option<&str>,
 ) -> std::result::Result<web_sys::Response, HttpError> {
     let request = check_connect(parts)?;
     let source = key_source(env)?;
@@ -108,12 +112,15 @@ async fn connect(
     let key = presented(source, request.key)
         .await
         .map_err(HttpError::internal)?;
+    strangers::admit(env, address, &key.hash).await?;
     let headers =
         connect_headers(&request.airport, &key, request.protocol).map_err(HttpError::internal)?;
     headers
         .set("Upgrade", "websocket")
         .map_err(HttpError::internal)?;
-    ask_airport(env, &request.airport, "connect", &headers).await
+    let answer = ask_airport(env, &request.airport, "connect", &headers).await?;
+    strangers::answered(&key.hash, Outcome::of_status(answer.status()));
+    Ok(answer)
 }
 
 fn health(method: &str) -> std::result::Result<Response, HttpError> {

@@ -6,10 +6,11 @@
 //! `airport=all` reads only the airports listed live.
 
 use crate::directory;
-use crate::gateway::{ask_airport, key_source, log_internal};
+use crate::gateway::{ask_airport, key_source, log_internal, strangers};
 use crate::handoff::{LIVE_HEADER, airport_headers, error_response, json_response};
 use crate::log_event;
-use crate::people::accounts::authenticate;
+use crate::people::accounts::{authenticate, presented};
+use crate::people::key_memory::Outcome;
 use crate::people::lookup_cache::{LookupCache, Sharing};
 use crate::subrequest;
 use airport_protocol::Icao;
@@ -45,11 +46,12 @@ pub async fn serve(
     env: &Env,
     url: &RequestUrl<'_>,
     parts: &RequestParts<'_>,
+    address: Option<&str>,
 ) -> Result<web_sys::Response, HttpError> {
     let response = if parts.method == "OPTIONS" {
         preflight()
     } else {
-        match answer(env, url, parts).await {
+        match answer(env, url, parts, address).await {
             Ok(body) => json_response(body.as_ref().clone()).and_then(|response| {
                 response.headers().set(
                     "Cache-Control",
@@ -84,10 +86,17 @@ async fn answer(
     env: &Env,
     url: &RequestUrl<'_>,
     parts: &RequestParts<'_>,
+    address: Option<&str>,
 ) -> Result<Rc<String>, HttpError> {
     let (target, key) = check_state(parts)?;
     if let Some(key) = key {
-        authenticate(env, key_source(env)?, key).await?;
+        let source = key_source(env)?;
+        let key = presented(source, key).await.map_err(HttpError::internal)?;
+        strangers::admit(env, address, &key.hash).await?;
+        let hash = key.hash.clone();
+        let checked = authenticate(env, source, key).await;
+        strangers::answered(&hash, Outcome::of_check(&checked));
+        checked?;
     }
     let edge_key = format!(
         "{}/state?airport={}",

@@ -164,11 +164,10 @@ thread_local! {
 pub async fn authenticate(
     env: &Env,
     source: KeySource,
-    key: &str,
+    key: PresentedKey,
 ) -> std::result::Result<Account, HttpError> {
     let databases = KeyDatabases::open(env, source).map_err(HttpError::internal)?;
     let now = crate::now_ms();
-    let key = presented(source, key).await.map_err(HttpError::internal)?;
     checked(account_reused(databases, key, now).await, now)
 }
 

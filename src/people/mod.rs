@@ -5,6 +5,7 @@
 
 pub mod batch_lookup;
 pub mod bounded_map;
+pub mod key_memory;
 pub mod lookup_cache;
 
 #[cfg(target_arch = "wasm32")]

@@ -62,13 +62,16 @@ const DEFAULT_VARS = {
 /**
  * A running service. `vars` override wrangler.toml's [vars]. Storage persists in a temporary
  * directory for the life of the service, so `restart()` keeps Durable Object and D1 data.
+ * `addressLimit` is the ADDRESS_LIMIT binding's keys per address a minute (high unless a test
+ * is about it; tests set their address with a `CF-Connecting-IP` header, as Cloudflare does).
  * With `network: true`, NETWORK_DB is bound to a local stand-in of the running service's
  * database (its tables from tests/fixtures/running-service.sql), as `this.networkDb`.
  */
 export class Service {
-  constructor(vars = {}, { network = false } = {}) {
+  constructor(vars = {}, { network = false, addressLimit = 1_000_000 } = {}) {
     this.vars = { ...DEFAULT_VARS, ...vars };
     this.network = network;
+    this.addressLimit = addressLimit;
     this.persist = mkdtempSync(join(tmpdir(), "airport-test-"));
     this.logs = [];
     this.logWaiters = [];
@@ -86,6 +89,7 @@ export class Service {
   worker() {
     const { analyticsEngineDatasets: _, ...worker } = serviceWorker(this.vars, undefined, {
       network: this.network,
+      addressLimit: this.addressLimit,
     });
     return worker;
   }
@@ -230,7 +234,7 @@ export class Service {
     return client;
   }
 
-  /** A rejected upgrade: resolves with { status, body, contentType }. */
+  /** A rejected upgrade: resolves with { status, body, contentType, headers }. */
   reject(key, airport = "EGLL", { headers } = {}) {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.wsUrl(connectPath(key, airport)), { headers });
@@ -242,7 +246,7 @@ export class Service {
         let body = "";
         res.on("data", (d) => (body += d));
         res.on("end", () => {
-          const rejection = { status: res.statusCode, body: JSON.parse(body), contentType: res.headers["content-type"] };
+          const rejection = { status: res.statusCode, body: JSON.parse(body), contentType: res.headers["content-type"], headers: res.headers };
           try {
             checkHttpBody("/connect", rejection.status, rejection.contentType, rejection.body);
             resolve(rejection);
