@@ -5,14 +5,14 @@
 //! which stores keys in plain text and is only ever read. A key both know is our own account.
 
 use crate::log_event;
-use crate::people::batch_lookup::BatchLookup;
+use crate::people::batch_lookup::{BatchLookup, Unanswered};
 use crate::people::lookup_cache::{LookupCache, Sharing};
 use airport_protocol::Cid;
 use airport_protocol::account::{Account, is_network_key};
 use airport_protocol::config::KeySource;
 use airport_protocol::connect::HttpError;
 use futures_util::FutureExt;
-use futures_util::future::{Either, join, select};
+use futures_util::future::{Either, join, select, try_join_all};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::pin::pin;
@@ -168,7 +168,8 @@ pub async fn authenticate(
 ) -> std::result::Result<Account, HttpError> {
     let databases = KeyDatabases::open(env, source).map_err(HttpError::internal)?;
     let now = crate::now_ms();
-    checked(account_reused(databases, key, now).await, now)
+    let found = account_reused(databases, key, now).await;
+    checked(found.ok_or(Unanswered::Failed), now)
 }
 
 /// A key as the source looks it up: its hash, and itself when the running service's people
@@ -181,21 +182,37 @@ pub async fn presented(source: KeySource, key: &str) -> Result<PresentedKey> {
 }
 
 /// A look-up's answer as a connection or request takes it: the account in good standing
-/// (`INVALID_API_KEY` for no account, `BANNED`), or a 500 when the look-up failed.
-fn checked(found: Option<Option<Account>>, now: i64) -> std::result::Result<Account, HttpError> {
+/// (`INVALID_API_KEY` for no account, `BANNED`), a 500 when the look-up failed, or a 429 when
+/// too many keys were waiting for one.
+fn checked(
+    found: std::result::Result<Option<Account>, Unanswered>,
+    now: i64,
+) -> std::result::Result<Account, HttpError> {
     let account = found
-        .ok_or_else(|| HttpError::internal("the account look-up failed"))?
+        .map_err(|unanswered| match unanswered {
+            Unanswered::Failed => HttpError::internal("the account look-up failed"),
+            Unanswered::Busy => HttpError::TooManyRequests {
+                retry_after_s: BUSY_RETRY_AFTER_S,
+            },
+        })?
         .ok_or(HttpError::InvalidApiKey)?;
     account.check_ban(now)?;
     Ok(account)
 }
+
+/// Keys that may wait at one airport for the next query: 10 queries' worth, far above the
+/// 1,000 people of a reconnect storm. A flood past it is answered 429 at once rather than
+/// growing the list (made-up keys are already limited per address by the Worker).
+const MAX_WAITING_KEYS: usize = 10 * KEYS_PER_QUERY;
+/// When a connection refused for a full list may try again.
+const BUSY_RETRY_AFTER_S: u32 = 5;
 
 /// An airport's look-ups of the keys connecting to it: all those that arrive while one query
 /// is under way go together in the next (`batch_lookup`), and nothing is reused, so a ban or
 /// a revocation reaches the next connection.
 pub fn connect_lookup(env: &Env, source: KeySource) -> BatchLookup<PresentedKey, Account> {
     let env = env.clone();
-    BatchLookup::new(move |keys| {
+    BatchLookup::new(MAX_WAITING_KEYS, move |keys| {
         let databases = KeyDatabases::open(&env, source);
         async move {
             let failed = |error: &dyn std::fmt::Display| {
@@ -261,8 +278,8 @@ async fn accounts_for_key_hashes(
     db: &D1Database,
     key_hashes: Vec<String>,
 ) -> Result<HashMap<String, Account>> {
-    let mut found = HashMap::new();
-    for chunk in key_hashes.chunks(KEYS_PER_QUERY) {
+    // The queries of a large batch run at once, not one after another under its time limit.
+    let queries = key_hashes.chunks(KEYS_PER_QUERY).map(|chunk| async move {
         // One parameter for any number of keys: D1 binds at most 100.
         let hashes = serde_json::to_string(chunk)?;
         let rows: Vec<AccountRow> = db
@@ -275,13 +292,15 @@ async fn accounts_for_key_hashes(
             .all()
             .await?
             .results()?;
-        for row in rows {
-            match account(&row) {
-                Ok(account) => {
-                    found.insert(row.key_hash, account);
-                }
-                Err(error) => log_event::failure("account_unreadable", error),
+        Ok::<_, Error>(rows)
+    });
+    let mut found = HashMap::new();
+    for row in try_join_all(queries).await?.into_iter().flatten() {
+        match account(&row) {
+            Ok(account) => {
+                found.insert(row.key_hash, account);
             }
+            Err(error) => log_event::failure("account_unreadable", error),
         }
     }
     Ok(found)
@@ -327,11 +346,9 @@ async fn network_accounts_by_key(
 ) -> Result<HashMap<String, Account>> {
     let query = format!("{NETWORK_PEOPLE} WHERE u.api_key IN (SELECT value FROM json_each(?1))");
     let mut found = HashMap::new();
-    for chunk in keys.chunks(KEYS_PER_QUERY) {
-        for row in network_rows(db, &query, serde_json::to_string(chunk)?).await? {
-            if let Some(account) = network_account(&row) {
-                found.insert(row.api_key, account);
-            }
+    for row in network_rows(db, &query, keys).await? {
+        if let Some(account) = network_account(&row) {
+            found.insert(row.api_key, account);
         }
     }
     Ok(found)
@@ -343,24 +360,27 @@ async fn network_accounts_by_cid(
     people: &[Cid],
 ) -> Result<HashMap<String, Account>> {
     let query = format!("{NETWORK_PEOPLE} WHERE u.vatsim_id IN (SELECT value FROM json_each(?1))");
+    let cids: Vec<&str> = people.iter().map(Cid::as_str).collect();
     let mut found = HashMap::new();
-    for chunk in people.chunks(KEYS_PER_QUERY) {
-        let cids: Vec<&str> = chunk.iter().map(Cid::as_str).collect();
-        for row in network_rows(db, &query, serde_json::to_string(&cids)?).await? {
-            if let Some(account) = network_account(&row) {
-                found.insert(hash_key(&row.api_key).await?, account);
-            }
+    for row in network_rows(db, &query, &cids).await? {
+        if let Some(account) = network_account(&row) {
+            found.insert(hash_key(&row.api_key).await?, account);
         }
     }
     Ok(found)
 }
 
-async fn network_rows(db: &D1Database, query: &str, values: String) -> Result<Vec<NetworkRow>> {
-    db.prepare(query)
-        .bind(&[values.into()])?
-        .all()
-        .await?
-        .results()
+/// The rows `query` finds for `values` (its one JSON parameter), in one query per
+/// [`KEYS_PER_QUERY`], all at once.
+async fn network_rows(db: &D1Database, query: &str, values: &[&str]) -> Result<Vec<NetworkRow>> {
+    let queries = values.chunks(KEYS_PER_QUERY).map(|chunk| async move {
+        db.prepare(query)
+            .bind(&[serde_json::to_string(chunk)?.into()])?
+            .all()
+            .await?
+            .results::<NetworkRow>()
+    });
+    Ok(try_join_all(queries).await?.into_iter().flatten().collect())
 }
 
 /// A row whose cid is not numeric is logged and skipped: its key is refused.

@@ -74,6 +74,23 @@ describe("the address limit", () => {
   });
 });
 
+test("a flood of made-up keys from many addresses while genuine people connect: none of them fails", { timeout: 120_000 }, async () => {
+  const service = await new Service({ MAX_SOCKETS_PER_KEY: "64" }).start();
+  try {
+    const people = await Promise.all(Array.from({ length: 40 }, () => service.account("pilot")));
+    const forged = Array.from({ length: 1500 }, (_, i) =>
+      service.reject(made_up(), "KFLD", from(`198.51.${i >> 8}.${i & 255}`)),
+    );
+    const genuine = people.map((p) => service.join(p.key, "KFLD"));
+    const [refused, joined] = await Promise.all([Promise.all(forged), Promise.all(genuine)]);
+    joined.forEach((client, i) => assert.equal(client.initial.data.cid, people[i].cid));
+    assert.ok(refused.every((r) => r.status === 401), [...new Set(refused.map((r) => r.status))].join(","));
+    await Promise.all(joined.map((client) => client.close()));
+  } finally {
+    await service.stop();
+  }
+});
+
 describe("refused connections store nothing", () => {
   let upstream;
   let service;
