@@ -252,8 +252,8 @@ mod tests {
     fn nothing_is_kept_between_batches() {
         let source = Source::new();
         let lookup = source.lookup();
-        block_on(lookup.get(&2));
-        block_on(lookup.get(&2));
+        assert_eq!(block_on(lookup.get(&2)), Ok(Some(20)));
+        assert_eq!(block_on(lookup.get(&2)), Ok(Some(20)));
         assert_eq!(*source.log.borrow(), vec![vec![2], vec![2]]);
     }
 }
