@@ -183,10 +183,11 @@ function hashKey(key) {
 // The database, through wrangler
 
 /**
- * Runs SQL through `wrangler d1 execute DB`; resolves with each statement's rows. Either way
- * all statements run in one transaction (a failing one leaves nothing of the others). With
+ * Runs SQL through `wrangler d1 execute DB`; resolves with each statement's rows. Locally the
+ * statements run in one transaction (a failing one leaves nothing of the others). With
  * `asFile` the SQL goes in a file (`--file`), for more SQL than one command-line argument
- * holds; then only a local run answers with rows (--remote gives a summary).
+ * holds; remotely wrangler then imports the file whole or not at all, and answers with a
+ * summary, not rows.
  */
 function execute(opts, sql, { asFile = false } = {}) {
   const where = opts.remote ? ["--remote"] : ["--local", ...(opts["persist-to"] ? ["--persist-to", opts["persist-to"]] : [])];
