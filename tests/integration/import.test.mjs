@@ -57,7 +57,7 @@ function exportFile(name, text) {
   return path;
 }
 
-/** The fixture with one piece of text replaced (which must be there). */
+/** `text` with the first `from` (which must be there) replaced by `to`. */
 function edited(text, from, to) {
   assert.ok(text.includes(from), `the export holds ${from}`);
   return text.replace(from, to);
