@@ -196,6 +196,8 @@ test("without a key the page is a read-only view of the public state", async (t)
   await untilStatus(page, "read-only");
   assert.ok(await page.$eval("#observer-key", (el) => el.offsetParent !== null), "the key form is shown");
   await until(async () => (await rowState(page, "SB_16R_B1")) === "off", { ms: 10_000, what: "the public state drawn" });
+  assert.equal(await page.$eval(".status", (el) => el.textContent), "read-only: public state every 3 s");
+  assert.equal(await page.$eval(".counts", (el) => el.textContent), "1 object, 0 on");
   await set(c, "SB_16R_B1", true);
   await until(async () => (await rowState(page, "SB_16R_B1")) === "on", { ms: 15_000, what: "the change polled" });
   assert.equal(page.socketsOpened, 0, "no WebSocket without a key");
