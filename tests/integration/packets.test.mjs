@@ -2,6 +2,7 @@
 // airports, envelopes, state semantics and seq, every error code and every limit.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { SERVER_TYPES } from "./contract.mjs";
 import { Service, KEYS, CIDS } from "./harness.mjs";
 import { arr, assertAlive, chars, nest, scene, sizedUpdate, snapshot, until } from "./helpers.mjs";
 
@@ -17,20 +18,9 @@ after(async () => {
 // Helpers
 
 /** Server packets that answer one client packet, so may echo its requestId. */
-const REPLIES = ["HEARTBEAT_ACK", "STATE_SNAPSHOT", "ONLINE_PILOTS", "ERROR"];
+const REPLIES = new Set(["HEARTBEAT_ACK", "STATE_SNAPSHOT", "ONLINE_PILOTS", "ERROR"]);
 /** Packets that are not a direct reply to one client packet: never carry a requestId. */
-const UNSOLICITED = new Set([
-  "INITIAL_STATE",
-  "HEARTBEAT",
-  "STATE_UPDATE",
-  "MULTI_STATE_UPDATE",
-  "SHARED_STATE_UPDATE",
-  "STOPBAR_CROSSING",
-  "CONTROLLER_CONNECT",
-  "CONTROLLER_DISCONNECT",
-]);
-/** Server → client packet types (PROTOCOL §3). */
-const SERVER_TYPES = new Set([...REPLIES, ...UNSOLICITED]);
+const UNSOLICITED = new Set([...SERVER_TYPES].filter((type) => !REPLIES.has(type)));
 const SEQUENCED = new Set(["STATE_UPDATE", "MULTI_STATE_UPDATE", "SHARED_STATE_UPDATE"]);
 
 /** Every packet the sockets of a scene received: airport, timestamp, requestId rules. */
