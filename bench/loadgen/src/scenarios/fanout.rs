@@ -76,7 +76,7 @@ pub(super) async fn section(args: &Args) -> Result<(), String> {
     let secs = if args.quick { 3.0 } else { args.fanout_seconds };
     let mut rows: Vec<(usize, Vec<Fanout>)> = Vec::new();
     for &n in &args.fanout_n {
-        // One run per target: the figures are percentiles of all its receipts.
+        // One run per target, in the targets' order.
         let per = alternating(&args.targets, 1, async |t| {
             progress(&format!("fan-out N={n} on {} for {secs} s", t.name));
             let f = fanout(t, n, secs).await?;
