@@ -10,18 +10,18 @@ use thiserror::Error;
 wire_name_enum! {
     /// The `code` of an HTTP error body.
     pub enum HttpErrorCode {
-        MethodNotAllowed = "METHOD_NOT_ALLOWED",
-        UpgradeRequired = "UPGRADE_REQUIRED",
-        InvalidAirport = "INVALID_AIRPORT",
-        MissingApiKey = "MISSING_API_KEY",
-        InvalidApiKey = "INVALID_API_KEY",
-        Banned = "BANNED",
-        NotConnected = "NOT_CONNECTED",
-        UpstreamUnavailable = "UPSTREAM_UNAVAILABLE",
-        TooManyConnections = "TOO_MANY_CONNECTIONS",
-        TooManyRequests = "TOO_MANY_REQUESTS",
-        NotFound = "NOT_FOUND",
-        Internal = "INTERNAL",
+        MethodNotAllowed,
+        UpgradeRequired,
+        InvalidAirport,
+        MissingApiKey,
+        InvalidApiKey,
+        Banned,
+        NotConnected,
+        UpstreamUnavailable,
+        TooManyConnections,
+        TooManyRequests,
+        NotFound,
+        Internal,
     }
 }
 

@@ -8,15 +8,15 @@ use thiserror::Error;
 wire_name_enum! {
     /// The `code` of an `ERROR` packet.
     pub enum ErrorCode {
-        InvalidJson = "INVALID_JSON",
-        PacketTooLarge = "PACKET_TOO_LARGE",
-        UnknownType = "UNKNOWN_TYPE",
-        InvalidPacket = "INVALID_PACKET",
-        Forbidden = "FORBIDDEN",
-        AirportMismatch = "AIRPORT_MISMATCH",
-        LimitExceeded = "LIMIT_EXCEEDED",
-        RateLimited = "RATE_LIMITED",
-        Internal = "INTERNAL",
+        InvalidJson,
+        PacketTooLarge,
+        UnknownType,
+        InvalidPacket,
+        Forbidden,
+        AirportMismatch,
+        LimitExceeded,
+        RateLimited,
+        Internal,
     }
 }
 

@@ -1,5 +1,5 @@
-//! What one inbound frame does to an airport: (sender, packet, now) in, effects out. The room
-//! ([`super::room::Room`]) calls it after the sender's rate limit passed.
+//! What one inbound frame does to an airport: the room's [`Context`] and the frame in, effects
+//! out. The room ([`super::room::Room`]) calls it after the sender's rate limit passed.
 
 use super::airport::{Airport, StoreOp};
 use super::effects::{Change, CloseCode, Effects, SocketId, To, Writer};
@@ -18,32 +18,29 @@ pub struct Sender<'a> {
     pub session: &'a Session,
 }
 
-/// The airport and who is connected, as a frame sees them.
-pub struct Scene<'a> {
+/// What a frame is handled in, as the room hands it over: the airport, who is connected, the
+/// caches and counters a frame touches, who sent it, and when.
+pub struct Context<'a> {
     pub airport: &'a mut Airport,
     pub presence: &'a Presence,
     pub snapshots: &'a mut SnapshotCache,
     pub metrics: &'a mut Metrics,
+    pub sender: Sender<'a>,
+    pub now: i64,
 }
 
 /// One frame that passed the rate limit. A refused one gets its `ERROR` reply.
-pub fn on_frame(scene: Scene<'_>, sender: Sender<'_>, frame: Frame<'_>, now: i64) -> Effects {
-    let Scene {
-        airport,
-        presence,
-        snapshots,
-        metrics,
-    } = scene;
+pub fn on_frame(mut cx: Context<'_>, frame: Frame<'_>) -> Effects {
     let mut kind = FrameKind::Unreadable;
-    let handled = accept(airport, presence, snapshots, sender, frame, &mut kind, now);
-    metrics.frame(kind, now);
+    let handled = accept(&mut cx, frame, &mut kind);
+    cx.metrics.frame(kind, cx.now);
     match handled {
         Ok(effects) => effects,
         Err(Rejection { request_id, error }) => {
-            metrics.error(error.code(), now);
+            cx.metrics.error(error.code(), cx.now);
             reply(
-                sender,
-                outbound::error(Stamp::of(airport, now), &error, request_id.as_deref()),
+                cx.sender,
+                outbound::error(Stamp::of(cx.airport, cx.now), &error, request_id.as_deref()),
             )
         }
     }
@@ -55,15 +52,14 @@ fn reply(sender: Sender<'_>, packet: String) -> Effects {
     effects
 }
 
+/// The frame's effects, or why it is refused. `kind` is what it was read as, refused or not.
 fn accept(
-    airport: &mut Airport,
-    presence: &Presence,
-    snapshots: &mut SnapshotCache,
-    sender: Sender<'_>,
+    cx: &mut Context<'_>,
     frame: Frame<'_>,
     kind: &mut FrameKind,
-    now: i64,
 ) -> Result<Effects, Rejection> {
+    let (airport, snapshots) = (&mut *cx.airport, &mut *cx.snapshots);
+    let (presence, sender, now) = (cx.presence, cx.sender, cx.now);
     let role = sender.session.role;
     let envelope = decode(frame, airport.icao(), role)?;
     *kind = FrameKind::Packet(envelope.kind);

@@ -14,7 +14,7 @@ use super::ids::{Cid, Icao};
 use super::liveness::{
     Clock, Schedule, is_idle, next_alarm, periodic_plan, restored_last_seen, should_store_last_seen,
 };
-use super::machine::{self, Scene, Sender};
+use super::machine::{self, Context, Sender};
 use super::metrics::{DataPoint, FrameKind, Metrics, Tick};
 use super::outbound::{self, SnapshotCache, Stamp};
 use super::packet::{Frame, peek_request_id};
@@ -270,17 +270,18 @@ impl Room {
             }
             return effects;
         }
-        let sender = Sender {
-            socket,
-            session: &member.attachment.session,
-        };
-        let scene = Scene {
+        let cx = Context {
             airport: &mut self.airport,
             presence: &self.presence,
             snapshots: &mut self.snapshots,
             metrics: &mut self.metrics,
+            sender: Sender {
+                socket,
+                session: &member.attachment.session,
+            },
+            now,
         };
-        let handled = machine::on_frame(scene, sender, frame, now);
+        let handled = machine::on_frame(cx, frame);
         let requested_close = handled.closes().next().is_some();
         effects.extend(handled);
         if requested_close {

@@ -1,5 +1,6 @@
 // Browser-test helpers: headless Chromium (Debian's, installed by scripts/setup.sh) driven by
 // puppeteer-core, against the service of tests/integration/harness.mjs.
+import { before, after } from "node:test";
 import puppeteer from "puppeteer-core";
 import { Service } from "../integration/harness.mjs";
 import { until } from "../integration/helpers.mjs";
@@ -31,6 +32,27 @@ export class PinnedService extends Service {
     this.port = Number(new URL(this.url).port);
     return this;
   }
+}
+
+/**
+ * The service (a `PinnedService`) and a headless Chromium for the tests of one file: started
+ * before them, closed after them. `open(t, path, options)` is `openPage` on the two.
+ */
+export function browserSuite() {
+  const suite = {
+    service: null,
+    browser: null,
+    open: (t, path, options) => openPage(t, suite.browser, suite.service, path, options),
+  };
+  before(async () => {
+    suite.service = await new PinnedService().start();
+    suite.browser = await launch();
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.service?.stop();
+  });
+  return suite;
 }
 
 /**
