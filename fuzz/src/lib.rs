@@ -10,14 +10,13 @@ pub mod run;
 pub mod script;
 
 use airport_protocol::airport::{ObjectRecord, StoreOp};
-use airport_protocol::config::RateLimit;
-use airport_protocol::config::{Config, RateLimits};
+use airport_protocol::config::Config;
 use airport_protocol::ids::is_valid_object_id;
 use airport_protocol::json::{depth, object_depth, serialized_chars};
 use airport_protocol::limits::*;
 use airport_protocol::outbox;
 use airport_protocol::{Airport, Cid, CloseCode, Icao, Role, Session};
-use airport_testkit::harness::{Audience, Harness, Sent};
+use airport_testkit::harness::{Audience, Harness, Sent, unlimited_rates};
 use airport_testkit::has_null_member;
 pub use airport_testkit::reparsed;
 use airport_testkit::store::Store;
@@ -49,24 +48,12 @@ pub fn icao() -> Icao {
     Icao::parse(AIRPORT).expect("a valid ICAO")
 }
 
-/// No rate limiting, so that pacing never masks a packet.
-pub fn unlimited() -> RateLimit {
-    RateLimit {
-        burst: 1e12,
-        per_second: 1e12,
-        flood_drops: 1e12,
-    }
-}
-
 /// A room holding `airport`, with production's rate limits or none, at `T0`; each frame one
 /// millisecond after the previous event unless the caller moves the clock.
 pub fn room(airport: Airport, limited: bool) -> Harness {
     let mut config = Config::default();
     if !limited {
-        config.rate_limits = RateLimits {
-            controller: unlimited(),
-            pilot_or_observer: unlimited(),
-        };
+        config.rate_limits = unlimited_rates();
     }
     let mut h = Harness::with(config, airport);
     h.now = T0;

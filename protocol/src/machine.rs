@@ -2,6 +2,7 @@
 //! out. The room ([`super::room::Room`]) calls it after the sender's rate limit passed.
 
 use super::airport::{Airport, StoreOp};
+use super::config::RateLimit;
 use super::effects::{Change, CloseCode, Effects, SocketId, To, Writer};
 use super::error::PacketError;
 use super::ids::Cid;
@@ -9,6 +10,7 @@ use super::metrics::{FrameKind, Metrics};
 use super::outbound::{self, SnapshotCache, Stamp};
 use super::packet::{ChangeAt, Command, Frame, Rejection, decode, parse_command};
 use super::presence::Presence;
+use super::rate_limit::{TokenBucket, Verdict, rate_limited};
 use super::session::Session;
 
 /// The socket a frame came from, and who is on it.
@@ -19,14 +21,39 @@ pub struct Sender<'a> {
 }
 
 /// What a frame is handled in, as the room hands it over: the airport, who is connected, the
-/// caches and counters a frame touches, who sent it, and when.
+/// caches and counters a frame touches, who sent it, their budget for questions, and when.
 pub struct Context<'a> {
     pub airport: &'a mut Airport,
     pub presence: &'a Presence,
     pub snapshots: &'a mut SnapshotCache,
     pub metrics: &'a mut Metrics,
     pub sender: Sender<'a>,
+    pub asks: Budget<'a>,
     pub now: i64,
+}
+
+/// The sender's budget for questions (`RateLimit::ASKS`): a question costs a token, and its
+/// answer one more per `RateLimit::ANSWER_BYTES_PER_TOKEN`. The room closes a socket whose
+/// refused questions become a flood.
+pub struct Budget<'a> {
+    pub bucket: &'a mut TokenBucket,
+    pub limit: &'a RateLimit,
+}
+
+impl Budget<'_> {
+    /// Spends what a question with an answer of `bytes` costs; a refused one is `DROPPED`.
+    fn spend(&mut self, bytes: usize, now: i64, kind: &mut FrameKind) -> Result<(), PacketError> {
+        let cost = RateLimit::answer_cost(bytes);
+        if self.bucket.take(self.limit, now, cost) == Verdict::Pass {
+            return Ok(());
+        }
+        *kind = FrameKind::Dropped;
+        let per = format!(
+            "questions; an answer costs one more per {} bytes",
+            RateLimit::ANSWER_BYTES_PER_TOKEN
+        );
+        Err(rate_limited(self.limit, &per))
+    }
 }
 
 /// One frame that passed the rate limit. A refused one gets its `ERROR` reply.
@@ -78,24 +105,27 @@ fn accept(
     let by = &sender.session.cid;
     let stamp = Stamp::of(airport, now);
     Ok(match command {
-        Command::Heartbeat => reply(
-            sender,
-            outbound::heartbeat_ack(stamp, request_id.as_deref()),
-        ),
+        Command::Heartbeat => {
+            cx.asks.spend(0, now, kind).map_err(reject)?;
+            reply(
+                sender,
+                outbound::heartbeat_ack(stamp, request_id.as_deref()),
+            )
+        }
         Command::HeartbeatAck => Effects::default(),
-        Command::GetState => reply(
-            sender,
-            outbound::state_snapshot(
-                stamp,
-                snapshots.parts(airport),
-                presence,
-                request_id.as_deref(),
-            ),
-        ),
-        Command::GetOnlinePilots => reply(
-            sender,
-            outbound::online_pilots(stamp, presence, request_id.as_deref()),
-        ),
+        Command::GetState => {
+            // What the answer weighs is known before it is built: a refused question costs
+            // no snapshot.
+            let parts = snapshots.parts(airport);
+            cx.asks.spend(parts.bytes(), now, kind).map_err(reject)?;
+            let snapshot = outbound::state_snapshot(stamp, parts, presence, request_id.as_deref());
+            reply(sender, snapshot)
+        }
+        Command::GetOnlinePilots => {
+            let list = outbound::online_pilots(stamp, presence, request_id.as_deref());
+            cx.asks.spend(list.len(), now, kind).map_err(reject)?;
+            reply(sender, list)
+        }
         Command::Close => {
             let mut effects = Effects::default();
             let code = CloseCode::Requested;

@@ -118,6 +118,11 @@ pub struct SnapshotParts {
 }
 
 impl SnapshotParts {
+    /// About what a snapshot built from these parts weighs, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.objects.get().len() + self.shared_state.get().len()
+    }
+
     pub fn of(airport: &Airport) -> Self {
         SnapshotParts {
             seq: airport.seq(),

@@ -4,7 +4,6 @@
 
 use airport_protocol::airport::ObjectRecord;
 use airport_protocol::airport::{ObjectRow, StoreOp};
-use airport_protocol::config::{RateLimit, RateLimits};
 use airport_protocol::json::serialized_chars;
 use airport_protocol::limits::{MAX_OBJECTS, MAX_SHARED_STATE_CHARS};
 use airport_protocol::liveness::Schedule;
@@ -28,15 +27,7 @@ fn session(role: Role, cid: &str) -> Session {
 
 /// No rate limiting: these properties are about packets, not pacing.
 fn unlimited() -> Harness {
-    let limit = RateLimit {
-        burst: 1e12,
-        per_second: 1e12,
-        flood_drops: 1e12,
-    };
-    let mut h = Harness::with_limits(RateLimits {
-        controller: limit,
-        pilot_or_observer: limit,
-    });
+    let mut h = Harness::unlimited();
     h.step_ms = 0;
     h
 }

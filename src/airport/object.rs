@@ -5,7 +5,7 @@
 //! in storage and in each socket's attachment. Hooks log failures and survive them.
 
 use crate::airport::metrics::{self, MetricsTimer};
-use crate::airport::sockets::{self as sockets, Sockets};
+use crate::airport::sockets::{self as sockets, Known, Sockets};
 use crate::airport::storage;
 use crate::directory::entry::DirectoryEntry;
 use crate::handoff::{self, error_response};
@@ -127,22 +127,36 @@ impl AirportObject {
 
     async fn on_message(&self, ws: &WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
         let now = now();
-        let Some(attachment) = sockets::attachment(ws) else {
-            let _ = ws.close(Some(CloseCode::Internal.code()), Some("unknown socket"));
-            return Ok(());
+        // A socket this wake-up has seen is found without reading its attachment, and the
+        // frames of one that has left are dropped here, at the least cost.
+        let known = self
+            .live
+            .borrow()
+            .as_ref()
+            .and_then(|live| live.sockets.find(ws));
+        let id = match known {
+            Some(Known::Gone) => return Ok(()),
+            Some(Known::Member(id)) => id,
+            None => {
+                let Some(attachment) = sockets::attachment(ws) else {
+                    let _ = ws.close(Some(CloseCode::Internal.code()), Some("unknown socket"));
+                    return Ok(());
+                };
+                if attachment.left {
+                    return Ok(());
+                }
+                if !self.ensure_live(None).await? {
+                    let _ = ws.close(Some(CloseCode::Internal.code()), Some("airport not found"));
+                    return Ok(());
+                }
+                attachment.id
+            }
         };
-        if attachment.left {
-            return Ok(());
-        }
-        if !self.ensure_live(None).await? {
-            let _ = ws.close(Some(CloseCode::Internal.code()), Some("airport not found"));
-            return Ok(());
-        }
         let frame = match &message {
             WebSocketIncomingMessage::String(text) => Frame::Text(text),
             WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
         };
-        let effects = self.with_room(|room| room.frame(attachment.id, frame, now))?;
+        let effects = self.with_room(|room| room.frame(id, frame, now))?;
         self.carry_out(effects, now).await;
         self.settle().await
     }

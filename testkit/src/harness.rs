@@ -2,7 +2,7 @@
 //! use), and a frame's effects as its sender sees them.
 
 use airport_protocol::airport::StoreOp;
-use airport_protocol::config::{Config, RateLimits};
+use airport_protocol::config::{Config, RateLimit, RateLimits};
 use airport_protocol::connect::HttpError;
 use airport_protocol::effects::{Action, To};
 use airport_protocol::liveness::Schedule;
@@ -10,6 +10,20 @@ use airport_protocol::packet::Frame;
 use airport_protocol::{Airport, Cid, CloseCode, Effects, Icao, Role, Room, Session};
 use airport_protocol::{SocketId, room::Answers};
 use serde_json::Value;
+
+/// Rate limits that never limit, so that pacing never masks a packet.
+pub fn unlimited_rates() -> RateLimits {
+    let limit = RateLimit {
+        burst: 1e12,
+        per_second: 1e12,
+        flood_drops: 1e12,
+    };
+    RateLimits {
+        controller: limit,
+        pilot_or_observer: limit,
+        asks: limit,
+    }
+}
 
 #[derive(Clone)]
 pub struct Harness {
@@ -106,6 +120,11 @@ impl Default for Harness {
 impl Harness {
     pub fn new() -> Self {
         Harness::default()
+    }
+
+    /// No rate limit at all: for tests about packets, not pacing.
+    pub fn unlimited() -> Self {
+        Harness::with_limits(unlimited_rates())
     }
 
     pub fn with_limits(rate_limits: RateLimits) -> Self {
