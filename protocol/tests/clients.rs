@@ -157,7 +157,7 @@ fn a_controller_sustains_two_hundred_frames_a_second_and_more() {
         format!(
             r#"{{"type":"STATE_UPDATE","data":{{"objectId":"SB_{}","state":{}}}}}"#,
             i % 50,
-            i % 2 == 0
+            i.is_multiple_of(2)
         )
     };
     for i in 0..h.room.config().rate_limits.controller.burst as usize {
@@ -180,10 +180,10 @@ fn a_controller_that_keeps_flooding_is_closed_but_pilots_keep_the_strict_limit()
     let c = controller();
     let mut first_drop = None;
     let mut closed_at = None;
-    for i in 0..30_000 {
+    for i in 0..30_000_u32 {
         let update = format!(
             r#"{{"type":"STATE_UPDATE","data":{{"objectId":"SB_1","state":{}}}}}"#,
-            i % 2 == 0
+            i.is_multiple_of(2)
         );
         let e = h.send_text(&c, &update);
         if first_drop.is_none() && error_code(&e).as_deref() == Some("RATE_LIMITED") {
