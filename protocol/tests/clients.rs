@@ -180,7 +180,7 @@ fn a_controller_that_keeps_flooding_is_closed_but_pilots_keep_the_strict_limit()
     let c = controller();
     let mut first_drop = None;
     let mut closed_at = None;
-    for i in 0..30_000_u32 {
+    for i in 0..30_000_usize {
         let update = format!(
             r#"{{"type":"STATE_UPDATE","data":{{"objectId":"SB_1","state":{}}}}}"#,
             i.is_multiple_of(2)
