@@ -62,7 +62,8 @@ pub enum HttpError {
     TooManyConnections { scope: &'static str, limit: u32 },
     #[error("no such endpoint")]
     NotFound,
-    #[error("internal error: {0}")]
+    /// What went wrong is for the log only: the client reads the code and this message.
+    #[error("internal error; try again")]
     Internal(String),
 }
 
@@ -330,6 +331,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
         assert_eq!(v["error"]["code"], "TOO_MANY_CONNECTIONS");
         assert!(v["error"]["message"].as_str().unwrap().contains('8'));
+        let internal = HttpError::internal("D1_ERROR: no such table: accounts");
+        let v: serde_json::Value = serde_json::from_str(&internal.body()).unwrap();
+        assert_eq!(v["error"]["code"], "INTERNAL");
+        assert_eq!(v["error"]["message"], "internal error; try again");
     }
 
     #[test]
