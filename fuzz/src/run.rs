@@ -243,6 +243,7 @@ pub fn run(scenario: &Scenario) -> Tally {
         }
     }
     store.check(h.airport());
+    crate::check_airport(h.airport());
     tally
 }
 
