@@ -171,6 +171,19 @@ mod tests {
     }
 
     #[test]
+    fn the_answers_wait_for_the_longest_upstream_timeout_only() {
+        assert_eq!(answers_limit_ms(&RoleSource::Static), ANSWERS_LIMIT_MS);
+        let settings = |timeout_ms| {
+            RoleSource::Vatsim(VatsimSettings {
+                timeout_ms,
+                ..VatsimSettings::default()
+            })
+        };
+        assert_eq!(answers_limit_ms(&settings(800)), ANSWERS_LIMIT_MS);
+        assert_eq!(answers_limit_ms(&settings(9_000)), 9_000);
+    }
+
+    #[test]
     fn static_sessions() {
         let egll = Icao::parse("EGLL").unwrap();
         let s = RoleSource::Static;

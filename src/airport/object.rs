@@ -192,10 +192,12 @@ impl AirportObject {
         }
         let answered = self.recheck.answers.take();
         let (effects, questions) = self.with_room(|room| {
-            let (mut effects, questions) = room.alarm(now);
+            let mut effects = Effects::default();
             if let Some(answers) = &answered {
-                effects.extend(room.rechecked(answers, now));
+                effects = room.rechecked(answers, now);
             }
+            let (liveness, questions) = room.alarm(now);
+            effects.extend(liveness);
             (effects, questions)
         })?;
         self.carry_out(effects, now).await;
