@@ -164,6 +164,16 @@ pub fn check_airport(airport: &Airport) {
         check_object(id, record);
     }
     check_shared(airport);
+    let objects: usize = airport
+        .objects()
+        .values()
+        .map(|record| serialized_chars(&record.state))
+        .sum();
+    assert_eq!(
+        airport.state_chars(),
+        objects + airport.shared().serialized_chars(),
+        "tracked airport state size differs from its serialized length"
+    );
 }
 
 /// The same after a change, for what `ops` wrote: the rest was checked before and did not
@@ -196,6 +206,11 @@ fn check_count(airport: &Airport) {
         airport.objects().len() <= MAX_OBJECTS,
         "{} objects",
         airport.objects().len()
+    );
+    assert!(
+        airport.state_chars() <= MAX_AIRPORT_STATE_CHARS,
+        "the airport holds {} characters",
+        airport.state_chars()
     );
 }
 

@@ -3,7 +3,8 @@
 
 use super::error::PacketError;
 use super::ids::{Cid, Icao};
-use super::limits::{MAX_OBJECT_STATE_CHARS, MAX_OBJECTS};
+use super::json::serialized_chars;
+use super::limits::{MAX_AIRPORT_STATE_CHARS, MAX_OBJECT_STATE_CHARS, MAX_OBJECTS};
 use super::liveness::Schedule;
 use super::packet::{ChangeOp, ObjectChange};
 use super::shared_state::SharedState;
@@ -79,6 +80,9 @@ pub struct Airport {
     icao: Icao,
     objects: BTreeMap<String, ObjectRecord>,
     shared: SharedState,
+    /// The serialized size of every object's state, summed: with the shared state's, what
+    /// `MAX_AIRPORT_STATE_CHARS` bounds.
+    object_chars: usize,
     seq: u64,
     /// When the last controller left, while no controller is connected.
     offline_since: Option<i64>,
@@ -97,9 +101,14 @@ impl Airport {
         seq: u64,
         offline_since: Option<i64>,
     ) -> Self {
+        let object_chars = objects
+            .values()
+            .map(|record| serialized_chars(&record.state))
+            .sum();
         Airport {
             icao,
             objects,
+            object_chars,
             shared: SharedState::from_members(shared),
             seq,
             offline_since,
@@ -120,6 +129,13 @@ impl Airport {
 
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The serialized size of everything it holds (objects' states and shared state), as
+    /// `MAX_AIRPORT_STATE_CHARS` counts it.
+    pub fn state_chars(&self) -> usize {
+        self.object_chars
+            .saturating_add(self.shared.serialized_chars())
     }
 
     pub fn offline_since(&self) -> Option<i64> {
@@ -151,7 +167,9 @@ impl Airport {
         // The record each write replaced (`None`: there was none), to undo the writes made so
         // far when a later change is refused.
         let mut replaced = Vec::with_capacity(changes.len());
+        let object_chars = self.object_chars;
         if let Err(error) = self.apply_each(changes, &path_of, by, now, &mut ops, &mut replaced) {
+            self.object_chars = object_chars;
             for (op, record) in ops.into_iter().zip(replaced).rev() {
                 let (StoreOp::PutObject { id, .. } | StoreOp::DeleteObject { id }) = op else {
                     continue;
@@ -185,7 +203,8 @@ impl Airport {
             let current = self.objects.get_mut(&object_id);
             let state = match op {
                 ChangeOp::Delete => {
-                    if current.is_some() {
+                    if let Some(current) = current {
+                        self.object_chars -= serialized_chars(&current.state);
                         replaced.push(self.objects.remove(&object_id));
                         ops.push(StoreOp::DeleteObject { id: object_id });
                     }
@@ -215,6 +234,17 @@ impl Airport {
                     chars,
                 });
             }
+            let old_chars = current
+                .as_deref()
+                .map_or(0, |record| serialized_chars(&record.state));
+            let object_chars = self.object_chars - old_chars + chars;
+            let total = object_chars.saturating_add(self.shared.serialized_chars());
+            if total > MAX_AIRPORT_STATE_CHARS && chars > old_chars {
+                return Err(PacketError::AirportStateTooLarge {
+                    field: path_of(index),
+                    chars: total,
+                });
+            }
             let record = ObjectRecord {
                 state,
                 controller_id: by.clone(),
@@ -232,6 +262,7 @@ impl Airport {
                     replaced.push(None);
                 }
             }
+            self.object_chars = object_chars;
             let row = ObjectRow {
                 state_json,
                 controller_id: by.clone(),
@@ -249,7 +280,7 @@ impl Airport {
     ) -> Result<Vec<StoreOp>, PacketError> {
         let mut ops: Vec<StoreOp> = self
             .shared
-            .merge(patch)?
+            .merge(patch, self.object_chars)?
             .into_iter()
             .map(|(key, value)| match value {
                 Some(value) => StoreOp::PutShared { key, value },
@@ -296,6 +327,7 @@ impl Airport {
         let mut ops = vec![StoreOp::SetOfflineSince(None)];
         if self.has_state() {
             self.objects.clear();
+            self.object_chars = 0;
             self.shared.clear();
             ops.push(StoreOp::ClearState);
             self.next_seq(&mut ops);

@@ -69,10 +69,11 @@ pub enum HttpError {
     #[error("no such endpoint")]
     NotFound,
     /// The deployment's settings are wrong: the operator's to fix, so the message names the
-    /// setting.
+    /// setting (nothing secret: a variable's name and what it must be).
     #[error("the service is misconfigured: {0}")]
     Misconfigured(ConfigError),
-    #[error("internal error: {0}")]
+    /// What went wrong is for the log only: the client reads the code and this message.
+    #[error("internal error; try again")]
     Internal(String),
 }
 
@@ -417,6 +418,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
         assert_eq!(v["error"]["code"], "TOO_MANY_CONNECTIONS");
         assert!(v["error"]["message"].as_str().unwrap().contains('8'));
+        let internal = HttpError::internal("D1_ERROR: no such table: accounts");
+        let v: serde_json::Value = serde_json::from_str(&internal.body()).unwrap();
+        assert_eq!(v["error"]["code"], "INTERNAL");
+        assert_eq!(v["error"]["message"], "internal error; try again");
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub enum PacketError {
         "the merged shared state would be {chars} characters serialized; the limit is {MAX_SHARED_STATE_CHARS}"
     )]
     SharedStateTooLarge { chars: usize },
+    #[error(
+        "{field}: the airport's objects and shared state would be {chars} characters serialized; the limit is {MAX_AIRPORT_STATE_CHARS}"
+    )]
+    AirportStateTooLarge { field: String, chars: usize },
     #[error("too many packets: {0}")]
     RateLimited(String),
     #[error("internal error: {0}")]
@@ -84,7 +88,8 @@ impl PacketError {
             PacketError::TooManyObjects { .. }
             | PacketError::ObjectStateTooLarge { .. }
             | PacketError::SharedPatchTooLarge { .. }
-            | PacketError::SharedStateTooLarge { .. } => ErrorCode::LimitExceeded,
+            | PacketError::SharedStateTooLarge { .. }
+            | PacketError::AirportStateTooLarge { .. } => ErrorCode::LimitExceeded,
             PacketError::RateLimited(_) => ErrorCode::RateLimited,
             PacketError::Internal(_) => ErrorCode::Internal,
         }

@@ -363,8 +363,9 @@ impl Room {
         effects
     }
 
-    /// The alarm, first part: idle sockets are closed, and what a re-check due now needs to
-    /// know is returned. Its answers (if any) go to [`Room::finish_alarm`].
+    /// The alarm: idle sockets are closed, the others get their heartbeat, and the offline
+    /// state is cleared when due; none of it waits for anything. A re-check due now is
+    /// returned as its questions: their answers come back later, as [`Room::rechecked`].
     pub fn alarm(&mut self, now: i64) -> (Effects, Option<Recheck>) {
         let mut effects = Effects::default();
         let timings = self.config.timings;
@@ -388,8 +389,22 @@ impl Room {
             effects.extend(self.close(socket, code, code.reason().into(), now));
         }
         let open = !self.members.is_empty();
+        let interval = timings.heartbeat_interval_ms;
+        let (send, next) = periodic_plan(self.schedule.heartbeat, open, now, interval);
+        self.schedule.heartbeat = next;
+        if send {
+            let packet = outbound::heartbeat(Stamp::of(&self.airport, now));
+            effects.send(To::All { except: None }, packet);
+        }
+        if !self.presence.has_controllers() {
+            let grace = timings.offline_grace_ms;
+            effects
+                .persist
+                .extend(self.airport.clear_if_due(now, grace));
+        }
         let (due, next) = periodic_plan(self.schedule.recheck, open, now, self.config.recheck_ms);
         self.schedule.recheck = next;
+        self.persist_schedule(&mut effects);
         let recheck = due.then(|| self.recheck_questions());
         (effects, recheck)
     }
@@ -407,32 +422,10 @@ impl Room {
         }
     }
 
-    /// The alarm, second part: re-check verdicts (key revoked 4001; banned or role changed
-    /// 4003; a pilot's new callsign), the heartbeat, the schedule and the offline clearing.
-    pub fn finish_alarm(&mut self, now: i64, answers: Option<&Answers>) -> Effects {
-        let mut effects = Effects::default();
-        if let Some(answers) = answers {
-            effects.extend(self.rechecked(answers, now));
-        }
-        let interval = self.config.timings.heartbeat_interval_ms;
-        let open = !self.members.is_empty();
-        let (send, next) = periodic_plan(self.schedule.heartbeat, open, now, interval);
-        self.schedule.heartbeat = next;
-        if send {
-            let packet = outbound::heartbeat(Stamp::of(&self.airport, now));
-            effects.send(To::All { except: None }, packet);
-        }
-        if !self.presence.has_controllers() {
-            let grace = self.config.timings.offline_grace_ms;
-            effects
-                .persist
-                .extend(self.airport.clear_if_due(now, grace));
-        }
-        self.persist_schedule(&mut effects);
-        effects
-    }
-
-    fn rechecked(&mut self, answers: &Answers, now: i64) -> Effects {
+    /// A re-check's answers, whenever they arrive: key revoked 4001; banned or role changed
+    /// 4003; a pilot's new callsign. What is not answered keeps its session, and so does a
+    /// socket that connected after the questions were asked.
+    pub fn rechecked(&mut self, answers: &Answers, now: i64) -> Effects {
         let mut effects = Effects::default();
         let mut ids: Vec<SocketId> = self.members.keys().copied().collect();
         ids.sort_unstable();

@@ -207,9 +207,9 @@ proptest! {
         let mut shared = SharedState::default();
         for patch in patches {
             let patch: Map<String, Value> = patch.into_iter().collect();
-            shared.merge(&patch).unwrap();
+            shared.merge(&patch, 0).unwrap();
             let once = shared.clone();
-            shared.merge(&patch).unwrap();
+            shared.merge(&patch, 0).unwrap();
             prop_assert_eq!(&shared, &once);
             prop_assert_eq!(shared.serialized_chars(), serialized_chars(shared.as_map()));
             // A merge leaves no null member behind (nulls inside arrays are data).

@@ -8,6 +8,7 @@ use crate::airport::metrics::{self, MetricsTimer};
 use crate::airport::sockets::{self as sockets, Known, Sockets};
 use crate::airport::storage;
 use crate::directory::entry::DirectoryEntry;
+use crate::gateway::log_internal;
 use crate::handoff::{self, error_response};
 use crate::log_event;
 use crate::now_ms as now;
@@ -25,9 +26,10 @@ use airport_protocol::metrics::Commit;
 use airport_protocol::outbound::Stamp;
 use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
-use airport_protocol::recheck::session_at;
+use airport_protocol::recheck::{answers_limit_ms, session_at};
+use airport_protocol::room::{Answers, Recheck};
 use airport_protocol::{CloseCode, Icao, Room, StoreOp};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 use worker::*;
@@ -53,6 +55,16 @@ pub struct AirportObject {
     metrics: MetricsTimer,
     /// The accounts of the keys connecting, looked up in batches.
     accounts: BatchLookup<PresentedKey, Account>,
+    recheck: Rc<RecheckAnswers>,
+}
+
+/// A re-check's look-ups run beside the alarms, never in their way: heartbeats and idle closes
+/// do not wait for the network or D1. The answers wait here for the next alarm, which is set
+/// for as soon as they are in.
+#[derive(Default)]
+struct RecheckAnswers {
+    asking: Cell<bool>,
+    answers: RefCell<Option<Answers>>,
 }
 
 /// A hook's failure is logged and survived: propagated, it would reset the object.
@@ -75,12 +87,16 @@ impl DurableObject for AirportObject {
             directory: Rc::default(),
             metrics: MetricsTimer::default(),
             accounts: accounts::connect_lookup(&env, key_source),
+            recheck: Rc::default(),
             env,
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        (self.serve(req).await).or_else(|error| error_response(&error))
+        (self.serve(req).await).or_else(|error| {
+            log_internal(&error);
+            error_response(&error)
+        })
     }
 
     async fn websocket_message(
@@ -190,19 +206,55 @@ impl AirportObject {
         if let Some(live) = self.live.borrow_mut().as_mut() {
             live.alarm_at = None;
         }
-        let (effects, recheck) = self.with_room(|room| room.alarm(now))?;
-        self.carry_out(effects, now).await;
-        let mut answers = None;
-        if let Some(questions) = recheck {
-            answers = Some(standings::answers(&self.env, self.config()?, &questions).await);
-        }
-        let effects = self.with_room(|room| room.finish_alarm(now, answers.as_ref()))?;
+        let answered = self.recheck.answers.take();
+        let (effects, questions) = self.with_room(|room| {
+            let mut effects = Effects::default();
+            if let Some(answers) = &answered {
+                effects = room.rechecked(answers, now);
+            }
+            let (liveness, questions) = room.alarm(now);
+            effects.extend(liveness);
+            (effects, questions)
+        })?;
         self.carry_out(effects, now).await;
         if self.live.borrow().is_none() {
             return Err("the airport's writes failed".into());
         }
         self.settle().await?;
+        if let Some(questions) = questions {
+            self.ask(questions)?;
+        }
         Ok("ok")
+    }
+
+    /// Starts a re-check's look-ups in the background, unless the last one is still out (its
+    /// time limit is far below the re-check interval; this one then only answers "unknown").
+    fn ask(&self, questions: Recheck) -> Result<()> {
+        if self.recheck.asking.replace(true) {
+            return Ok(());
+        }
+        let config = self.config()?.clone();
+        let (env, storage) = (self.env.clone(), self.state.storage());
+        let (recheck, live) = (Rc::clone(&self.recheck), Rc::clone(&self.live));
+        wasm_bindgen_futures::spawn_local(async move {
+            let limit = answers_limit_ms(&config.role_source);
+            let answers = standings::answers(&env, &config, &questions, limit).await;
+            *recheck.answers.borrow_mut() = Some(answers);
+            recheck.asking.set(false);
+            let set_before = live.borrow().as_ref().map(|live| live.alarm_at);
+            let at = now();
+            if let Err(error) = schedule_alarm(&storage, Some(at)).await {
+                log_event::failure("alarm_failed", error);
+                return;
+            }
+            // Unless an event set the alarm meanwhile (then the answers wait for that one).
+            if let Some(live) = live.borrow_mut().as_mut()
+                && Some(live.alarm_at) == set_before
+            {
+                live.alarm_at = Some(at);
+            }
+        });
+        Ok(())
     }
 
     fn with_room<R>(&self, event: impl FnOnce(&mut Room) -> R) -> Result<R> {
@@ -334,14 +386,7 @@ impl AirportObject {
     }
 
     async fn set_alarm(&self, at: Option<i64>) -> Result<()> {
-        let storage = self.state.storage();
-        match at {
-            Some(at) => {
-                let when = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
-                storage.set_alarm(ScheduledTime::new(when)).await?
-            }
-            None => storage.delete_alarm().await?,
-        }
+        schedule_alarm(&self.state.storage(), at).await?;
         if let Some(live) = self.live.borrow_mut().as_mut() {
             live.alarm_at = at;
         }
@@ -415,5 +460,16 @@ impl AirportObject {
         self.settle().await.map_err(HttpError::internal)?;
         handoff::upgrade_response(pair.client, connecting.protocol.as_deref())
             .map_err(HttpError::internal)
+    }
+}
+
+/// Sets the object's one alarm to `at`, or deletes it.
+async fn schedule_alarm(storage: &Storage, at: Option<i64>) -> Result<()> {
+    match at {
+        Some(at) => {
+            let when = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
+            storage.set_alarm(ScheduledTime::new(when)).await
+        }
+        None => storage.delete_alarm().await,
     }
 }

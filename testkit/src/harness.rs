@@ -200,11 +200,12 @@ impl Harness {
         self.room.leave(socket, self.now)
     }
 
-    /// The alarm at `now`, with `answers` to a re-check if one is due.
+    /// The alarm at `now`, then `answers` to a re-check if one is due, as they would arrive.
     pub fn alarm(&mut self, answers: &Answers) -> Effects {
         let (mut effects, recheck) = self.room.alarm(self.now);
-        let answers = recheck.map(|_| answers);
-        effects.extend(self.room.finish_alarm(self.now, answers));
+        if recheck.is_some() {
+            effects.extend(self.room.rechecked(answers, self.now));
+        }
         effects
     }
 }
