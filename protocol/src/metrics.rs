@@ -14,9 +14,10 @@ use super::role::Role;
 /// A window is written once it is this old...
 pub const WINDOW_MS: i64 = 60_000;
 /// ...or once nothing was counted for this long: the object hibernates after about ten idle
-/// seconds, and what it held in memory is gone then. The timer that waits for this keeps the
-/// object from hibernating meanwhile, so it is short.
-pub const QUIET_MS: i64 = 2_000;
+/// seconds, and what it held in memory is gone then. `Room::next_wake` includes the time, so
+/// the alarm (which, unlike a timer, does not keep the object awake) comes for it first. A busy
+/// airport's alarm then comes about this often, only to find its window not yet due.
+pub const QUIET_MS: i64 = 5_000;
 
 /// What a frame was counted as: its packet type, or why it was not read as one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

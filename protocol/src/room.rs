@@ -163,8 +163,8 @@ impl Room {
         self.members.get(&socket).map(|m| &m.attachment.session)
     }
 
-    /// When the alarm is next needed: the earliest of the periodic work, the longest-silent
-    /// socket's idle deadline and the offline clearing.
+    /// When the alarm is next needed for the airport's liveness: the earliest of the periodic
+    /// work, the longest-silent socket's idle deadline and the offline clearing.
     pub fn next_wake(&self) -> Option<i64> {
         let timings = &self.config.timings;
         next_alarm(
@@ -173,6 +173,16 @@ impl Room {
             self.airport.offline_clear_due(timings.offline_grace_ms),
             timings,
         )
+    }
+
+    /// When the object's alarm is next needed: [`Room::next_wake`], or the metrics window's
+    /// due time if earlier (the window is written at the end of the event that finds it due,
+    /// the alarm if nothing else comes first).
+    pub fn alarm_at(&self) -> Option<i64> {
+        [self.next_wake(), self.metrics.due_at()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// A new socket, admitted if the caps allow: `INITIAL_STATE` is the first packet on it,

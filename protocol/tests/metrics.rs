@@ -189,3 +189,24 @@ fn frames_dropped_by_the_rate_limit_are_counted_with_their_error() {
         .collect::<Vec<_>>();
     assert_eq!(dropped, [refused, refused]);
 }
+
+#[test]
+fn the_alarm_comes_for_a_quiet_window_before_the_object_can_hibernate() {
+    // The object hibernates after about ten seconds without an event, and its window with it:
+    // the alarm the room asks for comes for the window first, with no timer of its own.
+    const HIBERNATES_AFTER_MS: i64 = 10_000;
+    let mut h = Harness::new();
+    let controller = who(Role::Controller, "1000001");
+    h.connect(&controller);
+    h.send(&controller, json!({"type": "HEARTBEAT"}));
+    let last = h.now;
+    // The liveness alarm is a minute away; the object's alarm is the window's.
+    assert!(h.room.next_wake().unwrap() > last + HIBERNATES_AFTER_MS);
+    let alarm = h.room.alarm_at().unwrap();
+    assert_eq!(alarm, last + QUIET_MS);
+    assert!(alarm < last + HIBERNATES_AFTER_MS);
+    let points = written(h.room.metrics_tick(alarm));
+    assert_eq!(column(&points[0], "frames_in"), 1.0);
+    // Written, the window no longer holds the alarm early.
+    assert_eq!(h.room.alarm_at(), h.room.next_wake());
+}

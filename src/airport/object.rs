@@ -4,7 +4,7 @@
 //! serves `fetch`. Sockets use the hibernation API: everything needed after an eviction lives
 //! in storage and in each socket's attachment. Hooks log failures and survive them.
 
-use crate::airport::metrics::{self, MetricsTimer};
+use crate::airport::metrics;
 use crate::airport::sockets::{self as sockets, Known, Sockets};
 use crate::airport::storage;
 use crate::directory::entry::DirectoryEntry;
@@ -22,7 +22,7 @@ use airport_protocol::connect::HttpError;
 use airport_protocol::directory::dormant_state;
 use airport_protocol::effects::Effects;
 use airport_protocol::liveness::ALARM_RETRY_MS;
-use airport_protocol::metrics::Commit;
+use airport_protocol::metrics::{Commit, Tick};
 use airport_protocol::outbound::Stamp;
 use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
@@ -52,7 +52,6 @@ pub struct AirportObject {
     live: Rc<RefCell<Option<Live>>>,
     /// The airport's entry in the D1 directory.
     directory: Rc<DirectoryEntry>,
-    metrics: MetricsTimer,
     /// The accounts of the keys connecting, looked up in batches.
     accounts: BatchLookup<PresentedKey, Account>,
     recheck: Rc<RecheckAnswers>,
@@ -85,7 +84,6 @@ impl DurableObject for AirportObject {
             config,
             live: Rc::default(),
             directory: Rc::default(),
-            metrics: MetricsTimer::default(),
             accounts: accounts::connect_lookup(&env, key_source),
             recheck: Rc::default(),
             env,
@@ -371,15 +369,29 @@ impl AirportObject {
         let Some((entry, wake, alarm_at)) = self.live.borrow().as_ref().map(|live| {
             let room = &live.room;
             let entry = (room.icao().clone(), room.listing(), room.airport().seq());
-            (entry, room.next_wake(), live.alarm_at)
+            (entry, room.alarm_at(), live.alarm_at)
         }) else {
             return Ok(());
         };
         let open = || (self.env.d1("DB").ok(), self.state.storage().sql());
         self.directory.update(entry, open);
-        let tick = |live: &mut Live, now| live.room.metrics_tick(now);
-        self.metrics.arm(&self.env, &self.live, tick);
-        if wake == alarm_at {
+        let tick = self
+            .live
+            .borrow_mut()
+            .as_mut()
+            .map(|live| live.room.metrics_tick(now()));
+        if let Some(Tick::Write(points)) = tick {
+            metrics::write(&self.env, &points);
+        }
+        // An alarm earlier than needed only recomputes, so one that is set stays until it is
+        // later than needed: a busy airport, whose metrics window is due a little later after
+        // every frame, does not set its alarm again for each.
+        let keep = match (wake, alarm_at) {
+            (Some(wake), Some(set)) => set <= wake,
+            (None, None) => true,
+            _ => false,
+        };
+        if keep {
             return Ok(());
         }
         self.set_alarm(wake).await

@@ -28,7 +28,7 @@ async function ackOnly(key, airport) {
 
 /**
  * `flooder` sends `frames` back to back; meanwhile another controller changes an object every
- * 10 ms and the bystander times each change's arrival, until the flooder is closed and two
+ * 5 ms and the bystander times each change's arrival, until the flooder is closed and two
  * seconds have passed (its queued frames are still arriving then). Returns those delays.
  */
 async function floodWithBystander(flooder, frames, writer, bystander) {
@@ -46,7 +46,7 @@ async function floodWithBystander(flooder, frames, writer, bystander) {
     delays.push(Date.now() - sent);
 
     if (closedAt && Date.now() - closedAt > 2_000) break;
-    await sleep(10);
+    await sleep(5);
   }
   return delays;
 }

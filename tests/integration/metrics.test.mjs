@@ -1,5 +1,5 @@
 // Metrics (Workers Analytics Engine): what an airport records, as a recording double of the
-// dataset receives it. A window is written once the airport has been quiet for two seconds
+// dataset receives it. A window is written once the airport has been quiet for five seconds (at its alarm)
 // or is a minute old, so a burst of frames costs one set of data points.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
