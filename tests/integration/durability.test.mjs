@@ -112,9 +112,10 @@ test("sockets, roles, presence and state survive hibernation", { timeout: 60_000
   const loadsBefore = loads("HIB1").length;
   assert.equal(loadsBefore, 1);
 
-  // Silence: workerd hibernates an idle Durable Object after about ten seconds. Heartbeats
-  // (every 60 s) and idle closes (70 s) are far enough away not to wake it.
-  await sleep(15_000);
+  // Silence: workerd hibernates an idle Durable Object after about ten seconds. The alarm that
+  // writes the metrics window 5 s after the last frame is an event too, so it hibernates about
+  // 15 s after the frames. Heartbeats (every 60 s) and idle closes (70 s) are far enough away.
+  await sleep(20_000);
 
   const snapshot = await pilot.request({ type: "GET_STATE" });
   // The constructor ran again: the airport was loaded anew, with both sockets found open.
