@@ -1,6 +1,7 @@
 //! One airport's state and the semantics of changing it. Every change returns the storage
 //! operations that make it durable; the caller writes them before anything is broadcast.
 
+use super::equivalence::{Equivalence, latest};
 use super::error::PacketError;
 use super::ids::{Cid, Icao};
 use super::limits::{MAX_OBJECT_STATE_CHARS, MAX_OBJECTS};
@@ -10,7 +11,7 @@ use super::shared_state::SharedState;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// An object's state with its last writer and time of change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +75,73 @@ impl StoreOp {
     }
 }
 
+/// Accepted object changes: their storage writes, and which of those the sender is told of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub persist: Vec<StoreOp>,
+    /// Indexes into `persist` of the writes its sender did not ask for: an object's last write
+    /// in the change when it came from an equivalent (so that, applied on top of what the
+    /// sender asked, they give what was stored). Empty for an airport without equivalents.
+    pub for_sender: Vec<usize>,
+}
+
+/// What a write replaced (`None`: there was no object), and whether it was the named point's
+/// or an equivalent's.
+struct Replaced {
+    record: Option<ObjectRecord>,
+    equivalent: bool,
+}
+
+impl Replaced {
+    fn asked(record: Option<ObjectRecord>) -> Replaced {
+        Replaced {
+            record,
+            equivalent: false,
+        }
+    }
+
+    fn equivalent(record: Option<ObjectRecord>) -> Replaced {
+        Replaced {
+            record,
+            equivalent: true,
+        }
+    }
+}
+
+/// Writes `record` as object `id` and returns what it replaced; `None` (nothing written) for a
+/// new object beyond [`MAX_OBJECTS`].
+fn put(
+    objects: &mut BTreeMap<String, ObjectRecord>,
+    id: &str,
+    record: ObjectRecord,
+) -> Option<Option<ObjectRecord>> {
+    if let Some(current) = objects.get_mut(id) {
+        return Some(Some(std::mem::replace(current, record)));
+    }
+    if objects.len() >= MAX_OBJECTS {
+        return None;
+    }
+    objects.insert(id.to_owned(), record);
+    Some(None)
+}
+
+/// The writes whose object is written last by an equivalent's write, in order.
+fn unasked_results(writes: &[StoreOp], replaced: &[Replaced]) -> Vec<usize> {
+    let mut seen = HashSet::new();
+    let mut unasked: Vec<usize> = writes
+        .iter()
+        .zip(replaced)
+        .enumerate()
+        .rev()
+        .filter_map(|(index, (write, replaced))| {
+            let (id, _) = write.object_write()?;
+            (seen.insert(id) && replaced.equivalent).then_some(index)
+        })
+        .collect();
+    unasked.reverse();
+    unasked
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Airport {
     icao: Icao,
@@ -82,6 +150,8 @@ pub struct Airport {
     seq: u64,
     /// When the last controller left, while no controller is connected.
     offline_since: Option<i64>,
+    /// Which points are the same light; empty without the points table.
+    equivalence: Equivalence,
 }
 
 impl Airport {
@@ -103,6 +173,7 @@ impl Airport {
             shared: SharedState::from_members(shared),
             seq,
             offline_since,
+            equivalence: Equivalence::default(),
         }
     }
 
@@ -126,6 +197,18 @@ impl Airport {
         self.offline_since
     }
 
+    pub fn equivalence(&self) -> &Equivalence {
+        &self.equivalence
+    }
+
+    /// Replaces the grouping of equivalent points (read again from the points table). Returns
+    /// whether it changed.
+    pub fn set_equivalence(&mut self, equivalence: Equivalence) -> bool {
+        let changed = self.equivalence != equivalence;
+        self.equivalence = equivalence;
+        changed
+    }
+
     /// Whether it holds objects or shared state.
     pub fn has_state(&self) -> bool {
         !self.objects.is_empty() || !self.shared.is_empty()
@@ -137,36 +220,45 @@ impl Airport {
     }
 
     /// Applies object changes all or nothing. `path_of` names the change at an index in error
-    /// messages (`data` for a single update, `data.updates[i]` in a batch). Returns the storage
-    /// writes: one per change that did something (deleting a missing object does nothing), in
-    /// order, then the new `seq` if there was any.
+    /// messages (`data` for a single update, `data.updates[i]` in a batch). A change of a point
+    /// with equivalents is applied to all of them, in the same change: a patch to the group's
+    /// shown state ([`Equivalence::view`]), the result (or the deletion) written to each member
+    /// after the named one. Returns the storage writes: one per write that did something
+    /// (deleting a missing object does nothing), in order, then the new `seq` if there was any.
     pub fn apply_changes(
         &mut self,
         changes: Vec<ObjectChange>,
         path_of: impl Fn(usize) -> String,
         by: &Cid,
         now: i64,
-    ) -> Result<Vec<StoreOp>, PacketError> {
-        let mut ops = Vec::with_capacity(changes.len() + 1);
+    ) -> Result<Applied, PacketError> {
+        let mut applied = Applied {
+            persist: Vec::with_capacity(changes.len() + 1),
+            for_sender: Vec::new(),
+        };
         // The record each write replaced (`None`: there was none), to undo the writes made so
         // far when a later change is refused.
         let mut replaced = Vec::with_capacity(changes.len());
-        if let Err(error) = self.apply_each(changes, &path_of, by, now, &mut ops, &mut replaced) {
-            for (op, record) in ops.into_iter().zip(replaced).rev() {
+        let ops = &mut applied.persist;
+        if let Err(error) = self.apply_each(changes, &path_of, by, now, ops, &mut replaced) {
+            for (op, record) in applied.persist.into_iter().zip(replaced).rev() {
                 let (StoreOp::PutObject { id, .. } | StoreOp::DeleteObject { id }) = op else {
                     continue;
                 };
-                match record {
+                match record.record {
                     Some(record) => self.objects.insert(id, record),
                     None => self.objects.remove(&id),
                 };
             }
             return Err(error);
         }
-        if !ops.is_empty() {
-            self.next_seq(&mut ops);
+        if !applied.persist.is_empty() {
+            if !self.equivalence.is_empty() {
+                applied.for_sender = unasked_results(&applied.persist, &replaced);
+            }
+            self.next_seq(&mut applied.persist);
         }
-        Ok(ops)
+        Ok(applied)
     }
 
     /// Applies the changes in order, writing each into `objects` at once, and records each write
@@ -178,22 +270,43 @@ impl Airport {
         by: &Cid,
         now: i64,
         ops: &mut Vec<StoreOp>,
-        replaced: &mut Vec<Option<ObjectRecord>>,
+        replaced: &mut Vec<Replaced>,
     ) -> Result<(), PacketError> {
+        let Airport {
+            objects,
+            equivalence,
+            ..
+        } = self;
         for (index, ObjectChange { object_id, op }) in changes.into_iter().enumerate() {
-            let at_capacity = self.objects.len() >= MAX_OBJECTS;
-            let current = self.objects.get_mut(&object_id);
+            let group = match equivalence.is_empty() {
+                true => None,
+                false => equivalence.group_of(&object_id),
+            };
+            // Borrowed from the group, not from the named id, which its write takes.
+            let equivalents: Vec<&String> = group.map_or_else(Vec::new, |ids| {
+                ids.iter().filter(|id| **id != object_id).collect()
+            });
             let state = match op {
                 ChangeOp::Delete => {
-                    if current.is_some() {
-                        replaced.push(self.objects.remove(&object_id));
+                    if let Some(record) = objects.remove(&object_id) {
+                        replaced.push(Replaced::asked(Some(record)));
                         ops.push(StoreOp::DeleteObject { id: object_id });
+                    }
+                    for id in equivalents {
+                        if let Some(record) = objects.remove(id) {
+                            replaced.push(Replaced::equivalent(Some(record)));
+                            ops.push(StoreOp::DeleteObject { id: id.clone() });
+                        }
                     }
                     continue;
                 }
                 ChangeOp::Replace(state) => state,
                 ChangeOp::Patch(patch) => {
-                    let mut state = match current.as_deref() {
+                    let current = match group {
+                        Some(ids) => latest(ids, objects),
+                        None => objects.get(&object_id),
+                    };
+                    let mut state = match current {
                         Some(ObjectRecord {
                             state: Value::Object(state),
                             ..
@@ -215,29 +328,32 @@ impl Airport {
                     chars,
                 });
             }
-            let record = ObjectRecord {
+            let too_many = || PacketError::TooManyObjects {
+                field: path_of(index),
+            };
+            let record = |state| ObjectRecord {
                 state,
                 controller_id: by.clone(),
                 updated_at: now,
             };
-            match current {
-                Some(current) => replaced.push(Some(std::mem::replace(current, record))),
-                None if at_capacity => {
-                    return Err(PacketError::TooManyObjects {
-                        field: path_of(index),
-                    });
-                }
-                None => {
-                    self.objects.insert(object_id.clone(), record);
-                    replaced.push(None);
-                }
-            }
             let row = ObjectRow {
                 state_json,
                 controller_id: by.clone(),
                 updated_at: now,
             };
+            // The equivalents' copies, made only for a point that has any.
+            let copies = group.map(|_| (state.clone(), row.clone()));
+            let was = put(objects, &object_id, record(state)).ok_or_else(too_many)?;
+            replaced.push(Replaced::asked(was));
             ops.push(StoreOp::PutObject { id: object_id, row });
+            if let Some((state, row)) = copies {
+                for id in equivalents {
+                    let was = put(objects, id, record(state.clone())).ok_or_else(too_many)?;
+                    replaced.push(Replaced::equivalent(was));
+                    let (id, row) = (id.clone(), row.clone());
+                    ops.push(StoreOp::PutObject { id, row });
+                }
+            }
         }
         Ok(())
     }
