@@ -5,6 +5,7 @@
 //! in storage and in each socket's attachment. Hooks log failures and survive them.
 
 use crate::airport::metrics::{self, MetricsTimer};
+use crate::airport::points::{self, PointsReads};
 use crate::airport::sockets::{self as sockets, Sockets};
 use crate::airport::storage;
 use crate::directory::entry::DirectoryEntry;
@@ -52,6 +53,11 @@ pub struct AirportObject {
     metrics: MetricsTimer,
     /// The accounts of the keys connecting, looked up in batches.
     accounts: BatchLookup<String, Account>,
+    /// Reads of the points table, for the grouping of equivalent points.
+    points: Rc<PointsReads>,
+    /// Whether the Worker has the running service's database (NETWORK_DB): without it, no
+    /// point has an equivalent.
+    network: bool,
 }
 
 /// A hook's failure is logged and survived: propagated, it would reset the object.
@@ -72,6 +78,8 @@ impl DurableObject for AirportObject {
             directory: Rc::default(),
             metrics: MetricsTimer::default(),
             accounts: accounts::connect_lookup(&env),
+            points: Rc::default(),
+            network: points::network_db(&env).is_some(),
             env,
         }
     }
@@ -213,8 +221,13 @@ impl AirportObject {
             return Ok(false);
         };
         let (sockets, attachments) = Sockets::present(&self.state);
-        let (room, effects) =
+        let (mut room, effects) =
             Room::restore(config, stored.airport, stored.schedule, attachments, now);
+        if self.network {
+            let (equivalence, read_at) = stored.points;
+            room.set_equivalence(equivalence);
+            self.points.restore(read_at);
+        }
         let counts = [
             ("sockets", sockets.len() as u64),
             ("seq", room.airport().seq()),
@@ -300,6 +313,7 @@ impl AirportObject {
     /// one alarm at the room's next wake-up. An alarm earlier than needed only recomputes; a
     /// later one would miss a deadline.
     async fn settle(&self) -> Result<()> {
+        self.refresh_points(now()).await;
         let Some((entry, wake, alarm_at)) = self.live.borrow().as_ref().map(|live| {
             let room = &live.room;
             let entry = (room.icao().clone(), room.listing(), room.airport().seq());
@@ -315,6 +329,39 @@ impl AirportObject {
             return Ok(());
         }
         self.set_alarm(wake).await
+    }
+
+    /// Reads the points table again when it is due: awaited when the airport has never read
+    /// it (its first events must not miss a group), in the background otherwise. Nothing
+    /// without NETWORK_DB.
+    async fn refresh_points(&self, now: i64) {
+        let Ok(config) = self.config() else {
+            return;
+        };
+        if !self.network || !self.points.due(now, config.points_refresh_ms) {
+            return;
+        }
+        let icao = self.live.borrow().as_ref().map(|l| l.room.icao().clone());
+        let (Some(icao), Some(db)) = (icao, points::network_db(&self.env)) else {
+            return;
+        };
+        let first = self.points.never_read();
+        self.points.start(now);
+        let (reads, live) = (Rc::clone(&self.points), Rc::clone(&self.live));
+        let sql = self.state.storage().sql();
+        let read = async move {
+            let Some(equivalence) = reads.read(&db, &sql, &icao, now).await else {
+                return;
+            };
+            if let Some(live) = live.borrow_mut().as_mut() {
+                live.room.set_equivalence(equivalence);
+            }
+        };
+        if first {
+            read.await;
+        } else {
+            wasm_bindgen_futures::spawn_local(read);
+        }
     }
 
     async fn set_alarm(&self, at: Option<i64>) -> Result<()> {
