@@ -331,8 +331,7 @@ impl AirportObject {
         self.set_alarm(wake).await
     }
 
-    /// Reads the points table again when it is due: awaited when the airport has never read
-    /// it (its first events must not miss a group), in the background otherwise. Nothing
+    /// Reads the points table again when it is due ([`PointsReads::refresh`]); nothing
     /// without NETWORK_DB.
     async fn refresh_points(&self, now: i64) {
         let Ok(config) = self.config() else {
@@ -341,27 +340,17 @@ impl AirportObject {
         if !self.network || !self.points.due(now, config.points_refresh_ms) {
             return;
         }
-        let icao = self.live.borrow().as_ref().map(|l| l.room.icao().clone());
-        let (Some(icao), Some(db)) = (icao, points::network_db(&self.env)) else {
+        let Some(icao) = self.live.borrow().as_ref().map(|l| l.room.icao().clone()) else {
             return;
         };
-        let first = self.points.never_read();
-        self.points.start(now);
-        let (reads, live) = (Rc::clone(&self.points), Rc::clone(&self.live));
-        let sql = self.state.storage().sql();
-        let read = async move {
-            let Some(equivalence) = reads.read(&db, &sql, &icao, now).await else {
-                return;
-            };
+        let live = Rc::clone(&self.live);
+        let apply = move |equivalence| {
             if let Some(live) = live.borrow_mut().as_mut() {
                 live.room.set_equivalence(equivalence);
             }
         };
-        if first {
-            read.await;
-        } else {
-            wasm_bindgen_futures::spawn_local(read);
-        }
+        let sql = self.state.storage().sql();
+        PointsReads::refresh(&self.points, &self.env, sql, icao, now, apply).await;
     }
 
     async fn set_alarm(&self, at: Option<i64>) -> Result<()> {

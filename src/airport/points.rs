@@ -10,6 +10,7 @@ use crate::log_event;
 use airport_protocol::Icao;
 use airport_protocol::equivalence::{Equivalence, PointRow, refresh_due};
 use std::cell::Cell;
+use std::rc::Rc;
 use worker::{D1Database, Env, Result, SqlStorage};
 
 /// The binding of the running service's database.
@@ -33,42 +34,50 @@ impl PointsReads {
         self.read_at.set(read_at);
     }
 
-    /// Whether they were never read.
-    pub fn never_read(&self) -> bool {
-        self.read_at.get().is_none()
-    }
-
     /// Whether a read is due and none is under way.
     pub fn due(&self, now: i64, refresh_ms: i64) -> bool {
         !self.reading.get() && refresh_due(self.read_at.get(), now, refresh_ms)
     }
 
-    /// A read starts at `now`.
-    pub fn start(&self, now: i64) {
-        self.reading.set(true);
-        self.read_at.set(Some(now));
-    }
-
-    /// Reads the airport's points (a read started at `now`) and stores the grouping; `None`
-    /// (logged) when the read failed.
-    pub async fn read(
-        &self,
-        db: &D1Database,
-        sql: &SqlStorage,
-        icao: &Icao,
+    /// Reads the points (the read being due), stores the grouping and hands it to `apply`:
+    /// awaited when they were never read (the airport's first events must not miss a group),
+    /// in the background otherwise. A failed read is logged and changes nothing.
+    pub async fn refresh(
+        reads: &Rc<PointsReads>,
+        env: &Env,
+        sql: SqlStorage,
+        icao: Icao,
         now: i64,
-    ) -> Option<Equivalence> {
-        let read = read(db, icao).await;
-        self.reading.set(false);
-        let equivalence = read
-            .inspect_err(|error| log_event::airport_failure("points_read_failed", icao, error))
-            .ok()?;
-        if let Err(error) = storage::set_points(sql, &equivalence, now) {
-            log_event::airport_failure("points_store_failed", icao, error);
+        apply: impl FnOnce(Equivalence) + 'static,
+    ) {
+        let Some(db) = network_db(env) else {
+            return;
+        };
+        let first = reads.read_at.get().is_none();
+        reads.reading.set(true);
+        reads.read_at.set(Some(now));
+        let reads = Rc::clone(reads);
+        let read = async move {
+            let read = read(&db, &icao).await;
+            reads.reading.set(false);
+            let equivalence = match read {
+                Ok(equivalence) => equivalence,
+                Err(error) => {
+                    return log_event::airport_failure("points_read_failed", &icao, error);
+                }
+            };
+            if let Err(error) = storage::set_points(&sql, &equivalence, now) {
+                log_event::airport_failure("points_store_failed", &icao, error);
+            }
+            let groups = equivalence.groups().len() as u64;
+            log_event::airport("points_read", &icao, &[("groups", groups)]);
+            apply(equivalence);
+        };
+        if first {
+            read.await;
+        } else {
+            wasm_bindgen_futures::spawn_local(read);
         }
-        let groups = equivalence.groups().len() as u64;
-        log_event::airport("points_read", icao, &[("groups", groups)]);
-        Some(equivalence)
     }
 }
 
