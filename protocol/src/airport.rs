@@ -85,28 +85,13 @@ pub struct Applied {
     pub for_sender: Vec<usize>,
 }
 
-/// What a write replaced (`None`: there was no object), and whether it was the named point's
-/// or an equivalent's.
-struct Replaced {
-    record: Option<ObjectRecord>,
-    equivalent: bool,
-}
-
-impl Replaced {
-    fn asked(record: Option<ObjectRecord>) -> Replaced {
-        Replaced {
-            record,
-            equivalent: false,
-        }
-    }
-
-    fn equivalent(record: Option<ObjectRecord>) -> Replaced {
-        Replaced {
-            record,
-            equivalent: true,
-        }
-    }
-}
+/// Where [`Airport::apply_each`] records its writes: the writes, what each replaced, and the
+/// indexes of those made for equivalents.
+type Written<'a> = (
+    &'a mut Vec<StoreOp>,
+    &'a mut Vec<Option<ObjectRecord>>,
+    &'a mut Vec<usize>,
+);
 
 /// Writes `record` as object `id` and returns what it replaced; `None` (nothing written) for a
 /// new object beyond [`MAX_OBJECTS`].
@@ -125,17 +110,18 @@ fn put(
     Some(None)
 }
 
-/// The writes whose object is written last by an equivalent's write, in order.
-fn unasked_results(writes: &[StoreOp], replaced: &[Replaced]) -> Vec<usize> {
+/// The writes whose object is written last by an equivalent's write (`by_equivalents`, the
+/// indexes of those writes, ascending), in order.
+fn unasked_results(writes: &[StoreOp], by_equivalents: &[usize]) -> Vec<usize> {
     let mut seen = HashSet::new();
     let mut unasked: Vec<usize> = writes
         .iter()
-        .zip(replaced)
         .enumerate()
         .rev()
-        .filter_map(|(index, (write, replaced))| {
+        .filter_map(|(index, write)| {
             let (id, _) = write.object_write()?;
-            (seen.insert(id) && replaced.equivalent).then_some(index)
+            let last = seen.insert(id);
+            (last && by_equivalents.binary_search(&index).is_ok()).then_some(index)
         })
         .collect();
     unasked.reverse();
@@ -237,15 +223,17 @@ impl Airport {
             for_sender: Vec::new(),
         };
         // The record each write replaced (`None`: there was none), to undo the writes made so
-        // far when a later change is refused.
+        // far when a later change is refused; and which writes were made for equivalents.
         let mut replaced = Vec::with_capacity(changes.len());
+        let mut by_equivalents = Vec::new();
         let ops = &mut applied.persist;
-        if let Err(error) = self.apply_each(changes, &path_of, by, now, ops, &mut replaced) {
+        let written = (ops, &mut replaced, &mut by_equivalents);
+        if let Err(error) = self.apply_each(changes, &path_of, by, now, written) {
             for (op, record) in applied.persist.into_iter().zip(replaced).rev() {
                 let (StoreOp::PutObject { id, .. } | StoreOp::DeleteObject { id }) = op else {
                     continue;
                 };
-                match record.record {
+                match record {
                     Some(record) => self.objects.insert(id, record),
                     None => self.objects.remove(&id),
                 };
@@ -253,24 +241,23 @@ impl Airport {
             return Err(error);
         }
         if !applied.persist.is_empty() {
-            if !self.equivalence.is_empty() {
-                applied.for_sender = unasked_results(&applied.persist, &replaced);
+            if !by_equivalents.is_empty() {
+                applied.for_sender = unasked_results(&applied.persist, &by_equivalents);
             }
             self.next_seq(&mut applied.persist);
         }
         Ok(applied)
     }
 
-    /// Applies the changes in order, writing each into `objects` at once, and records each write
-    /// and what it replaced; stops at the first refused change.
+    /// Applies the changes in order, writing each into `objects` at once, and records each write,
+    /// what it replaced and which were for equivalents; stops at the first refused change.
     fn apply_each(
         &mut self,
         changes: Vec<ObjectChange>,
         path_of: &impl Fn(usize) -> String,
         by: &Cid,
         now: i64,
-        ops: &mut Vec<StoreOp>,
-        replaced: &mut Vec<Replaced>,
+        (ops, replaced, by_equivalents): Written<'_>,
     ) -> Result<(), PacketError> {
         let Airport {
             objects,
@@ -286,15 +273,28 @@ impl Airport {
             let equivalents: Vec<&String> = group.map_or_else(Vec::new, |ids| {
                 ids.iter().filter(|id| **id != object_id).collect()
             });
+            // A grouped point's patch applies to its group's shown state, taken before the
+            // named object is borrowed for its write.
+            let group_state = match (&op, group) {
+                (ChangeOp::Patch(_), Some(ids)) => Some(latest(ids, objects).map(|r| &r.state)),
+                _ => None,
+            }
+            .map(|state| match state {
+                Some(Value::Object(state)) => Value::Object(state.clone()),
+                _ => Value::Object(Map::new()),
+            });
+            let at_capacity = objects.len() >= MAX_OBJECTS;
+            let current = objects.get_mut(&object_id);
             let state = match op {
                 ChangeOp::Delete => {
-                    if let Some(record) = objects.remove(&object_id) {
-                        replaced.push(Replaced::asked(Some(record)));
+                    if current.is_some() {
+                        replaced.push(objects.remove(&object_id));
                         ops.push(StoreOp::DeleteObject { id: object_id });
                     }
                     for id in equivalents {
                         if let Some(record) = objects.remove(id) {
-                            replaced.push(Replaced::equivalent(Some(record)));
+                            by_equivalents.push(ops.len());
+                            replaced.push(Some(record));
                             ops.push(StoreOp::DeleteObject { id: id.clone() });
                         }
                     }
@@ -302,17 +302,13 @@ impl Airport {
                 }
                 ChangeOp::Replace(state) => state,
                 ChangeOp::Patch(patch) => {
-                    let current = match group {
-                        Some(ids) => latest(ids, objects),
-                        None => objects.get(&object_id),
-                    };
-                    let mut state = match current {
+                    let mut state = group_state.unwrap_or_else(|| match current.as_deref() {
                         Some(ObjectRecord {
                             state: Value::Object(state),
                             ..
                         }) => Value::Object(state.clone()),
                         _ => Value::Object(Map::new()),
-                    };
+                    });
                     json_patch::merge(&mut state, &Value::Object(patch));
                     state
                 }
@@ -343,13 +339,21 @@ impl Airport {
             };
             // The equivalents' copies, made only for a point that has any.
             let copies = group.map(|_| (state.clone(), row.clone()));
-            let was = put(objects, &object_id, record(state)).ok_or_else(too_many)?;
-            replaced.push(Replaced::asked(was));
+            let was = match current {
+                Some(current) => Some(std::mem::replace(current, record(state))),
+                None if at_capacity => return Err(too_many()),
+                None => {
+                    objects.insert(object_id.clone(), record(state));
+                    None
+                }
+            };
+            replaced.push(was);
             ops.push(StoreOp::PutObject { id: object_id, row });
             if let Some((state, row)) = copies {
                 for id in equivalents {
                     let was = put(objects, id, record(state.clone())).ok_or_else(too_many)?;
-                    replaced.push(Replaced::equivalent(was));
+                    by_equivalents.push(ops.len());
+                    replaced.push(was);
                     let (id, row) = (id.clone(), row.clone());
                     ops.push(StoreOp::PutObject { id, row });
                 }
