@@ -7,7 +7,7 @@ use super::airport::ObjectRecord;
 use super::ids::is_valid_object_id;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A row of the running service's `points` table, the columns equivalence reads. The flags are
 /// read as stored (SQLite has no booleans: `0`/`1`, or `true`/`false` as text).
@@ -27,7 +27,7 @@ pub struct PointRow {
 
 /// What makes two points the same light. Coordinates are compared as numbers, exactly and in
 /// order (the bits of each, `-0` as `0`): nearby is not the same.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Light {
     airport: String,
     kind: String,
@@ -88,14 +88,14 @@ pub struct Equivalence {
     /// Each group's ids, sorted; groups in order of their first id.
     groups: Vec<Vec<String>>,
     /// Each grouped id's group.
-    group_of: HashMap<String, usize>,
+    group_of: BTreeMap<String, usize>,
 }
 
 impl Equivalence {
     /// Groups the rows: points that are the same light, two or more to a group. A row whose id
     /// is not a valid `objectId` is left out (no client can name it).
     pub fn of(rows: impl IntoIterator<Item = PointRow>) -> Equivalence {
-        let mut lights: HashMap<Light, Vec<String>> = HashMap::new();
+        let mut lights: BTreeMap<Light, Vec<String>> = BTreeMap::new();
         for row in rows {
             if !is_valid_object_id(&row.id) {
                 continue;

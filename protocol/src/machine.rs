@@ -168,12 +168,8 @@ fn changed_objects(
         let by: &Cid = &sender.session.cid;
         let (stamp, seq) = (Stamp::of(airport, now), airport.seq());
         let (packet, items) = outbound::object_changes(stamp, &changes, by, seq);
-        let unasked: Vec<_> = for_sender
-            .iter()
-            .filter_map(|&index| persist.get(index).and_then(StoreOp::object_write))
-            .collect();
-        let to_sender =
-            (!unasked.is_empty()).then(|| outbound::object_changes(stamp, &unasked, by, seq).0);
+        let to_sender = (!for_sender.is_empty())
+            .then(|| unasked_changes(stamp, &persist, &for_sender, by, seq));
         Change {
             sender: sender.socket,
             packet,
@@ -190,4 +186,22 @@ fn changed_objects(
         }),
         ..Effects::default()
     }
+}
+
+/// The packet telling a sender what equivalent points made of its change: the writes at
+/// `indexes` of `persist`. Cold: only airports with equivalent points get here, and the common
+/// broadcast keeps its serializer inlined.
+#[cold]
+fn unasked_changes(
+    stamp: Stamp<'_>,
+    persist: &[StoreOp],
+    indexes: &[usize],
+    by: &Cid,
+    seq: u64,
+) -> String {
+    let unasked: Vec<_> = indexes
+        .iter()
+        .filter_map(|&index| persist.get(index).and_then(StoreOp::object_write))
+        .collect();
+    outbound::object_changes(stamp, &unasked, by, seq).0
 }
