@@ -6,8 +6,9 @@
 use super::airport::ObjectRecord;
 use super::ids::is_valid_object_id;
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::{self, Deserializer, Visitor};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// A row of the running service's `points` table, the columns equivalence reads. The flags are
 /// read as stored (SQLite has no booleans: `0`/`1`, or `true`/`false` as text).
@@ -21,8 +22,66 @@ pub struct PointRow {
     pub coordinates: Option<String>,
     pub directionality: Option<String>,
     pub color: Option<String>,
-    pub elevated: Option<Value>,
-    pub ihp: Option<Value>,
+    #[serde(default)]
+    pub elevated: Flag,
+    #[serde(default)]
+    pub ihp: Flag,
+}
+
+/// A boolean column as SQLite keeps it: `1`/`0` or `true`/`false`, as numbers or as text; NULL
+/// (or anything else) is false. Read with a small visitor rather than through a `Value`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Flag, D::Error> {
+        deserializer.deserialize_any(FlagVisitor)
+    }
+}
+
+struct FlagVisitor;
+
+impl<'de> Visitor<'de> for FlagVisitor {
+    type Value = Flag;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a boolean, 0 or 1")
+    }
+
+    fn visit_bool<E: de::Error>(self, on: bool) -> Result<Flag, E> {
+        Ok(Flag(on))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Flag, E> {
+        Ok(Flag(n != 0))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Flag, E> {
+        Ok(Flag(n != 0))
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Flag, E> {
+        Ok(Flag(n != 0.0))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Flag, E> {
+        Ok(Flag(matches!(
+            text.trim().to_ascii_lowercase().as_str(),
+            "1" | "true"
+        )))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Flag, E> {
+        Ok(Flag(false))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Flag, E> {
+        Ok(Flag(false))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Flag, D::Error> {
+        deserializer.deserialize_any(FlagVisitor)
+    }
 }
 
 /// What makes two points the same light. Coordinates are compared as numbers, exactly and in
@@ -48,15 +107,6 @@ fn exact(number: f64) -> u64 {
     (number + 0.0).to_bits()
 }
 
-fn flag(value: Option<&Value>) -> bool {
-    match value {
-        Some(Value::Bool(on)) => *on,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
-        Some(Value::String(text)) => matches!(text.trim(), "1" | "true" | "TRUE" | "True"),
-        _ => false,
-    }
-}
-
 impl PointRow {
     /// The light this point is, or `None` when it has no coordinates (or unreadable ones): such
     /// a point has no equivalent.
@@ -75,8 +125,8 @@ impl PointRow {
                 .collect(),
             directionality: self.directionality.clone(),
             color: self.color.clone(),
-            elevated: flag(self.elevated.as_ref()),
-            ihp: flag(self.ihp.as_ref()),
+            elevated: self.elevated.0,
+            ihp: self.ihp.0,
         })
     }
 }
@@ -199,7 +249,7 @@ pub fn refresh_due(read_at: Option<i64>, now: i64, refresh_ms: i64) -> bool {
 mod tests {
     use super::*;
     use crate::Cid;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn stopbar(id: &str) -> PointRow {
         PointRow {
@@ -209,8 +259,8 @@ mod tests {
             coordinates: Some(r#"[{"lat":51.47,"lng":-0.45},{"lat":51.471,"lng":-0.451}]"#.into()),
             directionality: Some("uni-directional".into()),
             color: None,
-            elevated: Some(json!(0)),
-            ihp: Some(json!(0)),
+            elevated: Flag(false),
+            ihp: Flag(false),
         }
     }
 
@@ -250,8 +300,8 @@ mod tests {
             |p| p.directionality = Some("bi-directional".into()),
             |p| p.directionality = None,
             |p| p.color = Some("green".into()),
-            |p| p.elevated = Some(json!(1)),
-            |p| p.ihp = Some(json!(true)),
+            |p| p.elevated = Flag(true),
+            |p| p.ihp = Flag(true),
         ];
         for change in changes {
             let mut other = stopbar("SB_B");
@@ -266,19 +316,39 @@ mod tests {
 
     #[test]
     fn flags_are_read_as_sqlite_stores_them_and_missing_is_false() {
-        let spellings = [json!(0), json!(false), json!("false"), Value::Null];
-        for spelling in spellings {
-            let mut other = stopbar("SB_B");
-            other.elevated = Some(spelling.clone());
-            other.ihp = None;
-            assert_eq!(groups(vec![stopbar("SB_A"), other]), [["SB_A", "SB_B"]]);
+        let row = |flag: Option<Value>| {
+            let mut row = json!({"id": "SB_A", "airport_id": "EGLL", "type": "stopbar",
+                "coordinates": "[{\"lat\":1,\"lng\":2}]", "directionality": null});
+            if let Some(flag) = flag {
+                row["elevated"] = flag.clone();
+                row["ihp"] = flag;
+            }
+            serde_json::from_value::<PointRow>(row).unwrap()
+        };
+        for off in [
+            json!(0),
+            json!(false),
+            json!("false"),
+            json!(0.0),
+            Value::Null,
+        ] {
+            let read = row(Some(off.clone()));
+            assert_eq!(
+                (read.elevated, read.ihp),
+                (Flag(false), Flag(false)),
+                "{off}"
+            );
         }
-        for spelling in [json!(1), json!(true), json!("true"), json!("1")] {
-            let mut a = stopbar("SB_A");
-            let mut b = stopbar("SB_B");
-            a.elevated = Some(spelling.clone());
-            b.elevated = Some(json!(true));
-            assert_eq!(groups(vec![a, b]), [["SB_A", "SB_B"]], "{spelling}");
+        assert_eq!(row(None).elevated, Flag(false), "a missing column");
+        for on in [
+            json!(1),
+            json!(true),
+            json!("true"),
+            json!(" TRUE "),
+            json!("1"),
+        ] {
+            let read = row(Some(on.clone()));
+            assert_eq!((read.elevated, read.ihp), (Flag(true), Flag(true)), "{on}");
         }
     }
 

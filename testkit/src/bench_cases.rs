@@ -3,7 +3,7 @@
 //! (`examples/wasm_core.rs`, the same code as the Worker runs it).
 
 use airport_protocol::config::{Config, RateLimit, RateLimits};
-use airport_protocol::equivalence::{Equivalence, PointRow};
+use airport_protocol::equivalence::{Equivalence, Flag, PointRow};
 use airport_protocol::liveness::Schedule;
 use airport_protocol::packet::Frame;
 use airport_protocol::{Airport, Cid, Effects, Icao, Role, Room, Session, SocketId};
@@ -44,8 +44,8 @@ impl Points {
             )),
             directionality: Some("uni-directional".into()),
             color: None,
-            elevated: Some(json!(0)),
-            ihp: Some(json!(0)),
+            elevated: Flag(false),
+            ihp: Flag(false),
         });
         match self {
             Points::None => Equivalence::default(),
@@ -136,7 +136,13 @@ pub fn cases() -> Vec<Case> {
             10_000,
             json!({"type": "GET_STATE"}),
         ),
-        // Equivalent points: 1,000 points of which none, or every one, has a duplicate.
+        // Equivalent points: no points table, or 1,000 points of which none, or every one, has
+        // a duplicate; the same frames.
+        with_points(
+            "state_update_no_points_table",
+            Points::None,
+            point_update.clone(),
+        ),
         with_points(
             "state_update_1000_points",
             Points::Distinct,
@@ -146,6 +152,11 @@ pub fn cases() -> Vec<Case> {
             "state_update_1000_points_duplicated",
             Points::Paired,
             point_update,
+        ),
+        with_points(
+            "multi_state_update_200_no_points_table",
+            Points::None,
+            point_batch.clone(),
         ),
         with_points(
             "multi_state_update_200_of_1000_points",
