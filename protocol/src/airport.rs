@@ -11,7 +11,7 @@ use super::shared_state::SharedState;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// An object's state with its last writer and time of change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,7 +113,7 @@ fn put(
 /// The writes whose object is written last by an equivalent's write (`by_equivalents`, the
 /// indexes of those writes, ascending), in order.
 fn unasked_results(writes: &[StoreOp], by_equivalents: &[usize]) -> Vec<usize> {
-    let mut seen = BTreeSet::new();
+    let mut seen = HashSet::new();
     let mut unasked: Vec<usize> = writes
         .iter()
         .enumerate()
@@ -254,7 +254,7 @@ impl Airport {
     fn apply_each(
         &mut self,
         changes: Vec<ObjectChange>,
-        path_of: &impl Fn(usize) -> String,
+        path_of: &dyn Fn(usize) -> String,
         by: &Cid,
         now: i64,
         (ops, replaced, by_equivalents): Written<'_>,

@@ -5,82 +5,49 @@
 
 use super::airport::ObjectRecord;
 use super::ids::is_valid_object_id;
-use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
-use std::collections::BTreeMap;
-use std::fmt;
+use serde_json::Value;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
-/// A row of the running service's `points` table, the columns equivalence reads. The flags are
-/// read as stored (SQLite has no booleans: `0`/`1`, or `true`/`false` as text).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A row of the running service's `points` table, the columns equivalence reads.
+#[derive(Debug, Clone, Default)]
 pub struct PointRow {
     pub id: String,
     pub airport_id: String,
-    #[serde(rename = "type")]
     pub kind: String,
     /// A JSON array of `{lat, lng}`.
     pub coordinates: Option<String>,
     pub directionality: Option<String>,
     pub color: Option<String>,
-    #[serde(default)]
-    pub elevated: Flag,
-    #[serde(default)]
-    pub ihp: Flag,
+    pub elevated: bool,
+    pub ihp: bool,
 }
 
-/// A boolean column as SQLite keeps it: `1`/`0` or `true`/`false`, as numbers or as text; NULL
-/// (or anything else) is false. Read with a small visitor rather than through a `Value`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flag(pub bool);
-
-impl<'de> Deserialize<'de> for Flag {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Flag, D::Error> {
-        deserializer.deserialize_any(FlagVisitor)
-    }
-}
-
-struct FlagVisitor;
-
-impl<'de> Visitor<'de> for FlagVisitor {
-    type Value = Flag;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a boolean, 0 or 1")
-    }
-
-    fn visit_bool<E: de::Error>(self, on: bool) -> Result<Flag, E> {
-        Ok(Flag(on))
-    }
-
-    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Flag, E> {
-        Ok(Flag(n != 0))
-    }
-
-    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Flag, E> {
-        Ok(Flag(n != 0))
-    }
-
-    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Flag, E> {
-        Ok(Flag(n != 0.0))
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Flag, E> {
-        Ok(Flag(matches!(
-            text.trim().to_ascii_lowercase().as_str(),
-            "1" | "true"
-        )))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Flag, E> {
-        Ok(Flag(false))
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Flag, E> {
-        Ok(Flag(false))
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Flag, D::Error> {
-        deserializer.deserialize_any(FlagVisitor)
+impl PointRow {
+    /// A row as SQLite's `json_object` writes it, with the table's column names; `None` without
+    /// an id, airport or type. The flags are read as SQLite keeps them (`1`/`0`, or `true`/
+    /// `false` as text); NULL is false. Read through a `Value`, whose parser the Worker has
+    /// anyway, rather than with a deserializer of its own.
+    pub fn from_json(row: &Value) -> Option<PointRow> {
+        let text = |column| row.get(column).and_then(Value::as_str).map(String::from);
+        let flag = |column| match row.get(column) {
+            Some(Value::Bool(on)) => *on,
+            Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
+            Some(Value::String(text)) => {
+                matches!(text.trim().to_ascii_lowercase().as_str(), "1" | "true")
+            }
+            _ => false,
+        };
+        Some(PointRow {
+            id: text("id")?,
+            airport_id: text("airport_id")?,
+            kind: text("type")?,
+            coordinates: text("coordinates"),
+            directionality: text("directionality"),
+            color: text("color"),
+            elevated: flag("elevated"),
+            ihp: flag("ihp"),
+        })
     }
 }
 
@@ -97,88 +64,111 @@ struct Light {
     ihp: bool,
 }
 
-#[derive(Deserialize)]
-struct Coordinate {
-    lat: f64,
-    lng: f64,
-}
-
 fn exact(number: f64) -> u64 {
     (number + 0.0).to_bits()
+}
+
+/// `[{lat, lng}, …]` as exact numbers; `None` unless every member has both as numbers. Read as
+/// a `Value`, whose parser the Worker has anyway.
+fn coordinates(text: &str) -> Option<Vec<(u64, u64)>> {
+    let Ok(Value::Array(points)) = serde_json::from_str(text) else {
+        return None;
+    };
+    points
+        .iter()
+        .map(|point| {
+            Some((
+                exact(point.get("lat")?.as_f64()?),
+                exact(point.get("lng")?.as_f64()?),
+            ))
+        })
+        .collect()
 }
 
 impl PointRow {
     /// The light this point is, or `None` when it has no coordinates (or unreadable ones): such
     /// a point has no equivalent.
     fn light(&self) -> Option<Light> {
-        let coordinates: Vec<Coordinate> =
-            serde_json::from_str(self.coordinates.as_deref()?).ok()?;
+        let coordinates = coordinates(self.coordinates.as_deref()?)?;
         if coordinates.is_empty() {
             return None;
         }
         Some(Light {
             airport: self.airport_id.trim().to_ascii_uppercase(),
             kind: self.kind.clone(),
-            coordinates: coordinates
-                .iter()
-                .map(|c| (exact(c.lat), exact(c.lng)))
-                .collect(),
+            coordinates,
             directionality: self.directionality.clone(),
             color: self.color.clone(),
-            elevated: self.elevated.0,
-            ihp: self.ihp.0,
+            elevated: self.elevated,
+            ihp: self.ihp,
         })
     }
 }
 
 /// The airport's groups of equivalent points: only points that have an equivalent are in it,
 /// so an airport without duplicates has an empty one, checked once per frame.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Equivalence {
-    /// Each group's ids, sorted; groups in order of their first id.
+    /// Each group's ids (in id order when read from rows).
     groups: Vec<Vec<String>>,
     /// Each grouped id's group.
-    group_of: BTreeMap<String, usize>,
+    group_of: HashMap<String, usize>,
 }
+
+/// The same groups in the same order (the index follows from them).
+impl PartialEq for Equivalence {
+    fn eq(&self, other: &Equivalence) -> bool {
+        self.groups == other.groups
+    }
+}
+
+impl Eq for Equivalence {}
 
 impl Equivalence {
     /// Groups the rows: points that are the same light, two or more to a group. A row whose id
     /// is not a valid `objectId` is left out (no client can name it).
     pub fn of(rows: impl IntoIterator<Item = PointRow>) -> Equivalence {
-        let mut lights: BTreeMap<Light, Vec<String>> = BTreeMap::new();
-        for row in rows {
-            if !is_valid_object_id(&row.id) {
-                continue;
-            }
-            if let Some(light) = row.light() {
-                lights.entry(light).or_default().push(row.id);
-            }
-        }
-        Equivalence::from_groups(lights.into_values().collect())
+        // Sorted by light, then id: each run of one light is a group, its ids in order.
+        let mut points: Vec<(Light, String)> = rows
+            .into_iter()
+            .filter(|row| is_valid_object_id(&row.id))
+            .filter_map(|row| Some((row.light()?, row.id)))
+            .collect();
+        points.sort_unstable();
+        let groups = points
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|run| run.iter().map(|(_, id)| id.clone()).collect())
+            .collect();
+        Equivalence::from_groups(groups)
+    }
+
+    /// Groups the rows of a JSON array of rows ([`PointRow::from_json`]); `None` when the text
+    /// is not a JSON array. A row that is not a point is left out.
+    pub fn of_json(text: &str) -> Option<Equivalence> {
+        let Ok(Value::Array(rows)) = serde_json::from_str(text) else {
+            return None;
+        };
+        Some(Equivalence::of(rows.iter().filter_map(PointRow::from_json)))
     }
 
     /// Groups as [`Equivalence::groups`] lists them (how they are stored). An id listed twice
-    /// stays in its first group; a group left with fewer than two ids is dropped.
+    /// counts where it is first; a group left with fewer than two ids is dropped.
     pub fn from_groups(groups: Vec<Vec<String>>) -> Equivalence {
-        let mut groups: Vec<Vec<String>> = groups
-            .into_iter()
-            .map(|mut ids| {
-                ids.sort_unstable();
-                ids.dedup();
-                ids
-            })
-            .filter(|ids| ids.len() > 1)
-            .collect();
-        groups.sort_unstable();
         let mut equivalence = Equivalence::default();
         for mut ids in groups {
-            ids.retain(|id| !equivalence.group_of.contains_key(id));
-            if ids.len() < 2 {
-                continue;
-            }
             let index = equivalence.groups.len();
-            for id in &ids {
-                equivalence.group_of.insert(id.clone(), index);
+            ids.retain(|id| match equivalence.group_of.entry(id.clone()) {
+                Entry::Vacant(entry) => {
+                    entry.insert(index);
+                    true
+                }
+                Entry::Occupied(_) => false,
+            });
+            if ids.len() < 2 {
+                for id in &ids {
+                    equivalence.group_of.remove(id);
+                }
+                continue;
             }
             equivalence.groups.push(ids);
         }
@@ -193,51 +183,80 @@ impl Equivalence {
         &self.groups
     }
 
-    /// The group `id` is in (itself included, ids sorted), if it has equivalents.
+    /// The groups as text to store: a line per group, its ids separated by spaces (an
+    /// `objectId` has neither).
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        for (i, ids) in self.groups.iter().enumerate() {
+            for (j, id) in ids.iter().enumerate() {
+                text.push_str(match (i, j) {
+                    (0, 0) => "",
+                    (_, 0) => "\n",
+                    _ => " ",
+                });
+                text.push_str(id);
+            }
+        }
+        text
+    }
+
+    /// Groups stored by [`Equivalence::to_text`].
+    pub fn from_text(text: &str) -> Equivalence {
+        let groups = text
+            .split('\n')
+            .map(|line| line.split_whitespace().map(String::from).collect())
+            .collect();
+        Equivalence::from_groups(groups)
+    }
+
+    /// The group `id` is in (itself included), if it has equivalents.
     pub fn group_of(&self, id: &str) -> Option<&[String]> {
         let index = *self.group_of.get(id)?;
-        Some(&self.groups[index])
+        self.groups.get(index).map(Vec::as_slice)
     }
 
     /// The objects as clients see them: each grouped point shows its group's most recently
-    /// changed member (ties to the smaller id), present or not, so that equivalents set before
-    /// they were grouped still look the same. `None` when nothing is grouped: the objects are
-    /// shown as they are.
+    /// changed member ([`latest`]), present or not, so that equivalents set before they were
+    /// grouped still look the same; members with no state of their own come last. `None` when
+    /// nothing is grouped: the objects are shown as they are.
     pub fn view<'a>(
         &'a self,
         objects: &'a BTreeMap<String, ObjectRecord>,
-    ) -> Option<BTreeMap<&'a str, &'a ObjectRecord>> {
+    ) -> Option<Vec<(&'a str, &'a ObjectRecord)>> {
         if self.is_empty() {
             return None;
         }
-        let mut view: BTreeMap<&str, &ObjectRecord> = objects
+        let shown: Vec<Option<&ObjectRecord>> =
+            self.groups.iter().map(|ids| latest(ids, objects)).collect();
+        let mut view: Vec<(&str, &ObjectRecord)> = objects
             .iter()
-            .filter(|(id, _)| !self.group_of.contains_key(*id))
-            .map(|(id, record)| (id.as_str(), record))
+            .map(|(id, record)| {
+                let group = self.group_of.get(id).and_then(|&g| shown.get(g).copied());
+                (id.as_str(), group.flatten().unwrap_or(record))
+            })
             .collect();
-        for ids in &self.groups {
-            if let Some(latest) = latest(ids, objects) {
-                view.extend(ids.iter().map(|id| (id.as_str(), latest)));
-            }
+        for (ids, shown) in self.groups.iter().zip(shown) {
+            let Some(shown) = shown else { continue };
+            let missing = ids.iter().filter(|id| !objects.contains_key(*id));
+            view.extend(missing.map(|id| (id.as_str(), shown)));
         }
         Some(view)
     }
 }
 
-/// The most recently changed member of a group that has a state (ties to the smaller id).
+/// The most recently changed member of a group that has a state (a tie goes to the smaller id).
 pub fn latest<'a>(
     ids: &[String],
     objects: &'a BTreeMap<String, ObjectRecord>,
 ) -> Option<&'a ObjectRecord> {
     ids.iter()
-        .filter_map(|id| objects.get(id))
-        .reduce(|best, record| {
-            if record.updated_at > best.updated_at {
-                record
-            } else {
-                best
-            }
+        .filter_map(|id| Some((id, objects.get(id)?)))
+        .reduce(|best, next| {
+            let newer = (next.1.updated_at, std::cmp::Reverse(next.0))
+                > (best.1.updated_at, std::cmp::Reverse(best.0));
+            if newer { next } else { best }
         })
+        .map(|(_, record)| record)
 }
 
 /// Whether the points should be read again: never read, or last read `refresh_ms` ago.
@@ -259,8 +278,8 @@ mod tests {
             coordinates: Some(r#"[{"lat":51.47,"lng":-0.45},{"lat":51.471,"lng":-0.451}]"#.into()),
             directionality: Some("uni-directional".into()),
             color: None,
-            elevated: Flag(false),
-            ihp: Flag(false),
+            elevated: false,
+            ihp: false,
         }
     }
 
@@ -300,8 +319,8 @@ mod tests {
             |p| p.directionality = Some("bi-directional".into()),
             |p| p.directionality = None,
             |p| p.color = Some("green".into()),
-            |p| p.elevated = Flag(true),
-            |p| p.ihp = Flag(true),
+            |p| p.elevated = true,
+            |p| p.ihp = true,
         ];
         for change in changes {
             let mut other = stopbar("SB_B");
@@ -315,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn flags_are_read_as_sqlite_stores_them_and_missing_is_false() {
+    fn rows_are_read_as_sqlite_writes_them_and_a_missing_flag_is_false() {
         let row = |flag: Option<Value>| {
             let mut row = json!({"id": "SB_A", "airport_id": "EGLL", "type": "stopbar",
                 "coordinates": "[{\"lat\":1,\"lng\":2}]", "directionality": null});
@@ -323,7 +342,7 @@ mod tests {
                 row["elevated"] = flag.clone();
                 row["ihp"] = flag;
             }
-            serde_json::from_value::<PointRow>(row).unwrap()
+            PointRow::from_json(&row).unwrap()
         };
         for off in [
             json!(0),
@@ -333,13 +352,9 @@ mod tests {
             Value::Null,
         ] {
             let read = row(Some(off.clone()));
-            assert_eq!(
-                (read.elevated, read.ihp),
-                (Flag(false), Flag(false)),
-                "{off}"
-            );
+            assert_eq!((read.elevated, read.ihp), (false, false), "{off}");
         }
-        assert_eq!(row(None).elevated, Flag(false), "a missing column");
+        assert!(!row(None).elevated, "a missing column");
         for on in [
             json!(1),
             json!(true),
@@ -348,8 +363,21 @@ mod tests {
             json!("1"),
         ] {
             let read = row(Some(on.clone()));
-            assert_eq!((read.elevated, read.ihp), (Flag(true), Flag(true)), "{on}");
+            assert_eq!((read.elevated, read.ihp), (true, true), "{on}");
         }
+        let read = row(None);
+        assert_eq!((read.directionality, read.color), (None, None));
+        assert!(PointRow::from_json(&json!({"id": "SB_A", "type": "stopbar"})).is_none());
+
+        let rows = json!([
+            {"id": "SB_A", "airport_id": "EGLL", "type": "stopbar", "coordinates": "[{\"lat\":1,\"lng\":2}]"},
+            {"id": "SB_B", "airport_id": "EGLL", "type": "stopbar", "coordinates": "[{\"lat\":1,\"lng\":2}]"},
+            {"id": "SB_C"}
+        ]);
+        let grouped = Equivalence::of_json(&rows.to_string()).unwrap();
+        assert_eq!(grouped.groups(), [["SB_A", "SB_B"]]);
+        assert_eq!(Equivalence::of_json("[]"), Some(Equivalence::default()));
+        assert_eq!(Equivalence::of_json("{}"), None);
     }
 
     #[test]
@@ -383,20 +411,24 @@ mod tests {
 
     #[test]
     fn stored_groups_come_back_the_same_and_bad_ones_are_cleaned() {
-        let equivalence = Equivalence::of(vec![stopbar("A"), stopbar("B")]);
-        assert_eq!(
-            Equivalence::from_groups(equivalence.groups().to_vec()),
-            equivalence
-        );
+        let mut other = stopbar("C");
+        other.kind = "lead_on".into();
+        let mut twin = other.clone();
+        twin.id = "D".into();
+        let equivalence = Equivalence::of(vec![stopbar("A"), stopbar("B"), other, twin]);
+        assert_eq!(equivalence.to_text(), "C D\nA B");
+        assert_eq!(Equivalence::from_text(&equivalence.to_text()), equivalence);
+        assert!(Equivalence::from_text("").is_empty());
         let messy = vec![
             vec!["B".into(), "A".into(), "A".into()],
             vec!["A".into(), "C".into()],
             vec!["D".into()],
         ];
         let cleaned = Equivalence::from_groups(messy);
-        assert_eq!(cleaned.groups(), [["A", "B"]]);
-        assert_eq!(cleaned.group_of("B"), Some(&["A".into(), "B".into()][..]));
+        assert_eq!(cleaned.groups(), [["B", "A"]]);
+        assert_eq!(cleaned.group_of("A"), Some(&["B".into(), "A".into()][..]));
         assert_eq!(cleaned.group_of("C"), None);
+        assert_eq!(cleaned.group_of("D"), None);
     }
 
     fn record(state: Value, at: i64) -> ObjectRecord {
@@ -425,8 +457,8 @@ mod tests {
             [
                 ("A", &json!(false)),
                 ("B", &json!(false)),
-                ("C", &json!(false)),
-                ("LONE", &json!(true))
+                ("LONE", &json!(true)),
+                ("C", &json!(false))
             ]
         );
         // A tie goes to the smaller id.

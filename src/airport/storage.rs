@@ -69,7 +69,7 @@ const MIGRATIONS: [&str; 5] = [
     ALTER TABLE shared_state_by_key RENAME TO shared_state;",
     // How the directory in D1 lists the airport, as last written there.
     "ALTER TABLE airport ADD COLUMN listed TEXT;",
-    // The groups of equivalent points as last read from the points table (JSON), and when.
+    // The groups of equivalent points as last read from the points table, and when.
     "ALTER TABLE airport ADD COLUMN point_groups TEXT;
     ALTER TABLE airport ADD COLUMN points_read_at INTEGER;",
 ];
@@ -213,8 +213,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
         points: (
             row.point_groups
                 .as_deref()
-                .and_then(|groups| serde_json::from_str(groups).ok())
-                .map(Equivalence::from_groups)
+                .map(Equivalence::from_text)
                 .unwrap_or_default(),
             row.points_read_at,
         ),
@@ -345,7 +344,7 @@ pub fn set_points(sql: &SqlStorage, equivalence: &Equivalence, read_at: i64) -> 
     sql.exec(
         "UPDATE airport SET point_groups = ?, points_read_at = ? WHERE id = 1",
         vec![
-            serde_json::to_string(equivalence.groups())?.into(),
+            equivalence.to_text().into(),
             SqlStorageValue::try_from_i64(read_at)?,
         ],
     )?;

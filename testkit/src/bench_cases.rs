@@ -3,7 +3,7 @@
 //! (`examples/wasm_core.rs`, the same code as the Worker runs it).
 
 use airport_protocol::config::{Config, RateLimit, RateLimits};
-use airport_protocol::equivalence::{Equivalence, Flag, PointRow};
+use airport_protocol::equivalence::{Equivalence, PointRow};
 use airport_protocol::liveness::Schedule;
 use airport_protocol::packet::Frame;
 use airport_protocol::{Airport, Cid, Effects, Icao, Role, Room, Session, SocketId};
@@ -44,8 +44,8 @@ impl Points {
             )),
             directionality: Some("uni-directional".into()),
             color: None,
-            elevated: Flag(false),
-            ihp: Flag(false),
+            elevated: false,
+            ihp: false,
         });
         match self {
             Points::None => Equivalence::default(),
