@@ -79,9 +79,9 @@ impl StoreOp {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     pub persist: Vec<StoreOp>,
-    /// Indexes into `persist` of the writes its sender did not ask for: an object's last write
-    /// in the change when it came from an equivalent (so that, applied on top of what the
-    /// sender asked, they give what was stored). Empty for an airport without equivalents.
+    /// Indexes into `persist` of what its sender is told: the last write of each object that
+    /// an equivalent's write touched in the change (so that, applied on top of what the sender
+    /// asked, they give what was stored). Empty for an airport without equivalents.
     pub for_sender: Vec<usize>,
 }
 
@@ -110,19 +110,20 @@ fn put(
     Some(None)
 }
 
-/// The writes whose object is written last by an equivalent's write (`by_equivalents`, the
-/// indexes of those writes, ascending), in order.
+/// The last write of each object that an equivalent's write touched (`by_equivalents`, the
+/// indexes of those writes), in order.
 fn unasked_results(writes: &[StoreOp], by_equivalents: &[usize]) -> Vec<usize> {
+    let id_at = |index: usize| {
+        writes
+            .get(index)
+            .and_then(StoreOp::object_write)
+            .map(|w| w.0)
+    };
+    let touched: HashSet<&str> = by_equivalents.iter().filter_map(|&i| id_at(i)).collect();
     let mut seen = HashSet::new();
-    let mut unasked: Vec<usize> = writes
-        .iter()
-        .enumerate()
+    let mut unasked: Vec<usize> = (0..writes.len())
         .rev()
-        .filter_map(|(index, write)| {
-            let (id, _) = write.object_write()?;
-            let last = seen.insert(id);
-            (last && by_equivalents.binary_search(&index).is_ok()).then_some(index)
-        })
+        .filter(|&index| id_at(index).is_some_and(|id| touched.contains(id) && seen.insert(id)))
         .collect();
     unasked.reverse();
     unasked

@@ -126,8 +126,12 @@ fn a_batch_naming_both_equivalents_ends_as_its_last_item_says_and_the_sender_hea
             ("LO_1", json!(true)),
         ])
     );
-    // It asked SB_A on, but its own later item turned it off through SB_B.
-    assert_eq!(items(&reply(&sent)), pairs(&[("SB_A", json!(false))]));
+    // It asked SB_A on, but its own later item turned it off through SB_B; both were reached
+    // by an equivalent, so it is told where both ended.
+    assert_eq!(
+        items(&reply(&sent)),
+        pairs(&[("SB_B", json!(false)), ("SB_A", json!(false))])
+    );
     // Only the last write of each object is stored.
     let mut store = Store::default();
     store.apply(&airport_protocol::outbox::compact(sent.persist));
@@ -388,4 +392,99 @@ fn coalesced_group_changes_keep_seq_without_gaps() {
             ("SB_B", json!(false)),
         ])
     );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// One item: an object of `A`..`E` (`A`, `B`, `C` one light, `D`, `E` another), and a
+    /// state, a patch or a deletion.
+    fn item() -> impl Strategy<Value = Value> {
+        let id = prop::sample::select(vec!["A", "B", "C", "D", "E"]);
+        let op = prop_oneof![
+            any::<bool>().prop_map(|on| json!({"state": on})),
+            (0..3i32).prop_map(|level| json!({"state": {"level": level}})),
+            (0..3i32).prop_map(|level| json!({"patch": {"level": level, "on": null}})),
+            Just(json!({"patch": null})),
+        ];
+        (id, op).prop_map(|(id, mut op)| {
+            op["objectId"] = json!(id);
+            op
+        })
+    }
+
+    proptest! {
+        /// Whatever a controller sends, every group's members stay alike (the same record, or
+        /// all absent), each accepted packet is one `seq`, what is stored is what is held, and
+        /// the sender's replica (its items, then what it is told) ends as the airport.
+        #[test]
+        fn groups_stay_alike_and_the_sender_ends_where_the_airport_is(
+            packets in prop::collection::vec(prop::collection::vec(item(), 1..4), 1..12)
+        ) {
+            let mut h = Harness::new();
+            h.room.set_equivalence(grouped(&[&["A", "B", "C"], &["D", "E"]]));
+            let c = who(Role::Controller, "1000001");
+            let mut store = Store::default();
+            for updates in packets {
+                let seq = h.airport().seq();
+                let before: BTreeMap<String, Value> = h
+                    .airport()
+                    .objects()
+                    .iter()
+                    .map(|(id, r)| (id.clone(), r.state.clone()))
+                    .collect();
+                let packet = json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": updates}});
+                let sent = h.send(&c, packet);
+                store.apply(&sent.persist);
+                store.check(h.airport());
+                let changed = sent.broadcast.is_some();
+                prop_assert_eq!(h.airport().seq(), seq + u64::from(changed));
+                let objects = h.airport().objects();
+                for group in h.airport().equivalence().groups() {
+                    let first = objects.get(&group[0]);
+                    for id in group {
+                        prop_assert_eq!(objects.get(id), first, "{} differs in {:?}", id, group);
+                    }
+                }
+                // The sender's copy: what it asked, applied by itself in order, then what it
+                // was told, ends where the airport is.
+                let mut replica = before;
+                for update in &updates {
+                    let id = update["objectId"].as_str().unwrap().to_owned();
+                    match (update.get("state"), update.get("patch")) {
+                        (Some(state), _) => {
+                            replica.insert(id, state.clone());
+                        }
+                        (_, Some(Value::Null)) => {
+                            replica.remove(&id);
+                        }
+                        (_, Some(patch)) => {
+                            let mut state = match replica.get(&id) {
+                                Some(Value::Object(state)) => Value::Object(state.clone()),
+                                _ => json!({}),
+                            };
+                            json_patch::merge(&mut state, patch);
+                            replica.insert(id, state);
+                        }
+                        _ => unreachable!(),
+                    }
+                }
+                if let Some(reply) = &sent.reply {
+                    let told = parse(reply);
+                    prop_assert_eq!(told["seq"].as_u64(), Some(seq + 1));
+                    for (id, state) in items(&told) {
+                        match state {
+                            Value::Null => replica.remove(&id),
+                            state => replica.insert(id, state),
+                        };
+                    }
+                }
+                let stored: BTreeMap<String, Value> =
+                    objects.iter().map(|(id, r)| (id.clone(), r.state.clone())).collect();
+                prop_assert_eq!(replica, stored);
+            }
+        }
+    }
 }
