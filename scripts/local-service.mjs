@@ -23,7 +23,7 @@ const ASSETS = unstable_getMiniflareWorkerOptions(join(root, "wrangler.toml")).w
  * The Worker's miniflare options: the build in `buildDir` (index.js, index_bg.wasm) and the
  * dashboard's static assets.
  */
-export function serviceWorker(bindings, buildDir = join(root, "build"), { network = false } = {}) {
+export function serviceWorker(bindings, buildDir = join(root, "build"), { network = false, addressLimit } = {}) {
   return {
     name: "airport-realtime",
     modulesRoot: buildDir,
@@ -43,6 +43,8 @@ export function serviceWorker(bindings, buildDir = join(root, "build"), { networ
     // Locally a dataset that drops what it is given, as wrangler's (tests bind a recorder).
     analyticsEngineDatasets: { METRICS: { dataset: "airport_metrics" } },
     assets: ASSETS,
+    // ADDRESS_LIMIT: strangers' keys per address a minute (wrangler.toml's [[ratelimits]]).
+    ...(addressLimit ? { ratelimits: { ADDRESS_LIMIT: { namespace_id: "1001", simple: { limit: addressLimit, period: 60 } } } } : {}),
     bindings,
   };
 }

@@ -2,13 +2,17 @@
 //! reach: the airport and a connecting key's hash, as request headers; the airport's answers;
 //! and the JSON error responses both sides send.
 
+use crate::people::accounts::{NETWORK_BINDING, PresentedKey};
 use airport_protocol::Icao;
 use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
-use worker::{Env, Headers, Request, Response, Result};
+use worker::{Env, Headers, Request, Response, Result, WebSocket};
 
 const AIRPORT_HEADER: &str = "X-Airport";
 const KEY_HASH_HEADER: &str = "X-Airport-Key-Hash";
+/// The key itself, only when the running service's people are a source (they are looked up by
+/// it): between the Worker and the object, never logged.
+const KEY_HEADER: &str = "X-Airport-Key";
 /// On the airport's `/state` answer: "1" when a controller or pilot is connected.
 pub const LIVE_HEADER: &str = "X-Airport-Live";
 
@@ -19,18 +23,33 @@ pub fn airport_headers(airport: &Icao) -> Result<Headers> {
     Ok(headers)
 }
 
+/// The WebSocket subprotocol the airport answers the upgrade with (`connect::Connect`).
+const PROTOCOL_HEADER: &str = "Sec-WebSocket-Protocol";
+
 /// A connection for the airport to authenticate, as headers on the request to the Durable
-/// Object: the key does not travel, only its hash.
-pub fn connect_headers(airport: &Icao, key_hash: &str) -> Result<Headers> {
+/// Object: the key's hash, the key itself only where a source needs it, and the subprotocol to
+/// answer with.
+pub fn connect_headers(
+    airport: &Icao,
+    key: &PresentedKey,
+    protocol: Option<&str>,
+) -> Result<Headers> {
     let headers = airport_headers(airport)?;
-    headers.set(KEY_HASH_HEADER, key_hash)?;
+    headers.set(KEY_HASH_HEADER, &key.hash)?;
+    if let Some(plain) = &key.plain {
+        headers.set(KEY_HEADER, plain)?;
+    }
+    if let Some(protocol) = protocol {
+        headers.set(PROTOCOL_HEADER, protocol)?;
+    }
     Ok(headers)
 }
 
 /// A connection the Worker hands to an airport.
 pub struct Connecting {
     pub airport: Icao,
-    pub key_hash: String,
+    pub key: PresentedKey,
+    pub protocol: Option<String>,
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {
@@ -46,8 +65,21 @@ pub fn read_airport(req: &Request) -> Result<Icao> {
 pub fn read_connecting(req: &Request) -> Result<Connecting> {
     Ok(Connecting {
         airport: read_airport(req)?,
-        key_hash: header(req, KEY_HASH_HEADER).ok_or("missing key hash")?,
+        key: PresentedKey {
+            hash: header(req, KEY_HASH_HEADER).ok_or("missing key hash")?,
+            plain: header(req, KEY_HEADER),
+        },
+        protocol: header(req, PROTOCOL_HEADER),
     })
+}
+
+/// The upgrade's answer: the client's end of the socket, with the subprotocol it offered.
+pub fn upgrade_response(client: WebSocket, protocol: Option<&str>) -> Result<Response> {
+    let response = Response::from_websocket(client)?;
+    if let Some(protocol) = protocol {
+        response.headers().set(PROTOCOL_HEADER, protocol)?;
+    }
+    Ok(response)
 }
 
 /// A JSON response.
@@ -66,12 +98,28 @@ pub fn state_response(body: String, live: bool) -> Result<Response> {
     Ok(response)
 }
 
-/// The JSON error body with its status.
+/// The JSON error body with its status (and `Retry-After` where the error says when).
 pub fn error_response(error: &HttpError) -> Result<Response> {
-    Ok(json_response(error.body())?.with_status(error.status()))
+    let response = json_response(error.body())?.with_status(error.status());
+    if let Some(seconds) = error.retry_after_s() {
+        response
+            .headers()
+            .set("Retry-After", &seconds.to_string())?;
+    }
+    Ok(response)
 }
 
-/// The deployment's settings, read from the Worker's `[vars]`.
+/// The deployment's settings, read from the Worker's `[vars]`, and the bindings they need.
 pub fn read_config(env: &Env) -> std::result::Result<Config, ConfigError> {
-    Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))
+    let config = Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))?;
+    if config.key_source.reads_network() && env.d1(NETWORK_BINDING).is_err() {
+        return Err(ConfigError {
+            name: NETWORK_BINDING,
+            value: "unbound".into(),
+            expected: "a D1 binding to the running service's database, which KEY_SOURCE = \
+                       `network` reads (docs/operations.md)"
+                .into(),
+        });
+    }
+    Ok(config)
 }

@@ -25,8 +25,9 @@ pub enum Stop {
     BadRequest,
 }
 
-/// After 4008: flooding; start waiting at several seconds.
-const AFTER_FLOODING: Duration = Duration::from_secs(5);
+/// After 4008 (flooding), or a 429 `TOO_MANY_REQUESTS`: the server refuses the same person at
+/// that airport for 10 s after a 4008 (docs/protocol.md §7).
+const AFTER_FLOODING: Duration = Duration::from_secs(10);
 /// After 403 `NOT_CONNECTED` (the person is not on the network yet) or a 403 without our
 /// error body: ask again slowly.
 const AFTER_NOT_CONNECTED: Duration = Duration::from_secs(30);
@@ -51,7 +52,8 @@ pub fn after_rejection(status: u16, code: &str) -> Next {
         // NOT_CONNECTED, or a 403 of something in front of the service (a firewall's page).
         (403, _) => retry_after(AFTER_NOT_CONNECTED),
         (400 | 404 | 405 | 426, _) => Next::Stop(Stop::BadRequest),
-        // 429, 500, 503 and whatever a proxy in front may answer.
+        (429, "TOO_MANY_REQUESTS") => retry_after(AFTER_FLOODING),
+        // 429 TOO_MANY_CONNECTIONS, 500, 503 and whatever a proxy in front may answer.
         _ => retry_after(Duration::ZERO),
     }
 }
@@ -116,5 +118,9 @@ mod tests {
         for status in [429, 500, 502, 503] {
             assert_eq!(after_rejection(status, ""), NOW, "{status}");
         }
+        assert_eq!(
+            after_rejection(429, "TOO_MANY_REQUESTS"),
+            retry_after(AFTER_FLOODING)
+        );
     }
 }

@@ -84,7 +84,7 @@ class AirportPage {
     this.connection?.stop();
     this.connection = null;
     this.showKeyForm(true);
-    this.setStatus("read-only", `read-only: public state every ${POLL_MS / 1000} s`);
+    this.setStatus("read-only", `public state every ${POLL_MS / 1000} s`);
     void this.poll();
   }
 
@@ -300,7 +300,7 @@ class AirportPage {
       }
     }
     if (objectsDrawn) {
-      ui.counts.textContent = `${model.objects.size.toLocaleString("en")} objects, ${model.lightsOn.toLocaleString("en")} on${this.filter ? `; ${this.visibleIds.length.toLocaleString("en")} shown` : ""}`;
+      ui.counts.textContent = `${counted(model.objects.size, "object")}, ${model.lightsOn.toLocaleString("en")} on${this.filter ? `; ${this.visibleIds.length.toLocaleString("en")} shown` : ""}`;
       if (this.selected && model.changedIds.has(this.selected)) this.drawInspector();
     }
     this.list.draw(this.visibleIds.length, objectsDrawn);
@@ -375,6 +375,11 @@ class AirportPage {
 
 function peopleItems(people: string[], empty: string): HTMLElement[] {
   return people.length ? people.map((p) => h("li", {}, p)) : [h("li", { class: "muted" }, empty)];
+}
+
+/** `n` and the noun, plural unless one: "1 object", "10,000 objects". */
+function counted(n: number, noun: string): string {
+  return `${n.toLocaleString("en")} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 /** A short text for a state that is a JSON object. */

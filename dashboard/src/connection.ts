@@ -68,9 +68,15 @@ export class ObserverConnection {
   private open(): void {
     this.events.status("connecting", this.attempt === 0 ? "connecting" : `reconnecting (attempt ${this.attempt + 1})`);
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    // The protocol's own way to pass the key; the service never logs it, and this URL is not shown.
-    const url = `${scheme}//${location.host}/connect?airport=${this.airport}&key=${encodeURIComponent(this.key)}`;
-    const ws = new WebSocket(url);
+    const url = `${scheme}//${location.host}/connect?airport=${this.airport}`;
+    // The key travels as a subprotocol (docs/protocol.md §1), never in the URL, where it would
+    // land in history, proxies and request logs. A key a subprotocol cannot carry is no key.
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(this.key)) {
+      this.events.status("closed", "key refused: INVALID_API_KEY");
+      this.events.keyRefused("INVALID_API_KEY");
+      return;
+    }
+    const ws = new WebSocket(url, ["airport-realtime", `airport-key.${this.key}`]);
     this.ws = ws;
     let opened = false;
     ws.addEventListener("open", () => {

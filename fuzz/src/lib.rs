@@ -10,14 +10,13 @@ pub mod run;
 pub mod script;
 
 use airport_protocol::airport::{ObjectRecord, StoreOp};
-use airport_protocol::config::RateLimit;
-use airport_protocol::config::{Config, RateLimits};
+use airport_protocol::config::Config;
 use airport_protocol::ids::is_valid_object_id;
 use airport_protocol::json::{depth, object_depth, serialized_chars};
 use airport_protocol::limits::*;
 use airport_protocol::outbox;
 use airport_protocol::{Airport, Cid, CloseCode, Icao, Role, Session};
-use airport_testkit::harness::{Audience, Harness, Sent};
+use airport_testkit::harness::{Audience, Harness, Sent, unlimited_rates};
 use airport_testkit::has_null_member;
 pub use airport_testkit::reparsed;
 use airport_testkit::store::Store;
@@ -49,24 +48,12 @@ pub fn icao() -> Icao {
     Icao::parse(AIRPORT).expect("a valid ICAO")
 }
 
-/// No rate limiting, so that pacing never masks a packet.
-pub fn unlimited() -> RateLimit {
-    RateLimit {
-        burst: 1e12,
-        per_second: 1e12,
-        flood_drops: 1e12,
-    }
-}
-
 /// A room holding `airport`, with production's rate limits or none, at `T0`; each frame one
 /// millisecond after the previous event unless the caller moves the clock.
 pub fn room(airport: Airport, limited: bool) -> Harness {
     let mut config = Config::default();
     if !limited {
-        config.rate_limits = RateLimits {
-            controller: unlimited(),
-            pilot_or_observer: unlimited(),
-        };
+        config.rate_limits = unlimited_rates();
     }
     let mut h = Harness::with(config, airport);
     h.now = T0;
@@ -177,6 +164,16 @@ pub fn check_airport(airport: &Airport) {
         check_object(id, record);
     }
     check_shared(airport);
+    let objects: usize = airport
+        .objects()
+        .values()
+        .map(|record| serialized_chars(&record.state))
+        .sum();
+    assert_eq!(
+        airport.state_chars(),
+        objects + airport.shared().serialized_chars(),
+        "tracked airport state size differs from its serialized length"
+    );
 }
 
 /// The same after a change, for what `ops` wrote: the rest was checked before and did not
@@ -209,6 +206,11 @@ fn check_count(airport: &Airport) {
         airport.objects().len() <= MAX_OBJECTS,
         "{} objects",
         airport.objects().len()
+    );
+    assert!(
+        airport.state_chars() <= MAX_AIRPORT_STATE_CHARS,
+        "the airport holds {} characters",
+        airport.state_chars()
     );
 }
 

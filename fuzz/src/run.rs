@@ -7,6 +7,7 @@ use crate::{
 };
 use airport_protocol::airport::StoreOp;
 use airport_protocol::config::Timings;
+use airport_protocol::connect::HttpError;
 use airport_protocol::effects::To;
 use airport_protocol::packet::Frame;
 use airport_protocol::room::Answers;
@@ -101,7 +102,10 @@ pub fn run(scenario: &Scenario) -> Tally {
                 if model.socket_of(&session).is_none() {
                     join(&mut h, &mut model, &mut store, &session, &mut written);
                 }
-                let socket = model.socket_of(&session).expect("a socket");
+                // Refused at the caps: the client has no socket to send on.
+                let Some(socket) = model.socket_of(&session) else {
+                    continue;
+                };
                 let bytes = packet.render();
                 if debug() {
                     eprintln!(
@@ -243,6 +247,7 @@ pub fn run(scenario: &Scenario) -> Tally {
         }
     }
     store.check(h.airport());
+    crate::check_airport(h.airport());
     tally
 }
 
@@ -334,7 +339,8 @@ fn announced(effects: &Effects, socket: SocketId) -> Option<(Audience, String)> 
     first
 }
 
-/// A new socket for `session`: it is admitted (the run never reaches the caps), gets its
+/// A new socket for `session`: refused with nothing changed when the caps are reached (a
+/// person's sockets in every role count against their key's), else admitted; it gets its
 /// `INITIAL_STATE` first, and a controller's first socket is announced.
 fn join(
     h: &mut Harness,
@@ -344,9 +350,26 @@ fn join(
     written: &mut Vec<StoreOp>,
 ) {
     let first = model.count(&session.cid, session.role) == 0;
-    let Ok((socket, joined)) = h.try_connect(session) else {
-        return;
+    let caps = h.room.config().caps;
+    let of_key = model
+        .open
+        .values()
+        .filter(|(s, _)| s.cid == session.cid)
+        .count();
+    let full = of_key >= caps.per_key as usize || model.open.len() >= caps.per_airport as usize;
+    let (socket, joined) = match h.try_connect(session) {
+        Ok(joined) => joined,
+        Err(error) => {
+            assert!(full, "refused below the caps: {error:?}");
+            assert!(matches!(error, HttpError::TooManyConnections { .. }));
+            assert!(
+                store.same_state(h.airport()),
+                "a refused join changed state"
+            );
+            return;
+        }
     };
+    assert!(!full, "admitted past the caps");
     model.open.insert(socket, (session.clone(), h.now));
     let now = h.now;
     let airport = h.airport();

@@ -17,8 +17,20 @@ pub struct Account {
 }
 
 impl Account {
+    /// A person of the running service (`users` and `bans` in its database). The role is never
+    /// read: that source needs `ROLE_SOURCE = vatsim` (`config::KeySource::Network`), whose
+    /// role comes from the network at every connect and re-check.
+    pub fn network(cid: Cid, banned: bool, banned_until: Option<i64>) -> Account {
+        Account {
+            cid,
+            role: Role::Observer,
+            banned,
+            banned_until,
+        }
+    }
+
     /// The session the stored role gives; a `vatsim` airport replaces the role with the
-    /// network's (`Room::session_for`).
+    /// network's (`recheck::session_at`).
     pub fn session(&self) -> Session {
         Session {
             cid: self.cid.clone(),
@@ -36,9 +48,35 @@ impl Account {
     }
 }
 
+/// Whether `key` could have been issued by the running service: `BARS_` and 64 hex digits.
+/// Only such keys are asked of its database, so a made-up key of another shape costs no query.
+pub fn is_network_key(key: &str) -> bool {
+    key.strip_prefix("BARS_")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_keys() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert!(is_network_key(&format!("BARS_{hex}")));
+        assert!(is_network_key(&format!("BARS_{}", hex.to_uppercase())));
+        for bad in [
+            String::new(),
+            hex.clone(),
+            format!("bars_{hex}"),
+            format!("BARS_{}", &hex[1..]),
+            format!("BARS_{hex}0"),
+            format!("BARS_{}g", &hex[1..]),
+            "BARS_".to_owned() + &"é".repeat(32),
+            "dev-controller-1".to_owned(),
+        ] {
+            assert!(!is_network_key(&bad), "{bad}");
+        }
+    }
 
     #[test]
     fn bans() {

@@ -4,7 +4,8 @@
 use super::equivalence::{Equivalence, latest};
 use super::error::PacketError;
 use super::ids::{Cid, Icao};
-use super::limits::{MAX_OBJECT_STATE_CHARS, MAX_OBJECTS};
+use super::json::serialized_chars;
+use super::limits::{MAX_AIRPORT_STATE_CHARS, MAX_OBJECT_STATE_CHARS, MAX_OBJECTS};
 use super::liveness::Schedule;
 use super::packet::{ChangeOp, ObjectChange};
 use super::shared_state::SharedState;
@@ -93,6 +94,24 @@ type Written<'a> = (
     &'a mut Vec<usize>,
 );
 
+/// The objects' serialized size after a write of `chars` over `old` (0: a new object); refused
+/// with the airport's total when that takes it past `MAX_AIRPORT_STATE_CHARS` (a write that
+/// does not grow is always taken).
+fn grown(
+    object_chars: usize,
+    shared_chars: usize,
+    old: usize,
+    chars: usize,
+) -> Result<usize, usize> {
+    let next = object_chars - old + chars;
+    let total = next.saturating_add(shared_chars);
+    if total > MAX_AIRPORT_STATE_CHARS && chars > old {
+        Err(total)
+    } else {
+        Ok(next)
+    }
+}
+
 /// Writes `record` as object `id` and returns what it replaced; `None` (nothing written) for a
 /// new object beyond [`MAX_OBJECTS`].
 fn put(
@@ -133,6 +152,9 @@ fn unasked_results(writes: &[StoreOp], by_equivalents: &[usize]) -> Vec<usize> {
 pub struct Airport {
     icao: Icao,
     objects: BTreeMap<String, ObjectRecord>,
+    /// The serialized size of every object's state, summed: with the shared state's, what
+    /// `MAX_AIRPORT_STATE_CHARS` bounds.
+    object_chars: usize,
     shared: SharedState,
     seq: u64,
     /// When the last controller left, while no controller is connected.
@@ -154,9 +176,14 @@ impl Airport {
         seq: u64,
         offline_since: Option<i64>,
     ) -> Self {
+        let object_chars = objects
+            .values()
+            .map(|record| serialized_chars(&record.state))
+            .sum();
         Airport {
             icao,
             objects,
+            object_chars,
             shared: SharedState::from_members(shared),
             seq,
             offline_since,
@@ -178,6 +205,13 @@ impl Airport {
 
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The serialized size of everything it holds (objects' states and shared state), as
+    /// `MAX_AIRPORT_STATE_CHARS` counts it.
+    pub fn state_chars(&self) -> usize {
+        self.object_chars
+            .saturating_add(self.shared.serialized_chars())
     }
 
     pub fn offline_since(&self) -> Option<i64> {
@@ -229,7 +263,9 @@ impl Airport {
         let mut by_equivalents = Vec::new();
         let ops = &mut applied.persist;
         let written = (ops, &mut replaced, &mut by_equivalents);
+        let object_chars = self.object_chars;
         if let Err(error) = self.apply_each(changes, &path_of, by, now, written) {
+            self.object_chars = object_chars;
             for (op, record) in applied.persist.into_iter().zip(replaced).rev() {
                 let (StoreOp::PutObject { id, .. } | StoreOp::DeleteObject { id }) = op else {
                     continue;
@@ -262,6 +298,8 @@ impl Airport {
     ) -> Result<(), PacketError> {
         let Airport {
             objects,
+            object_chars,
+            shared,
             equivalence,
             ..
         } = self;
@@ -288,12 +326,14 @@ impl Airport {
             let current = objects.get_mut(&object_id);
             let state = match op {
                 ChangeOp::Delete => {
-                    if current.is_some() {
+                    if let Some(current) = current {
+                        *object_chars -= serialized_chars(&current.state);
                         replaced.push(objects.remove(&object_id));
                         ops.push(StoreOp::DeleteObject { id: object_id });
                     }
                     for id in equivalents {
                         if let Some(record) = objects.remove(id) {
+                            *object_chars -= serialized_chars(&record.state);
                             by_equivalents.push(ops.len());
                             replaced.push(Some(record));
                             ops.push(StoreOp::DeleteObject { id: id.clone() });
@@ -328,6 +368,16 @@ impl Airport {
             let too_many = || PacketError::TooManyObjects {
                 field: path_of(index),
             };
+            let too_large = |total| PacketError::AirportStateTooLarge {
+                field: path_of(index),
+                chars: total,
+            };
+            let shared_chars = shared.serialized_chars();
+            let old_chars = current
+                .as_deref()
+                .map_or(0, |record| serialized_chars(&record.state));
+            *object_chars =
+                grown(*object_chars, shared_chars, old_chars, chars).map_err(too_large)?;
             let record = |state| ObjectRecord {
                 state,
                 controller_id: by.clone(),
@@ -352,7 +402,13 @@ impl Airport {
             ops.push(StoreOp::PutObject { id: object_id, row });
             if let Some((state, row)) = copies {
                 for id in equivalents {
+                    let old_chars = objects
+                        .get(id)
+                        .map_or(0, |record| serialized_chars(&record.state));
+                    let next = grown(*object_chars, shared_chars, old_chars, chars);
+                    let next = next.map_err(too_large)?;
                     let was = put(objects, id, record(state.clone())).ok_or_else(too_many)?;
+                    *object_chars = next;
                     by_equivalents.push(ops.len());
                     replaced.push(was);
                     let (id, row) = (id.clone(), row.clone());
@@ -370,7 +426,7 @@ impl Airport {
     ) -> Result<Vec<StoreOp>, PacketError> {
         let mut ops: Vec<StoreOp> = self
             .shared
-            .merge(patch)?
+            .merge(patch, self.object_chars)?
             .into_iter()
             .map(|(key, value)| match value {
                 Some(value) => StoreOp::PutShared { key, value },
@@ -417,6 +473,7 @@ impl Airport {
         let mut ops = vec![StoreOp::SetOfflineSince(None)];
         if self.has_state() {
             self.objects.clear();
+            self.object_chars = 0;
             self.shared.clear();
             ops.push(StoreOp::ClearState);
             self.next_seq(&mut ops);

@@ -81,6 +81,27 @@ impl RateLimit {
     pub fn cost(bytes: usize) -> f64 {
         (1 + bytes.saturating_sub(1) / Self::BYTES_PER_TOKEN) as f64
     }
+
+    /// What a socket may ask of the airport (`HEARTBEAT`, `GET_STATE`, `GET_ONLINE_PILOTS`),
+    /// whatever its role, on top of its role's bucket: no deployed client asks more than a few
+    /// times a minute (CLIENTS.md), so a flood of questions, even from a controller whose
+    /// bucket for changes holds 20,000, is cut off with 4008 after about 150 frames instead of
+    /// holding the airport's one thread for seconds. Bursts of 50 pass, as §3 asks.
+    pub const ASKS: RateLimit = RateLimit {
+        burst: 50.0,
+        per_second: 2.0,
+        flood_drops: 100.0,
+    };
+
+    /// An answer costs one more token of [`RateLimit::ASKS`] per started block of this many
+    /// bytes past the first: a snapshot of 10,000 objects (about 900 KB) costs 10, so a socket
+    /// pulls at most about 200 KB of snapshots a second however often it asks.
+    pub const ANSWER_BYTES_PER_TOKEN: usize = 100_000;
+
+    /// What an answer of `bytes` bytes costs of the ask budget.
+    pub fn answer_cost(bytes: usize) -> f64 {
+        (1 + bytes.saturating_sub(1) / Self::ANSWER_BYTES_PER_TOKEN) as f64
+    }
 }
 
 impl Default for RateLimit {
@@ -89,11 +110,12 @@ impl Default for RateLimit {
     }
 }
 
-/// The bucket each role's sockets get.
+/// The bucket each role's sockets get, and every socket's budget for questions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimits {
     pub controller: RateLimit,
     pub pilot_or_observer: RateLimit,
+    pub asks: RateLimit,
 }
 
 impl RateLimits {
@@ -110,6 +132,7 @@ impl Default for RateLimits {
         RateLimits {
             controller: RateLimit::CONTROLLER,
             pilot_or_observer: RateLimit::PILOT_OR_OBSERVER,
+            asks: RateLimit::ASKS,
         }
     }
 }
@@ -146,12 +169,32 @@ impl Default for VatsimSettings {
     }
 }
 
+/// Where API keys and bans are looked up (`KEY_SOURCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeySource {
+    /// Only this service's own accounts (`accounts`, `api_keys` in `DB`): keys made by
+    /// `scripts/keys.mjs`, stored hashed.
+    #[default]
+    Own,
+    /// The running service's people too (`users`, `bans` in the `NETWORK_DB` binding), read
+    /// where they are. A key both know is this service's own account: an operator made it on
+    /// purpose. Those people have no stored role, so this needs `ROLE_SOURCE = vatsim`.
+    Network,
+}
+
+impl KeySource {
+    pub fn reads_network(self) -> bool {
+        self == KeySource::Network
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub timings: Timings,
     pub caps: Caps,
     pub rate_limits: RateLimits,
     pub role_source: RoleSource,
+    pub key_source: KeySource,
     /// How often live sessions are checked again: key revoked, banned, role changed.
     pub recheck_ms: i64,
     /// How old the airport's grouping of equivalent points may get before an event reads the
@@ -166,6 +209,7 @@ impl Default for Config {
             caps: Caps::default(),
             rate_limits: RateLimits::default(),
             role_source: RoleSource::default(),
+            key_source: KeySource::default(),
             recheck_ms: 120_000,
             points_refresh_ms: 60_000,
         }
@@ -253,6 +297,21 @@ impl Config {
                 RoleSource::Vatsim(vatsim)
             }
             Some(other) => return Err(invalid("ROLE_SOURCE", other, "`static` or `vatsim`")),
+        };
+        config.key_source = match var("KEY_SOURCE").as_deref().map(str::trim) {
+            None | Some("own") => KeySource::Own,
+            Some("network") if matches!(config.role_source, RoleSource::Vatsim(_)) => {
+                KeySource::Network
+            }
+            Some("network") => {
+                return Err(invalid(
+                    "KEY_SOURCE",
+                    "network",
+                    "`own` while ROLE_SOURCE is `static`: the running service's people have \
+                     no stored role, so `network` needs ROLE_SOURCE = `vatsim`",
+                ));
+            }
+            Some(other) => return Err(invalid("KEY_SOURCE", other, "`own` or `network`")),
         };
         Ok(config)
     }
@@ -357,6 +416,29 @@ mod tests {
         ] {
             assert!(Config::from_vars(vars(bad)).is_err());
         }
+    }
+
+    #[test]
+    fn key_sources() {
+        let read = |key: &'static str, role: &'static str| {
+            Config::from_vars(move |name| match name {
+                "KEY_SOURCE" => Some(key.into()),
+                "ROLE_SOURCE" => Some(role.into()),
+                _ => None,
+            })
+        };
+        assert_eq!(Config::default().key_source, KeySource::Own);
+        assert_eq!(read("own", "static").unwrap().key_source, KeySource::Own);
+        assert_eq!(read("own", "vatsim").unwrap().key_source, KeySource::Own);
+        assert_eq!(
+            read(" network ", "vatsim").unwrap().key_source,
+            KeySource::Network
+        );
+        // Roles must come from the network when the people do.
+        let err = read("network", "static").unwrap_err();
+        assert_eq!(err.name, "KEY_SOURCE");
+        assert!(err.to_string().contains("ROLE_SOURCE"), "{err}");
+        assert_eq!(read("both", "vatsim").unwrap_err().name, "KEY_SOURCE");
     }
 
     #[test]

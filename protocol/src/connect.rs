@@ -1,6 +1,7 @@
 //! The HTTP side of connecting: request checks in the order of PROTOCOL §2 and the rejection
 //! table, each error mapped once to its status and code.
 
+use super::config::ConfigError;
 use super::ids::Icao;
 use super::wire::http::{ErrorBody, ErrorDetail};
 use super::wire_name::wire_name_enum;
@@ -9,17 +10,18 @@ use thiserror::Error;
 wire_name_enum! {
     /// The `code` of an HTTP error body.
     pub enum HttpErrorCode {
-        MethodNotAllowed = "METHOD_NOT_ALLOWED",
-        UpgradeRequired = "UPGRADE_REQUIRED",
-        InvalidAirport = "INVALID_AIRPORT",
-        MissingApiKey = "MISSING_API_KEY",
-        InvalidApiKey = "INVALID_API_KEY",
-        Banned = "BANNED",
-        NotConnected = "NOT_CONNECTED",
-        UpstreamUnavailable = "UPSTREAM_UNAVAILABLE",
-        TooManyConnections = "TOO_MANY_CONNECTIONS",
-        NotFound = "NOT_FOUND",
-        Internal = "INTERNAL",
+        MethodNotAllowed,
+        UpgradeRequired,
+        InvalidAirport,
+        MissingApiKey,
+        InvalidApiKey,
+        Banned,
+        NotConnected,
+        UpstreamUnavailable,
+        TooManyConnections,
+        TooManyRequests,
+        NotFound,
+        Internal,
     }
 }
 
@@ -32,7 +34,7 @@ impl HttpErrorCode {
             HttpErrorCode::MissingApiKey | HttpErrorCode::InvalidApiKey => 401,
             HttpErrorCode::Banned | HttpErrorCode::NotConnected => 403,
             HttpErrorCode::UpstreamUnavailable => 503,
-            HttpErrorCode::TooManyConnections => 429,
+            HttpErrorCode::TooManyConnections | HttpErrorCode::TooManyRequests => 429,
             HttpErrorCode::NotFound => 404,
             HttpErrorCode::Internal => 500,
         }
@@ -60,9 +62,18 @@ pub enum HttpError {
     UpstreamUnavailable,
     #[error("too many connections: at most {limit} {scope}")]
     TooManyConnections { scope: &'static str, limit: u32 },
+    /// Too many attempts with keys this service does not know yet, from one address (or a
+    /// reconnect too soon after a close for flooding); `Retry-After` says when to try again.
+    #[error("too many requests; try again in {retry_after_s} s")]
+    TooManyRequests { retry_after_s: u32 },
     #[error("no such endpoint")]
     NotFound,
-    #[error("internal error: {0}")]
+    /// The deployment's settings are wrong: the operator's to fix, so the message names the
+    /// setting (nothing secret: a variable's name and what it must be).
+    #[error("the service is misconfigured: {0}")]
+    Misconfigured(ConfigError),
+    /// What went wrong is for the log only: the client reads the code and this message.
+    #[error("internal error; try again")]
     Internal(String),
 }
 
@@ -76,6 +87,14 @@ impl HttpError {
         self.code().status()
     }
 
+    /// The `Retry-After` header's seconds, for the errors that say when to try again.
+    pub fn retry_after_s(&self) -> Option<u32> {
+        match self {
+            HttpError::TooManyRequests { retry_after_s } => Some(*retry_after_s),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> HttpErrorCode {
         match self {
             HttpError::MethodNotAllowed => HttpErrorCode::MethodNotAllowed,
@@ -87,8 +106,9 @@ impl HttpError {
             HttpError::NotConnected => HttpErrorCode::NotConnected,
             HttpError::UpstreamUnavailable => HttpErrorCode::UpstreamUnavailable,
             HttpError::TooManyConnections { .. } => HttpErrorCode::TooManyConnections,
+            HttpError::TooManyRequests { .. } => HttpErrorCode::TooManyRequests,
             HttpError::NotFound => HttpErrorCode::NotFound,
-            HttpError::Internal(_) => HttpErrorCode::Internal,
+            HttpError::Misconfigured(_) | HttpError::Internal(_) => HttpErrorCode::Internal,
         }
     }
 
@@ -112,6 +132,26 @@ pub struct RequestParts<'a> {
     pub airport: Option<&'a str>,
     pub key_param: Option<&'a str>,
     pub authorization: Option<&'a str>,
+    /// `Sec-WebSocket-Protocol`: the subprotocols a client offers (a browser's way to send a
+    /// key without a URL, [`KEY_PROTOCOL_PREFIX`]).
+    pub protocols: Option<&'a str>,
+}
+
+/// The subprotocol the service speaks; a browser offers it beside its key's, and it is the one
+/// the server answers with.
+pub const PROTOCOL: &str = "airport-realtime";
+/// A subprotocol `airport-key.<KEY>` carries the API key: browsers cannot set headers on a
+/// WebSocket, and a key in the URL lands in history, proxies and request logs.
+pub const KEY_PROTOCOL_PREFIX: &str = "airport-key.";
+
+/// What `/connect`'s checks read off a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect<'a> {
+    pub airport: Icao,
+    pub key: &'a str,
+    /// The subprotocol to answer with (RFC 6455: one of those offered), if any was offered
+    /// that the service speaks: [`PROTOCOL`], or else the key's own.
+    pub protocol: Option<&'a str>,
 }
 
 /// What `GET /state` reads: one airport, or every live one (`airport=all`).
@@ -121,9 +161,9 @@ pub enum StateTarget {
     All,
 }
 
-/// `/connect`'s checks that need no look-up, in contract order. Returns the airport and the
-/// API key.
-pub fn check_connect<'a>(parts: &RequestParts<'a>) -> Result<(Icao, &'a str), HttpError> {
+/// `/connect`'s checks that need no look-up, in contract order. Returns the airport, the API
+/// key and the subprotocol to answer with.
+pub fn check_connect<'a>(parts: &RequestParts<'a>) -> Result<Connect<'a>, HttpError> {
     if parts.method != "GET" {
         return Err(HttpError::MethodNotAllowed);
     }
@@ -137,8 +177,19 @@ pub fn check_connect<'a>(parts: &RequestParts<'a>) -> Result<(Icao, &'a str), Ht
         .airport
         .and_then(Icao::parse)
         .ok_or(HttpError::InvalidAirport)?;
-    let key = api_key(parts.key_param, parts.authorization).ok_or(HttpError::MissingApiKey)?;
-    Ok((airport, key))
+    let offered = || parts.protocols.into_iter().flat_map(|list| list.split(','));
+    let offered = move || offered().map(str::trim);
+    let key_protocol = offered().find(|p| p.starts_with(KEY_PROTOCOL_PREFIX));
+    let key = api_key(parts.key_param, parts.authorization)
+        .or_else(|| key_protocol?.strip_prefix(KEY_PROTOCOL_PREFIX))
+        .filter(|key| !key.is_empty())
+        .ok_or(HttpError::MissingApiKey)?;
+    let protocol = offered().find(|p| *p == PROTOCOL).or(key_protocol);
+    Ok(Connect {
+        airport,
+        key,
+        protocol,
+    })
 }
 
 /// `/state`'s checks (PROTOCOL §6): the method and the airport, or `all` (any case). The key
@@ -244,6 +295,7 @@ mod tests {
             airport: Some("egll"),
             key_param: Some("k"),
             authorization: None,
+            protocols: None,
         }
     }
 
@@ -255,6 +307,7 @@ mod tests {
             airport: Some("x"),
             key_param: None,
             authorization: None,
+            protocols: None,
         };
         assert_eq!(check_connect(&all_wrong), Err(HttpError::MethodNotAllowed));
         assert_eq!(check_state(&all_wrong), Err(HttpError::MethodNotAllowed));
@@ -274,8 +327,43 @@ mod tests {
             ..p
         };
         assert_eq!(check_connect(&p), Err(HttpError::MissingApiKey));
-        let (icao, key) = check_connect(&parts()).unwrap();
-        assert_eq!((icao.as_str(), key), ("EGLL", "k"));
+        let connect = check_connect(&parts()).unwrap();
+        assert_eq!((connect.airport.as_str(), connect.key), ("EGLL", "k"));
+        assert_eq!(connect.protocol, None);
+    }
+
+    #[test]
+    fn a_browser_offers_its_key_as_a_subprotocol() {
+        let offered = |protocols| RequestParts {
+            key_param: None,
+            protocols: Some(protocols),
+            ..parts()
+        };
+        let read = |protocols| {
+            check_connect(&offered(protocols)).map(|connect| (connect.key, connect.protocol))
+        };
+        assert_eq!(
+            read("airport-realtime, airport-key.BARS_k1"),
+            Ok(("BARS_k1", Some(PROTOCOL)))
+        );
+        assert_eq!(
+            read("airport-key.BARS_k1,airport-realtime"),
+            Ok(("BARS_k1", Some(PROTOCOL)))
+        );
+        // Offered alone, the key's protocol is the one answered.
+        assert_eq!(read("airport-key.k2"), Ok(("k2", Some("airport-key.k2"))));
+        assert_eq!(
+            read("chat, airport-realtime"),
+            Err(HttpError::MissingApiKey)
+        );
+        assert_eq!(read("airport-key."), Err(HttpError::MissingApiKey));
+        // The query and a Bearer header keep working, and win.
+        let both = RequestParts {
+            protocols: Some("airport-realtime, airport-key.k3"),
+            ..parts()
+        };
+        let connect = check_connect(&both).unwrap();
+        assert_eq!((connect.key, connect.protocol), ("k", Some(PROTOCOL)));
     }
 
     #[test]
@@ -330,6 +418,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
         assert_eq!(v["error"]["code"], "TOO_MANY_CONNECTIONS");
         assert!(v["error"]["message"].as_str().unwrap().contains('8'));
+        let internal = HttpError::internal("D1_ERROR: no such table: accounts");
+        let v: serde_json::Value = serde_json::from_str(&internal.body()).unwrap();
+        assert_eq!(v["error"]["code"], "INTERNAL");
+        assert_eq!(v["error"]["message"], "internal error; try again");
     }
 
     #[test]

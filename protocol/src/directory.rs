@@ -52,6 +52,39 @@ pub fn dormant_state(icao: Icao, seq: u64) -> String {
     outbound::public_state(&airport, &parts, &Presence::default())
 }
 
+/// `GET /state?airport=all` lists at most this many airports, the first in ICAO order. It
+/// costs one subrequest per airport, and a Worker's request may make 1,000; the network's
+/// busiest hours see a few hundred airports live.
+pub const ALL_STATES_MAX_AIRPORTS: usize = 500;
+/// …and at most this many bytes of airports' states (each airport's state is itself bounded:
+/// `limits::MAX_OBJECTS` and the total state bound). An airport that would pass it is left out.
+pub const ALL_STATES_MAX_BYTES: usize = 8 << 20;
+
+/// The body of `GET /state?airport=all` from the live airports' `/state` bodies in ICAO order,
+/// within both bounds; `"truncated": true` when an airport was left out (`listed_more`: the
+/// directory had more live airports than were asked).
+pub fn all_states_body<'a>(states: impl IntoIterator<Item = &'a str>, listed_more: bool) -> String {
+    let mut body = String::from("{\"states\":[");
+    let (mut taken, mut truncated) = (0, listed_more);
+    for state in states {
+        if taken == ALL_STATES_MAX_AIRPORTS || body.len() + state.len() > ALL_STATES_MAX_BYTES {
+            truncated = true;
+            continue;
+        }
+        if taken > 0 {
+            body.push(',');
+        }
+        body.push_str(state);
+        taken += 1;
+    }
+    body.push(']');
+    if truncated {
+        body.push_str(",\"truncated\":true");
+    }
+    body.push('}');
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +126,37 @@ mod tests {
         for listing in [Listing::Live, Listing::Awake, Listing::Dormant] {
             assert_eq!(Listing::parse(listing.as_str()), Some(listing));
         }
+    }
+
+    #[test]
+    fn all_states_stay_within_their_bounds() {
+        let state = dormant_state(Icao::parse("KJFK").unwrap(), 1);
+        let parse = |body: &str| serde_json::from_str::<Value>(body).unwrap();
+        let two = parse(&all_states_body([state.as_str(), state.as_str()], false));
+        assert_eq!(two["states"].as_array().unwrap().len(), 2);
+        assert_eq!(two.get("truncated"), None);
+        assert_eq!(parse(&all_states_body([], false)), json!({"states": []}));
+        assert_eq!(
+            parse(&all_states_body([], true)),
+            json!({"states": [], "truncated": true})
+        );
+        let many = vec![state.as_str(); ALL_STATES_MAX_AIRPORTS + 1];
+        let body = parse(&all_states_body(many, false));
+        assert_eq!(
+            body["states"].as_array().unwrap().len(),
+            ALL_STATES_MAX_AIRPORTS
+        );
+        assert_eq!(body["truncated"], true);
+        // A state past the byte budget is left out; smaller ones after it still fit.
+        let huge = format!(
+            "{{\"airport\":\"EGLL\",\"pad\":\"{}\"}}",
+            "x".repeat(ALL_STATES_MAX_BYTES)
+        );
+        let body = all_states_body([state.as_str(), huge.as_str(), state.as_str()], false);
+        assert!(body.len() <= ALL_STATES_MAX_BYTES + 64);
+        let body = parse(&body);
+        assert_eq!(body["states"].as_array().unwrap().len(), 2);
+        assert_eq!(body["truncated"], true);
     }
 
     #[test]

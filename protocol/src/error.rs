@@ -8,15 +8,15 @@ use thiserror::Error;
 wire_name_enum! {
     /// The `code` of an `ERROR` packet.
     pub enum ErrorCode {
-        InvalidJson = "INVALID_JSON",
-        PacketTooLarge = "PACKET_TOO_LARGE",
-        UnknownType = "UNKNOWN_TYPE",
-        InvalidPacket = "INVALID_PACKET",
-        Forbidden = "FORBIDDEN",
-        AirportMismatch = "AIRPORT_MISMATCH",
-        LimitExceeded = "LIMIT_EXCEEDED",
-        RateLimited = "RATE_LIMITED",
-        Internal = "INTERNAL",
+        InvalidJson,
+        PacketTooLarge,
+        UnknownType,
+        InvalidPacket,
+        Forbidden,
+        AirportMismatch,
+        LimitExceeded,
+        RateLimited,
+        Internal,
     }
 }
 
@@ -56,6 +56,10 @@ pub enum PacketError {
         "the merged shared state would be {chars} characters serialized; the limit is {MAX_SHARED_STATE_CHARS}"
     )]
     SharedStateTooLarge { chars: usize },
+    #[error(
+        "{field}: the airport's objects and shared state would be {chars} characters serialized; the limit is {MAX_AIRPORT_STATE_CHARS}"
+    )]
+    AirportStateTooLarge { field: String, chars: usize },
     #[error("too many packets: {0}")]
     RateLimited(String),
     #[error("internal error: {0}")]
@@ -84,7 +88,8 @@ impl PacketError {
             PacketError::TooManyObjects { .. }
             | PacketError::ObjectStateTooLarge { .. }
             | PacketError::SharedPatchTooLarge { .. }
-            | PacketError::SharedStateTooLarge { .. } => ErrorCode::LimitExceeded,
+            | PacketError::SharedStateTooLarge { .. }
+            | PacketError::AirportStateTooLarge { .. } => ErrorCode::LimitExceeded,
             PacketError::RateLimited(_) => ErrorCode::RateLimited,
             PacketError::Internal(_) => ErrorCode::Internal,
         }

@@ -25,6 +25,13 @@ pub const MAX_OBJECTS: usize = 10_000;
 /// Serialized size of one object's state. Not in the contract: a single `state` can never exceed
 /// it (it must fit in a packet), but repeated patches could grow an object without bound.
 pub const MAX_OBJECT_STATE_CHARS: usize = MAX_PACKET_CHARS;
+/// Serialized size of everything an airport holds: its objects' states and its shared state
+/// together. Not in the contract: the biggest airports need a lighting graph (at most
+/// `MAX_SHARED_STATE_CHARS`) and a boolean per lighting element, well under a tenth of the rest;
+/// without it, `MAX_OBJECTS` states of `MAX_OBJECT_STATE_CHARS` would be 500 million characters,
+/// held several times over by a wake-up, past the platform's 128 MB. An airport at this bound
+/// loads, snapshots and wakes within 64 MB (`protocol/tests/memory.rs`).
+pub const MAX_AIRPORT_STATE_CHARS: usize = 2_000_000;
 /// Length of an `objectId`.
 pub const MAX_OBJECT_ID_CHARS: usize = 128;
 /// Length of a `requestId`.

@@ -1,7 +1,8 @@
-//! What one inbound frame does to an airport: (sender, packet, now) in, effects out. The room
-//! ([`super::room::Room`]) calls it after the sender's rate limit passed.
+//! What one inbound frame does to an airport: the room's [`Context`] and the frame in, effects
+//! out. The room ([`super::room::Room`]) calls it after the sender's rate limit passed.
 
 use super::airport::{Airport, Applied, StoreOp};
+use super::config::RateLimit;
 use super::effects::{Change, CloseCode, Effects, SocketId, To, Writer};
 use super::error::PacketError;
 use super::ids::Cid;
@@ -9,6 +10,7 @@ use super::metrics::{FrameKind, Metrics};
 use super::outbound::{self, SnapshotCache, Stamp};
 use super::packet::{ChangeAt, Command, Frame, Rejection, decode, parse_command};
 use super::presence::Presence;
+use super::rate_limit::{TokenBucket, Verdict, rate_limited};
 use super::session::Session;
 
 /// The socket a frame came from, and who is on it.
@@ -18,32 +20,54 @@ pub struct Sender<'a> {
     pub session: &'a Session,
 }
 
-/// The airport and who is connected, as a frame sees them.
-pub struct Scene<'a> {
+/// What a frame is handled in, as the room hands it over: the airport, who is connected, the
+/// caches and counters a frame touches, who sent it, their budget for questions, and when.
+pub struct Context<'a> {
     pub airport: &'a mut Airport,
     pub presence: &'a Presence,
     pub snapshots: &'a mut SnapshotCache,
     pub metrics: &'a mut Metrics,
+    pub sender: Sender<'a>,
+    pub asks: Budget<'a>,
+    pub now: i64,
+}
+
+/// The sender's budget for questions (`RateLimit::ASKS`): a question costs a token, and its
+/// answer one more per `RateLimit::ANSWER_BYTES_PER_TOKEN`. The room closes a socket whose
+/// refused questions become a flood.
+pub struct Budget<'a> {
+    pub bucket: &'a mut TokenBucket,
+    pub limit: &'a RateLimit,
+}
+
+impl Budget<'_> {
+    /// Spends what a question with an answer of `bytes` costs; a refused one is `DROPPED`.
+    fn spend(&mut self, bytes: usize, now: i64, kind: &mut FrameKind) -> Result<(), PacketError> {
+        let cost = RateLimit::answer_cost(bytes);
+        if self.bucket.take(self.limit, now, cost) == Verdict::Pass {
+            return Ok(());
+        }
+        *kind = FrameKind::Dropped;
+        let per = format!(
+            "questions; an answer costs one more per {} bytes",
+            RateLimit::ANSWER_BYTES_PER_TOKEN
+        );
+        Err(rate_limited(self.limit, &per))
+    }
 }
 
 /// One frame that passed the rate limit. A refused one gets its `ERROR` reply.
-pub fn on_frame(scene: Scene<'_>, sender: Sender<'_>, frame: Frame<'_>, now: i64) -> Effects {
-    let Scene {
-        airport,
-        presence,
-        snapshots,
-        metrics,
-    } = scene;
+pub fn on_frame(mut cx: Context<'_>, frame: Frame<'_>) -> Effects {
     let mut kind = FrameKind::Unreadable;
-    let handled = accept(airport, presence, snapshots, sender, frame, &mut kind, now);
-    metrics.frame(kind, now);
+    let handled = accept(&mut cx, frame, &mut kind);
+    cx.metrics.frame(kind, cx.now);
     match handled {
         Ok(effects) => effects,
         Err(Rejection { request_id, error }) => {
-            metrics.error(error.code(), now);
+            cx.metrics.error(error.code(), cx.now);
             reply(
-                sender,
-                outbound::error(Stamp::of(airport, now), &error, request_id.as_deref()),
+                cx.sender,
+                outbound::error(Stamp::of(cx.airport, cx.now), &error, request_id.as_deref()),
             )
         }
     }
@@ -55,15 +79,14 @@ fn reply(sender: Sender<'_>, packet: String) -> Effects {
     effects
 }
 
+/// The frame's effects, or why it is refused. `kind` is what it was read as, refused or not.
 fn accept(
-    airport: &mut Airport,
-    presence: &Presence,
-    snapshots: &mut SnapshotCache,
-    sender: Sender<'_>,
+    cx: &mut Context<'_>,
     frame: Frame<'_>,
     kind: &mut FrameKind,
-    now: i64,
 ) -> Result<Effects, Rejection> {
+    let (airport, snapshots) = (&mut *cx.airport, &mut *cx.snapshots);
+    let (presence, sender, now) = (cx.presence, cx.sender, cx.now);
     let role = sender.session.role;
     let envelope = decode(frame, airport.icao(), role)?;
     *kind = FrameKind::Packet(envelope.kind);
@@ -82,24 +105,27 @@ fn accept(
     let by = &sender.session.cid;
     let stamp = Stamp::of(airport, now);
     Ok(match command {
-        Command::Heartbeat => reply(
-            sender,
-            outbound::heartbeat_ack(stamp, request_id.as_deref()),
-        ),
+        Command::Heartbeat => {
+            cx.asks.spend(0, now, kind).map_err(reject)?;
+            reply(
+                sender,
+                outbound::heartbeat_ack(stamp, request_id.as_deref()),
+            )
+        }
         Command::HeartbeatAck => Effects::default(),
-        Command::GetState => reply(
-            sender,
-            outbound::state_snapshot(
-                stamp,
-                snapshots.parts(airport),
-                presence,
-                request_id.as_deref(),
-            ),
-        ),
-        Command::GetOnlinePilots => reply(
-            sender,
-            outbound::online_pilots(stamp, presence, request_id.as_deref()),
-        ),
+        Command::GetState => {
+            // What the answer weighs is known before it is built: a refused question costs
+            // no snapshot.
+            let parts = snapshots.parts(airport);
+            cx.asks.spend(parts.bytes(), now, kind).map_err(reject)?;
+            let snapshot = outbound::state_snapshot(stamp, parts, presence, request_id.as_deref());
+            reply(sender, snapshot)
+        }
+        Command::GetOnlinePilots => {
+            let list = outbound::online_pilots(stamp, presence, request_id.as_deref());
+            cx.asks.spend(list.len(), now, kind).map_err(reject)?;
+            reply(sender, list)
+        }
         Command::Close => {
             let mut effects = Effects::default();
             let code = CloseCode::Requested;

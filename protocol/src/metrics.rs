@@ -184,7 +184,8 @@ pub struct DataPoint {
     pub doubles: Vec<f64>,
 }
 
-/// The column order of the `airport` point, as the README's queries read it.
+/// The column order of the `airport` point, as the README's queries read it. The integration
+/// test (`tests/integration/metrics.test.mjs`) keeps its own copy on purpose, to catch a change.
 pub const AIRPORT_COLUMNS: [&str; 13] = [
     "controllers",
     "pilots",

@@ -120,6 +120,11 @@ pub struct SnapshotParts {
 }
 
 impl SnapshotParts {
+    /// About what a snapshot built from these parts weighs, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.objects.get().len() + self.shared_state.get().len()
+    }
+
     /// Equivalent points are shown alike ([`crate::equivalence::Equivalence::view`]).
     pub fn of(airport: &Airport) -> Self {
         let objects = match airport.equivalence().view(airport.objects()) {

@@ -80,9 +80,12 @@ impl Batch {
     }
 
     /// What leaves once the commit is over. `saved` false: every entry that wrote tells its
-    /// writer `ERROR INTERNAL` instead of its sends (its closes still happen); the others go
-    /// as they are. With more than one entry, consecutive changes reach pilots and observers
-    /// as one packet; controllers get each.
+    /// writer `ERROR INTERNAL` instead of its sends; the entries behind the first write were
+    /// handled on memory holding what was lost, so nothing of theirs is sent either. Closes
+    /// still happen, and entries before the first write go as they are: nothing a client
+    /// receives was not durable, and a lost change's `seq` is never seen. With more than one
+    /// entry, consecutive changes reach pilots and observers as one packet; controllers get
+    /// each.
     pub fn deliver(self, saved: bool, stamp: Stamp<'_>) -> Vec<Action> {
         let coalesce = self.entries.len() > 1;
         let mut actions = Vec::new();
@@ -95,10 +98,12 @@ impl Batch {
                 });
             }
         };
+        let mut lost = false;
         for (mut entry, wrote) in self.entries {
-            if !saved && wrote {
+            lost |= !saved && wrote;
+            if lost {
                 flush_run(&mut run, &mut actions);
-                if let Some(writer) = &entry.writer {
+                if let Some(writer) = entry.writer.as_ref().filter(|_| wrote) {
                     let error =
                         PacketError::Internal("the change could not be saved; try again".into());
                     actions.push(Action::Send {

@@ -2,6 +2,7 @@
 //! that decides when a socket is flooding and must be closed.
 
 use super::config::RateLimit;
+use super::error::PacketError;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TokenBucket {
@@ -20,6 +21,14 @@ pub enum Verdict {
     Flood,
 }
 
+/// The `RATE_LIMITED` error of a packet dropped by `limit`; `per` says what costs more.
+pub fn rate_limited(limit: &RateLimit, per: &str) -> PacketError {
+    PacketError::RateLimited(format!(
+        "at most {} at once and {} per second ({per}); this packet was dropped",
+        limit.burst, limit.per_second
+    ))
+}
+
 impl TokenBucket {
     pub fn full(limit: &RateLimit, now: i64) -> Self {
         TokenBucket {
@@ -27,6 +36,11 @@ impl TokenBucket {
             dropped: 0.0,
             updated_at: now,
         }
+    }
+
+    /// Whether the packets dropped lately make a flood (the last `take` said `Flood`).
+    pub fn flooding(&self, limit: &RateLimit) -> bool {
+        self.dropped > limit.flood_drops
     }
 
     /// Spends `cost` tokens (see [`RateLimit::cost`]) on a frame.

@@ -3,12 +3,27 @@
 
 use super::account::Account;
 use super::config::RoleSource;
+use super::connect::HttpError;
 use super::effects::CloseCode;
 use super::ids::Icao;
 use super::role::Role;
 use super::session::Session;
 use super::vatsim::{ControllerScope, NetworkConnection, resolve};
 use serde::{Deserialize, Serialize};
+
+/// How long a re-check waits for its answers in all when no upstream timeout is longer: the
+/// keys' query has no timeout of its own.
+pub const ANSWERS_LIMIT_MS: i64 = 5_000;
+
+/// How long a re-check waits for all its answers (asked together): [`ANSWERS_LIMIT_MS`], or the
+/// upstream's timeout under `vatsim` if that is longer, so that a slow but answering network is
+/// still heard. Nothing waits for them: the alarm has sent its heartbeats already.
+pub fn answers_limit_ms(source: &RoleSource) -> i64 {
+    match source {
+        RoleSource::Vatsim(settings) => settings.timeout_ms.max(ANSWERS_LIMIT_MS),
+        RoleSource::Static => ANSWERS_LIMIT_MS,
+    }
+}
 
 /// What the database says about a socket's API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +69,31 @@ impl NetworkStanding {
             }
         }
     }
+}
+
+/// The session a new socket at `airport` connects with: under `vatsim`, the network decides the
+/// role (`network` is the person's standing; `None` under `static`). It needs no airport
+/// loaded, so a connection refused here stores nothing.
+pub fn session_at(
+    source: &RoleSource,
+    airport: &Icao,
+    stored: Session,
+    network: Option<NetworkStanding>,
+) -> Result<Session, HttpError> {
+    let (RoleSource::Vatsim(settings), Some(network)) = (source, network) else {
+        return Ok(stored);
+    };
+    let (role, callsign) = network
+        .role_at(airport, settings.scope)
+        .map_err(|off| match off {
+            OffNetwork::Unreachable => HttpError::UpstreamUnavailable,
+            OffNetwork::NotConnected => HttpError::NotConnected,
+        })?;
+    Ok(Session {
+        cid: stored.cid,
+        role,
+        callsign: Some(callsign),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +194,19 @@ mod tests {
             Verdict::Close { code, .. } => Some(code.code()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn the_answers_wait_for_the_longest_upstream_timeout_only() {
+        assert_eq!(answers_limit_ms(&RoleSource::Static), ANSWERS_LIMIT_MS);
+        let settings = |timeout_ms| {
+            RoleSource::Vatsim(VatsimSettings {
+                timeout_ms,
+                ..VatsimSettings::default()
+            })
+        };
+        assert_eq!(answers_limit_ms(&settings(800)), ANSWERS_LIMIT_MS);
+        assert_eq!(answers_limit_ms(&settings(9_000)), 9_000);
     }
 
     #[test]

@@ -15,13 +15,13 @@ use super::ids::{Cid, Icao};
 use super::liveness::{
     Clock, Schedule, is_idle, next_alarm, periodic_plan, restored_last_seen, should_store_last_seen,
 };
-use super::machine::{self, Scene, Sender};
+use super::machine::{self, Budget, Context, Sender};
 use super::metrics::{DataPoint, FrameKind, Metrics, Tick};
 use super::outbound::{self, SnapshotCache, Stamp};
 use super::packet::{Frame, peek_request_id};
 use super::presence::{CapExceeded, Presence};
-use super::rate_limit::{TokenBucket, Verdict};
-use super::recheck::{self, KeyStanding, NetworkStanding, OffNetwork};
+use super::rate_limit::{TokenBucket, Verdict, rate_limited};
+use super::recheck::{self, KeyStanding, NetworkStanding};
 use super::role::Role;
 use super::session::{Attachment, Session};
 use std::collections::{BTreeSet, HashMap};
@@ -31,7 +31,10 @@ use std::collections::{BTreeSet, HashMap};
 struct Member {
     /// As last given to the Durable Object to store with the socket.
     attachment: Attachment,
+    /// The role's budget for every frame.
     bucket: TokenBucket,
+    /// The budget for questions and the bytes of their answers (`RateLimit::ASKS`).
+    asks: TokenBucket,
 }
 
 #[derive(Debug, Clone)]
@@ -47,7 +50,14 @@ pub struct Room {
     stored_schedule: Schedule,
     snapshots: SnapshotCache,
     metrics: Metrics,
+    /// People closed for flooding, until when they may not connect again. Kept in memory only:
+    /// an airport that hibernates (after ten quiet seconds) has let them cool down anyway.
+    flooded: HashMap<Cid, i64>,
 }
+
+/// How long someone closed for flooding (4008) is refused at the airport: `429
+/// TOO_MANY_REQUESTS` with `Retry-After`.
+pub const FLOOD_COOLDOWN_MS: i64 = 10_000;
 
 /// What a re-check needs to know: each key's standing and, under `vatsim`, each person's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,6 +92,7 @@ impl Room {
             stored_schedule: schedule,
             snapshots: SnapshotCache::default(),
             metrics: Metrics::default(),
+            flooded: HashMap::new(),
             config,
         };
         for attachment in sockets.into_iter().filter(|a| !a.left) {
@@ -98,9 +109,10 @@ impl Room {
     }
 
     fn add(&mut self, attachment: Attachment, now: i64) {
-        let limit = self.config.rate_limits.for_role(attachment.session.role);
+        let limits = &self.config.rate_limits;
         let member = Member {
-            bucket: TokenBucket::full(limit, now),
+            bucket: TokenBucket::full(limits.for_role(attachment.session.role), now),
+            asks: TokenBucket::full(&limits.asks, now),
             attachment,
         };
         self.members.insert(member.attachment.id, member);
@@ -172,31 +184,6 @@ impl Room {
         )
     }
 
-    /// The session a new socket connects with: under `vatsim`, the network decides the role
-    /// (`network` is the person's standing; `None` under `static`).
-    pub fn session_for(
-        &self,
-        stored: Session,
-        network: Option<NetworkStanding>,
-    ) -> Result<Session, HttpError> {
-        let (RoleSource::Vatsim(settings), Some(network)) = (&self.config.role_source, network)
-        else {
-            return Ok(stored);
-        };
-        let (role, callsign) =
-            network
-                .role_at(self.icao(), settings.scope)
-                .map_err(|off| match off {
-                    OffNetwork::Unreachable => HttpError::UpstreamUnavailable,
-                    OffNetwork::NotConnected => HttpError::NotConnected,
-                })?;
-        Ok(Session {
-            cid: stored.cid,
-            role,
-            callsign: Some(callsign),
-        })
-    }
-
     /// A new socket, admitted if the caps allow: `INITIAL_STATE` is the first packet on it,
     /// and a controller's first socket is announced to the others.
     pub fn connect(
@@ -206,6 +193,12 @@ impl Room {
         key_hash: String,
         now: i64,
     ) -> Result<Effects, HttpError> {
+        self.flooded.retain(|_, until| *until > now);
+        if let Some(until) = self.flooded.get(&session.cid) {
+            // At most FLOOD_COOLDOWN_MS away: a few seconds, rounded up.
+            let retry_after_s = ((until - now) as u64).div_ceil(1000).max(1) as u32;
+            return Err(HttpError::TooManyRequests { retry_after_s });
+        }
         self.presence
             .admit(&session.cid, &self.config.caps)
             .map_err(|exceeded| match exceeded {
@@ -287,12 +280,11 @@ impl Room {
             .take(limit, now, super::config::RateLimit::cost(bytes));
         if verdict != Verdict::Pass {
             self.metrics.frame(FrameKind::Dropped, now);
-            let error = PacketError::RateLimited(format!(
-                "at most {} packets at once and {} per second (a packet costs one more per {} bytes); this packet was dropped",
-                limit.burst,
-                limit.per_second,
+            let per = format!(
+                "packets; a packet costs one more per {} bytes",
                 super::config::RateLimit::BYTES_PER_TOKEN
-            ));
+            );
+            let error = rate_limited(limit, &per);
             self.metrics.error(error.code(), now);
             let request_id = peek_request_id(frame, role);
             let packet =
@@ -304,22 +296,33 @@ impl Room {
             }
             return effects;
         }
-        let sender = Sender {
-            socket,
-            session: &member.attachment.session,
-        };
-        let scene = Scene {
+        let cx = Context {
             airport: &mut self.airport,
             presence: &self.presence,
             snapshots: &mut self.snapshots,
             metrics: &mut self.metrics,
+            sender: Sender {
+                socket,
+                session: &member.attachment.session,
+            },
+            asks: Budget {
+                bucket: &mut member.asks,
+                limit: &self.config.rate_limits.asks,
+            },
+            now,
         };
-        let handled = machine::on_frame(scene, sender, frame, now);
+        let handled = machine::on_frame(cx, frame);
         let requested_close = handled.closes().next().is_some();
         effects.extend(handled);
         if requested_close {
             // The client asked (`CLOSE`); the close action is in the frame's effects already.
             effects.extend(self.remove(socket, now));
+        } else if (self.members.get(&socket))
+            .is_some_and(|member| member.asks.flooding(&self.config.rate_limits.asks))
+        {
+            // Its questions, refused one by one, have become a flood.
+            let code = CloseCode::Flooding;
+            effects.extend(self.close(socket, code, code.reason().into(), now));
         }
         effects
     }
@@ -331,6 +334,12 @@ impl Room {
 
     /// The server closes a socket: it leaves the airport, then is closed with `code`.
     fn close(&mut self, socket: SocketId, code: CloseCode, reason: String, now: i64) -> Effects {
+        if code == CloseCode::Flooding
+            && let Some(member) = self.members.get(&socket)
+        {
+            let cid = member.attachment.session.cid.clone();
+            self.flooded.insert(cid, now + FLOOD_COOLDOWN_MS);
+        }
         let mut effects = Effects::default();
         effects.close(socket, code, reason);
         effects.extend(self.remove(socket, now));
@@ -363,11 +372,16 @@ impl Room {
         effects
     }
 
-    /// The alarm, first part: idle sockets are closed, and what a re-check due now needs to
-    /// know is returned. Its answers (if any) go to [`Room::finish_alarm`].
+    /// The alarm: idle sockets are closed, the others get their heartbeat, and the offline
+    /// state is cleared when due; none of it waits for anything. A re-check due now is
+    /// returned as its questions: their answers come back later, as [`Room::rechecked`].
     pub fn alarm(&mut self, now: i64) -> (Effects, Option<Recheck>) {
         let mut effects = Effects::default();
         let timings = self.config.timings;
+        // An alarm runs late when the airport was busy (it waits behind queued frames, a
+        // flood's, say): that time is not the sockets' silence, and their heartbeat is late
+        // too. Only silence besides it makes a socket idle.
+        let late = self.next_wake().map_or(0, |due| (now - due).max(0));
         let mut idle: Vec<SocketId> = self
             .members
             .keys()
@@ -375,7 +389,7 @@ impl Room {
             .filter(|id| {
                 self.clock
                     .last_heard(*id)
-                    .is_some_and(|seen| is_idle(seen, now, &timings))
+                    .is_some_and(|seen| is_idle(seen.saturating_add(late), now, &timings))
             })
             .collect();
         idle.sort_unstable();
@@ -384,8 +398,22 @@ impl Room {
             effects.extend(self.close(socket, code, code.reason().into(), now));
         }
         let open = !self.members.is_empty();
+        let interval = timings.heartbeat_interval_ms;
+        let (send, next) = periodic_plan(self.schedule.heartbeat, open, now, interval);
+        self.schedule.heartbeat = next;
+        if send {
+            let packet = outbound::heartbeat(Stamp::of(&self.airport, now));
+            effects.send(To::All { except: None }, packet);
+        }
+        if !self.presence.has_controllers() {
+            let grace = timings.offline_grace_ms;
+            effects
+                .persist
+                .extend(self.airport.clear_if_due(now, grace));
+        }
         let (due, next) = periodic_plan(self.schedule.recheck, open, now, self.config.recheck_ms);
         self.schedule.recheck = next;
+        self.persist_schedule(&mut effects);
         let recheck = due.then(|| self.recheck_questions());
         (effects, recheck)
     }
@@ -403,32 +431,10 @@ impl Room {
         }
     }
 
-    /// The alarm, second part: re-check verdicts (key revoked 4001; banned or role changed
-    /// 4003; a pilot's new callsign), the heartbeat, the schedule and the offline clearing.
-    pub fn finish_alarm(&mut self, now: i64, answers: Option<&Answers>) -> Effects {
-        let mut effects = Effects::default();
-        if let Some(answers) = answers {
-            effects.extend(self.rechecked(answers, now));
-        }
-        let interval = self.config.timings.heartbeat_interval_ms;
-        let open = !self.members.is_empty();
-        let (send, next) = periodic_plan(self.schedule.heartbeat, open, now, interval);
-        self.schedule.heartbeat = next;
-        if send {
-            let packet = outbound::heartbeat(Stamp::of(&self.airport, now));
-            effects.send(To::All { except: None }, packet);
-        }
-        if !self.presence.has_controllers() {
-            let grace = self.config.timings.offline_grace_ms;
-            effects
-                .persist
-                .extend(self.airport.clear_if_due(now, grace));
-        }
-        self.persist_schedule(&mut effects);
-        effects
-    }
-
-    fn rechecked(&mut self, answers: &Answers, now: i64) -> Effects {
+    /// A re-check's answers, whenever they arrive: key revoked 4001; banned or role changed
+    /// 4003; a pilot's new callsign. What is not answered keeps its session, and so does a
+    /// socket that connected after the questions were asked.
+    pub fn rechecked(&mut self, answers: &Answers, now: i64) -> Effects {
         let mut effects = Effects::default();
         let mut ids: Vec<SocketId> = self.members.keys().copied().collect();
         ids.sort_unstable();

@@ -3,7 +3,7 @@
 
 use super::error::PacketError;
 use super::json::serialized_chars;
-use super::limits::MAX_SHARED_STATE_CHARS;
+use super::limits::{MAX_AIRPORT_STATE_CHARS, MAX_SHARED_STATE_CHARS};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -40,8 +40,13 @@ impl SharedState {
     }
 
     /// Applies an RFC 7396 merge patch, all or nothing: when the result would exceed the size
-    /// limit, nothing changes. Returns the top-level members that changed.
-    pub fn merge(&mut self, patch: &Map<String, Value>) -> Result<Vec<MemberChange>, PacketError> {
+    /// limit, or grow the airport's state (`others` characters besides this) past its own,
+    /// nothing changes. Returns the top-level members that changed.
+    pub fn merge(
+        &mut self,
+        patch: &Map<String, Value>,
+        others: usize,
+    ) -> Result<Vec<MemberChange>, PacketError> {
         let mut changes = Vec::with_capacity(patch.len());
         let (mut count, mut chars) = (self.members.len(), self.member_chars);
         for (key, patch_value) in patch {
@@ -64,6 +69,13 @@ impl SharedState {
         let total = object_chars(count, chars);
         if total > MAX_SHARED_STATE_CHARS {
             return Err(PacketError::SharedStateTooLarge { chars: total });
+        }
+        let airport_total = others.saturating_add(total);
+        if airport_total > MAX_AIRPORT_STATE_CHARS && total > self.serialized_chars() {
+            return Err(PacketError::AirportStateTooLarge {
+                field: "data.sharedStatePatch".into(),
+                chars: airport_total,
+            });
         }
         for (key, new) in &changes {
             match new {
@@ -101,9 +113,9 @@ mod tests {
     fn merge_follows_rfc7396_and_tracks_size() {
         let mut s = SharedState::default();
         assert_eq!(s.serialized_chars(), 2);
-        s.merge(&map(json!({"a": {"b": 1, "c": [1, 2]}, "d": "x"})))
+        s.merge(&map(json!({"a": {"b": 1, "c": [1, 2]}, "d": "x"})), 0)
             .unwrap();
-        s.merge(&map(json!({"a": {"b": null, "e": true}, "d": null})))
+        s.merge(&map(json!({"a": {"b": null, "e": true}, "d": null})), 0)
             .unwrap();
         assert_eq!(
             Value::Object(s.as_map().clone()),
@@ -120,11 +132,11 @@ mod tests {
         let mut s = SharedState::default();
         let big = "x".repeat(9_000);
         for i in 0..200 {
-            let r = s.merge(&map(json!({ format!("k{i}"): big })));
+            let r = s.merge(&map(json!({ format!("k{i}"): big })), 0);
             if r.is_err() {
                 let before = s.clone();
                 assert_eq!(
-                    s.merge(&map(json!({ format!("k{i}"): big }))),
+                    s.merge(&map(json!({ format!("k{i}"): big })), 0),
                     Err(PacketError::SharedStateTooLarge {
                         chars: s.serialized_chars()
                             + 1

@@ -1,23 +1,23 @@
 //! Enums whose variants travel as fixed strings, such as error codes: the enum, `ALL`, `as_str`
-//! and serde (and, with the `schema` feature, the JSON Schema) from one list of names.
+//! and serde (and, with the `schema` feature, the JSON Schema) from one list of variants. A
+//! variant's wire name is its name in SCREAMING_SNAKE_CASE (`InvalidJson` is `INVALID_JSON`).
 
 macro_rules! wire_name_enum {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident { $($variant:ident = $wire:literal,)+ }
+        pub enum $name:ident { $($variant:ident,)+ }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantNames)]
+        #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name { $($variant,)+ }
 
         impl $name {
-            pub const ALL: [$name; [$($wire),+].len()] = [$($name::$variant),+];
+            pub const ALL: [$name; [$(stringify!($variant)),+].len()] = [$($name::$variant),+];
 
             /// The wire name.
             pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $wire,)+
-                }
+                self.into()
             }
         }
 
@@ -33,7 +33,9 @@ macro_rules! wire_name_enum {
                 $name::ALL
                     .into_iter()
                     .find(|variant| variant.as_str() == name)
-                    .ok_or_else(|| serde::de::Error::unknown_variant(&name, &[$($wire),+]))
+                    .ok_or_else(|| {
+                        serde::de::Error::unknown_variant(&name, <$name as strum::VariantNames>::VARIANTS)
+                    })
             }
         }
 
@@ -46,7 +48,7 @@ macro_rules! wire_name_enum {
             fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 schemars::json_schema!({
                     "type": "string",
-                    "enum": [$($wire),+],
+                    "enum": <$name as strum::VariantNames>::VARIANTS,
                 })
             }
         }

@@ -151,19 +151,22 @@ fn a_controllers_profile_burst_of_ten_thousand_frames_passes_at_once() {
 fn a_controller_sustains_two_hundred_frames_a_second_and_more() {
     let mut h = Harness::new();
     let c = controller();
-    // A minute at 400 frames a second (2.5 ms apart), after a burst that emptied the bucket.
+    // A minute at 400 changes a second (2.5 ms apart), after a burst that emptied the bucket.
     h.step_ms = 0;
-    for _ in 0..h.room.config().rate_limits.controller.burst as usize {
-        h.send_text(&c, r#"{"type":"HEARTBEAT"}"#);
+    let change = |i: usize| {
+        format!(
+            r#"{{"type":"STATE_UPDATE","data":{{"objectId":"SB_{}","state":{}}}}}"#,
+            i % 50,
+            i.is_multiple_of(2)
+        )
+    };
+    for i in 0..h.room.config().rate_limits.controller.burst as usize {
+        h.send_text(&c, &change(i));
     }
     h.step_ms = 5;
     for i in 0..24_000 {
-        let e = h.send_text(&c, r#"{"type":"HEARTBEAT"}"#);
-        assert_eq!(
-            parse(e.reply.as_ref().unwrap())["type"],
-            "HEARTBEAT_ACK",
-            "frame {i}"
-        );
+        let e = h.send_text(&c, &change(i));
+        assert_eq!(error_code(&e), None, "frame {i}");
         if i % 2 == 0 {
             h.now -= 5; // two frames per 5 ms
         }
@@ -177,8 +180,12 @@ fn a_controller_that_keeps_flooding_is_closed_but_pilots_keep_the_strict_limit()
     let c = controller();
     let mut first_drop = None;
     let mut closed_at = None;
-    for i in 0..30_000 {
-        let e = h.send_text(&c, r#"{"type":"HEARTBEAT"}"#);
+    for i in 0..30_000_usize {
+        let update = format!(
+            r#"{{"type":"STATE_UPDATE","data":{{"objectId":"SB_1","state":{}}}}}"#,
+            i.is_multiple_of(2)
+        );
+        let e = h.send_text(&c, &update);
         if first_drop.is_none() && error_code(&e).as_deref() == Some("RATE_LIMITED") {
             first_drop = Some(i);
         }
@@ -194,18 +201,85 @@ fn a_controller_that_keeps_flooding_is_closed_but_pilots_keep_the_strict_limit()
         Some(limit.burst as usize + limit.flood_drops as usize)
     );
 
-    for role in [Role::Pilot, Role::Observer] {
-        let who = who(role, "1000011");
-        let passed = (0..100)
-            .map(|_| h.send_text(&who, r#"{"type":"GET_STATE"}"#))
-            .filter(|e| error_code(e).is_none())
-            .count();
-        assert_eq!(
-            passed,
-            h.room.config().rate_limits.pilot_or_observer.burst as usize,
-            "{role}"
-        );
+    let pilot = who(Role::Pilot, "1000011");
+    let passed = (0..100)
+        .map(|i| {
+            h.send_text(
+                &pilot,
+                &format!(r#"{{"type":"STOPBAR_CROSSING","data":{{"objectId":"SB_{i}"}}}}"#),
+            )
+        })
+        .filter(|e| error_code(e).is_none())
+        .count();
+    let limits = h.room.config().rate_limits;
+    assert_eq!(passed, limits.pilot_or_observer.burst as usize);
+}
+
+#[test]
+fn questions_have_a_budget_of_their_own_whatever_the_role() {
+    // A controller's bucket holds 20,000 frames; a flood of questions is still closed after the
+    // ask budget and its flood allowance.
+    let mut h = Harness::new();
+    h.step_ms = 0;
+    let limits = h.room.config().rate_limits;
+    let asks = limits.asks;
+    // The controller is closed by its questions' flood; the observer's own, smaller bucket
+    // floods first, once the questions it let through were refused by their budget.
+    let controller_closed = asks.burst + asks.flood_drops;
+    let observer_closed = limits.pilot_or_observer.burst + limits.pilot_or_observer.flood_drops;
+    for (role, cid, closed) in [
+        (Role::Controller, "1000001", controller_closed),
+        (Role::Observer, "1000021", observer_closed),
+    ] {
+        let who = who(role, cid);
+        let mut answered = 0;
+        let mut closed_at = None;
+        for i in 0..1_000 {
+            let e = h.send_text(
+                &who,
+                &format!(r#"{{"type":"HEARTBEAT","requestId":"h{i}"}}"#),
+            );
+            match error_code(&e).as_deref() {
+                None => answered += 1,
+                Some(code) => assert_eq!(code, "RATE_LIMITED", "{role} frame {i}"),
+            }
+            if e.close == Some(CloseCode::Flooding) {
+                closed_at = Some(i);
+                break;
+            }
+        }
+        assert_eq!(answered, asks.burst as usize, "{role}");
+        assert_eq!(closed_at, Some(closed as usize), "{role}");
     }
+}
+
+#[test]
+fn a_snapshot_costs_what_it_weighs_of_the_question_budget() {
+    let mut h = Harness::new();
+    let c = controller();
+    // 2,000 objects of about 200 bytes each: a snapshot of some 400 KB, 5 tokens.
+    h.step_ms = 0;
+    let pad = "x".repeat(150);
+    for i in 0..2_000 {
+        h.send(&c, json!({"type": "STATE_UPDATE", "data": {"objectId": format!("OBJ_{i:05}"), "state": {"pad": pad}}}));
+    }
+    let observer = who(Role::Observer, "1000021");
+    let answered = (0..50)
+        .map(|_| h.send_text(&observer, r#"{"type":"GET_STATE"}"#))
+        .filter(|e| error_code(e).is_none())
+        .count();
+    let asks = h.room.config().rate_limits.asks;
+    let bytes = 2_000 * (150 + 40);
+    let cost = 1 + bytes / airport_protocol::config::RateLimit::ANSWER_BYTES_PER_TOKEN;
+    assert!(
+        answered <= asks.burst as usize / cost + 1,
+        "{answered} snapshots of ~{bytes} bytes"
+    );
+    assert!(answered >= asks.burst as usize / (cost + 1), "{answered}");
+    // Small questions are still answered once the budget refills.
+    h.now += 10_000;
+    let e = h.send_text(&observer, r#"{"type":"HEARTBEAT"}"#);
+    assert_eq!(parse(e.reply.as_ref().unwrap())["type"], "HEARTBEAT_ACK");
 }
 
 #[test]

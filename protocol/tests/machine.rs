@@ -403,6 +403,62 @@ fn the_object_limit_counts_the_items_before_each_creation() {
     assert_eq!(h.airport().objects().len(), MAX_OBJECTS);
 }
 
+/// Objects and shared state share one bound: up to it a change passes; past it a change that
+/// grows the airport is refused whole, one that shrinks it still passes.
+#[test]
+fn the_airport_state_bound_refuses_growth_past_its_edge() {
+    use airport_protocol::limits::MAX_AIRPORT_STATE_CHARS;
+    use airport_protocol::{Airport, Cid, Icao, ObjectRecord};
+    let big = |chars: usize| json!({"s": "x".repeat(chars - r#"{"s":""}"#.len())});
+    let record = |state| ObjectRecord {
+        state,
+        controller_id: Cid::parse("1000001").unwrap(),
+        updated_at: 0,
+    };
+    let shared: serde_json::Map<String, Value> =
+        serde_json::from_value(json!({"graph": "x".repeat(999_000)})).unwrap();
+    let shared_chars = 999_000 + r#"{"graph":""}"#.len();
+    // Objects of 40,000 characters up to ten short of the bound.
+    let mut left = MAX_AIRPORT_STATE_CHARS - shared_chars - 10;
+    let mut objects = std::collections::BTreeMap::new();
+    while left > 0 {
+        let chars = left.min(40_000);
+        objects.insert(format!("BIG_{}", objects.len()), record(big(chars)));
+        left -= chars;
+    }
+    let airport = Airport::restore(Icao::parse("EGLL").unwrap(), objects, shared, 7, None);
+    assert_eq!(airport.state_chars(), MAX_AIRPORT_STATE_CHARS - 10);
+    let mut h = Harness::with(Default::default(), airport);
+    let c = who(Role::Controller, "1000001");
+    let update = |id: &str, state: Value| json!({"type": "STATE_UPDATE", "data": {"objectId": id, "state": state}});
+    // Exactly at the bound: accepted.
+    let e = h.send(&c, update("EDGE", big(10)));
+    assert_eq!(error_code(&e), None);
+    assert_eq!(h.airport().state_chars(), MAX_AIRPORT_STATE_CHARS);
+    // One character more, as an object or as shared state: refused, nothing changes.
+    for packet in [
+        update("MORE", json!(true)),
+        update("EDGE", big(11)),
+        json!({"type": "SHARED_STATE_UPDATE", "data": {"sharedStatePatch": {"k": 1}}}),
+    ] {
+        let e = h.send(&c, packet);
+        assert_eq!(error_code(&e).as_deref(), Some("LIMIT_EXCEEDED"));
+        assert!(e.reply.unwrap().contains("the limit is 2000000"));
+        assert!(e.persist.is_empty() && e.broadcast.is_none());
+        assert_eq!(h.airport().state_chars(), MAX_AIRPORT_STATE_CHARS);
+        assert_eq!(h.airport().seq(), 8);
+    }
+    // Shrinking passes, and makes room again.
+    let e = h.send(&c, update("BIG_0", json!(true)));
+    assert_eq!(error_code(&e), None);
+    assert_eq!(
+        h.airport().state_chars(),
+        MAX_AIRPORT_STATE_CHARS - 40_000 + 4
+    );
+    let e = h.send(&c, update("MORE", json!(true)));
+    assert_eq!(error_code(&e), None);
+}
+
 #[test]
 fn a_change_keeps_its_request_id_for_the_error_a_failed_write_gets() {
     let mut h = Harness::new();

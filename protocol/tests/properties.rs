@@ -4,7 +4,6 @@
 
 use airport_protocol::airport::ObjectRecord;
 use airport_protocol::airport::{ObjectRow, StoreOp};
-use airport_protocol::config::{RateLimit, RateLimits};
 use airport_protocol::json::serialized_chars;
 use airport_protocol::limits::{MAX_OBJECTS, MAX_SHARED_STATE_CHARS};
 use airport_protocol::liveness::Schedule;
@@ -28,15 +27,7 @@ fn session(role: Role, cid: &str) -> Session {
 
 /// No rate limiting: these properties are about packets, not pacing.
 fn unlimited() -> Harness {
-    let limit = RateLimit {
-        burst: 1e12,
-        per_second: 1e12,
-        flood_drops: 1e12,
-    };
-    let mut h = Harness::with_limits(RateLimits {
-        controller: limit,
-        pilot_or_observer: limit,
-    });
+    let mut h = Harness::unlimited();
     h.step_ms = 0;
     h
 }
@@ -216,9 +207,9 @@ proptest! {
         let mut shared = SharedState::default();
         for patch in patches {
             let patch: Map<String, Value> = patch.into_iter().collect();
-            shared.merge(&patch).unwrap();
+            shared.merge(&patch, 0).unwrap();
             let once = shared.clone();
-            shared.merge(&patch).unwrap();
+            shared.merge(&patch, 0).unwrap();
             prop_assert_eq!(&shared, &once);
             prop_assert_eq!(shared.serialized_chars(), serialized_chars(shared.as_map()));
             // A merge leaves no null member behind (nulls inside arrays are data).

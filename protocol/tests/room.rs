@@ -10,7 +10,7 @@ use airport_protocol::liveness::{STORE_LAST_SEEN_EVERY_MS, Schedule};
 use airport_protocol::outbound::Stamp;
 use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
-use airport_protocol::recheck::{KeyStanding, NetworkStanding};
+use airport_protocol::recheck::{KeyStanding, NetworkStanding, session_at};
 use airport_protocol::room::Answers;
 use airport_protocol::session::Attachment;
 use airport_protocol::vatsim::{ConnectionType, NetworkConnection};
@@ -205,8 +205,7 @@ fn a_recheck_closes_revoked_banned_and_changed_sessions_and_keeps_the_unknown() 
     while let Some(at) = h.room.next_wake().filter(|at| *at < start + recheck_ms) {
         h.now = at;
         let (effects, questions) = h.room.alarm(h.now);
-        assert!(questions.is_none() && effects.actions.is_empty());
-        h.room.finish_alarm(h.now, None);
+        assert!(questions.is_none() && closed(&effects).is_empty());
     }
     assert_eq!(h.room.next_wake(), Some(start + recheck_ms));
     h.now = start + recheck_ms;
@@ -214,7 +213,7 @@ fn a_recheck_closes_revoked_banned_and_changed_sessions_and_keeps_the_unknown() 
     let questions = questions.expect("a re-check is due");
     assert_eq!(questions.key_hashes.len(), 5);
     assert!(questions.people.is_empty(), "no network under `static`");
-    let effects = h.room.finish_alarm(h.now, Some(&answers));
+    let effects = h.room.rechecked(&answers, h.now);
     assert_eq!(
         closed(&effects),
         [
@@ -259,7 +258,7 @@ fn under_vatsim_a_recheck_asks_each_person_once_and_follows_a_new_callsign() {
             kind: ConnectionType::Pilot,
         }]),
     );
-    let effects = h.room.finish_alarm(h.now, Some(&answers));
+    let effects = h.room.rechecked(&answers, h.now);
     assert!(closed(&effects).is_empty());
     let renamed: Vec<&Attachment> = effects.attachments.iter().collect();
     assert_eq!(renamed.len(), 2);
@@ -274,32 +273,27 @@ fn under_vatsim_a_recheck_asks_each_person_once_and_follows_a_new_callsign() {
 
 #[test]
 fn connect_resolves_the_role_from_the_network_under_vatsim() {
-    let config = Config {
-        role_source: RoleSource::Vatsim(VatsimSettings::default()),
-        ..Config::default()
-    };
-    let h = Harness::with(config, egll());
-    let stored = who(Role::Observer, "1000001");
+    let vatsim = RoleSource::Vatsim(VatsimSettings::default());
+    let stored = || who(Role::Observer, "1000001");
+    let icao = egll().icao().clone();
+    let at_egll = |source, network| session_at(source, &icao, stored(), network);
     let atc = NetworkStanding::Connected(vec![NetworkConnection {
         callsign: "EGLL_TWR".into(),
         kind: ConnectionType::Atc,
     }]);
-    let session = h.room.session_for(stored.clone(), Some(atc)).unwrap();
+    let session = at_egll(&vatsim, Some(atc)).unwrap();
     assert_eq!(session.role, Role::Controller);
     assert_eq!(session.callsign.as_deref(), Some("EGLL_TWR"));
     assert_eq!(
-        h.room
-            .session_for(stored.clone(), Some(NetworkStanding::NotConnected)),
+        at_egll(&vatsim, Some(NetworkStanding::NotConnected)),
         Err(HttpError::NotConnected)
     );
     assert_eq!(
-        h.room
-            .session_for(stored.clone(), Some(NetworkStanding::Unreachable)),
+        at_egll(&vatsim, Some(NetworkStanding::Unreachable)),
         Err(HttpError::UpstreamUnavailable)
     );
     // Under `static` the stored role stands.
-    let h = Harness::new();
-    assert_eq!(h.room.session_for(stored.clone(), None), Ok(stored));
+    assert_eq!(at_egll(&RoleSource::Static, None), Ok(stored()));
 }
 
 #[test]
@@ -473,6 +467,62 @@ fn the_outbox_coalesces_a_committed_run_and_answers_a_failed_one_with_errors() {
     let error = parse(packet);
     assert_eq!(error["data"]["code"], "INTERNAL");
     assert_eq!(error["requestId"], "late");
+}
+
+/// A commit that fails loses its change, and so must every packet built on it: a
+/// `STATE_SNAPSHOT` asked for behind the change in the same batch (it holds the lost object and
+/// its `seq`) is not sent; only the writer hears, and a request from before the write is
+/// answered as usual. The reloaded airport gives the next change that `seq`: no client saw it
+/// twice.
+#[test]
+fn a_failed_commit_sends_nothing_built_on_what_it_lost() {
+    let mut h = Harness::new();
+    let controller = h.socket(&who(Role::Controller, "1000001"));
+    let observer = h.socket(&who(Role::Observer, "1000002"));
+    let durable = h.room.airport().clone();
+    let mut outbox = Outbox::default();
+    let get_state = r#"{"type":"GET_STATE","requestId":"before"}"#;
+    outbox.push(h.room.frame(observer, Frame::Text(get_state), h.now), h.now);
+    let change =
+        r#"{"type":"STATE_UPDATE","requestId":"lost","data":{"objectId":"SB_LOST","state":true}}"#;
+    outbox.push(h.room.frame(controller, Frame::Text(change), h.now), h.now);
+    let get_state = r#"{"type":"GET_STATE","requestId":"after"}"#;
+    outbox.push(h.room.frame(observer, Frame::Text(get_state), h.now), h.now);
+    let (_, batch) = outbox.take();
+    let stamp = Stamp {
+        airport: "EGLL",
+        now: h.now,
+    };
+    let sent: Vec<(To, serde_json::Value)> = batch
+        .deliver(false, stamp)
+        .into_iter()
+        .map(|action| match action {
+            Action::Send { to, packet } => (to, parse(&packet)),
+            Action::Close { .. } => panic!("no close"),
+        })
+        .collect();
+    let [(first_to, first), (error_to, error)] = &sent[..] else {
+        panic!("one snapshot and one error, got {sent:?}");
+    };
+    assert_eq!(*first_to, To::Socket(observer));
+    assert_eq!(first["requestId"], "before");
+    assert_eq!(first["data"]["seq"], 0);
+    assert_eq!(*error_to, To::Socket(controller));
+    assert_eq!(error["data"]["code"], "INTERNAL");
+    assert!(
+        sent.iter().all(|(_, p)| !p.to_string().contains("SB_LOST")),
+        "the lost change reached a client: {sent:?}"
+    );
+    // Reloaded from what is durable: the next change is seq 1, and so is what the observer sees.
+    let mut h = Harness::with(h.room.config().clone(), durable);
+    h.socket(&who(Role::Observer, "1000002"));
+    let sent = h.send(
+        &who(Role::Controller, "1000001"),
+        json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_KEPT", "state": true}}),
+    );
+    let (_, packet) = airport_testkit::harness::broadcast(&sent).unwrap();
+    assert_eq!(packet["seq"], 1);
+    assert_eq!(packet["data"]["objectId"], "SB_KEPT");
 }
 
 /// A snapshot's objects and shared state are serialized once per `seq`: every `GET_STATE`,

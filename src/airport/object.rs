@@ -6,13 +6,14 @@
 
 use crate::airport::metrics::{self, MetricsTimer};
 use crate::airport::points::{self, PointsReads};
-use crate::airport::sockets::{self as sockets, Sockets};
+use crate::airport::sockets::{self as sockets, Known, Sockets};
 use crate::airport::storage;
 use crate::directory::entry::DirectoryEntry;
+use crate::gateway::log_internal;
 use crate::handoff::{self, error_response};
 use crate::log_event;
 use crate::now_ms as now;
-use crate::people::accounts::{self, authenticate_connect};
+use crate::people::accounts::{self, PresentedKey, authenticate_connect};
 use crate::people::batch_lookup::BatchLookup;
 use crate::people::person_lookup::network_standing;
 use crate::people::standings;
@@ -26,8 +27,10 @@ use airport_protocol::metrics::Commit;
 use airport_protocol::outbound::Stamp;
 use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
+use airport_protocol::recheck::{answers_limit_ms, session_at};
+use airport_protocol::room::{Answers, Recheck};
 use airport_protocol::{CloseCode, Icao, Room, StoreOp};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 use worker::*;
@@ -52,12 +55,22 @@ pub struct AirportObject {
     directory: Rc<DirectoryEntry>,
     metrics: MetricsTimer,
     /// The accounts of the keys connecting, looked up in batches.
-    accounts: BatchLookup<String, Account>,
+    accounts: BatchLookup<PresentedKey, Account>,
+    recheck: Rc<RecheckAnswers>,
     /// Reads of the points table, for the grouping of equivalent points.
     points: Rc<PointsReads>,
     /// Whether the Worker has the running service's database (NETWORK_DB): without it, no
     /// point has an equivalent.
     network: bool,
+}
+
+/// A re-check's look-ups run beside the alarms, never in their way: heartbeats and idle closes
+/// do not wait for the network or D1. The answers wait here for the next alarm, which is set
+/// for as soon as they are in.
+#[derive(Default)]
+struct RecheckAnswers {
+    asking: Cell<bool>,
+    answers: RefCell<Option<Answers>>,
 }
 
 /// A hook's failure is logged and survived: propagated, it would reset the object.
@@ -71,13 +84,16 @@ fn survive(event: &str, result: Result<()>) -> Result<()> {
 impl DurableObject for AirportObject {
     fn new(state: State, env: Env) -> Self {
         let config = handoff::read_config(&env);
+        // With bad settings nothing is looked up: `accept` refuses first.
+        let key_source = config.as_ref().map(|c| c.key_source).unwrap_or_default();
         AirportObject {
             state,
             config,
             live: Rc::default(),
             directory: Rc::default(),
             metrics: MetricsTimer::default(),
-            accounts: accounts::connect_lookup(&env),
+            accounts: accounts::connect_lookup(&env, key_source),
+            recheck: Rc::default(),
             points: Rc::default(),
             network: points::network_db(&env).is_some(),
             env,
@@ -85,7 +101,10 @@ impl DurableObject for AirportObject {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        (self.serve(req).await).or_else(|error| error_response(&error))
+        (self.serve(req).await).or_else(|error| {
+            log_internal(&error);
+            error_response(&error)
+        })
     }
 
     async fn websocket_message(
@@ -132,22 +151,36 @@ impl AirportObject {
 
     async fn on_message(&self, ws: &WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
         let now = now();
-        let Some(attachment) = sockets::attachment(ws) else {
-            let _ = ws.close(Some(CloseCode::Internal.code()), Some("unknown socket"));
-            return Ok(());
+        // A socket this wake-up has seen is found without reading its attachment, and the
+        // frames of one that has left are dropped here, at the least cost.
+        let known = self
+            .live
+            .borrow()
+            .as_ref()
+            .and_then(|live| live.sockets.find(ws));
+        let id = match known {
+            Some(Known::Gone) => return Ok(()),
+            Some(Known::Member(id)) => id,
+            None => {
+                let Some(attachment) = sockets::attachment(ws) else {
+                    let _ = ws.close(Some(CloseCode::Internal.code()), Some("unknown socket"));
+                    return Ok(());
+                };
+                if attachment.left {
+                    return Ok(());
+                }
+                if !self.ensure_live(None).await? {
+                    let _ = ws.close(Some(CloseCode::Internal.code()), Some("airport not found"));
+                    return Ok(());
+                }
+                attachment.id
+            }
         };
-        if attachment.left {
-            return Ok(());
-        }
-        if !self.ensure_live(None).await? {
-            let _ = ws.close(Some(CloseCode::Internal.code()), Some("airport not found"));
-            return Ok(());
-        }
         let frame = match &message {
             WebSocketIncomingMessage::String(text) => Frame::Text(text),
             WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
         };
-        let effects = self.with_room(|room| room.frame(attachment.id, frame, now))?;
+        let effects = self.with_room(|room| room.frame(id, frame, now))?;
         self.carry_out(effects, now).await;
         self.settle().await
     }
@@ -181,20 +214,55 @@ impl AirportObject {
         if let Some(live) = self.live.borrow_mut().as_mut() {
             live.alarm_at = None;
         }
-        let (effects, recheck) = self.with_room(|room| room.alarm(now))?;
-        self.carry_out(effects, now).await;
-        let mut answers = None;
-        if let Some(questions) = recheck {
-            let source = &self.config()?.role_source;
-            answers = Some(standings::answers(&self.env, source, &questions).await);
-        }
-        let effects = self.with_room(|room| room.finish_alarm(now, answers.as_ref()))?;
+        let answered = self.recheck.answers.take();
+        let (effects, questions) = self.with_room(|room| {
+            let mut effects = Effects::default();
+            if let Some(answers) = &answered {
+                effects = room.rechecked(answers, now);
+            }
+            let (liveness, questions) = room.alarm(now);
+            effects.extend(liveness);
+            (effects, questions)
+        })?;
         self.carry_out(effects, now).await;
         if self.live.borrow().is_none() {
             return Err("the airport's writes failed".into());
         }
         self.settle().await?;
+        if let Some(questions) = questions {
+            self.ask(questions)?;
+        }
         Ok("ok")
+    }
+
+    /// Starts a re-check's look-ups in the background, unless the last one is still out (its
+    /// time limit is far below the re-check interval; this one then only answers "unknown").
+    fn ask(&self, questions: Recheck) -> Result<()> {
+        if self.recheck.asking.replace(true) {
+            return Ok(());
+        }
+        let config = self.config()?.clone();
+        let (env, storage) = (self.env.clone(), self.state.storage());
+        let (recheck, live) = (Rc::clone(&self.recheck), Rc::clone(&self.live));
+        wasm_bindgen_futures::spawn_local(async move {
+            let limit = answers_limit_ms(&config.role_source);
+            let answers = standings::answers(&env, &config, &questions, limit).await;
+            *recheck.answers.borrow_mut() = Some(answers);
+            recheck.asking.set(false);
+            let set_before = live.borrow().as_ref().map(|live| live.alarm_at);
+            let at = now();
+            if let Err(error) = schedule_alarm(&storage, Some(at)).await {
+                log_event::failure("alarm_failed", error);
+                return;
+            }
+            // Unless an event set the alarm meanwhile (then the answers wait for that one).
+            if let Some(live) = live.borrow_mut().as_mut()
+                && Some(live.alarm_at) == set_before
+            {
+                live.alarm_at = Some(at);
+            }
+        });
+        Ok(())
     }
 
     fn with_room<R>(&self, event: impl FnOnce(&mut Room) -> R) -> Result<R> {
@@ -354,14 +422,7 @@ impl AirportObject {
     }
 
     async fn set_alarm(&self, at: Option<i64>) -> Result<()> {
-        let storage = self.state.storage();
-        match at {
-            Some(at) => {
-                let when = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
-                storage.set_alarm(ScheduledTime::new(when)).await?
-            }
-            None => storage.delete_alarm().await?,
-        }
+        schedule_alarm(&self.state.storage(), at).await?;
         if let Some(live) = self.live.borrow_mut().as_mut() {
             live.alarm_at = at;
         }
@@ -394,19 +455,22 @@ impl AirportObject {
         handoff::state_response(body, live)
     }
 
-    /// A WebSocket upgrade: the key first (a bad key stores nothing), then the role source's
-    /// session and the room's admission; `INITIAL_STATE` is the socket's first packet.
+    /// A WebSocket upgrade: the key and the role source's session first (a connection refused
+    /// for either stores nothing, not even the airport), then the room's admission;
+    /// `INITIAL_STATE` is the socket's first packet.
     async fn accept(&self, req: &Request) -> std::result::Result<Response, HttpError> {
         let connecting = handoff::read_connecting(req).map_err(HttpError::internal)?;
-        let account = authenticate_connect(&self.accounts, &connecting.key_hash, now()).await?;
+        let config = self
+            .config
+            .as_ref()
+            .map_err(|e| HttpError::Misconfigured(e.clone()))?;
+        let account = authenticate_connect(&self.accounts, &connecting.key, now()).await?;
+        let source = &config.role_source;
+        let network = network_standing(&self.env, source, &account.cid).await;
+        let session = session_at(source, &connecting.airport, account.session(), network)?;
         self.ensure_live(Some(&connecting.airport))
             .await
             .map_err(HttpError::internal)?;
-        let source = &self.config().map_err(HttpError::internal)?.role_source;
-        let network = network_standing(&self.env, source, &account.cid).await;
-        let session = self
-            .with_room(|room| room.session_for(account.session(), network))
-            .map_err(HttpError::internal)??;
         // What the new socket sees is durable, and no older broadcast reaches it.
         self.flush();
         let (now, id) = (now(), sockets::new_socket_id());
@@ -415,7 +479,7 @@ impl AirportObject {
         let effects = {
             let mut guard = self.live.borrow_mut();
             let live = guard.as_mut().ok_or(HttpError::NotFound)?;
-            let effects = live.room.connect(id, session, connecting.key_hash, now)?;
+            let effects = live.room.connect(id, session, connecting.key.hash, now)?;
             self.state
                 .accept_websocket_with_tags(&pair.server, &[role.as_str()]);
             live.sockets.insert(id, pair.server.clone());
@@ -430,6 +494,18 @@ impl AirportObject {
             return Err(HttpError::Internal("the airport could not be saved".into()));
         }
         self.settle().await.map_err(HttpError::internal)?;
-        Response::from_websocket(pair.client).map_err(HttpError::internal)
+        handoff::upgrade_response(pair.client, connecting.protocol.as_deref())
+            .map_err(HttpError::internal)
+    }
+}
+
+/// Sets the object's one alarm to `at`, or deletes it.
+async fn schedule_alarm(storage: &Storage, at: Option<i64>) -> Result<()> {
+    match at {
+        Some(at) => {
+            let when = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
+            storage.set_alarm(ScheduledTime::new(when)).await
+        }
+        None => storage.delete_alarm().await,
     }
 }

@@ -34,40 +34,80 @@ fn is_open(ws: &WebSocket) -> bool {
     AsRef::<web_sys::WebSocket>::as_ref(ws).ready_state() == OPEN
 }
 
-/// The airport's sockets by the room's ids.
-pub struct Sockets(HashMap<SocketId, WebSocket>);
+/// The airport's sockets by the room's ids, and the other way round: a frame's socket is found
+/// by identity (a `WeakMap` lookup) rather than by reading its attachment, and a frame of a
+/// socket that has left (closed for flooding, say, with thousands of its frames still queued)
+/// is dropped at that first lookup.
+pub struct Sockets {
+    by_id: HashMap<SocketId, WebSocket>,
+    /// WebSocket → its id, or `null` once it has left the airport.
+    known: js_sys::WeakMap,
+}
+
+/// What the airport knows of a socket a frame came from.
+pub enum Known {
+    Member(SocketId),
+    Gone,
+}
+
+fn key(ws: &WebSocket) -> &js_sys::Object {
+    AsRef::<web_sys::WebSocket>::as_ref(ws).unchecked_ref()
+}
 
 impl Sockets {
     /// The sockets still part of the airport after a wake-up (open, not yet left), with their
     /// attachments for the room.
     pub fn present(state: &State) -> (Sockets, Vec<Attachment>) {
-        let mut sockets = HashMap::new();
+        let mut sockets = Sockets {
+            by_id: HashMap::new(),
+            known: js_sys::WeakMap::new(),
+        };
         let mut attachments = Vec::new();
         for ws in state.get_websockets() {
-            if let Some(attachment) = attachment(&ws).filter(|a| !a.left && is_open(&ws)) {
-                sockets.insert(attachment.id, ws);
-                attachments.push(attachment);
+            match attachment(&ws).filter(|a| !a.left && is_open(&ws)) {
+                Some(attachment) => {
+                    sockets.insert(attachment.id, ws);
+                    attachments.push(attachment);
+                }
+                None => sockets.forget(&ws),
             }
         }
-        (Sockets(sockets), attachments)
+        (sockets, attachments)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.by_id.len()
     }
 
     pub fn insert(&mut self, id: SocketId, ws: WebSocket) {
-        self.0.insert(id, ws);
+        self.known.set(key(&ws), &JsValue::from_f64(id as f64));
+        self.by_id.insert(id, ws);
     }
 
     pub fn remove(&mut self, id: SocketId) {
-        self.0.remove(&id);
+        if let Some(ws) = self.by_id.remove(&id) {
+            self.forget(&ws);
+        }
+    }
+
+    /// Marks a socket as gone: its later frames are dropped unread.
+    fn forget(&self, ws: &WebSocket) {
+        self.known.set(key(ws), &JsValue::NULL);
+    }
+
+    /// The socket of a frame, if this wake-up has seen it.
+    pub fn find(&self, ws: &WebSocket) -> Option<Known> {
+        let found = self.known.get(key(ws));
+        if found.is_null() {
+            return Some(Known::Gone);
+        }
+        found.as_f64().map(|id| Known::Member(id as SocketId))
     }
 
     /// Stores the attachments the room changed.
     pub fn save(&self, attachments: &[Attachment]) {
         for attachment in attachments {
-            if let Some(ws) = self.0.get(&attachment.id)
+            if let Some(ws) = self.by_id.get(&attachment.id)
                 && let Err(error) = save_attachment(ws, attachment)
             {
                 log_event::failure("attachment_failed", error);
@@ -84,7 +124,7 @@ impl Sockets {
                     to: To::Socket(id),
                     packet,
                 } => {
-                    if let Some(ws) = self.0.get(id) {
+                    if let Some(ws) = self.by_id.get(id) {
                         sends += u32::from(ws.send_with_str(packet).is_ok());
                     }
                 }
@@ -93,7 +133,7 @@ impl Sockets {
                         To::All { except } | To::Controllers { except } => *except,
                         To::Socket(_) | To::PilotsAndObservers => None,
                     };
-                    let except = except.and_then(|id| self.0.get(&id));
+                    let except = except.and_then(|id| self.by_id.get(&id));
                     sends += send_to_group(state, *to, except, packet);
                 }
                 Action::Close {
@@ -101,9 +141,10 @@ impl Sockets {
                     code,
                     reason,
                 } => {
-                    let Some(ws) = self.0.remove(socket) else {
+                    let Some(ws) = self.by_id.remove(socket) else {
                         continue;
                     };
+                    self.forget(&ws);
                     if let Some(attachment) = attachment(&ws) {
                         mark_left(&ws, attachment);
                     }

@@ -56,9 +56,11 @@ struct IcaoRow {
 
 /// The airports listed as live, by the index on `status`: the cost follows the airports live
 /// now, not every airport that ever was.
-pub async fn live(db: &D1Database) -> Result<Vec<Icao>> {
+/// The airports listed live, in ICAO order, at most `limit` of them.
+pub async fn live(db: &D1Database, limit: usize) -> Result<Vec<Icao>> {
     let rows: Vec<IcaoRow> = db
-        .prepare("SELECT icao FROM airports WHERE status = 'live' ORDER BY icao")
+        .prepare("SELECT icao FROM airports WHERE status = 'live' ORDER BY icao LIMIT ?1")
+        .bind(&[(limit as f64).into()])?
         .all()
         .await?
         .results()?;

@@ -12,14 +12,17 @@
 //! a burst of connections (BENCHMARKS.md).
 
 mod public_state;
+mod strangers;
 
-use crate::handoff::{connect_headers, error_response, json_response};
+use crate::handoff::{connect_headers, error_response, json_response, read_config};
 use crate::log_event;
-use crate::people::accounts::hash_key;
-
+use crate::people::accounts::presented;
+use crate::people::key_memory::Outcome;
 use crate::subrequest;
 use airport_protocol::Icao;
+use airport_protocol::config::KeySource;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, check_connect};
+use std::cell::OnceCell;
 use worker::*;
 
 /// Reported by `GET /health`; `build.rs` records the git revision.
@@ -37,9 +40,30 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
 
 /// Logs an internal error once, where it is turned into a response.
 pub fn log_internal(error: &HttpError) {
-    if let HttpError::Internal(detail) = error {
-        log_event::failure("internal_error", detail);
+    match error {
+        HttpError::Internal(detail) => log_event::failure("internal_error", detail),
+        HttpError::Misconfigured(error) => log_event::failure("misconfigured", error),
+        _ => {}
     }
+}
+
+thread_local! {
+    /// Where keys are looked up, read once per isolate with the rest of the settings: a
+    /// deployment's variables and bindings are fixed for an isolate's life.
+    static KEY_SOURCE: OnceCell<std::result::Result<KeySource, HttpError>> =
+        const { OnceCell::new() };
+}
+
+/// Where keys are looked up; bad settings are a 500 naming the setting.
+pub fn key_source(env: &Env) -> std::result::Result<KeySource, HttpError> {
+    KEY_SOURCE.with(|cell| {
+        cell.get_or_init(|| {
+            read_config(env)
+                .map(|config| config.key_source)
+                .map_err(HttpError::Misconfigured)
+        })
+        .clone()
+    })
 }
 
 async fn route(
@@ -52,21 +76,22 @@ async fn route(
     let method = req.method();
     let (airport_param, key_param) = (url.param("airport"), url.param("key"));
     let headers = req.headers();
-    let (upgrade, authorization, accept) = (
-        headers.get("Upgrade").ok().flatten(),
-        headers.get("Authorization").ok().flatten(),
-        headers.get("Accept").ok().flatten(),
-    );
+    let header = |name| headers.get(name).ok().flatten();
+    let (upgrade, authorization, accept) =
+        (header("Upgrade"), header("Authorization"), header("Accept"));
+    let protocols = header("Sec-WebSocket-Protocol");
+    let address = strangers::address(&headers);
     let parts = RequestParts {
         method: &method,
         upgrade: upgrade.as_deref(),
         airport: airport_param.as_deref(),
         key_param: key_param.as_deref(),
         authorization: authorization.as_deref(),
+        protocols: protocols.as_deref(),
     };
     let result = match url.path {
-        "/connect" => connect(env, &parts).await,
-        "/state" => public_state::serve(env, &url, &parts).await,
+        "/connect" => connect(env, &parts, address.as_deref()).await,
+        "/state" => public_state::serve(env, &url, &parts, address.as_deref()).await,
         "/health" => health(&method).map(Into::into),
         path if is_dashboard_page(path, &method, accept.as_deref()) => {
             dashboard_page(env, req).await
@@ -79,15 +104,23 @@ async fn route(
 async fn connect(
     env: &Env,
     parts: &RequestParts<'_>,
+    address: Option<&str>,
 ) -> std::result::Result<web_sys::Response, HttpError> {
-    let (airport, key) = check_connect(parts)?;
+    let request = check_connect(parts)?;
+    let source = key_source(env)?;
     // The airport looks the key up: there, a burst of connections shares its queries.
-    let key_hash = hash_key(key).await.map_err(HttpError::internal)?;
-    let headers = connect_headers(&airport, &key_hash).map_err(HttpError::internal)?;
+    let key = presented(source, request.key)
+        .await
+        .map_err(HttpError::internal)?;
+    strangers::admit(env, address, &key.hash).await?;
+    let headers =
+        connect_headers(&request.airport, &key, request.protocol).map_err(HttpError::internal)?;
     headers
         .set("Upgrade", "websocket")
         .map_err(HttpError::internal)?;
-    ask_airport(env, &airport, "connect", &headers).await
+    let answer = ask_airport(env, &request.airport, "connect", &headers).await?;
+    strangers::answered(&key.hash, Outcome::of_status(answer.status()));
+    Ok(answer)
 }
 
 fn health(method: &str) -> std::result::Result<Response, HttpError> {

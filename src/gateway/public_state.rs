@@ -6,15 +6,18 @@
 //! `airport=all` reads only the airports listed live.
 
 use crate::directory;
-use crate::gateway::{ask_airport, log_internal};
+use crate::gateway::{ask_airport, key_source, log_internal, strangers};
 use crate::handoff::{LIVE_HEADER, airport_headers, error_response, json_response};
 use crate::log_event;
-use crate::people::accounts::authenticate;
+use crate::people::accounts::{authenticate, presented};
+use crate::people::key_memory::Outcome;
 use crate::people::lookup_cache::{LookupCache, Sharing};
 use crate::subrequest;
 use airport_protocol::Icao;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, StateTarget, check_state};
-use airport_protocol::directory::{Listing, dormant_state};
+use airport_protocol::directory::{
+    ALL_STATES_MAX_AIRPORTS, Listing, all_states_body, dormant_state,
+};
 use futures_util::FutureExt;
 use futures_util::future::join_all;
 use std::rc::Rc;
@@ -43,11 +46,12 @@ pub async fn serve(
     env: &Env,
     url: &RequestUrl<'_>,
     parts: &RequestParts<'_>,
+    address: Option<&str>,
 ) -> Result<web_sys::Response, HttpError> {
     let response = if parts.method == "OPTIONS" {
         preflight()
     } else {
-        match answer(env, url, parts).await {
+        match answer(env, url, parts, address).await {
             Ok(body) => json_response(body.as_ref().clone()).and_then(|response| {
                 response.headers().set(
                     "Cache-Control",
@@ -82,10 +86,17 @@ async fn answer(
     env: &Env,
     url: &RequestUrl<'_>,
     parts: &RequestParts<'_>,
+    address: Option<&str>,
 ) -> Result<Rc<String>, HttpError> {
     let (target, key) = check_state(parts)?;
     if let Some(key) = key {
-        authenticate(env, key).await?;
+        let source = key_source(env)?;
+        let key = presented(source, key).await.map_err(HttpError::internal)?;
+        strangers::admit(env, address, &key.hash).await?;
+        let hash = key.hash.clone();
+        let checked = authenticate(env, source, key).await;
+        strangers::answered(&hash, Outcome::of_check(&checked));
+        checked?;
     }
     let edge_key = format!(
         "{}/state?airport={}",
@@ -183,27 +194,29 @@ async fn ask_for_state(env: &Env, icao: &Icao) -> Result<(String, bool), HttpErr
     Ok((text, live))
 }
 
-/// `{"states":[…]}` for the airports listed live that still are: each is asked, and an airport
-/// whose last controller and pilot just left (its listing not yet rewritten) is left out.
+/// `{"states":[…]}` for the airports listed live that still are, within the bounds of
+/// `directory::all_states_body`: each is asked, and an airport whose last controller and pilot
+/// just left (its listing not yet rewritten) is left out.
 async fn all_live(env: &Env) -> Result<String, HttpError> {
     let db = env.d1("DB").map_err(HttpError::internal)?;
-    let listed = directory::live(&db).await.map_err(HttpError::internal)?;
+    let mut listed = directory::live(&db, ALL_STATES_MAX_AIRPORTS + 1)
+        .await
+        .map_err(HttpError::internal)?;
+    let listed_more = listed.len() > ALL_STATES_MAX_AIRPORTS;
+    listed.truncate(ALL_STATES_MAX_AIRPORTS);
     let answers = join_all(listed.iter().map(|icao| ask_for_state(env, icao))).await;
-    let mut body = String::from("{\"states\":[");
-    let mut first = true;
-    for answer in answers {
-        match answer {
-            Ok((state, true)) => {
-                if !std::mem::take(&mut first) {
-                    body.push(',');
-                }
-                body.push_str(&state);
-            }
-            Ok((_, false)) => {}
-            // One airport that cannot answer does not hide the others.
-            Err(error) => log_internal(&error),
+    let live = answers.into_iter().filter_map(|answer| match answer {
+        Ok((state, true)) => Some(state),
+        Ok((_, false)) => None,
+        // One airport that cannot answer does not hide the others.
+        Err(error) => {
+            log_internal(&error);
+            None
         }
-    }
-    body.push_str("]}");
-    Ok(body)
+    });
+    let live: Vec<String> = live.collect();
+    Ok(all_states_body(
+        live.iter().map(String::as_str),
+        listed_more,
+    ))
 }

@@ -20,6 +20,17 @@ type Query<K, V> = dyn Fn(Vec<K>) -> LocalBoxFuture<'static, Option<HashMap<K, V
 pub struct BatchLookup<K, V> {
     gathering: Rc<RefCell<Gathering<K, V>>>,
     query: Rc<Query<K, V>>,
+    /// Keys that may wait for the next batch; past them a look-up is [`Unanswered::Busy`].
+    max_waiting: usize,
+}
+
+/// Why a look-up has no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// Its batch's query failed.
+    Failed,
+    /// The next batch was full: a flood of look-ups is under way.
+    Busy,
 }
 
 struct Gathering<K, V> {
@@ -35,6 +46,7 @@ impl<K: Eq + Hash + Clone + 'static, V: Clone + 'static> BatchLookup<K, V> {
     /// `query` answers a batch of keys, a key asked for twice in it once or twice. (Making
     /// them distinct here, by a set or a sort, costs 1–4 KB of Wasm; SQL's `IN` does it free.)
     pub fn new(
+        max_waiting: usize,
         query: impl Fn(Vec<K>) -> LocalBoxFuture<'static, Option<HashMap<K, V>>> + 'static,
     ) -> Self {
         BatchLookup {
@@ -44,13 +56,17 @@ impl<K: Eq + Hash + Clone + 'static, V: Clone + 'static> BatchLookup<K, V> {
                 last: None,
             })),
             query: Rc::new(query),
+            max_waiting,
         }
     }
 
-    /// `Some(Some(value))` when found, `Some(None)` when not, `None` when the query failed.
-    pub async fn get(&self, key: &K) -> Option<Option<V>> {
+    /// `Ok(Some(value))` when found, `Ok(None)` when not.
+    pub async fn get(&self, key: &K) -> Result<Option<V>, Unanswered> {
         let batch = {
             let mut gathering = self.gathering.borrow_mut();
+            if gathering.keys.len() >= self.max_waiting {
+                return Err(Unanswered::Busy);
+            }
             gathering.keys.push(key.clone());
             match &gathering.next {
                 Some(batch) => batch.clone(),
@@ -63,8 +79,8 @@ impl<K: Eq + Hash + Clone + 'static, V: Clone + 'static> BatchLookup<K, V> {
                 }
             }
         };
-        let found = batch.await?;
-        Some(found.get(key).cloned())
+        let found = batch.await.ok_or(Unanswered::Failed)?;
+        Ok(found.get(key).cloned())
     }
 
     /// The next batch: it waits for `previous`, then takes the keys gathered so far.
@@ -95,6 +111,8 @@ mod tests {
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
 
+    const MAX_WAITING: usize = 4;
+
     /// The queries a lookup made, in order, each with its keys.
     type Log = Rc<RefCell<Vec<Vec<u32>>>>;
 
@@ -121,7 +139,7 @@ mod tests {
                 Rc::clone(&self.open),
                 Rc::clone(&self.failing),
             );
-            BatchLookup::new(move |keys: Vec<u32>| {
+            BatchLookup::new(MAX_WAITING, move |keys: Vec<u32>| {
                 log.borrow_mut().push(keys.clone());
                 let (open, failing) = (Rc::clone(&open), failing.get());
                 async move {
@@ -160,8 +178,8 @@ mod tests {
     fn a_lone_lookup_is_one_query_of_one_key() {
         let source = Source::new();
         let lookup = source.lookup();
-        assert_eq!(block_on(lookup.get(&4)), Some(Some(40)));
-        assert_eq!(block_on(lookup.get(&3)), Some(None));
+        assert_eq!(block_on(lookup.get(&4)), Ok(Some(40)));
+        assert_eq!(block_on(lookup.get(&3)), Ok(None));
         assert_eq!(*source.log.borrow(), vec![vec![4], vec![3]]);
     }
 
@@ -170,9 +188,9 @@ mod tests {
         let source = Source::new();
         let lookup = source.lookup();
         source.open.set(false);
-        // The first look-up starts a query at once; the nine after it find it under way and
+        // The first look-up starts a query at once; the four after it find it under way and
         // wait for it, then go in one query.
-        const KEYS: [u32; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 2];
+        const KEYS: [u32; 5] = [1, 2, 3, 4, 2];
         let mut all = std::pin::pin!(join_all(KEYS.iter().map(|key| lookup.get(key))));
         assert!(poll_once(all.as_mut()).is_pending());
         assert_eq!(*source.log.borrow(), vec![vec![1]]);
@@ -180,13 +198,26 @@ mod tests {
         let answers = block_on(all);
         let expected: Vec<_> = KEYS
             .iter()
-            .map(|key| Some((key % 2 == 0).then_some(key * 10)))
+            .map(|key| Ok((key % 2 == 0).then_some(key * 10)))
             .collect();
         assert_eq!(answers, expected);
-        assert_eq!(
-            *source.log.borrow(),
-            vec![vec![1], vec![2, 3, 4, 5, 6, 7, 8, 9, 2]]
-        );
+        assert_eq!(*source.log.borrow(), vec![vec![1], vec![2, 3, 4, 2]]);
+    }
+
+    #[test]
+    fn past_the_waiting_bound_a_lookup_is_busy_at_once() {
+        let source = Source::new();
+        let lookup = source.lookup();
+        source.open.set(false);
+        // One under way, four waiting: the sixth is refused without being queued.
+        let keys: Vec<u32> = (0..6).collect();
+        let mut all = std::pin::pin!(join_all(keys.iter().map(|key| lookup.get(key))));
+        assert!(poll_once(all.as_mut()).is_pending());
+        source.open.set(true);
+        let answers = block_on(all);
+        assert_eq!(answers[5], Err(Unanswered::Busy));
+        assert!(answers[..5].iter().all(Result::is_ok));
+        assert_eq!(*source.log.borrow(), vec![vec![0], vec![1, 2, 3, 4]]);
     }
 
     #[test]
@@ -194,9 +225,9 @@ mod tests {
         let source = Source::new();
         let lookup = source.lookup();
         source.failing.set(true);
-        assert_eq!(block_on(lookup.get(&2)), None);
+        assert_eq!(block_on(lookup.get(&2)), Err(Unanswered::Failed));
         source.failing.set(false);
-        assert_eq!(block_on(lookup.get(&2)), Some(Some(20)));
+        assert_eq!(block_on(lookup.get(&2)), Ok(Some(20)));
         assert_eq!(source.log.borrow().len(), 2);
     }
 
@@ -210,7 +241,10 @@ mod tests {
         assert!(poll_once(all.as_mut()).is_pending());
         source.failing.set(false);
         source.open.set(true);
-        assert_eq!(block_on(all), vec![None, Some(Some(20)), Some(Some(40))]);
+        assert_eq!(
+            block_on(all),
+            vec![Err(Unanswered::Failed), Ok(Some(20)), Ok(Some(40))]
+        );
         assert_eq!(*source.log.borrow(), vec![vec![1], vec![2, 4]]);
     }
 
@@ -218,8 +252,8 @@ mod tests {
     fn nothing_is_kept_between_batches() {
         let source = Source::new();
         let lookup = source.lookup();
-        block_on(lookup.get(&2));
-        block_on(lookup.get(&2));
+        assert_eq!(block_on(lookup.get(&2)), Ok(Some(20)));
+        assert_eq!(block_on(lookup.get(&2)), Ok(Some(20)));
         assert_eq!(*source.log.borrow(), vec![vec![2], vec![2]]);
     }
 }

@@ -7,10 +7,10 @@
 //! refuses it and cancels the waiter as hung), so there waiters sleep on their own timer and
 //! look again until the answer is in memory, and ask themselves if it does not come.
 
+use super::bounded_map::BoundedMap;
 use futures_util::FutureExt;
 use futures_util::future::{LocalBoxFuture, Shared};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 
@@ -42,9 +42,8 @@ pub enum Sharing {
 }
 
 pub struct LookupCache<K, V> {
-    entries: RefCell<HashMap<K, Entry<V>>>,
-    /// Entries kept at most; the cache starts over when it is full.
-    max_entries: usize,
+    /// At most `max_entries`; when it is full, the oldest goes.
+    entries: RefCell<BoundedMap<K, Entry<V>>>,
     sharing: Sharing,
 }
 
@@ -59,8 +58,7 @@ enum Found<V> {
 impl<K: Eq + Hash + Clone, V: Clone + 'static> LookupCache<K, V> {
     pub fn new(max_entries: usize, sharing: Sharing) -> Self {
         LookupCache {
-            entries: RefCell::new(HashMap::new()),
-            max_entries,
+            entries: RefCell::new(BoundedMap::new(max_entries)),
             sharing,
         }
     }
@@ -136,11 +134,7 @@ impl<K: Eq + Hash + Clone, V: Clone + 'static> LookupCache<K, V> {
     }
 
     fn insert(&self, key: &K, entry: Entry<V>) {
-        let mut entries = self.entries.borrow_mut();
-        if entries.len() >= self.max_entries && !entries.contains_key(key) {
-            entries.clear();
-        }
-        entries.insert(key.clone(), entry);
+        self.entries.borrow_mut().insert(key.clone(), entry);
     }
 }
 
@@ -270,14 +264,16 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_starts_over() {
+    fn a_full_cache_forgets_its_oldest_entry() {
         let cache = LookupCache::new(2, Sharing::Shared);
         let calls = Rc::new(Cell::new(0));
         for key in ["a", "b", "c"] {
             block_on(cache.get(&key, 0, 1000, || counted(&calls, Some(0))));
         }
-        block_on(cache.get(&"a", 0, 1000, || counted(&calls, Some(0))));
+        // "b" and "c" are still held; "a", the oldest, went.
+        for key in ["b", "c", "a"] {
+            block_on(cache.get(&key, 0, 1000, || counted(&calls, Some(0))));
+        }
         assert_eq!(calls.get(), 4);
-        assert_eq!(cache.entries.borrow().len(), 2);
     }
 }

@@ -4,6 +4,8 @@
 //! here; the two look-up helpers below are plain Rust, tested natively.
 
 pub mod batch_lookup;
+pub mod bounded_map;
+pub mod key_memory;
 pub mod lookup_cache;
 
 #[cfg(target_arch = "wasm32")]

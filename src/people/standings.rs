@@ -5,16 +5,17 @@
 //! and it counts as unreachable after a timeout.
 
 use crate::log_event;
-use crate::people::accounts::accounts_for_key_hashes;
+use crate::people::accounts::KeyDatabases;
 use crate::people::lookup_cache::{LookupCache, Sharing};
 use crate::people::person_lookup::network_standing;
 use crate::subrequest;
 use airport_protocol::Cid;
-use airport_protocol::config::{RoleSource, VatsimSettings};
+use airport_protocol::config::{Config, RoleSource, VatsimSettings};
 use airport_protocol::recheck::{KeyStanding, NetworkStanding};
 use airport_protocol::room::{Answers, Recheck};
 use airport_protocol::vatsim::{NetworkConnection, parse_status};
-use futures_util::future::{Either, select};
+use futures_util::future::{Either, join, join_all, select};
+use std::cell::RefCell;
 use std::pin::pin;
 use std::time::Duration;
 use worker::{AbortController, Delay, Env};
@@ -62,32 +63,43 @@ impl StatusClient {
     }
 }
 
-/// The answers to a re-check. What cannot be asked now stays unknown, and its sessions are
-/// kept.
-pub async fn answers(env: &Env, source: &RoleSource, questions: &Recheck) -> Answers {
-    let db = env.d1("DB").ok();
-    let mut answers = Answers::default();
-    if let Some(db) = db {
-        let mut found = accounts_for_key_hashes(&db, questions.key_hashes.clone())
-            .await
-            .inspect_err(|error| log_event::failure("account_lookup_failed", error));
-        for key_hash in &questions.key_hashes {
-            let standing = match &mut found {
-                Ok(found) => match found.remove(key_hash) {
-                    Some(account) => KeyStanding::Valid(account),
-                    None => KeyStanding::Revoked,
-                },
-                Err(_) => KeyStanding::Unknown,
+/// The answers to a re-check: the keys (one query per key database) and each person's
+/// standing, asked all at once and waited for at most `limit_ms` in all. What has not come back
+/// by then stays unknown, and its sessions are kept.
+pub async fn answers(env: &Env, config: &Config, questions: &Recheck, limit_ms: i64) -> Answers {
+    let answers = RefCell::new(Answers::default());
+    {
+        let keys = async {
+            let Ok(databases) = KeyDatabases::open(env, config.key_source)
+                .inspect_err(|error| log_event::failure("account_lookup_failed", error))
+            else {
+                return;
             };
-            answers.keys.insert(key_hash.clone(), standing);
-        }
+            let mut found = databases
+                .rechecked(&questions.key_hashes, &questions.people)
+                .await
+                .inspect_err(|error| log_event::failure("account_lookup_failed", error));
+            let mut answers = answers.borrow_mut();
+            for key_hash in &questions.key_hashes {
+                let standing = match &mut found {
+                    Ok(found) => match found.remove(key_hash) {
+                        Some(account) => KeyStanding::Valid(account),
+                        None => KeyStanding::Revoked,
+                    },
+                    Err(_) => KeyStanding::Unknown,
+                };
+                answers.keys.insert(key_hash.clone(), standing);
+            }
+        };
+        let people = join_all(questions.people.iter().map(|cid| async {
+            if let Some(standing) = network_standing(env, &config.role_source, cid).await {
+                answers.borrow_mut().network.insert(cid.clone(), standing);
+            }
+        }));
+        let limit = Delay::from(Duration::from_millis(limit_ms.max(0) as u64));
+        select(pin!(join(keys, people)), pin!(limit)).await;
     }
-    for cid in &questions.people {
-        if let Some(standing) = network_standing(env, source, cid).await {
-            answers.network.insert(cid.clone(), standing);
-        }
-    }
-    answers
+    answers.into_inner()
 }
 
 fn standing(answer: Answer) -> NetworkStanding {

@@ -2,7 +2,7 @@
 //! native bench (`protocol/benches/core.rs`, criterion and valgrind) and the Wasm one
 //! (`examples/wasm_core.rs`, the same code as the Worker runs it).
 
-use airport_protocol::config::{Config, RateLimit, RateLimits};
+use airport_protocol::config::Config;
 use airport_protocol::equivalence::{Equivalence, PointRow};
 use airport_protocol::liveness::Schedule;
 use airport_protocol::packet::Frame;
@@ -193,16 +193,8 @@ impl Fixture {
 
     /// Seeded with `objects` objects, so that look-ups and inserts work on a realistic map.
     fn new(objects: usize) -> Self {
-        let limit = RateLimit {
-            burst: f64::MAX,
-            per_second: f64::MAX,
-            flood_drops: f64::MAX,
-        };
         let config = Config {
-            rate_limits: RateLimits {
-                controller: limit,
-                pilot_or_observer: limit,
-            },
+            rate_limits: crate::harness::unlimited_rates(),
             ..Config::default()
         };
         let airport = Airport::new(Icao::parse("EGLL").unwrap());

@@ -2,7 +2,7 @@
 //! use), and a frame's effects as its sender sees them.
 
 use airport_protocol::airport::StoreOp;
-use airport_protocol::config::{Config, RateLimits};
+use airport_protocol::config::{Config, RateLimit, RateLimits};
 use airport_protocol::connect::HttpError;
 use airport_protocol::effects::{Action, To};
 use airport_protocol::liveness::Schedule;
@@ -10,6 +10,20 @@ use airport_protocol::packet::Frame;
 use airport_protocol::{Airport, Cid, CloseCode, Effects, Icao, Role, Room, Session};
 use airport_protocol::{SocketId, room::Answers};
 use serde_json::Value;
+
+/// Rate limits that never limit, so that pacing never masks a packet.
+pub fn unlimited_rates() -> RateLimits {
+    let limit = RateLimit {
+        burst: 1e12,
+        per_second: 1e12,
+        flood_drops: 1e12,
+    };
+    RateLimits {
+        controller: limit,
+        pilot_or_observer: limit,
+        asks: limit,
+    }
+}
 
 #[derive(Clone)]
 pub struct Harness {
@@ -112,6 +126,11 @@ impl Harness {
         Harness::default()
     }
 
+    /// No rate limit at all: for tests about packets, not pacing.
+    pub fn unlimited() -> Self {
+        Harness::with_limits(unlimited_rates())
+    }
+
     pub fn with_limits(rate_limits: RateLimits) -> Self {
         Harness::with(
             Config {
@@ -185,11 +204,12 @@ impl Harness {
         self.room.leave(socket, self.now)
     }
 
-    /// The alarm at `now`, with `answers` to a re-check if one is due.
+    /// The alarm at `now`, then `answers` to a re-check if one is due, as they would arrive.
     pub fn alarm(&mut self, answers: &Answers) -> Effects {
         let (mut effects, recheck) = self.room.alarm(self.now);
-        let answers = recheck.map(|_| answers);
-        effects.extend(self.room.finish_alarm(self.now, answers));
+        if recheck.is_some() {
+            effects.extend(self.room.rechecked(answers, self.now));
+        }
         effects
     }
 }

@@ -1,5 +1,6 @@
 // Browser-test helpers: headless Chromium (Debian's, installed by scripts/setup.sh) driven by
 // puppeteer-core, against the service of tests/integration/harness.mjs.
+import { before, after } from "node:test";
 import puppeteer from "puppeteer-core";
 import { Service } from "../integration/harness.mjs";
 import { until } from "../integration/helpers.mjs";
@@ -34,6 +35,27 @@ export class PinnedService extends Service {
 }
 
 /**
+ * The service (a `PinnedService`) and a headless Chromium for the tests of one file: started
+ * before them, closed after them. `open(t, path, options)` is `openPage` on the two.
+ */
+export function browserSuite() {
+  const suite = {
+    service: null,
+    browser: null,
+    open: (t, path, options) => openPage(t, suite.browser, suite.service, path, options),
+  };
+  before(async () => {
+    suite.service = await new PinnedService().start();
+    suite.browser = await launch();
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.service?.stop();
+  });
+  return suite;
+}
+
+/**
  * A new page of `browser` at `path` of `service`, in a browser context of its own (its own
  * local storage) that is closed after test `t`. With `key`, the page finds it saved, as after
  * entering it once. `page.problems` collects page errors and console errors (CSP violations
@@ -51,9 +73,13 @@ export async function openPage(t, browser, service, path, { key, viewport = { wi
   });
   page.sentFrames = [];
   page.socketsOpened = 0;
+  page.socketUrls = [];
   const cdp = await page.createCDPSession();
   await cdp.send("Network.enable");
-  cdp.on("Network.webSocketCreated", () => page.socketsOpened++);
+  cdp.on("Network.webSocketCreated", (event) => {
+    page.socketsOpened++;
+    page.socketUrls.push(event.url);
+  });
   cdp.on("Network.webSocketFrameSent", (event) => page.sentFrames.push(event.response.payloadData));
   if (key) {
     await page.evaluateOnNewDocument(

@@ -1,26 +1,17 @@
 // The dashboard in headless Chromium against the local service: the directory, an airport page
 // live over /connect (changes, presence, a seq gap, a restart) and read-only without a key, and
 // the headers it is served with.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KEYS, CIDS } from "../integration/harness.mjs";
 import { keepAlive, scene, snapshot, until } from "../integration/helpers.mjs";
-import { PinnedService, KEY_STORAGE, launch, logLines, openPage, rowState, status, unexpectedProblems, untilStatus } from "./browser.mjs";
+import { browserSuite, KEY_STORAGE, logLines, rowState, status, unexpectedProblems, untilStatus } from "./browser.mjs";
 
-let service;
-let browser;
-before(async () => {
-  service = await new PinnedService().start();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await service?.stop();
-});
+const suite = browserSuite();
 
 /** A controller at `airport` that answers heartbeats; closed after the test. */
 async function controller(t, airport, key = KEYS.controller1) {
-  const c = await scene(t, service, airport).join(key);
+  const c = await scene(t, suite.service, airport).join(key);
   keepAlive(c);
   return c;
 }
@@ -34,7 +25,7 @@ async function set(c, objectId, state) {
 test("pages are served to browsers with their headers; API clients still get 404", async () => {
   const html = { Accept: "text/html,application/xhtml+xml" };
   for (const path of ["/", "/airport/EGLL"]) {
-    const res = await service.fetch(path, { headers: html });
+    const res = await suite.service.fetch(path, { headers: html });
     assert.equal(res.status, 200, path);
     assert.match(res.headers.get("content-type"), /^text\/html/);
     assert.equal(res.headers.get("cache-control"), "no-cache");
@@ -47,7 +38,7 @@ test("pages are served to browsers with their headers; API clients still get 404
     const assets = [...body.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
     assert.equal(assets.length, 2, body);
     for (const asset of assets) {
-      const a = await service.fetch(asset);
+      const a = await suite.service.fetch(asset);
       assert.equal(a.status, 200, asset);
       assert.match(asset, /-[A-Z0-9]{8}\.(js|css)$/, "a content-hashed name");
       assert.match(a.headers.get("content-type"), asset.endsWith(".js") ? /^text\/javascript/ : /^text\/css/);
@@ -55,13 +46,13 @@ test("pages are served to browsers with their headers; API clients still get 404
     }
   }
   // Without Accept: text/html (an API client), and for other methods, nothing changed.
-  assert.equal((await service.fetch("/")).status, 404);
-  assert.equal((await service.fetch("/", { method: "POST", headers: html })).status, 404);
-  assert.equal((await service.fetch("/state?airport=all", { headers: html })).headers.get("content-type"), "application/json");
+  assert.equal((await suite.service.fetch("/")).status, 404);
+  assert.equal((await suite.service.fetch("/", { method: "POST", headers: html })).status, 404);
+  assert.equal((await suite.service.fetch("/state?airport=all", { headers: html })).headers.get("content-type"), "application/json");
 });
 
 test("the directory lists an airport once a controller connects", async (t) => {
-  const page = await openPage(t, browser, service, "/");
+  const page = await suite.open(t, "/");
   await until(() => page.$eval("[role=status]", (el) => el.textContent !== "Loading…"), { what: "the first poll" });
   assert.equal(await page.$("tr[data-airport=EDDF]"), null, "not listed before");
   const c = await controller(t, "EDDF");
@@ -89,7 +80,7 @@ test("the directory lists an airport once a controller connects", async (t) => {
 test("a key entered once goes live; a controller's change shows within a second", async (t) => {
   const c = await controller(t, "KJFK");
   await set(c, "SB_4L_A", false);
-  const page = await openPage(t, browser, service, "/airport/KJFK");
+  const page = await suite.open(t, "/airport/KJFK");
   await untilStatus(page, "read-only");
   const entries = await page.evaluate(() => history.length);
   // Typed into the form, kept in local storage, never in the address or the history.
@@ -98,6 +89,9 @@ test("a key entered once goes live; a controller's change shows within a second"
   await untilStatus(page, "live");
   assert.equal(await page.evaluate((k) => localStorage.getItem(k), KEY_STORAGE), KEYS.observer1);
   assert.ok(!page.url().includes(KEYS.observer1), "the key is not in the address");
+  // The socket carries it as a subprotocol, not in its URL.
+  assert.ok(page.socketUrls.length > 0);
+  assert.ok(!page.socketUrls.some((url) => url.includes(KEYS.observer1)), "nor in a socket's URL");
   assert.equal(await page.evaluate(() => history.length), entries, "no history entry");
   assert.ok(!(await logLines(page)).some((line) => line.includes(KEYS.observer1)), "nor in the log");
   await until(async () => (await rowState(page, "SB_4L_A")) === "off", { what: "the object drawn" });
@@ -122,7 +116,7 @@ test("a key entered once goes live; a controller's change shows within a second"
 
 test("controller connects and disconnects appear on the airport page", async (t) => {
   const first = await controller(t, "LFPG");
-  const page = await openPage(t, browser, service, "/airport/LFPG", { key: KEYS.observer1 });
+  const page = await suite.open(t, "/airport/LFPG", { key: KEYS.observer1 });
   await untilStatus(page, "live");
   const controllers = () => page.$$eval('[aria-label="Controllers online"] li', (items) => items.map((li) => li.textContent));
   assert.deepEqual(await controllers(), [CIDS.controller1]);
@@ -142,7 +136,7 @@ test("a seq gap is recovered with GET_STATE", async (t) => {
   await set(c, "SB_A", false);
   await set(c, "SB_B", false);
   // The test drops change frames before the page sees them, as a lost frame would be.
-  const page = await openPage(t, browser, service, "/airport/EHAM", {
+  const page = await suite.open(t, "/airport/EHAM", {
     key: KEYS.observer1,
     before: () => {
       window.__dropChanges = 0;
@@ -184,10 +178,10 @@ test("a seq gap is recovered with GET_STATE", async (t) => {
 test("the page reconnects after the service restarts", async (t) => {
   const c = await controller(t, "RJTT");
   await set(c, "SB_34R", false);
-  const page = await openPage(t, browser, service, "/airport/RJTT", { key: KEYS.observer1 });
+  const page = await suite.open(t, "/airport/RJTT", { key: KEYS.observer1 });
   await untilStatus(page, "live");
   const opened = page.socketsOpened;
-  await service.restart();
+  await suite.service.restart();
   await untilStatus(page, "live", 30_000);
   assert.ok(page.socketsOpened > opened, "a new socket");
   assert.ok((await logLines(page)).some((line) => /reconnecting in/.test(line)));
@@ -201,10 +195,12 @@ test("the page reconnects after the service restarts", async (t) => {
 test("without a key the page is a read-only view of the public state", async (t) => {
   const c = await controller(t, "YSSY");
   await set(c, "SB_16R_B1", false);
-  const page = await openPage(t, browser, service, "/airport/YSSY");
+  const page = await suite.open(t, "/airport/YSSY");
   await untilStatus(page, "read-only");
   assert.ok(await page.$eval("#observer-key", (el) => el.offsetParent !== null), "the key form is shown");
   await until(async () => (await rowState(page, "SB_16R_B1")) === "off", { ms: 10_000, what: "the public state drawn" });
+  assert.equal(await page.$eval(".status", (el) => el.textContent), "read-only: public state every 3 s");
+  assert.equal(await page.$eval(".counts", (el) => el.textContent), "1 object, 0 on");
   await set(c, "SB_16R_B1", true);
   await until(async () => (await rowState(page, "SB_16R_B1")) === "on", { ms: 15_000, what: "the change polled" });
   assert.equal(page.socketsOpened, 0, "no WebSocket without a key");
@@ -215,7 +211,7 @@ test("without a key the page is a read-only view of the public state", async (t)
 test("a phone-sized screen fits without scrolling sideways", async (t) => {
   const c = await controller(t, "EGKK");
   await set(c, "SB_26L_LONG_OBJECT_IDENTIFIER_A1", { colour: "red", intensity: 3 });
-  const page = await openPage(t, browser, service, "/airport/EGKK", { key: KEYS.observer1, viewport: { width: 390, height: 844, isMobile: true } });
+  const page = await suite.open(t, "/airport/EGKK", { key: KEYS.observer1, viewport: { width: 390, height: 844, isMobile: true } });
   await untilStatus(page, "live");
   await until(async () => (await rowState(page, "SB_26L_LONG_OBJECT_IDENTIFIER_A1")) === "object", { what: "the object drawn" });
   const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: innerWidth }));

@@ -2,28 +2,19 @@
 // (BENCHMARKS.md reports them; this test prints them), only the rows in view in the DOM, and the
 // page answering while every light changes again and again. Also takes the README's screenshot:
 // DASHBOARD_SCREENSHOT=docs/dashboard.png writes it there, else to a temporary file.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KEYS } from "../integration/harness.mjs";
 import { keepAlive, scene, sleep, snapshot, until } from "../integration/helpers.mjs";
-import { PinnedService, launch, openPage, rowState, untilStatus } from "./browser.mjs";
+import { browserSuite, rowState, untilStatus } from "./browser.mjs";
 
 const OBJECTS = 10_000;
 const ROUNDS = 20;
 
-let service;
-let browser;
-before(async () => {
-  service = await new PinnedService().start();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await service?.stop();
-});
+const suite = browserSuite();
 
 const id = (i) => `OBJ_${String(i).padStart(5, "0")}`;
 /** One MULTI_STATE_UPDATE of every object, on when `on(i)`. */
@@ -37,12 +28,12 @@ const p95 = (xs) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.f
 const ms = (x) => `${x.toFixed(1)} ms`;
 
 test("an airport of 10,000 objects renders fast and stays responsive", async (t) => {
-  const c = await scene(t, service, "KLAX").join(KEYS.controller1);
+  const c = await scene(t, suite.service, "KLAX").join(KEYS.controller1);
   keepAlive(c);
   c.send(everyObject((i) => i % 3 === 0));
   assert.equal((await snapshot(c, 10_000)).objects.length, OBJECTS);
 
-  const page = await openPage(t, browser, service, "/airport/KLAX", { key: KEYS.observer1 });
+  const page = await suite.open(t, "/airport/KLAX", { key: KEYS.observer1 });
   await untilStatus(page, "live", 15_000);
   const first = await until(() => page.evaluate(() => window.dashboardStats.firstRenderMs !== null && { ...window.dashboardStats }), {
     what: "the first render",
@@ -111,7 +102,7 @@ test("an airport of 10,000 objects renders fast and stays responsive", async (t)
 });
 
 test("screenshot of an airport page", async (t) => {
-  const s = scene(t, service, "EGLL");
+  const s = scene(t, suite.service, "EGLL");
   const c = await s.join(KEYS.controller1);
   keepAlive(c);
   const updates = [];
@@ -125,7 +116,7 @@ test("screenshot of an airport page", async (t) => {
   c.send({ type: "SHARED_STATE_UPDATE", data: { sharedStatePatch: { profile: "27L/27R departures", meta: { by: "EGLL_TWR" } } } });
   await c.settle();
   await s.join(KEYS.pilot1);
-  const page = await openPage(t, browser, service, "/airport/EGLL", { key: KEYS.observer1 });
+  const page = await suite.open(t, "/airport/EGLL", { key: KEYS.observer1 });
   await untilStatus(page, "live");
   const second = await s.join(KEYS.controller2);
   keepAlive(second);

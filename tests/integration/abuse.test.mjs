@@ -158,10 +158,10 @@ test("flood: every flooder gets RATE_LIMITED then close 4008, while the airport'
   const framesOf = (make) => Array.from({ length: FRAMES }, (_, i) => make(i));
   const kinds = [
     // Controllers have a far larger bucket (§7); their floods are tested on their own below.
-    { name: "STOPBAR_CROSSING", key: KEYS.pilot2, frames: framesOf((i) => JSON.stringify({ type: "STOPBAR_CROSSING", data: { objectId: `FL_${i % 40}` } })) },
-    { name: "HEARTBEAT", key: KEYS.pilot2, frames: framesOf((i) => JSON.stringify({ type: "HEARTBEAT", requestId: `f${i}` })) },
-    { name: "GET_STATE", key: KEYS.observer1, frames: framesOf((i) => JSON.stringify({ type: "GET_STATE", requestId: `g${i}` })) },
-    { name: "garbage", key: KEYS.pilot2, frames: framesOf(() => "{not json") },
+    { name: "STOPBAR_CROSSING", role: "pilot", frames: framesOf((i) => JSON.stringify({ type: "STOPBAR_CROSSING", data: { objectId: `FL_${i % 40}` } })) },
+    { name: "HEARTBEAT", role: "pilot", frames: framesOf((i) => JSON.stringify({ type: "HEARTBEAT", requestId: `f${i}` })) },
+    { name: "GET_STATE", role: "observer", frames: framesOf((i) => JSON.stringify({ type: "GET_STATE", requestId: `g${i}` })) },
+    { name: "garbage", role: "pilot", frames: framesOf(() => "{not json") },
   ];
   const floodStart = Date.now();
   const flooders = [];
@@ -171,7 +171,8 @@ test("flood: every flooder gets RATE_LIMITED then close 4008, while the airport'
   let answeredBeforeClose = 0;
   for (let round = 0; round < ROUNDS; round++) {
     const kind = kinds[round % kinds.length];
-    const f = await service.join(kind.key, A);
+    // A new person each round: whoever was closed for flooding is refused for a while (429).
+    const f = await service.join((await service.account(kind.role)).key, A);
     s.track(f);
     for (const frame of kind.frames) f.ws.send(frame);
     const blasted = Date.now();

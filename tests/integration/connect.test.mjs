@@ -232,6 +232,25 @@ test("401 MISSING_API_KEY with no key in the query or the Authorization header",
   );
 });
 
+test("a browser's key as a subprotocol: accepted and the service's protocol echoed, never in a URL", async () => {
+  const offer = (key) => ({ protocols: ["airport-realtime", `airport-key.${key}`] });
+  const client = await service.open("/connect?airport=KSUB", offer(KEYS.observer1));
+  assert.equal(client.ws.protocol, "airport-realtime");
+  assert.equal(client.initial.data.cid, CIDS.observer1);
+  await client.close();
+  // Offered alone, the key's own subprotocol is the one answered (RFC 6455: one of those offered).
+  const alone = await service.open("/connect?airport=KSUB", { protocols: [`airport-key.${KEYS.pilot1}`] });
+  assert.equal(alone.ws.protocol, `airport-key.${KEYS.pilot1}`);
+  await alone.close();
+  // A wrong key is refused like any bad key; a banned one like any banned one.
+  const header = (key) => ({ headers: { "Sec-WebSocket-Protocol": `airport-realtime, airport-key.${key}` } });
+  assertError(await service.reject(undefined, "KSUB", header(UNKNOWN_KEY)), 401, "INVALID_API_KEY", "wrong");
+  assertError(await service.reject(undefined, "KSUB", header(KEYS.banned1)), 403, "BANNED", "banned");
+  // Offering only the service's protocol is no key.
+  const none = { headers: { "Sec-WebSocket-Protocol": "airport-realtime" } };
+  assertError(await service.reject(undefined, "KSUB", none), 401, "MISSING_API_KEY", "no key");
+});
+
 test("401 INVALID_API_KEY for an unknown key, from the query or a Bearer header", async () => {
   assertError(await service.reject(UNKNOWN_KEY, "KUNK"), 401, "INVALID_API_KEY", "query");
   assertError(await service.reject(undefined, "KUNK", bearer(UNKNOWN_KEY)), 401, "INVALID_API_KEY", "Bearer");

@@ -24,6 +24,8 @@ function validators(folder) {
 }
 
 const SERVER_PACKETS = validators("server");
+/** Every server packet type the contract knows. */
+export const SERVER_TYPES = new Set(SERVER_PACKETS.keys());
 const HTTP_BODIES = validators("http");
 
 function check(validate, value, what, schema) {

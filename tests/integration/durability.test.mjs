@@ -203,6 +203,42 @@ test("a change the storage refuses is undone whole: ERROR INTERNAL to its sender
   await watcher.close();
 });
 
+test("a change the storage refuses reaches nobody, not even in a snapshot asked for in the same burst", async () => {
+  const controller = await service.join(KEYS.controller1, "FAI2");
+  controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_1", state: true } });
+  await controller.request({ type: "GET_STATE" });
+  await controller.close();
+  await service.halt();
+  const db = new DatabaseSync(airportFile(service.persist, "FAI2"));
+  db.exec("CREATE TRIGGER refuse_objects BEFORE INSERT ON objects BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+  db.close();
+  await service.start();
+
+  const again = await service.join(KEYS.controller1, "FAI2");
+  const watcher = await service.join(KEYS.observer1, "FAI2");
+  // Back to back: a change that commits, one the storage refuses, and snapshots asked for
+  // behind it; the refused one and the snapshots share a commit.
+  again.send({ type: "SHARED_STATE_UPDATE", data: { sharedStatePatch: { warm: 1 } } });
+  again.send({ type: "STATE_UPDATE", requestId: "lost", data: { objectId: "SB_LOST", state: true } });
+  for (let i = 0; i < 5; i++) again.send({ type: "GET_STATE", requestId: `after-${i}` });
+  const error = await again.next((p) => p.type === "ERROR" && p.requestId === "lost");
+  assert.equal(error.data.code, "INTERNAL");
+  await again.settle();
+  await watcher.settle();
+  for (const client of [again, watcher]) {
+    const seen = JSON.stringify(client.received);
+    assert.ok(!seen.includes("SB_LOST"), `the refused change reached a client: ${seen.slice(0, 500)}`);
+  }
+  // The next change takes the seq the refused one would have had; nobody saw that seq before.
+  const seqs = new Set([...again.received, ...watcher.received].map((p) => p.seq ?? p.data?.seq));
+  again.send({ type: "SHARED_STATE_UPDATE", data: { sharedStatePatch: { runway: "27L" } } });
+  const next = await watcher.next((p) => p.type === "SHARED_STATE_UPDATE" && p.data.sharedStatePatch.runway);
+  assert.equal(next.seq, 3);
+  assert.ok(!seqs.has(3), "seq 3 was seen before it was stored");
+  await again.close();
+  await watcher.close();
+});
+
 test("a migration that fails is rolled back whole, so it can run again once its cause is gone", async () => {
   const controller = await service.join(KEYS.controller1, "MIGX");
   controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_1", state: true } });

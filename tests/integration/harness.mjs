@@ -45,6 +45,8 @@ export class Dataset extends WorkerEntrypoint {
 export default { fetch: () => new Response(null, { status: 404 }) };
 `;
 
+const sha256 = (text) => createHash("sha256").update(text).digest("hex");
+
 /** Accounts made by tests get cids from here, clear of the demo accounts. */
 let nextCid = 2_000_001;
 
@@ -60,24 +62,34 @@ const DEFAULT_VARS = {
 /**
  * A running service. `vars` override wrangler.toml's [vars]. Storage persists in a temporary
  * directory for the life of the service, so `restart()` keeps Durable Object and D1 data.
+ * `addressLimit` is the ADDRESS_LIMIT binding's keys per address a minute (high unless a test
+ * is about it; tests set their address with a `CF-Connecting-IP` header, as Cloudflare does).
  * With `network: true`, NETWORK_DB is bound to a local stand-in of the running service's
  * database (its tables from tests/fixtures/running-service.sql), as `this.networkDb`.
  */
 export class Service {
-  constructor(vars = {}, { network = false } = {}) {
+  constructor(vars = {}, { network = false, addressLimit = 1_000_000 } = {}) {
     this.vars = { ...DEFAULT_VARS, ...vars };
     this.network = network;
+    this.addressLimit = addressLimit;
     this.persist = mkdtempSync(join(tmpdir(), "airport-test-"));
     this.logs = [];
     this.logWaiters = [];
     /** Every Analytics Engine data point written, in order: `{ indexes, blobs, doubles }`. */
     this.dataPoints = [];
+    /**
+     * Keys and their hashes that must never reach a log line: the demo keys and every key
+     * `account()` makes. `stop()` fails the test file if one did (`leaks`).
+     */
+    this.secrets = Object.values(KEYS).flatMap((key) => [key, sha256(key)]);
+    this.leaks = [];
   }
 
   /** The service's own worker options; METRICS is bound to the recorder in `options()`. */
   worker() {
     const { analyticsEngineDatasets: _, ...worker } = serviceWorker(this.vars, undefined, {
       network: this.network,
+      addressLimit: this.addressLimit,
     });
     return worker;
   }
@@ -109,6 +121,9 @@ export class Service {
   }
 
   onLog(message) {
+    for (const secret of this.secrets) {
+      if (message.includes(secret)) this.leaks.push(message.slice(0, 80).replace(secret, "<key>"));
+    }
     for (const event of logEvents(message)) {
       this.logs.push(event);
       this.logWaiters = this.logWaiters.filter(({ match, resolve }) => {
@@ -161,6 +176,9 @@ export class Service {
   async stop() {
     if (this.mf) await this.mf.dispose();
     rmSync(this.persist, { recursive: true, force: true });
+    if (this.leaks.length > 0) {
+      throw new Error(`an API key or its hash reached the log: ${JSON.stringify(this.leaks.slice(0, 3))}`);
+    }
   }
 
   /**
@@ -170,7 +188,8 @@ export class Service {
   async account(role = "observer") {
     const cid = String(nextCid++);
     const key = `BARS_${randomBytes(24).toString("base64url")}`;
-    const hash = createHash("sha256").update(key).digest("hex");
+    const hash = sha256(key);
+    this.secrets.push(key, hash);
     await this.db.batch([
       this.db.prepare("INSERT INTO accounts (cid, role) VALUES (?1, ?2)").bind(cid, role),
       this.db.prepare("INSERT INTO api_keys (key_hash, cid) VALUES (?1, ?2)").bind(hash, cid),
@@ -205,14 +224,17 @@ export class Service {
     return this.open(connectPath(key, airport));
   }
 
-  /** Opens a socket at a /connect URL made by hand and waits for its INITIAL_STATE. */
-  async open(path, { headers } = {}) {
-    const client = await Client.open(this.wsUrl(path), headers);
+  /**
+   * Opens a socket at a /connect URL made by hand and waits for its INITIAL_STATE; `protocols`
+   * are the WebSocket subprotocols offered.
+   */
+  async open(path, { headers, protocols } = {}) {
+    const client = await Client.open(this.wsUrl(path), headers, protocols);
     client.initial = await client.next("INITIAL_STATE");
     return client;
   }
 
-  /** A rejected upgrade: resolves with { status, body, contentType }. */
+  /** A rejected upgrade: resolves with { status, body, contentType, headers }. */
   reject(key, airport = "EGLL", { headers } = {}) {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.wsUrl(connectPath(key, airport)), { headers });
@@ -224,7 +246,7 @@ export class Service {
         let body = "";
         res.on("data", (d) => (body += d));
         res.on("end", () => {
-          const rejection = { status: res.statusCode, body: JSON.parse(body), contentType: res.headers["content-type"] };
+          const rejection = { status: res.statusCode, body: JSON.parse(body), contentType: res.headers["content-type"], headers: res.headers };
           try {
             checkHttpBody("/connect", rejection.status, rejection.contentType, rejection.body);
             resolve(rejection);
@@ -245,9 +267,9 @@ function connectPath(key, airport) {
 
 /** A WebSocket client that queues every packet so tests can wait on them in order. */
 export class Client {
-  static open(url, headers) {
+  static open(url, headers, protocols = []) {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { headers });
+      const ws = new WebSocket(url, protocols, { headers });
       const client = new Client(ws);
       ws.on("open", () => resolve(client));
       ws.on("error", reject);

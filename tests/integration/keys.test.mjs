@@ -3,45 +3,8 @@
 // refuses connections accordingly. Bad input exits with status 2 and changes nothing.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { Service } from "./harness.mjs";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-/** The id wrangler gives the local DB binding: wrangler.toml's database_id (no preview id). */
-const DATABASE_ID = /^database_id\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))[1];
-/** The HTTP status a connect with `key` gets now: 101 when the upgrade succeeds (then closed). */
-const connectStatus = (key) =>
-  service.reject(key, "EGLL").then(
-    (refused) => refused.status,
-    () => 101,
-  );
-
-/**
- * The service with its D1 where `wrangler d1 execute --local --persist-to DIR` keeps it:
- * miniflare storage under DIR/v3, the database named by its database_id.
- */
-class CliService extends Service {
-  constructor(vars) {
-    super(vars);
-    rmSync(this.persist, { recursive: true, force: true });
-    this.persistTo = mkdtempSync(join(tmpdir(), "airport-keys-"));
-    this.persist = join(this.persistTo, "v3");
-  }
-
-  worker() {
-    return { ...super.worker(), d1Databases: { DB: DATABASE_ID } };
-  }
-
-  async stop() {
-    await super.stop();
-    rmSync(this.persistTo, { recursive: true, force: true });
-  }
-}
+import { CliService } from "./cli.mjs";
 
 let service;
 before(async () => {
@@ -52,35 +15,12 @@ after(async () => {
   await service?.stop();
 });
 
-/** Runs the CLI on the service's database: { code, stdout, stderr }. */
-function keys(...args) {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(root, "scripts", "keys.mjs"), ...args, "--persist-to", service.persistTo],
-      { cwd: root },
-      (error, stdout, stderr) => resolve({ code: error ? error.code : 0, stdout, stderr }),
-    );
-  });
-}
-
-async function ok(...args) {
-  let run = await keys(...args);
-  // Locally the CLI's wrangler and the running service are two processes on one SQLite file:
-  // a write can meet the service's re-check reading it ("Failed to get session commit token:
-  // internal error"). Such a run changed nothing, so it is tried again.
-  for (let retry = 0; retry < 2 && run.code !== 0 && /internal error/.test(run.stderr); retry++) {
-    run = await keys(...args);
-  }
-  assert.equal(run.code, 0, `keys ${args.join(" ")} → ${run.code}: ${run.stderr}`);
-  return run;
-}
+const keys = (...args) => service.keys(...args);
+const ok = (...args) => service.ok(...args);
+const rows = (sql) => service.rows(sql);
+const connectStatus = (key) => service.connectStatus(key);
 
 const sha256 = (text) => createHash("sha256").update(text).digest("hex");
-
-async function rows(sql) {
-  return (await service.db.prepare(sql).all()).results;
-}
 
 test("a key from the CLI connects; revoked, it is refused with 401 and its socket closed", async () => {
   const created = await ok("create", "--cid", "3000001", "--role", "controller");

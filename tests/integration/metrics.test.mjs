@@ -6,7 +6,11 @@ import assert from "node:assert/strict";
 import { Service, KEYS } from "./harness.mjs";
 import { until } from "./helpers.mjs";
 
-/** The `airport` point's columns, in order (protocol/src/metrics.rs AIRPORT_COLUMNS). */
+/**
+ * The `airport` point's columns, in order (protocol/src/metrics.rs AIRPORT_COLUMNS). A copy on
+ * purpose: the README's queries read the columns by position, so the test holds the order they
+ * expect and fails if the Worker writes another.
+ */
 const COLUMNS = [
   "controllers",
   "pilots",

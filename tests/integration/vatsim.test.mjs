@@ -4,7 +4,7 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { Service, KEYS } from "./harness.mjs";
 import { FakeStatus } from "./fake-status.mjs";
-import { until } from "./helpers.mjs";
+import { keepAlive, sleep, until } from "./helpers.mjs";
 
 const RECHECK_MS = 1500;
 
@@ -211,6 +211,63 @@ describe("vatsim role source", () => {
       { ms: RECHECK_MS * 6, what: "the new callsign" },
     );
     await client.close();
+  });
+});
+
+describe("an outage during re-checks (short timers)", () => {
+  const HEARTBEAT_MS = 4000;
+  let upstream;
+  let service;
+  withUpstream(
+    {
+      HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
+      IDLE_TIMEOUT_MS: "6000",
+      VATSIM_RECHECK_MS: "8000",
+      VATSIM_TIMEOUT_MS: "5000",
+      VATSIM_CACHE_MS: "1000",
+    },
+    (u, s) => ([upstream, service] = [u, s]),
+  );
+
+  // Three people at one airport who only answer the server's heartbeats (the EuroScope
+  // plugin). A re-check asks the network about each of them: liveness must not wait for it.
+  test("clients that only answer heartbeats are never closed while the status service hangs, then crawls", { timeout: 120_000 }, async () => {
+    const people = [];
+    for (const [callsign, type] of [["VHNG_TWR", "atc"], ["BAW1", "pilot"], ["EZY2", "pilot"]]) {
+      const { cid, key } = await account(service);
+      upstream.set(cid, [callsign, type]);
+      people.push({ cid, key });
+    }
+    const clients = [];
+    for (const { key } of people) {
+      const client = await service.join(key, "VHNG");
+      keepAlive(client);
+      clients.push(client);
+    }
+    const joined = Date.now();
+    const stillOpen = async (ms, what) => {
+      await Promise.race([...clients.map((c) => c.closed), sleep(ms)]);
+      for (const c of clients) assert.equal(c.closeInfo, undefined, `${what}: closed ${JSON.stringify(c.closeInfo)}`);
+    };
+    await stillOpen(10_000 - (Date.now() - joined), "before the outage");
+    upstream.mode = "hang";
+    const asked = people.map(({ cid }) => upstream.count(cid));
+    const beats = clients[0].all("HEARTBEAT").length;
+    // New connects are refused meanwhile, as always.
+    const { key } = await account(service);
+    assert.equal((await service.reject(key, "VHNG")).status, 503);
+    await stillOpen(26_000, "while the status service hangs");
+    // The re-checks did ask (and hang), and the heartbeats went on meanwhile.
+    assert.ok(people.every(({ cid }, i) => upstream.count(cid) > asked[i]), "re-checks asked the upstream");
+    const during = clients[0].all("HEARTBEAT").length - beats;
+    assert.ok(during >= 26_000 / HEARTBEAT_MS - 2, `${during} heartbeats in 26 s`);
+    // Slow answers, just within the upstream timeout, one person after another would also
+    // have held the heartbeats back.
+    upstream.mode = "ok";
+    upstream.delayMs = 4500;
+    await stillOpen(20_000, "while the status service crawls");
+    upstream.delayMs = 0;
+    await Promise.all(clients.map((c) => c.close()));
   });
 });
 

@@ -45,6 +45,11 @@ pub fn document() -> Value {
                 airport("The airport's ICAO code, any case.", "^[A-Za-z0-9]{4}$"),
                 key_parameters[0], key_parameters[1],
                 {
+                    "name": "Sec-WebSocket-Protocol", "in": "header",
+                    "description": "For browsers: offer `airport-realtime, airport-key.<key>`; the key is then read from there (after the query and the Authorization header), and the upgrade answers `airport-realtime`.",
+                    "schema": { "type": "string" },
+                },
+                {
                     "name": "Upgrade", "in": "header", "required": true,
                     "schema": { "type": "string", "pattern": "^\\s*[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]\\s*$" },
                 },
@@ -52,7 +57,8 @@ pub fn document() -> Value {
             "responses": responses(
                 json!({ "101": { "description": "Switching Protocols: the WebSocket, INITIAL_STATE first" } }),
                 &[MethodNotAllowed, UpgradeRequired, InvalidAirport, MissingApiKey, InvalidApiKey,
-                  Banned, NotConnected, UpstreamUnavailable, TooManyConnections, Internal],
+                  Banned, NotConnected, UpstreamUnavailable, TooManyConnections,
+                  TooManyRequests, Internal],
                 &error_body,
             ),
         },
@@ -72,7 +78,8 @@ pub fn document() -> Value {
                         "oneOf": [body("public-state"), body("public-states")],
                     } } },
                 } }),
-                &[MethodNotAllowed, InvalidAirport, InvalidApiKey, Banned, Internal],
+                &[MethodNotAllowed, InvalidAirport, InvalidApiKey, Banned, TooManyRequests,
+                  Internal],
                 &error_body,
             ),
         },

@@ -27,12 +27,16 @@ pub struct Connections {
     pub pilots: u32,
 }
 
-/// `GET /state?airport=all`: every airport with a controller or a pilot connected, in ICAO order.
+/// `GET /state?airport=all`: every airport with a controller or a pilot connected, in ICAO order,
+/// within the bounds of protocol.md §6 (at most 500 airports and 8 MiB of their states).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct PublicStates {
     pub states: Vec<PublicState>,
+    /// Present and `true` when live airports were left out to stay within those bounds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// Every HTTP error: `{"error":{"code":"…","message":"…"}}`.

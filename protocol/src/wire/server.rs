@@ -1,6 +1,10 @@
 //! Every packet the server sends (PROTOCOL §5). Each has `type`, `airport` and `timestamp`
 //! (epoch milliseconds); the schemas allow no other members, so that the tests catch a packet
 //! that drifts from this contract. A client should still ignore members it does not know (§9).
+//!
+//! Each packet is its own struct with every member spelled out, though many share `airport`,
+//! `data`, `timestamp` and `seq`: deliberately, so that each reads as its schema, and the
+//! generated schemas keep one plain name per packet, which a generic envelope would not.
 
 use super::objects::{ObjectUpdate, Snapshot};
 use super::strings::{ObjectId, RequestId};
