@@ -14,13 +14,9 @@ use std::hint::black_box;
 
 fn criterion_benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("on_frame");
-    for Case {
-        name,
-        objects,
-        frame,
-    } in cases()
-    {
-        let mut fixture = Fixture::new(objects);
+    for case in cases() {
+        let mut fixture = Fixture::of(&case);
+        let Case { name, frame, .. } = case;
         group.throughput(Throughput::Bytes(frame.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| black_box(fixture.send(black_box(&frame), 1)))
@@ -42,7 +38,7 @@ fn run_counted(count: usize, name: &str) {
     let Some(case) = cases.iter().find(|case| case.name == name) else {
         panic!("no case named {name:?} (CORE_BENCH_CASE=list lists them)");
     };
-    let mut fixture = Fixture::new(case.objects);
+    let mut fixture = Fixture::of(case);
     for _ in 0..count {
         black_box(fixture.send(black_box(&case.frame), 1));
     }

@@ -1,6 +1,7 @@
 //! One airport's state and the semantics of changing it. Every change returns the storage
 //! operations that make it durable; the caller writes them before anything is broadcast.
 
+use super::equivalence::{Equivalence, latest};
 use super::error::PacketError;
 use super::ids::{Cid, Icao};
 use super::json::serialized_chars;
@@ -11,7 +12,7 @@ use super::shared_state::SharedState;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// An object's state with its last writer and time of change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,17 +76,91 @@ impl StoreOp {
     }
 }
 
+/// Accepted object changes: their storage writes, and which of those the sender is told of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub persist: Vec<StoreOp>,
+    /// Indexes into `persist` of what its sender is told: the last write of each object that
+    /// an equivalent's write touched in the change (so that, applied on top of what the sender
+    /// asked, they give what was stored). Empty for an airport without equivalents.
+    pub for_sender: Vec<usize>,
+}
+
+/// Where [`Airport::apply_each`] records its writes: the writes, what each replaced, and the
+/// indexes of those made for equivalents.
+type Written<'a> = (
+    &'a mut Vec<StoreOp>,
+    &'a mut Vec<Option<ObjectRecord>>,
+    &'a mut Vec<usize>,
+);
+
+/// The objects' serialized size after a write of `chars` over `old` (0: a new object); refused
+/// with the airport's total when that takes it past `MAX_AIRPORT_STATE_CHARS` (a write that
+/// does not grow is always taken).
+fn grown(
+    object_chars: usize,
+    shared_chars: usize,
+    old: usize,
+    chars: usize,
+) -> Result<usize, usize> {
+    let next = object_chars - old + chars;
+    let total = next.saturating_add(shared_chars);
+    if total > MAX_AIRPORT_STATE_CHARS && chars > old {
+        Err(total)
+    } else {
+        Ok(next)
+    }
+}
+
+/// Writes `record` as object `id` and returns what it replaced; `None` (nothing written) for a
+/// new object beyond [`MAX_OBJECTS`].
+fn put(
+    objects: &mut BTreeMap<String, ObjectRecord>,
+    id: &str,
+    record: ObjectRecord,
+) -> Option<Option<ObjectRecord>> {
+    if let Some(current) = objects.get_mut(id) {
+        return Some(Some(std::mem::replace(current, record)));
+    }
+    if objects.len() >= MAX_OBJECTS {
+        return None;
+    }
+    objects.insert(id.to_owned(), record);
+    Some(None)
+}
+
+/// The last write of each object that an equivalent's write touched (`by_equivalents`, the
+/// indexes of those writes), in order.
+fn unasked_results(writes: &[StoreOp], by_equivalents: &[usize]) -> Vec<usize> {
+    let id_at = |index: usize| {
+        writes
+            .get(index)
+            .and_then(StoreOp::object_write)
+            .map(|w| w.0)
+    };
+    let touched: HashSet<&str> = by_equivalents.iter().filter_map(|&i| id_at(i)).collect();
+    let mut seen = HashSet::new();
+    let mut unasked: Vec<usize> = (0..writes.len())
+        .rev()
+        .filter(|&index| id_at(index).is_some_and(|id| touched.contains(id) && seen.insert(id)))
+        .collect();
+    unasked.reverse();
+    unasked
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Airport {
     icao: Icao,
     objects: BTreeMap<String, ObjectRecord>,
-    shared: SharedState,
     /// The serialized size of every object's state, summed: with the shared state's, what
     /// `MAX_AIRPORT_STATE_CHARS` bounds.
     object_chars: usize,
+    shared: SharedState,
     seq: u64,
     /// When the last controller left, while no controller is connected.
     offline_since: Option<i64>,
+    /// Which points are the same light; empty without the points table.
+    equivalence: Equivalence,
 }
 
 impl Airport {
@@ -112,6 +187,7 @@ impl Airport {
             shared: SharedState::from_members(shared),
             seq,
             offline_since,
+            equivalence: Equivalence::default(),
         }
     }
 
@@ -142,6 +218,18 @@ impl Airport {
         self.offline_since
     }
 
+    pub fn equivalence(&self) -> &Equivalence {
+        &self.equivalence
+    }
+
+    /// Replaces the grouping of equivalent points (read again from the points table). Returns
+    /// whether it changed.
+    pub fn set_equivalence(&mut self, equivalence: Equivalence) -> bool {
+        let changed = self.equivalence != equivalence;
+        self.equivalence = equivalence;
+        changed
+    }
+
     /// Whether it holds objects or shared state.
     pub fn has_state(&self) -> bool {
         !self.objects.is_empty() || !self.shared.is_empty()
@@ -153,24 +241,32 @@ impl Airport {
     }
 
     /// Applies object changes all or nothing. `path_of` names the change at an index in error
-    /// messages (`data` for a single update, `data.updates[i]` in a batch). Returns the storage
-    /// writes: one per change that did something (deleting a missing object does nothing), in
-    /// order, then the new `seq` if there was any.
+    /// messages (`data` for a single update, `data.updates[i]` in a batch). A change of a point
+    /// with equivalents is applied to all of them, in the same change: a patch to the group's
+    /// shown state ([`Equivalence::view`]), the result (or the deletion) written to each member
+    /// after the named one. Returns the storage writes: one per write that did something
+    /// (deleting a missing object does nothing), in order, then the new `seq` if there was any.
     pub fn apply_changes(
         &mut self,
         changes: Vec<ObjectChange>,
         path_of: impl Fn(usize) -> String,
         by: &Cid,
         now: i64,
-    ) -> Result<Vec<StoreOp>, PacketError> {
-        let mut ops = Vec::with_capacity(changes.len() + 1);
+    ) -> Result<Applied, PacketError> {
+        let mut applied = Applied {
+            persist: Vec::with_capacity(changes.len() + 1),
+            for_sender: Vec::new(),
+        };
         // The record each write replaced (`None`: there was none), to undo the writes made so
-        // far when a later change is refused.
+        // far when a later change is refused; and which writes were made for equivalents.
         let mut replaced = Vec::with_capacity(changes.len());
+        let mut by_equivalents = Vec::new();
+        let ops = &mut applied.persist;
+        let written = (ops, &mut replaced, &mut by_equivalents);
         let object_chars = self.object_chars;
-        if let Err(error) = self.apply_each(changes, &path_of, by, now, &mut ops, &mut replaced) {
+        if let Err(error) = self.apply_each(changes, &path_of, by, now, written) {
             self.object_chars = object_chars;
-            for (op, record) in ops.into_iter().zip(replaced).rev() {
+            for (op, record) in applied.persist.into_iter().zip(replaced).rev() {
                 let (StoreOp::PutObject { id, .. } | StoreOp::DeleteObject { id }) = op else {
                     continue;
                 };
@@ -181,44 +277,79 @@ impl Airport {
             }
             return Err(error);
         }
-        if !ops.is_empty() {
-            self.next_seq(&mut ops);
+        if !applied.persist.is_empty() {
+            if !by_equivalents.is_empty() {
+                applied.for_sender = unasked_results(&applied.persist, &by_equivalents);
+            }
+            self.next_seq(&mut applied.persist);
         }
-        Ok(ops)
+        Ok(applied)
     }
 
-    /// Applies the changes in order, writing each into `objects` at once, and records each write
-    /// and what it replaced; stops at the first refused change.
+    /// Applies the changes in order, writing each into `objects` at once, and records each write,
+    /// what it replaced and which were for equivalents; stops at the first refused change.
     fn apply_each(
         &mut self,
         changes: Vec<ObjectChange>,
-        path_of: &impl Fn(usize) -> String,
+        path_of: &dyn Fn(usize) -> String,
         by: &Cid,
         now: i64,
-        ops: &mut Vec<StoreOp>,
-        replaced: &mut Vec<Option<ObjectRecord>>,
+        (ops, replaced, by_equivalents): Written<'_>,
     ) -> Result<(), PacketError> {
+        let Airport {
+            objects,
+            object_chars,
+            shared,
+            equivalence,
+            ..
+        } = self;
         for (index, ObjectChange { object_id, op }) in changes.into_iter().enumerate() {
-            let at_capacity = self.objects.len() >= MAX_OBJECTS;
-            let current = self.objects.get_mut(&object_id);
+            let group = match equivalence.is_empty() {
+                true => None,
+                false => equivalence.group_of(&object_id),
+            };
+            // Borrowed from the group, not from the named id, which its write takes.
+            let equivalents: Vec<&String> = group.map_or_else(Vec::new, |ids| {
+                ids.iter().filter(|id| **id != object_id).collect()
+            });
+            // A grouped point's patch applies to its group's shown state, taken before the
+            // named object is borrowed for its write.
+            let group_state = match (&op, group) {
+                (ChangeOp::Patch(_), Some(ids)) => Some(latest(ids, objects).map(|r| &r.state)),
+                _ => None,
+            }
+            .map(|state| match state {
+                Some(Value::Object(state)) => Value::Object(state.clone()),
+                _ => Value::Object(Map::new()),
+            });
+            let at_capacity = objects.len() >= MAX_OBJECTS;
+            let current = objects.get_mut(&object_id);
             let state = match op {
                 ChangeOp::Delete => {
                     if let Some(current) = current {
-                        self.object_chars -= serialized_chars(&current.state);
-                        replaced.push(self.objects.remove(&object_id));
+                        *object_chars -= serialized_chars(&current.state);
+                        replaced.push(objects.remove(&object_id));
                         ops.push(StoreOp::DeleteObject { id: object_id });
+                    }
+                    for id in equivalents {
+                        if let Some(record) = objects.remove(id) {
+                            *object_chars -= serialized_chars(&record.state);
+                            by_equivalents.push(ops.len());
+                            replaced.push(Some(record));
+                            ops.push(StoreOp::DeleteObject { id: id.clone() });
+                        }
                     }
                     continue;
                 }
                 ChangeOp::Replace(state) => state,
                 ChangeOp::Patch(patch) => {
-                    let mut state = match current.as_deref() {
+                    let mut state = group_state.unwrap_or_else(|| match current.as_deref() {
                         Some(ObjectRecord {
                             state: Value::Object(state),
                             ..
                         }) => Value::Object(state.clone()),
                         _ => Value::Object(Map::new()),
-                    };
+                    });
                     json_patch::merge(&mut state, &Value::Object(patch));
                     state
                 }
@@ -234,41 +365,56 @@ impl Airport {
                     chars,
                 });
             }
+            let too_many = || PacketError::TooManyObjects {
+                field: path_of(index),
+            };
+            let too_large = |total| PacketError::AirportStateTooLarge {
+                field: path_of(index),
+                chars: total,
+            };
+            let shared_chars = shared.serialized_chars();
             let old_chars = current
                 .as_deref()
                 .map_or(0, |record| serialized_chars(&record.state));
-            let object_chars = self.object_chars - old_chars + chars;
-            let total = object_chars.saturating_add(self.shared.serialized_chars());
-            if total > MAX_AIRPORT_STATE_CHARS && chars > old_chars {
-                return Err(PacketError::AirportStateTooLarge {
-                    field: path_of(index),
-                    chars: total,
-                });
-            }
-            let record = ObjectRecord {
+            *object_chars =
+                grown(*object_chars, shared_chars, old_chars, chars).map_err(too_large)?;
+            let record = |state| ObjectRecord {
                 state,
                 controller_id: by.clone(),
                 updated_at: now,
             };
-            match current {
-                Some(current) => replaced.push(Some(std::mem::replace(current, record))),
-                None if at_capacity => {
-                    return Err(PacketError::TooManyObjects {
-                        field: path_of(index),
-                    });
-                }
-                None => {
-                    self.objects.insert(object_id.clone(), record);
-                    replaced.push(None);
-                }
-            }
-            self.object_chars = object_chars;
             let row = ObjectRow {
                 state_json,
                 controller_id: by.clone(),
                 updated_at: now,
             };
+            // The equivalents' copies, made only for a point that has any.
+            let copies = group.map(|_| (state.clone(), row.clone()));
+            let was = match current {
+                Some(current) => Some(std::mem::replace(current, record(state))),
+                None if at_capacity => return Err(too_many()),
+                None => {
+                    objects.insert(object_id.clone(), record(state));
+                    None
+                }
+            };
+            replaced.push(was);
             ops.push(StoreOp::PutObject { id: object_id, row });
+            if let Some((state, row)) = copies {
+                for id in equivalents {
+                    let old_chars = objects
+                        .get(id)
+                        .map_or(0, |record| serialized_chars(&record.state));
+                    let next = grown(*object_chars, shared_chars, old_chars, chars);
+                    let next = next.map_err(too_large)?;
+                    let was = put(objects, id, record(state.clone())).ok_or_else(too_many)?;
+                    *object_chars = next;
+                    by_equivalents.push(ops.len());
+                    replaced.push(was);
+                    let (id, row) = (id.clone(), row.clone());
+                    ops.push(StoreOp::PutObject { id, row });
+                }
+            }
         }
         Ok(())
     }

@@ -197,6 +197,9 @@ pub struct Config {
     pub key_source: KeySource,
     /// How often live sessions are checked again: key revoked, banned, role changed.
     pub recheck_ms: i64,
+    /// How old the airport's grouping of equivalent points may get before an event reads the
+    /// points table again (when there is one).
+    pub points_refresh_ms: i64,
 }
 
 impl Default for Config {
@@ -208,6 +211,7 @@ impl Default for Config {
             role_source: RoleSource::default(),
             key_source: KeySource::default(),
             recheck_ms: 120_000,
+            points_refresh_ms: 60_000,
         }
     }
 }
@@ -257,6 +261,11 @@ impl Config {
             ));
         }
         number("VATSIM_RECHECK_MS", MAX_DURATION_MS, &mut config.recheck_ms)?;
+        number(
+            "POINTS_REFRESH_MS",
+            MAX_DURATION_MS,
+            &mut config.points_refresh_ms,
+        )?;
         let mut per_key = i64::from(config.caps.per_key);
         let mut per_airport = i64::from(config.caps.per_airport);
         // Workers allow 32,768 hibernatable sockets per Durable Object.
@@ -349,9 +358,11 @@ mod tests {
             "HEARTBEAT_INTERVAL_MS" => Some("1000".into()),
             "IDLE_TIMEOUT_MS" => Some("3000".into()),
             "MAX_SOCKETS_PER_KEY" => Some(" 2 ".into()),
+            "POINTS_REFRESH_MS" => Some("500".into()),
             _ => None,
         })
         .unwrap();
+        assert_eq!(c.points_refresh_ms, 500);
         assert_eq!(c.timings.idle_timeout_ms, 3000);
         assert_eq!(c.timings.heartbeat_interval_ms, 1000);
         assert_eq!(c.caps.per_key, 2);

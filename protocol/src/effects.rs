@@ -95,6 +95,9 @@ pub struct Change {
     pub sender: SocketId,
     pub packet: String,
     pub items: ChangeItems,
+    /// For the sender: the writes of equivalent points it did not ask for, with the change's
+    /// `seq`. `None` when there are none (always, for an airport without equivalents).
+    pub to_sender: Option<String>,
 }
 
 /// The socket that caused a write, told `ERROR INTERNAL` (with its frame's `requestId`) if the

@@ -12,6 +12,7 @@ pub mod connect;
 pub mod contract;
 pub mod directory;
 pub mod effects;
+pub mod equivalence;
 pub mod error;
 pub mod ids;
 pub mod json;

@@ -1,7 +1,7 @@
 //! What one inbound frame does to an airport: the room's [`Context`] and the frame in, effects
 //! out. The room ([`super::room::Room`]) calls it after the sender's rate limit passed.
 
-use super::airport::{Airport, StoreOp};
+use super::airport::{Airport, Applied, StoreOp};
 use super::config::RateLimit;
 use super::effects::{Change, CloseCode, Effects, SocketId, To, Writer};
 use super::error::PacketError;
@@ -133,16 +133,16 @@ fn accept(
             effects
         }
         Command::StateUpdate(change) => {
-            let persist = airport
+            let applied = airport
                 .apply_changes(vec![change], |_| ChangeAt::Data.to_string(), by, now)
                 .map_err(reject)?;
-            changed_objects(airport, persist, sender, request_id, now)
+            changed_objects(airport, applied, sender, request_id, now)
         }
         Command::MultiStateUpdate(changes, form) => {
-            let persist = airport
+            let applied = airport
                 .apply_changes(changes, |i| form.at(i).to_string(), by, now)
                 .map_err(reject)?;
-            changed_objects(airport, persist, sender, request_id, now)
+            changed_objects(airport, applied, sender, request_id, now)
         }
         Command::SharedStateUpdate(patch) => {
             let persist = airport.merge_shared(&patch).map_err(reject)?;
@@ -175,24 +175,32 @@ fn accept(
 
 /// The effects of accepted object changes: their writes, and their broadcast to every other
 /// socket. A change to one object is broadcast as its `STATE_UPDATE` even when it came in a
-/// batch: the released EuroScope plugin ignores `MULTI_STATE_UPDATE` (PROTOCOL §7). Nothing
-/// changed (only deletions of missing objects), nothing is broadcast.
+/// batch: the released EuroScope plugin ignores `MULTI_STATE_UPDATE` (PROTOCOL §7). The sender
+/// is sent, with the same `seq`, what equivalent points made of its change that it did not ask
+/// for. Nothing changed (only deletions of missing objects), nothing is broadcast.
 fn changed_objects(
     airport: &Airport,
-    persist: Vec<StoreOp>,
+    applied: Applied,
     sender: Sender<'_>,
     request_id: Option<String>,
     now: i64,
 ) -> Effects {
+    let Applied {
+        persist,
+        for_sender,
+    } = applied;
     let changes: Vec<_> = persist.iter().filter_map(StoreOp::object_write).collect();
     let change = (!changes.is_empty()).then(|| {
         let by: &Cid = &sender.session.cid;
-        let (packet, items) =
-            outbound::object_changes(Stamp::of(airport, now), &changes, by, airport.seq());
+        let (stamp, seq) = (Stamp::of(airport, now), airport.seq());
+        let (packet, items) = outbound::object_changes(stamp, &changes, by, seq);
+        let to_sender = (!for_sender.is_empty())
+            .then(|| unasked_changes(stamp, &persist, &for_sender, by, seq));
         Change {
             sender: sender.socket,
             packet,
             items,
+            to_sender,
         }
     });
     Effects {
@@ -204,4 +212,22 @@ fn changed_objects(
         }),
         ..Effects::default()
     }
+}
+
+/// The packet telling a sender what equivalent points made of its change: the writes at
+/// `indexes` of `persist`. Cold: only airports with equivalent points get here, and the common
+/// broadcast keeps its serializer inlined.
+#[cold]
+fn unasked_changes(
+    stamp: Stamp<'_>,
+    persist: &[StoreOp],
+    indexes: &[usize],
+    by: &Cid,
+    seq: u64,
+) -> String {
+    let unasked: Vec<_> = indexes
+        .iter()
+        .filter_map(|&index| persist.get(index).and_then(StoreOp::object_write))
+        .collect();
+    outbound::object_changes(stamp, &unasked, by, seq).0
 }

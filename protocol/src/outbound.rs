@@ -10,7 +10,6 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// The envelope of every server packet. `airport` and `timestamp` are always filled.
 #[derive(Serialize)]
@@ -85,9 +84,12 @@ pub fn error(stamp: Stamp<'_>, error: &PacketError, request_id: Option<&str>) ->
 }
 
 /// Objects as the list `[{id, state, controllerId, timestamp}]`.
-struct ObjectList<'a>(&'a BTreeMap<String, ObjectRecord>);
+struct ObjectList<I>(I);
 
-impl Serialize for ObjectList<'_> {
+impl<'a, I> Serialize for ObjectList<I>
+where
+    I: Iterator<Item = (&'a str, &'a ObjectRecord)> + Clone,
+{
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -97,7 +99,7 @@ impl Serialize for ObjectList<'_> {
             controller_id: &'a Cid,
             timestamp: i64,
         }
-        serializer.collect_seq(self.0.iter().map(|(id, record)| Item {
+        serializer.collect_seq(self.0.clone().map(|(id, record)| Item {
             id,
             state: &record.state,
             controller_id: &record.controller_id,
@@ -123,10 +125,17 @@ impl SnapshotParts {
         self.objects.get().len() + self.shared_state.get().len()
     }
 
+    /// Equivalent points are shown alike ([`crate::equivalence::Equivalence::view`]).
     pub fn of(airport: &Airport) -> Self {
+        let objects = match airport.equivalence().view(airport.objects()) {
+            None => raw(&ObjectList(
+                airport.objects().iter().map(|(id, r)| (id.as_str(), r)),
+            )),
+            Some(view) => raw(&ObjectList(view.iter().map(|(id, r)| (*id, *r)))),
+        };
         SnapshotParts {
             seq: airport.seq(),
-            objects: raw(&ObjectList(airport.objects())),
+            objects,
             shared_state: raw(airport.shared().as_map()),
         }
     }
@@ -140,7 +149,8 @@ fn raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
 }
 
 /// The parts of the airport's latest snapshot, built again only after its `seq` moved (every
-/// change to objects or shared state moves it). A clone starts empty.
+/// change to objects or shared state moves it) or it was [`SnapshotCache::forget`]. A clone
+/// starts empty.
 #[derive(Debug, Default)]
 pub struct SnapshotCache(Option<SnapshotParts>);
 
@@ -151,6 +161,11 @@ impl Clone for SnapshotCache {
 }
 
 impl SnapshotCache {
+    /// What the snapshot shows changed without a change of `seq` (a new grouping of points).
+    pub fn forget(&mut self) {
+        self.0 = None;
+    }
+
     pub fn parts(&mut self, airport: &Airport) -> &SnapshotParts {
         if self
             .0

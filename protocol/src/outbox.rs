@@ -99,7 +99,7 @@ impl Batch {
             }
         };
         let mut lost = false;
-        for (entry, wrote) in self.entries {
+        for (mut entry, wrote) in self.entries {
             lost |= !saved && wrote;
             if lost {
                 flush_run(&mut run, &mut actions);
@@ -119,6 +119,14 @@ impl Batch {
                 );
                 continue;
             }
+            // What equivalent points made of the change, for its sender, right after it.
+            let to_sender = entry.change.as_mut().and_then(|change| {
+                let packet = change.to_sender.take()?;
+                Some(Action::Send {
+                    to: To::Socket(change.sender),
+                    packet,
+                })
+            });
             match entry.change {
                 Some(change) if coalesce && entry.actions.is_empty() => {
                     run.push(&change.packet, &change.items);
@@ -142,6 +150,7 @@ impl Batch {
                     }
                 }
             }
+            actions.extend(to_sender);
         }
         flush_run(&mut run, &mut actions);
         actions

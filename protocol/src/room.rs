@@ -9,6 +9,7 @@ use super::config::{Config, RoleSource};
 use super::connect::HttpError;
 use super::directory::Listing;
 use super::effects::{CloseCode, Effects, SocketId, To};
+use super::equivalence::Equivalence;
 use super::error::PacketError;
 use super::ids::{Cid, Icao};
 use super::liveness::{
@@ -123,6 +124,14 @@ impl Room {
 
     pub fn airport(&self) -> &Airport {
         &self.airport
+    }
+
+    /// A new grouping of equivalent points, read from the points table: later changes follow
+    /// it, and snapshots show its groups alike.
+    pub fn set_equivalence(&mut self, equivalence: Equivalence) {
+        if self.airport.set_equivalence(equivalence) {
+            self.snapshots.forget();
+        }
     }
 
     pub fn presence(&self) -> &Presence {

@@ -1,9 +1,11 @@
 //! The airport's Durable Object (`object`), one per airport, and the adapters it delegates to:
 //! `sockets` (the room's socket ids ↔ the runtime's WebSockets, sends and closes), `storage`
-//! (SQLite rows and migrations) and `metrics` (the metrics window's writes). Only the runtime
+//! (SQLite rows and migrations), `metrics` (the metrics window's writes) and `points` (the
+//! grouping of equivalent points, read from the running service's database). Only the runtime
 //! calls in here, through the `AIRPORT` binding; the gateway reaches it by its stub.
 
 mod metrics;
 mod object;
+mod points;
 mod sockets;
 pub mod storage;

@@ -5,6 +5,7 @@
 //! in storage and in each socket's attachment. Hooks log failures and survive them.
 
 use crate::airport::metrics;
+use crate::airport::points::{self, PointsReads};
 use crate::airport::sockets::{self as sockets, Known, Sockets};
 use crate::airport::storage;
 use crate::directory::entry::DirectoryEntry;
@@ -55,6 +56,11 @@ pub struct AirportObject {
     /// The accounts of the keys connecting, looked up in batches.
     accounts: BatchLookup<PresentedKey, Account>,
     recheck: Rc<RecheckAnswers>,
+    /// Reads of the points table, for the grouping of equivalent points.
+    points: Rc<PointsReads>,
+    /// Whether the Worker has the running service's database (NETWORK_DB): without it, no
+    /// point has an equivalent.
+    network: bool,
 }
 
 /// A re-check's look-ups run beside the alarms, never in their way: heartbeats and idle closes
@@ -86,6 +92,8 @@ impl DurableObject for AirportObject {
             directory: Rc::default(),
             accounts: accounts::connect_lookup(&env, key_source),
             recheck: Rc::default(),
+            points: Rc::default(),
+            network: points::network_db(&env).is_some(),
             env,
         }
     }
@@ -279,8 +287,13 @@ impl AirportObject {
             return Ok(false);
         };
         let (sockets, attachments) = Sockets::present(&self.state);
-        let (room, effects) =
+        let (mut room, effects) =
             Room::restore(config, stored.airport, stored.schedule, attachments, now);
+        if self.network {
+            let (equivalence, read_at) = stored.points;
+            room.set_equivalence(equivalence);
+            self.points.restore(read_at);
+        }
         let counts = [
             ("sockets", sockets.len() as u64),
             ("seq", room.airport().seq()),
@@ -366,6 +379,7 @@ impl AirportObject {
     /// one alarm at the room's next wake-up. An alarm earlier than needed only recomputes; a
     /// later one would miss a deadline.
     async fn settle(&self) -> Result<()> {
+        self.refresh_points(now()).await;
         let Some((entry, wake, alarm_at)) = self.live.borrow().as_ref().map(|live| {
             let room = &live.room;
             let entry = (room.icao().clone(), room.listing(), room.airport().seq());
@@ -380,8 +394,8 @@ impl AirportObject {
             .borrow_mut()
             .as_mut()
             .map(|live| live.room.metrics_tick(now()));
-        if let Some(Tick::Write(points)) = tick {
-            metrics::write(&self.env, &points);
+        if let Some(Tick::Write(window)) = tick {
+            metrics::write(&self.env, &window);
         }
         // An alarm earlier than needed only recomputes, so one that is set stays until it is
         // later than needed: a busy airport, whose metrics window is due a little later after
@@ -395,6 +409,28 @@ impl AirportObject {
             return Ok(());
         }
         self.set_alarm(wake).await
+    }
+
+    /// Reads the points table again when it is due ([`PointsReads::refresh`]); nothing
+    /// without NETWORK_DB.
+    async fn refresh_points(&self, now: i64) {
+        let Ok(config) = self.config() else {
+            return;
+        };
+        if !self.network || !self.points.due(now, config.points_refresh_ms) {
+            return;
+        }
+        let Some(icao) = self.live.borrow().as_ref().map(|l| l.room.icao().clone()) else {
+            return;
+        };
+        let live = Rc::clone(&self.live);
+        let apply = move |equivalence| {
+            if let Some(live) = live.borrow_mut().as_mut() {
+                live.room.set_equivalence(equivalence);
+            }
+        };
+        let sql = self.state.storage().sql();
+        PointsReads::refresh(&self.points, &self.env, sql, icao, now, apply).await;
     }
 
     async fn set_alarm(&self, at: Option<i64>) -> Result<()> {

@@ -5,6 +5,7 @@
 
 use airport_protocol::airport::ObjectRow;
 use airport_protocol::directory::Listing;
+use airport_protocol::equivalence::Equivalence;
 use airport_protocol::liveness::Schedule;
 use airport_protocol::{Airport, Icao, ObjectRecord, StoreOp};
 use serde::Deserialize;
@@ -28,7 +29,7 @@ extern "C" {
 
 /// Schema changes in order; an object runs the ones it has not run yet, once, in its
 /// constructor, all in one transaction with the version they bring it to.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS airport (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         icao TEXT NOT NULL,
@@ -68,6 +69,9 @@ const MIGRATIONS: [&str; 4] = [
     ALTER TABLE shared_state_by_key RENAME TO shared_state;",
     // How the directory in D1 lists the airport, as last written there.
     "ALTER TABLE airport ADD COLUMN listed TEXT;",
+    // The groups of equivalent points as last read from the points table, and when.
+    "ALTER TABLE airport ADD COLUMN point_groups TEXT;
+    ALTER TABLE airport ADD COLUMN points_read_at INTEGER;",
 ];
 
 #[derive(Deserialize)]
@@ -112,6 +116,8 @@ struct AirportRow {
     next_heartbeat: Option<i64>,
     next_recheck: Option<i64>,
     listed: Option<String>,
+    point_groups: Option<String>,
+    points_read_at: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +139,8 @@ pub struct Stored {
     pub airport: Airport,
     pub schedule: Schedule,
     pub listed: Option<Listing>,
+    /// The grouping of equivalent points as last read, and when (`None`: never).
+    pub points: (Equivalence, Option<i64>),
 }
 
 /// Loads the airport. `icao` names it on its first request; an alarm passes `None` and gets
@@ -140,7 +148,7 @@ pub struct Stored {
 pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     let row = sql
         .exec(
-            "SELECT icao, seq, offline_since, next_heartbeat, next_recheck, listed FROM airport WHERE id = 1",
+            "SELECT icao, seq, offline_since, next_heartbeat, next_recheck, listed, point_groups, points_read_at FROM airport WHERE id = 1",
             None,
         )?
         .to_array::<AirportRow>()?
@@ -159,6 +167,8 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
                 next_heartbeat: None,
                 next_recheck: None,
                 listed: None,
+                point_groups: None,
+                points_read_at: None,
             }
         }
         (None, None) => return Ok(None),
@@ -200,6 +210,13 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
             recheck: row.next_recheck,
         },
         listed: row.listed.as_deref().and_then(Listing::parse),
+        points: (
+            row.point_groups
+                .as_deref()
+                .map(Equivalence::from_text)
+                .unwrap_or_default(),
+            row.points_read_at,
+        ),
     }))
 }
 
@@ -318,6 +335,18 @@ pub fn set_listed(sql: &SqlStorage, listed: Listing) -> Result<()> {
     sql.exec(
         "UPDATE airport SET listed = ? WHERE id = 1",
         vec![listed.as_str().into()],
+    )?;
+    Ok(())
+}
+
+/// The grouping of equivalent points just read, and when.
+pub fn set_points(sql: &SqlStorage, equivalence: &Equivalence, read_at: i64) -> Result<()> {
+    sql.exec(
+        "UPDATE airport SET point_groups = ?, points_read_at = ? WHERE id = 1",
+        vec![
+            equivalence.to_text().into(),
+            SqlStorageValue::try_from_i64(read_at)?,
+        ],
     )?;
     Ok(())
 }

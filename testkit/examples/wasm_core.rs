@@ -19,7 +19,7 @@ pub extern "C" fn run(case: u32, count: u32) {
     let Some(case) = cases.get(case as usize) else {
         return;
     };
-    let mut fixture = Fixture::new(case.objects);
+    let mut fixture = Fixture::of(case);
     for _ in 0..count {
         black_box(fixture.send(black_box(&case.frame), 1));
     }

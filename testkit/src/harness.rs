@@ -106,6 +106,10 @@ impl Sent {
         if let Some(change) = effects.change {
             assert_eq!(change.sender, sender);
             sent.broadcast = Some((Audience::Others, change.packet));
+            if let Some(packet) = change.to_sender {
+                assert_eq!(sent.reply, None, "a change has no other reply");
+                sent.reply = Some(packet);
+            }
         }
         sent
     }

@@ -258,6 +258,8 @@ test("a migration that fails is rolled back whole, so it can run again once its 
     DROP TABLE objects;
     ALTER TABLE objects_v2 RENAME TO objects;
     ALTER TABLE airport DROP COLUMN listed;
+    ALTER TABLE airport DROP COLUMN point_groups;
+    ALTER TABLE airport DROP COLUMN points_read_at;
     UPDATE schema_version SET version = 2;`);
   old.close();
 
@@ -309,6 +311,8 @@ test("an airport stored by a build before migration 3 is upgraded in place, its 
     DROP TABLE shared_state;
     ALTER TABLE shared_state_v2 RENAME TO shared_state;
     ALTER TABLE airport DROP COLUMN listed;
+    ALTER TABLE airport DROP COLUMN point_groups;
+    ALTER TABLE airport DROP COLUMN points_read_at;
     UPDATE schema_version SET version = 2;`);
   assert.doesNotMatch(tableSql(old, "objects"), /WITHOUT ROWID/);
   old.close();
@@ -337,7 +341,7 @@ test("an airport stored by a build before migration 3 is upgraded in place, its 
   try {
     assert.match(tableSql(upgraded, "objects"), /WITHOUT ROWID/);
     assert.match(tableSql(upgraded, "shared_state"), /WITHOUT ROWID/);
-    assert.equal(upgraded.prepare("SELECT version FROM schema_version").get().version, 4);
+    assert.equal(upgraded.prepare("SELECT version FROM schema_version").get().version, 5);
     const rows = upgraded.prepare("SELECT id, state FROM objects ORDER BY id").all();
     assert.deepEqual(
       rows.map(({ id, state }) => ({ id, state: JSON.parse(state) })),
