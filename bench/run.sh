@@ -137,8 +137,11 @@ if wants herd-network; then
   # ours+vatsim (own keys, roles from the network) and ours+network (KEY_SOURCE=network: the
   # keys only in the running service's tables), alternating with the floor, so that the role
   # look-up and the network key source each show as a step. The stand-in status service runs on
-  # the generator's core: the real one is not on the service's CPU.
-  serve --network --status-cpu "$LOADGEN_CPU" "${extra_vars[@]}"
+  # the generator's core: the real one is not on the service's CPU. Storage on tmpfs: the first
+  # herd creates 1,000 people's look-up objects, and on this machine's disk creating each one's
+  # SQLite file took about 20 ms, one at a time, so that most of those connects timed out.
+  TMPDIR=$([ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}") \
+    serve --network --status-cpu "$LOADGEN_CPU" "${extra_vars[@]}"
   network_targets=()
   for i in 0 1; do
     network_targets+=(--target "$(info "i.network[$i].name")=ws://127.0.0.1:$((FLOOR_PORT + 30 + i))@$(info "i.network[$i].pid")")

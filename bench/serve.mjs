@@ -204,10 +204,11 @@ const networkServices = !withNetwork
     ].map(([name, keySource], i) => {
       const p = floorPort + 30 + i;
       const network = keySource.KEY_SOURCE === "network";
-      // VATSIM_CACHE_MS=1 (the least allowed): every herd asks the status service for each of
-      // its people, as a herd of people none of whom connected in the last 15 s (the default
-      // reuse) does.
-      const roles = { ROLE_SOURCE: "vatsim", VATSIM_STATUS_URL: status.url, VATSIM_CACHE_MS: "1" };
+      // VATSIM_CACHE_MS=1 (the least allowed) unless given: every herd asks the status service
+      // for each of its people, as a herd of people none of whom connected in the last 15 s
+      // (the default reuse) does.
+      const cache = vars.VATSIM_CACHE_MS ?? "1";
+      const roles = { ROLE_SOURCE: "vatsim", VATSIM_STATUS_URL: status.url, VATSIM_CACHE_MS: cache };
       const worker = benchService(undefined, { ...vars, ...roles, ...keySource }, { network });
       const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `network${i}`), workers: [worker] }));
       return { name, port: p, mf, network };
@@ -271,6 +272,9 @@ async function stop(code = 0) {
 }
 process.on("SIGINT", () => stop(0));
 process.on("SIGTERM", () => stop(0));
+// Miniflare's own exit hook ends the process at SIGINT/SIGTERM before stop() gets to removing
+// the storage: remove it on the way out whichever way that is.
+process.on("exit", () => rmSync(persist, { recursive: true, force: true }));
 setTimeout(() => stop(0), maxSeconds * 1000).unref();
 
 try {
