@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh [--quick] [--only fanout,throughput,connect,burst,state,idle,ceiling]
 #   bash bench/run.sh --only herd         # only connect's 1,000 sockets at once
+#   bash bench/run.sh --only herd-network # the same herds with roles, then keys, from the network
 #   BENCH_EXTRA=name=DIR bash bench/run.sh --only poll  # 300 pilots polling GET_STATE, against
 #                                                       # another build of the service in DIR
 #   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,burst,state,idle,ceiling,poll,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,state,idle,ceiling,poll,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -128,6 +129,30 @@ if [ ${#scenarios[@]} -gt 0 ]; then
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" "${extras[@]}" \
     --stats "http://127.0.0.1:$STATS_PORT/stats" \
     --only "$(IFS=,; echo "${scenarios[*]}")" "${quick[@]}"
+  cleanup
+fi
+
+if wants herd-network; then
+  # The herds of 1,000 sockets at once against three services: ours (own keys, static roles),
+  # ours+vatsim (own keys, roles from the network) and ours+network (KEY_SOURCE=network: the
+  # keys only in the running service's tables), alternating with the floor, so that the role
+  # look-up and the network key source each show as a step. The stand-in status service runs on
+  # the generator's core: the real one is not on the service's CPU. Storage on tmpfs: the first
+  # herd creates 1,000 people's look-up objects, and on this machine's disk creating each one's
+  # SQLite file took about 20 ms, one at a time, so that most of those connects timed out.
+  TMPDIR=$([ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}") \
+    serve --network --status-cpu "$LOADGEN_CPU" "${extra_vars[@]}"
+  network_targets=()
+  for i in 0 1; do
+    network_targets+=(--target "$(info "i.network[$i].name")=ws://127.0.0.1:$((FLOOR_PORT + 30 + i))@$(info "i.network[$i].pid")")
+  done
+  echo -e "\n### 1,000 sockets at once with roles, then keys, from the network\n" | tee -a "$results"
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" "${network_targets[@]}" \
+    --only herd "${quick[@]}" | tee "$out/herd-network.md"
+  node bench/herd-ratios.mjs "$out/herd-network.md" | tee -a "$results"
+  lookups=$(node -e "fetch('$(info i.status.count)').then((r) => r.text()).then(console.log)")
+  echo -e "\nRole look-ups the status service answered: $lookups" | tee -a "$results"
   cleanup
 fi
 

@@ -4,7 +4,7 @@
 // keys, as in the integration tests, and with a key for each of 1,000 distinct pilots. Storage lives in a temporary directory removed on exit.
 //
 //   node bench/serve.mjs [--port 8787] [--floor-port 8788] [--stats-port 8789] [--tail]
-//                        [--info FILE] [VAR=value ...]
+//                        [--network [--status-cpu N]] [--info FILE] [VAR=value ...]
 //
 // VAR=value overrides a wrangler [vars] value of the service (defaults below raise the caps so
 // that 1,000 sockets with the demo keys fit at one airport). --tail adds a tail worker that
@@ -12,15 +12,30 @@
 // scenario reads those counts, with the structured log events, from
 // http://127.0.0.1:<stats-port>/stats. --info writes the URLs and workerd pids as JSON once both
 // are ready. Runs until SIGINT/SIGTERM (or at most --max-seconds, default 3600).
+//
+// --network also serves the service twice more, with roles from the network (ROLE_SOURCE=vatsim,
+// from bench/floor/status.mjs, which answers every cid as a pilot; pinned to core N with
+// --status-cpu): `ours+vatsim` with the 1,000 pilots' keys in its own tables, and `ours+network`
+// (KEY_SOURCE=network) with them only as `users` rows of NETWORK_DB, the running service's
+// tables. With the service itself (own keys, static roles) that isolates what the role look-up
+// and what the network key source cost a connect.
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createHash } from "node:crypto";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { COMPATIBILITY_DATE, logEvents, migrateAndSeed, serviceWorker } from "../scripts/local-service.mjs";
+import {
+  COMPATIBILITY_DATE,
+  createRunningServiceTables,
+  logEvents,
+  migrateAndSeed,
+  serviceWorker,
+} from "../scripts/local-service.mjs";
 import { args, opt } from "./args.mjs";
 
 const bench = dirname(fileURLToPath(import.meta.url));
@@ -34,6 +49,8 @@ const withTail = args.includes("--tail");
 // Diagnosis: also serve bench/floor/ladder.mjs, the floor plus one cost of the service at a time,
 // on --floor-port + 10, 11, 12, 13.
 const withLadder = args.includes("--ladder");
+const withNetwork = args.includes("--network");
+const statusCpu = opt("--status-cpu", undefined);
 // Diagnosis: --extra NAME=DIR serves another build of the service (DIR holds index.js and
 // index_bg.wasm, e.g. a patched copy) with the same vars, on --floor-port + 20, 21, ...
 const extras = args.flatMap((a, i) => (a === "--extra" ? [args[i + 1].split("=")] : []));
@@ -95,8 +112,8 @@ const persist = mkdtempSync(join(tmpdir(), "airport-bench-"));
  * request. On Cloudflare that routing is the platform's (wrangler.toml's `run_worker_first`), and
  * the floor has none.
  */
-function benchService(dir) {
-  const { assets: _, ...worker } = serviceWorker(vars, dir);
+function benchService(dir, bindings = vars, options = {}) {
+  const { assets: _, ...worker } = serviceWorker(bindings, dir, options);
   return worker;
 }
 
@@ -162,29 +179,102 @@ const extraServices = extras.map(([name, dir], i) => {
   return { name, port: p, mf };
 });
 
-/** Pilots with one key each for the distinct-people herd: loadgen's `distinct_key(i)`. */
-const DISTINCT_PEOPLE = 1000;
+/**
+ * The status service of --network's variants, in a process of its own (on --status-cpu's core):
+ * resolves to its URLs once it listens.
+ */
+async function startStatus() {
+  const script = [process.execPath, join(bench, "floor", "status.mjs"), "--max-seconds", String(maxSeconds)];
+  const child = statusCpu === undefined ? spawn(script[0], script.slice(1)) : spawn("taskset", ["-c", statusCpu, ...script]);
+  child.stderr.pipe(process.stderr);
+  const exited = once(child, "exit").then(([code]) => {
+    throw new Error(`bench/floor/status.mjs exited (${code}) before it listened`);
+  });
+  exited.catch(() => {}); // its exit at stop() is expected
+  const [line] = await Promise.race([once(createInterface({ input: child.stdout }), "line"), exited]);
+  return { child, ...JSON.parse(line) };
+}
 
-async function seed(mf) {
+const status = withNetwork ? await startStatus() : null;
+const networkServices = !withNetwork
+  ? []
+  : [
+      ["ours+vatsim", {}],
+      ["ours+network", { KEY_SOURCE: "network" }],
+    ].map(([name, keySource], i) => {
+      const p = floorPort + 30 + i;
+      const network = keySource.KEY_SOURCE === "network";
+      // VATSIM_CACHE_MS=1 (the least allowed) unless given: every herd asks the status service
+      // for each of its people, as a herd of people none of whom connected in the last 15 s
+      // (the default reuse) does.
+      const cache = vars.VATSIM_CACHE_MS ?? "1";
+      const roles = { ROLE_SOURCE: "vatsim", VATSIM_STATUS_URL: status.url, VATSIM_CACHE_MS: cache };
+      const worker = benchService(undefined, { ...vars, ...roles, ...keySource }, { network });
+      const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `network${i}`), workers: [worker] }));
+      return { name, port: p, mf, network };
+    });
+
+/** Pilots with one key each for the distinct-people herd. */
+const DISTINCT_PEOPLE = 1000;
+/** Person i's key: loadgen's `distinct_key(i)`, of the running service's shape. */
+const distinctKey = (i) => `BARS_${i.toString(16).padStart(64, "0")}`;
+const distinctCid = (i) => String(3_000_000 + i);
+
+/**
+ * `db.batch(rows)`, again if it failed: miniflare's D1 proxy now and then drops the connection
+ * of a batch of a thousand statements ("other side closed", about one in three on this machine
+ * under load). The seeds' statements are `INSERT OR IGNORE`, so a batch can run twice.
+ */
+async function batch(db, rows) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.batch(rows);
+    } catch (error) {
+      if (attempt === 5) throw error;
+      console.error(`seed batch failed (${error.cause?.message ?? error.message}); again`);
+    }
+  }
+}
+
+/**
+ * Migrates and seeds DB with the demo keys, and the distinct pilots: in our own tables, or with
+ * `network` only as `users` of the running service's tables in NETWORK_DB (plain keys).
+ */
+async function seed(mf, network = false) {
   const db = await mf.getD1Database("DB");
   await migrateAndSeed(db);
   const rows = [];
+  if (network) {
+    const networkDb = await mf.getD1Database("NETWORK_DB");
+    await createRunningServiceTables(networkDb);
+    for (let i = 0; i < DISTINCT_PEOPLE; i++) {
+      const insert = "INSERT OR IGNORE INTO users (vatsim_id, api_key) VALUES (?1, ?2)";
+      rows.push(networkDb.prepare(insert).bind(distinctCid(i), distinctKey(i)));
+    }
+    await batch(networkDb, rows);
+    return;
+  }
   for (let i = 0; i < DISTINCT_PEOPLE; i++) {
-    const cid = String(3_000_000 + i);
-    const hash = createHash("sha256").update(`BARS_bench-person-${i}`).digest("hex");
+    const cid = distinctCid(i);
+    const hash = createHash("sha256").update(distinctKey(i)).digest("hex");
     rows.push(db.prepare("INSERT OR IGNORE INTO accounts (cid, role) VALUES (?1, 'pilot')").bind(cid));
     rows.push(db.prepare("INSERT OR IGNORE INTO api_keys (key_hash, cid) VALUES (?1, ?2)").bind(hash, cid));
   }
-  await db.batch(rows);
+  await batch(db, rows);
 }
 
 async function stop(code = 0) {
-  await Promise.allSettled([mfService.dispose(), mfFloor.dispose(), ...[...ladder, ...extraServices].map((l) => l.mf.dispose())]);
+  status?.child.kill();
+  const served = [...ladder, ...extraServices, ...networkServices];
+  await Promise.allSettled([mfService.dispose(), mfFloor.dispose(), ...served.map((l) => l.mf.dispose())]);
   rmSync(persist, { recursive: true, force: true });
   process.exit(code);
 }
 process.on("SIGINT", () => stop(0));
 process.on("SIGTERM", () => stop(0));
+// Miniflare's own exit hook ends the process at SIGINT/SIGTERM before stop() gets to removing
+// the storage: remove it on the way out whichever way that is.
+process.on("exit", () => rmSync(persist, { recursive: true, force: true }));
 setTimeout(() => stop(0), maxSeconds * 1000).unref();
 
 try {
@@ -193,6 +283,10 @@ try {
   for (const l of [...ladder, ...extraServices]) {
     l.url = (await l.mf.ready).toString();
     await seed(l.mf);
+  }
+  for (const l of networkServices) {
+    l.url = (await l.mf.ready).toString();
+    await seed(l.mf, l.network);
   }
 
   createServer((req, res) => {
@@ -210,6 +304,8 @@ try {
     floor: { url: floorUrl.toString(), pid: listenerPid(floorPort) },
     ladder: ladder.map((l) => ({ name: l.name, url: l.url, pid: listenerPid(l.port) })),
     extra: extraServices.map((l) => ({ name: l.name, url: l.url, pid: listenerPid(l.port) })),
+    network: networkServices.map((l) => ({ name: l.name, url: l.url, pid: listenerPid(l.port) })),
+    status: status && { url: status.url, count: status.count },
     stats: `http://127.0.0.1:${statsPort}/stats`,
     vars,
     tail: withTail,

@@ -1,10 +1,14 @@
 // A fake network status service on 127.0.0.1: `GET /users/info?cid=N` answers text/plain CSV
-// lines from `connections`, and counts requests per cid. Modes simulate an outage.
+// lines from `connections` (or, for a cid not set there, from `everyone`), and counts requests
+// per cid. Modes simulate an outage. The benchmarks use it too (bench/floor/status.mjs).
 import http from "node:http";
+
+const line = (cid, [callsign, type]) => `${cid},${callsign},${type}`;
 
 export class FakeStatus {
   constructor() {
     this.connections = new Map(); // cid -> array of "cid,callsign,type" lines
+    this.everyone = null; // [callsign, type] for any cid not in `connections`
     this.requests = new Map(); // cid -> count
     this.mode = "ok"; // "ok" | "error" (503) | "hang" (never answers)
     this.delayMs = 0;
@@ -29,7 +33,7 @@ export class FakeStatus {
           res.writeHead(503, { "Content-Type": "text/plain" }).end("unavailable");
           return;
         }
-        const lines = this.connections.get(cid) ?? [];
+        const lines = this.connections.get(cid) ?? (this.everyone ? [line(cid, this.everyone)] : []);
         res.writeHead(200, { "Content-Type": "text/plain" }).end(lines.join("\n"));
       }, this.delayMs);
     });
@@ -42,8 +46,20 @@ export class FakeStatus {
   set(cid, ...connections) {
     this.connections.set(
       cid,
-      connections.map(([callsign, type]) => `${cid},${callsign},${type}`),
+      connections.map((connection) => line(cid, connection)),
     );
+  }
+
+  /** Answers every cid not `set` as on the network with one connection: `[callsign, type]`. */
+  setEveryone(callsign, type) {
+    this.everyone = [callsign, type];
+  }
+
+  /** Requests answered or held so far, for every cid. */
+  total() {
+    let sum = 0;
+    for (const n of this.requests.values()) sum += n;
+    return sum;
   }
 
   count(cid) {

@@ -20,9 +20,11 @@ pub type Stream = SplitStream<Ws>;
 pub const OTHER_KEYS: [&str; 3] = ["dev-pilot-1", "dev-pilot-2", "dev-observer-1"];
 pub const CONTROLLER_KEYS: [&str; 2] = ["dev-controller-1", "dev-controller-2"];
 
-/// The key of distinct person `i` (0..1000), seeded by bench/serve.mjs.
+/// The key of distinct person `i` (0..1000), seeded by bench/serve.mjs: of the running
+/// service's shape (`BARS_` and 64 hex digits), so that the same keys serve as our own accounts
+/// and, with `KEY_SOURCE=network`, as its `users`.
 pub fn distinct_key(i: usize) -> String {
-    format!("BARS_bench-person-{i}")
+    format!("BARS_{i:064x}")
 }
 
 static START: OnceLock<Instant> = OnceLock::new();
