@@ -168,6 +168,9 @@ pub fn cases() -> Vec<Case> {
             Points::Paired,
             point_batch,
         ),
+        // The cheapest question, asked by every client every minute or so; a flood of them is
+        // what a question's own budget cuts off (docs/protocol.md §7).
+        case("heartbeat", 1_000, json!({"type": "HEARTBEAT"})),
     ];
     assert!(cases[3].frame.len() > 9_000);
     assert_eq!(cases[4].frame.chars().count(), 50_001);
