@@ -12,7 +12,7 @@ use airport_protocol::account::{Account, is_network_key};
 use airport_protocol::config::KeySource;
 use airport_protocol::connect::HttpError;
 use futures_util::FutureExt;
-use futures_util::future::{Either, join, select, try_join_all};
+use futures_util::future::{Either, join, join_all, select};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::pin::pin;
@@ -295,7 +295,8 @@ async fn accounts_for_key_hashes(
         Ok::<_, Error>(rows)
     });
     let mut found = HashMap::new();
-    for row in try_join_all(queries).await?.into_iter().flatten() {
+    let rows = join_all(queries).await.into_iter().collect::<Result<Vec<_>>>()?;
+    for row in rows.into_iter().flatten() {
         match account(&row) {
             Ok(account) => {
                 found.insert(row.key_hash, account);
@@ -380,7 +381,8 @@ async fn network_rows(db: &D1Database, query: &str, values: &[&str]) -> Result<V
             .await?
             .results::<NetworkRow>()
     });
-    Ok(try_join_all(queries).await?.into_iter().flatten().collect())
+    let rows = join_all(queries).await.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(rows.into_iter().flatten().collect())
 }
 
 /// A row whose cid is not numeric is logged and skipped: its key is refused.
