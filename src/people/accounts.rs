@@ -295,7 +295,10 @@ async fn accounts_for_key_hashes(
         Ok::<_, Error>(rows)
     });
     let mut found = HashMap::new();
-    let rows = join_all(queries).await.into_iter().collect::<Result<Vec<_>>>()?;
+    let rows = join_all(queries)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
     for row in rows.into_iter().flatten() {
         match account(&row) {
             Ok(account) => {
@@ -381,7 +384,10 @@ async fn network_rows(db: &D1Database, query: &str, values: &[&str]) -> Result<V
             .await?
             .results::<NetworkRow>()
     });
-    let rows = join_all(queries).await.into_iter().collect::<Result<Vec<_>>>()?;
+    let rows = join_all(queries)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
     Ok(rows.into_iter().flatten().collect())
 }
 
