@@ -33,8 +33,8 @@ const maxSeconds = Number(opt("--max-seconds", "3600"));
 const infoFile = opt("--info", undefined);
 const withTail = args.includes("--tail");
 // Strangers' keys per address a minute (the ADDRESS_LIMIT Rate Limiting binding): by default
-// wrangler.toml's, as deployed; 0 serves no limiter. Only requests with a CF-Connecting-IP header
-// are counted (the herds of distinct people and the forged connects set one).
+// wrangler.toml's, as deployed; 0 serves no limiter. The load generator gives every connect its
+// own CF-Connecting-IP (without one, miniflare gives every request 127.0.0.1).
 const deployedLimit = unstable_getMiniflareWorkerOptions(join(bench, "..", "wrangler.toml")).workerOptions.ratelimits
   ?.ADDRESS_LIMIT?.simple?.limit;
 const addressLimit = Number(opt("--address-limit", deployedLimit));
