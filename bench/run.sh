@@ -4,6 +4,8 @@
 #   bash bench/run.sh [--quick] [--only fanout,throughput,connect,burst,state,idle,ceiling]
 #   bash bench/run.sh --only herd         # only connect's 1,000 sockets at once
 #   bash bench/run.sh --only herd-network # the same herds with roles, then keys, from the network
+#   bash bench/run.sh --only flood,forged # abuse: one socket's flood, forged keys (the service's
+#                                         # ADDRESS_LIMIT at wrangler.toml's limit, as deployed)
 #   BENCH_EXTRA=name=DIR bash bench/run.sh --only poll  # 300 pilots polling GET_STATE, against
 #                                                       # another build of the service in DIR
 #   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
@@ -26,12 +28,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export PATH="$root/node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false
 
-quick=() only="fanout,throughput,connect,burst,state,idle,ceiling"
+quick=() only="fanout,throughput,connect,burst,flood,forged,state,idle,ceiling"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,state,idle,ceiling,poll,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,ceiling,poll,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -118,7 +120,7 @@ extra_targets() {
   echo
 } | tee -a "$results"
 
-standard=(fanout throughput throughput-single connect herd burst)
+standard=(fanout throughput throughput-single connect herd burst flood forged)
 scenarios=()
 for s in "${standard[@]}"; do wants "$s" && scenarios+=("$s"); done
 if [ ${#scenarios[@]} -gt 0 ]; then

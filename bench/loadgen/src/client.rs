@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -20,11 +23,16 @@ pub type Stream = SplitStream<Ws>;
 pub const OTHER_KEYS: [&str; 3] = ["dev-pilot-1", "dev-pilot-2", "dev-observer-1"];
 pub const CONTROLLER_KEYS: [&str; 2] = ["dev-controller-1", "dev-controller-2"];
 
-/// The key of distinct person `i` (0..1000), seeded by bench/serve.mjs: of the running
+/// The key of distinct person `i` (0..6000), seeded by bench/serve.mjs: of the running
 /// service's shape (`BARS_` and 64 hex digits), so that the same keys serve as our own accounts
 /// and, with `KEY_SOURCE=network`, as its `users`.
 pub fn distinct_key(i: usize) -> String {
     format!("BARS_{i:064x}")
+}
+
+/// The address (`CF-Connecting-IP`) distinct person `i` connects from: one each.
+pub fn person_address(i: usize) -> String {
+    format!("10.{}.{}.{}", i / 62_500, (i / 250) % 250, 1 + i % 250)
 }
 
 static START: OnceLock<Instant> = OnceLock::new();
@@ -54,13 +62,51 @@ pub fn check_loopback(url: &str) -> Result<(), String> {
     }
 }
 
-/// Opens `{base}/connect?airport=..&key=..` and waits for the first packet, which must be an
-/// INITIAL_STATE.
-pub async fn open(base: &str, airport: &str, key: &str, limit: Duration) -> Result<Opened, String> {
+/// The upgrade request of `{base}/connect?airport=..&key=..` from `address`: the service reads
+/// the client's address from `CF-Connecting-IP` (on Cloudflare the platform sets it; miniflare
+/// keeps the one the client sends).
+fn connect_request(base: &str, airport: &str, key: &str, address: &str) -> Result<Request, String> {
     let url = format!("{base}/connect?airport={airport}&key={key}");
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    let value = HeaderValue::from_str(address).map_err(|e| e.to_string())?;
+    request.headers_mut().insert("CF-Connecting-IP", value);
+    Ok(request)
+}
+
+thread_local! {
+    static CONNECTS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// An address no other connect of this generator uses (100.64.0.0/10). Without one, miniflare
+/// gives every connect 127.0.0.1, and the service's address limit would count all the
+/// generator's first connects of a key as one client's.
+fn own_address() -> String {
+    let n = CONNECTS.with(|c| {
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n
+    }) % (1 << 22);
+    format!("100.{}.{}.{}", 64 + (n >> 16), (n >> 8) & 255, n & 255)
+}
+
+/// Opens `{base}/connect?airport=..&key=..`, from an address of its own, and waits for the first
+/// packet, which must be an INITIAL_STATE.
+pub async fn open(base: &str, airport: &str, key: &str, limit: Duration) -> Result<Opened, String> {
+    open_from(base, airport, key, &own_address(), limit).await
+}
+
+/// [`open`] from `address` (`CF-Connecting-IP`).
+pub async fn open_from(
+    base: &str,
+    airport: &str,
+    key: &str,
+    address: &str,
+    limit: Duration,
+) -> Result<Opened, String> {
+    let request = connect_request(base, airport, key, address)?;
     let t0 = Instant::now();
     let attempt = async {
-        let (ws, _) = connect_async_with_config(url.as_str(), None, true)
+        let (ws, _) = connect_async_with_config(request, None, true)
             .await
             .map_err(|e| e.to_string())?;
         let (sink, mut stream) = ws.split();
@@ -89,6 +135,31 @@ pub async fn open(base: &str, airport: &str, key: &str, limit: Duration) -> Resu
         initial: t0.elapsed(),
         initial_len,
     })
+}
+
+/// The HTTP status a connect with `key` from `address` is answered with: 101 (the socket is then
+/// closed at once) or the refusal's.
+pub async fn knock(
+    base: &str,
+    airport: &str,
+    key: &str,
+    address: &str,
+    limit: Duration,
+) -> Result<u16, String> {
+    let request = connect_request(base, airport, key, address)?;
+    let attempt = async {
+        match connect_async_with_config(request, None, true).await {
+            Ok((mut ws, response)) => {
+                let _ = ws.close(None).await;
+                Ok(response.status().as_u16())
+            }
+            Err(WsError::Http(response)) => Ok(response.status().as_u16()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    tokio::time::timeout(limit, attempt)
+        .await
+        .map_err(|_| format!("no answer within {limit:?}"))?
 }
 
 /// Opens `n` sockets, at most `parallel` at a time; `key(i)` picks each one's key.
@@ -180,18 +251,27 @@ fn record(rec: &Shared, text: &str) {
         }
     } else if is_heartbeat(text) {
         r.heartbeats += 1;
-    } else if let Some(bt) = number_after(text, BT) {
-        let now = now_us();
-        if number_after(text, BS) == Some(r.step) {
-            r.lat_us
-                .push(now.saturating_sub(bt).min(u32::MAX as u64) as u32);
-            r.received += 1;
-            r.last_receipt = Some(Instant::now());
-        } else {
-            r.stale += 1;
-        }
     } else {
-        r.other += 1;
+        // Each timed change: a pilot's or observer's packet may carry several, coalesced.
+        let now = now_us();
+        let mut timed = false;
+        for item in text.split("\"objectId\":") {
+            let Some(bt) = number_after(item, BT) else {
+                continue;
+            };
+            timed = true;
+            if number_after(item, BS) == Some(r.step) {
+                r.lat_us
+                    .push(now.saturating_sub(bt).min(u32::MAX as u64) as u32);
+                r.received += 1;
+                r.last_receipt = Some(Instant::now());
+            } else {
+                r.stale += 1;
+            }
+        }
+        if !timed {
+            r.other += 1;
+        }
     }
 }
 
@@ -306,6 +386,16 @@ mod tests {
         let text = "{\"type\":\"STATE_UPDATE\",\"airport\":\"EGLL\",\"timestamp\":1,\"seq\":9,\"data\":{\"objectId\":\"SB_1\",\"state\":{\"bs\":3,\"bt\":12345},\"controllerId\":\"1\"}}";
         assert_eq!(number_after(text, BT), Some(12345));
         assert_eq!(number_after(text, BS), Some(3));
+    }
+
+    #[test]
+    fn times_every_change_of_a_coalesced_broadcast() {
+        let rec: Shared = Rc::default();
+        rec.borrow_mut().begin(3);
+        let text = "{\"type\":\"MULTI_STATE_UPDATE\",\"seqFrom\":1,\"seq\":3,\"data\":{\"updates\":[{\"objectId\":\"SB_1\",\"state\":{\"bs\":3,\"bt\":10}},{\"objectId\":\"SB_2\",\"state\":{\"bs\":3,\"bt\":20}},{\"objectId\":\"SB_3\",\"state\":{\"bs\":2,\"bt\":30}}]}}";
+        record(&rec, text);
+        let r = rec.borrow();
+        assert_eq!((r.received, r.stale, r.other, r.lat_us.len()), (2, 1, 0, 2));
     }
 
     #[test]

@@ -5,8 +5,11 @@ use super::report::{cpu_cells, heading, latency_cells, list, ms, ratio, table};
 use super::runs::{alternating, medians};
 use super::{Target, fresh_airport, open_controller, populate, progress};
 use crate::Args;
-use crate::client::{OTHER_KEYS, close_all, distinct_key, open, spawn_reader};
+use crate::client::{
+    OTHER_KEYS, close_all, distinct_key, open, open_from, person_address, spawn_reader,
+};
 use crate::meter::{CpuUse, CpuWindow, Percentiles, get_json, percentiles, settle};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -117,15 +120,25 @@ struct Herd {
 enum Keys {
     /// The three demo pilots' and observer's: most connects reuse a looked-up account.
     Demo,
-    /// One key per socket: every connect looks its account up.
+    /// One key per socket, the same 1,000 in every herd: every connect looks its account up
+    /// (each herd is at a new airport); from the second herd on, the Worker remembers the keys
+    /// as accepted and does not count them against their addresses.
     Distinct,
+    /// One key per socket, 1,000 the Worker has not seen in every herd (the `n`th herd of a
+    /// target uses the `n % 5`th set of serve.mjs's 5,000 further keys): every connect is
+    /// counted against its address's limit (`ADDRESS_LIMIT`) and looks its account up.
+    Strangers(usize),
 }
+
+/// Herds of [`Keys::Strangers`] before their keys come round again.
+const STRANGER_SETS: usize = 5;
 
 impl Keys {
     fn key(self, i: usize) -> String {
         match self {
             Keys::Demo => OTHER_KEYS[i % 3].to_string(),
             Keys::Distinct => distinct_key(i),
+            Keys::Strangers(herd) => distinct_key(1000 * (1 + herd % STRANGER_SETS) + i),
         }
     }
 
@@ -133,6 +146,7 @@ impl Keys {
         match self {
             Keys::Demo => "3 people (demo keys)",
             Keys::Distinct => "1,000 distinct people",
+            Keys::Strangers(_) => "1,000 distinct people new to the Worker",
         }
     }
 }
@@ -141,12 +155,13 @@ impl Keys {
 async fn herd(t: &Target, n: usize, keys: Keys) -> Result<Herd, String> {
     settle(t.pid).await;
     let airport = fresh_airport();
-    let keys: Vec<String> = (0..n).map(|i| keys.key(i)).collect();
+    // Each socket from its own address, a person's the same in every herd.
+    let people: Vec<(String, String)> = (0..n).map(|i| (keys.key(i), person_address(i))).collect();
     let cpu = CpuWindow::start(t.pid);
     let t0 = Instant::now();
-    let attempts = keys
+    let attempts = people
         .iter()
-        .map(|key| open(&t.url, &airport, key, Duration::from_secs(60)));
+        .map(|(key, address)| open_from(&t.url, &airport, key, address, Duration::from_secs(60)));
     let results = futures_util::future::join_all(attempts).await;
     let total_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let cpu = cpu.stop();
@@ -218,13 +233,21 @@ pub(super) async fn section(args: &Args, herd_only: bool) -> Result<(), String> 
     // Each target's row is its median herd.
     let herd_repeats = if args.quick { 1 } else { args.repeats };
     let mut herd_runs = Vec::new();
-    for keys in [Keys::Demo, Keys::Distinct] {
+    for keys in [Keys::Demo, Keys::Distinct, Keys::Strangers(0)] {
+        // Each target's herds of strangers so far: each herd takes the next set of keys.
+        let mut herds_so_far: HashMap<String, usize> = HashMap::new();
         let all = alternating(&args.targets, herd_repeats, async |t| {
             progress(&format!(
                 "connect: {herd_n} sockets at once on {}, {}",
                 t.name,
                 keys.name()
             ));
+            let so_far = herds_so_far.entry(t.name.clone()).or_default();
+            let keys = match keys {
+                Keys::Strangers(_) => Keys::Strangers(*so_far),
+                other => other,
+            };
+            *so_far += 1;
             let h = herd(t, herd_n, keys).await?;
             progress(&format!(
                 "  all in {} ms, {} failed",

@@ -11,16 +11,29 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 use std::time::Duration;
 
-struct Fanout {
-    sent: u64,
-    expected: u64,
-    received: u64,
+pub(super) struct Fanout {
+    pub(super) sent: u64,
+    pub(super) expected: u64,
+    pub(super) received: u64,
     rate: f64,
-    p: Percentiles,
-    cpu: CpuUse,
+    pub(super) p: Percentiles,
+    pub(super) cpu: CpuUse,
 }
 
 async fn fanout(t: &Target, n: usize, secs: f64) -> Result<Fanout, String> {
+    let (f, ()) = fanout_during(t, n, secs, async |_, _, _| ()).await?;
+    Ok(f)
+}
+
+/// A fan-out to `n` others at a fresh airport while `during(airport, start, end)` runs beside
+/// the controller's changes (another load at the same airport): the fan-out and what `during`
+/// returned.
+pub(super) async fn fanout_during<T>(
+    t: &Target,
+    n: usize,
+    secs: f64,
+    during: impl AsyncFnOnce(&str, tokio::time::Instant, tokio::time::Instant) -> T,
+) -> Result<(Fanout, T), String> {
     let airport = fresh_airport();
     let rec: Shared = Rc::default();
     let opened = open_many(&t.url, &airport, n, 50, |i| OTHER_KEYS[i % 3]).await?;
@@ -38,16 +51,16 @@ async fn fanout(t: &Target, n: usize, secs: f64) -> Result<Fanout, String> {
     let cpu = CpuWindow::start(t.pid);
     let start = tokio::time::Instant::now() + Duration::from_millis(10);
     let end = start + Duration::from_secs_f64(secs);
-    let (sink, sent) = spawn_sender(
+    let sender = spawn_sender(
         controller.sink,
         Kind::Single,
         step,
         Duration::from_millis(50),
         start,
         end,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    );
+    let (sender, beside) = tokio::join!(sender, during(&airport, start, end));
+    let (sink, sent) = sender.map_err(|e| e.to_string())?;
     sinks.push(sink);
     let expected = sent * n as u64;
     drain(&rec, |_| expected).await;
@@ -62,14 +75,15 @@ async fn fanout(t: &Target, n: usize, secs: f64) -> Result<Fanout, String> {
         .max(1e-3);
     close_all(sinks, readers).await;
     settle(t.pid).await;
-    Ok(Fanout {
+    let f = Fanout {
         sent,
         expected,
         received,
         rate: received as f64 / window,
         p: percentiles(&mut lat),
         cpu,
-    })
+    };
+    Ok((f, beside))
 }
 
 pub(super) async fn section(args: &Args) -> Result<(), String> {

@@ -1,11 +1,14 @@
 //! The scenarios of BENCHMARKS.md, one file each: fan-out latency, airport throughput, connect
-//! cost, idle cost, profile-change burst, public /state, snapshot polling. What they share is here
+//! cost, idle cost, profile-change burst, public /state, snapshot polling, a flood from one
+//! socket, forged keys. What they share is here
 //! (the targets, fresh airports, waiting for receipts, populating an airport), in `runs.rs` (runs
 //! alternating between the targets, and their medians) and in `report.rs` (the tables printed).
 
 mod burst;
 mod connect;
 mod fanout;
+mod flood;
+mod forged;
 mod idle;
 mod poll;
 mod report;
@@ -153,6 +156,12 @@ pub async fn bench(args: &Args) -> Result<(), String> {
     }
     if wants("burst") {
         burst::section(args).await?;
+    }
+    if wants("flood") {
+        flood::section(args).await?;
+    }
+    if wants("forged") {
+        forged::section(args).await?;
     }
     if wants("state") {
         state::section(args).await?;
