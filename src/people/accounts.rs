@@ -13,7 +13,8 @@ use airport_protocol::config::KeySource;
 use airport_protocol::connect::HttpError;
 use futures_util::FutureExt;
 use futures_util::future::{Either, join, join_all, select};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::pin::pin;
 use std::rc::Rc;
@@ -87,7 +88,7 @@ impl KeyDatabases {
                 _ => Ok(HashMap::new()),
             }
         };
-        let (own, network) = join(accounts_for_key_hashes(&self.own, hashes), network).await;
+        let (own, network) = join(accounts_for_key_hashes(&self.own, &hashes), network).await;
         let (mut own, mut network) = (own?, network?);
         let mut found = HashMap::new();
         for key in keys {
@@ -116,7 +117,7 @@ impl KeyDatabases {
                 _ => Ok(HashMap::new()),
             }
         };
-        let own = accounts_for_key_hashes(&self.own, key_hashes.to_vec());
+        let own = accounts_for_key_hashes(&self.own, key_hashes);
         let (own, network) = join(own, network).await;
         let (mut found, network) = (own?, network?);
         for (hash, account) in network {
@@ -276,30 +277,13 @@ const KEYS_PER_QUERY: usize = 500;
 /// revoked key is not in the answer, nor is a key whose stored account cannot be read (logged).
 async fn accounts_for_key_hashes(
     db: &D1Database,
-    key_hashes: Vec<String>,
+    key_hashes: &[String],
 ) -> Result<HashMap<String, Account>> {
-    // The queries of a large batch run at once, not one after another under its time limit.
-    let queries = key_hashes.chunks(KEYS_PER_QUERY).map(|chunk| async move {
-        // One parameter for any number of keys: D1 binds at most 100.
-        let hashes = serde_json::to_string(chunk)?;
-        let rows: Vec<AccountRow> = db
-            .prepare(
-                "SELECT k.key_hash, a.cid, a.role, a.banned, a.banned_until FROM api_keys k \
+    let query = "SELECT k.key_hash, a.cid, a.role, a.banned, a.banned_until FROM api_keys k \
                  JOIN accounts a ON a.cid = k.cid \
-                 WHERE k.key_hash IN (SELECT value FROM json_each(?1)) AND k.revoked_at IS NULL",
-            )
-            .bind(&[hashes.into()])?
-            .all()
-            .await?
-            .results()?;
-        Ok::<_, Error>(rows)
-    });
+                 WHERE k.key_hash IN (SELECT value FROM json_each(?1)) AND k.revoked_at IS NULL";
     let mut found = HashMap::new();
-    let rows = join_all(queries)
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?;
-    for row in rows.into_iter().flatten() {
+    for row in rows_for::<AccountRow, _>(db, query, key_hashes).await? {
         match account(&row) {
             Ok(account) => {
                 found.insert(row.key_hash, account);
@@ -350,7 +334,7 @@ async fn network_accounts_by_key(
 ) -> Result<HashMap<String, Account>> {
     let query = format!("{NETWORK_PEOPLE} WHERE u.api_key IN (SELECT value FROM json_each(?1))");
     let mut found = HashMap::new();
-    for row in network_rows(db, &query, keys).await? {
+    for row in rows_for::<NetworkRow, _>(db, &query, keys).await? {
         if let Some(account) = network_account(&row) {
             found.insert(row.api_key, account);
         }
@@ -366,7 +350,7 @@ async fn network_accounts_by_cid(
     let query = format!("{NETWORK_PEOPLE} WHERE u.vatsim_id IN (SELECT value FROM json_each(?1))");
     let cids: Vec<&str> = people.iter().map(Cid::as_str).collect();
     let mut found = HashMap::new();
-    for row in network_rows(db, &query, &cids).await? {
+    for row in rows_for::<NetworkRow, _>(db, &query, &cids).await? {
         if let Some(account) = network_account(&row) {
             found.insert(hash_key(&row.api_key).await?, account);
         }
@@ -374,15 +358,20 @@ async fn network_accounts_by_cid(
     Ok(found)
 }
 
-/// The rows `query` finds for `values` (its one JSON parameter), in one query per
-/// [`KEYS_PER_QUERY`], all at once.
-async fn network_rows(db: &D1Database, query: &str, values: &[&str]) -> Result<Vec<NetworkRow>> {
+/// The rows `query` finds for `values`, given as its one JSON parameter (D1 binds at most 100
+/// parameters), in one query per [`KEYS_PER_QUERY`], all at once: the queries of a large batch
+/// do not run one after another under its time limit.
+async fn rows_for<T: DeserializeOwned, V: Serialize>(
+    db: &D1Database,
+    query: &str,
+    values: &[V],
+) -> Result<Vec<T>> {
     let queries = values.chunks(KEYS_PER_QUERY).map(|chunk| async move {
         db.prepare(query)
             .bind(&[serde_json::to_string(chunk)?.into()])?
             .all()
             .await?
-            .results::<NetworkRow>()
+            .results::<T>()
     });
     let rows = join_all(queries)
         .await
