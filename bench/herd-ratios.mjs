@@ -19,15 +19,24 @@ const rows = readFileSync(file, "utf8")
     const cpuShare = parseFloat(cells[10]) / 100; // "server CPU" of the median herd, e.g. "62%"
     return { keys, target, median: Number(median), every: every.split(",").map(Number), cpuMs: cpuShare * Number(median) };
   });
-const floor = new Map(rows.filter((r) => r.target === "floor").map((r) => [r.keys, r]));
 const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
 
-console.log("\nRatios to the floor (target ≤ 1.5×):\n");
-console.log("| keys | target | median herd / floor's | each round's herd / floor's | server CPU of the median herd, ms | / floor's |");
-console.log("|---|---|---|---|---|---|");
-for (const r of rows.filter((r) => floor.has(r.keys))) {
-  const f = floor.get(r.keys);
-  const rounds = r.every.map((ms, i) => ratio(ms, f.every[i])).join(", ");
-  const cpu = `${r.cpuMs.toFixed(0)} | ${ratio(r.cpuMs, f.cpuMs)}`;
-  console.log(`| ${r.keys} | ${r.target} | **${ratio(r.median, f.median)}** | ${rounds} | ${cpu} |`);
+/** Each target's herds against `base`'s (the same keys), when `base` ran. */
+function table(base, title) {
+  const reference = new Map(rows.filter((r) => r.target === base).map((r) => [r.keys, r]));
+  if (reference.size === 0) return;
+  console.log(`\n${title}\n`);
+  console.log(`| keys | target | median herd / ${base}'s | each round's herd / ${base}'s | server CPU of the median herd, ms | / ${base}'s |`);
+  console.log("|---|---|---|---|---|---|");
+  for (const r of rows.filter((r) => reference.has(r.keys) && r.target !== base)) {
+    const f = reference.get(r.keys);
+    const rounds = r.every.map((ms, i) => ratio(ms, f.every[i])).join(", ");
+    const cpu = `${r.cpuMs.toFixed(0)} | ${ratio(r.cpuMs, f.cpuMs)}`;
+    console.log(`| ${r.keys} | ${r.target} | **${ratio(r.median, f.median)}** | ${rounds} | ${cpu} |`);
+  }
 }
+
+table("floor", "Ratios to the floor (target ≤ 1.5×):");
+// The floor that asks the status service once per connect: what taking roles from the network
+// costs any service, against which the services that do are measured.
+table("floor+status", "Ratios to the floor that asks the status service once per connect:");

@@ -145,7 +145,7 @@ if wants herd-network; then
   TMPDIR=$([ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}") \
     serve --network --status-cpu "$LOADGEN_CPU" "${extra_vars[@]}"
   network_targets=()
-  for i in 0 1; do
+  for i in 0 1 2; do
     network_targets+=(--target "$(info "i.network[$i].name")=ws://127.0.0.1:$((FLOOR_PORT + 30 + i))@$(info "i.network[$i].pid")")
   done
   echo -e "\n### 1,000 sockets at once with roles, then keys, from the network\n" | tee -a "$results"

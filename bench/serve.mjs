@@ -19,7 +19,9 @@
 // --status-cpu): `ours+vatsim` with the 1,000 pilots' keys in its own tables, and `ours+network`
 // (KEY_SOURCE=network) with them only as `users` rows of NETWORK_DB, the running service's
 // tables. With the service itself (own keys, static roles) that isolates what the role look-up
-// and what the network key source cost a connect.
+// and what the network key source cost a connect. And `floor+status`: the floor asking the
+// status service once per connect (bench/floor/ladder.mjs STATUS), the least any service that
+// takes roles from the network does for a person it knows nothing recent of.
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -221,6 +223,21 @@ const networkServices = !withNetwork
       const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `network${i}`), workers: [worker] }));
       return { name, port: p, mf, network };
     });
+const statusFloor = !withNetwork
+  ? []
+  : [
+      (() => {
+        const p = floorPort + 32;
+        const worker = {
+          ...floor,
+          name: "floor",
+          modules: [{ type: "ESModule", path: join(bench, "floor", "ladder.mjs") }],
+          bindings: { STATUS: status.url },
+        };
+        const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, "floor-status"), workers: [worker] }));
+        return { name: "floor+status", port: p, mf };
+      })(),
+    ];
 
 /**
  * Pilots with one key each for the distinct-people herds: loadgen's `distinct_key(i)`, the
@@ -283,7 +300,7 @@ async function seed(mf, network = false) {
 
 async function stop(code = 0) {
   status?.child.kill();
-  const served = [...ladder, ...extraServices, ...networkServices];
+  const served = [...ladder, ...extraServices, ...networkServices, ...statusFloor];
   await Promise.allSettled([mfService.dispose(), mfFloor.dispose(), ...served.map((l) => l.mf.dispose())]);
   rmSync(persist, { recursive: true, force: true });
   process.exit(code);
@@ -306,6 +323,7 @@ try {
     l.url = (await l.mf.ready).toString();
     await seed(l.mf, l.network);
   }
+  for (const l of statusFloor) l.url = (await l.mf.ready).toString();
 
   createServer((req, res) => {
     if (req.url === "/reset") {
@@ -322,7 +340,7 @@ try {
     floor: { url: floorUrl.toString(), pid: listenerPid(floorPort) },
     ladder: ladder.map((l) => ({ name: l.name, url: l.url, pid: listenerPid(l.port) })),
     extra: extraServices.map((l) => ({ name: l.name, url: l.url, pid: listenerPid(l.port) })),
-    network: networkServices.map((l) => ({ name: l.name, url: l.url, pid: listenerPid(l.port) })),
+    network: [...networkServices, ...statusFloor].map((l) => ({ name: l.name, url: l.url, pid: listenerPid(l.port) })),
     status: status && { url: status.url, count: status.count },
     stats: `http://127.0.0.1:${statsPort}/stats`,
     vars,

@@ -9,6 +9,10 @@
 //   BYTES=1   each forwarded frame is padded with spaces to the length of the service's broadcast
 //             of it: the contract adds `,"controllerId":"<cid>"` (25 bytes with the demo cids) to
 //             every update and `airport`, `timestamp` and `seq` (about 56 bytes) to the envelope
+//   STATUS=URL the Worker asks the status service at URL for the person's connection (the request
+//             every connect under ROLE_SOURCE=vatsim needs when nothing recent is known of the
+//             person) and answers 503 unless it answers 200: the floor of a service that takes
+//             roles from the network (bench/serve.mjs --network serves it as `floor+status`)
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
@@ -24,9 +28,20 @@ export default {
         .first();
       if (!row) return new Response('{"error":{"code":"INVALID_API_KEY"}}', { status: 401 });
     }
+    if (env.STATUS) {
+      const status = await fetch(`${env.STATUS}/users/info?cid=${cidOf(url.searchParams.get("key") ?? "")}`);
+      await status.text();
+      if (!status.ok) return new Response('{"error":{"code":"UPSTREAM_UNAVAILABLE"}}', { status: 503 });
+    }
     return env.FLOOR.get(env.FLOOR.idFromName(airport)).fetch(request);
   },
 };
+
+/** The benchmark's person behind a key: `BARS_` and i in hex is cid 3,000,000 + i (serve.mjs). */
+function cidOf(key) {
+  const i = key.startsWith("BARS_") ? parseInt(key.slice(5), 16) : 0;
+  return 3_000_000 + (Number.isSafeInteger(i) ? i : 0);
+}
 
 export class FloorObject {
   constructor(ctx, env) {
