@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The benchmark suite of BENCHMARKS.md, in one command:
 #
-#   bash bench/run.sh [--quick] [--only fanout,throughput,connect,burst,state,idle,ceiling]
+#   bash bench/run.sh [--quick] [--only fanout,throughput,connect,burst,state,idle,busy,ceiling]
 #   bash bench/run.sh --only herd         # only connect's 1,000 sockets at once
 #   bash bench/run.sh --only herd-network # the same herds with roles, then keys, from the network
 #   bash bench/run.sh --only flood,forged # abuse: one socket's flood, forged keys (the service's
 #                                         # ADDRESS_LIMIT at wrangler.toml's limit, as deployed)
 #   BENCH_EXTRA=name=DIR bash bench/run.sh --only poll  # 300 pilots polling GET_STATE, against
 #                                                       # another build of the service in DIR
+#   bash bench/run.sh --only fanout-durable  # fan-out against the floor and the durable floor
 #   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
 #   bash bench/run.sh --only diagnose-batches  # batch throughput against a floor sending the
 #                                              # service's bytes
@@ -28,12 +29,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export PATH="$root/node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false
 
-quick=() only="fanout,throughput,connect,burst,flood,forged,state,idle,ceiling"
+quick=() only="fanout,throughput,connect,burst,flood,forged,state,idle,busy,ceiling"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,ceiling,poll,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,poll,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -180,6 +181,15 @@ if wants idle; then
   cleanup
 fi
 
+if wants busy; then
+  # The cost model's busy airport-hour: a fresh runtime with the tail worker, 1 vatSys controller
+  # toggling a stopbar every 30 s and 19 pilots, each sending what CLIENTS.md says it sends.
+  serve --tail "${extra_vars[@]}"
+  lg idle --busy --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --stats "http://127.0.0.1:$STATS_PORT/stats" --seconds 185 --sockets 20 "${quick[@]}"
+  cleanup
+fi
+
 if wants ceiling; then
   # The generator's own ceiling: the same scenarios against a native fan-out server on the
   # server core, with no rate limit, far past what workerd reaches.
@@ -224,6 +234,22 @@ if wants diagnose; then
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" "${ladder[@]}" \
     --only fanout,throughput-single,herd --fanout-n 500 --fanout-seconds "$fanout_seconds" --step-seconds 4 "${quick[@]}"
+  cleanup
+fi
+
+if wants fanout-durable; then
+  # Fan-out against both floors: the floor, and the durable floor (ladder.mjs SQL=1), which
+  # writes each frame to its SQLite storage before forwarding it: the honest limit of a service
+  # that stores every change before it broadcasts it (PROTOCOL §5).
+  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
+  extra_targets
+  sql_index=$(info "i.ladder.findIndex((l) => l.name === 'floor+sql')")
+  sql_pid=$(info "i.ladder[$sql_index].pid")
+  echo -e "\n### Fan-out against the floor and the durable floor\n" | tee -a "$results"
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
+    --target "durable-floor=ws://127.0.0.1:$((FLOOR_PORT + 10 + sql_index))@$sql_pid" \
+    "${extras[@]}" --only fanout "${quick[@]}"
   cleanup
 fi
 

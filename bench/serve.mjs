@@ -36,7 +36,9 @@ import {
   COMPATIBILITY_DATE,
   createRunningServiceTables,
   logEvents,
+  metricsRecorder,
   migrateAndSeed,
+  recording,
   serviceWorker,
 } from "../scripts/local-service.mjs";
 import { args, opt } from "./args.mjs";
@@ -90,6 +92,7 @@ for (const a of args) {
 const counts = {};
 const airports = {};
 const times = { airport_loaded: [], alarm: [], ws_message: [], woke: [] };
+const metricSums = [];
 function onLog(message) {
   for (const event of logEvents(message)) {
     const name = event.event === "tail" ? `tail_${event.kind}` : String(event.event);
@@ -127,10 +130,14 @@ function benchService(dir, bindings = vars, options = {}) {
   return worker;
 }
 
-const service = {
-  ...benchService(),
-  ...(withTail ? { tails: ["bench-tail"] } : {}),
-};
+// With --tail, METRICS is a recorder too: the idle scenarios read the windows' sums (`metrics`
+// in /stats, the `airport` points' doubles added up by position, AIRPORT_COLUMNS' order).
+const service = withTail ? { ...recording(benchService()), tails: ["bench-tail"] } : benchService();
+const recorder = metricsRecorder(async (request) => {
+  const point = await request.json();
+  if (point.blobs?.[0] === "airport") point.doubles.forEach((d, i) => (metricSums[i] = (metricSums[i] ?? 0) + d));
+  return new Response(null, { status: 204 });
+});
 const tail = {
   name: "bench-tail",
   modules: [{ type: "ESModule", path: join(bench, "floor", "tail.mjs") }],
@@ -158,7 +165,7 @@ function listenerPid(p) {
 }
 
 const mfService = new Miniflare(
-  convertV4MiniflareOptions({ ...shared(port, "service"), ...inspectorPort(0), workers: withTail ? [service, tail] : [service] }),
+  convertV4MiniflareOptions({ ...shared(port, "service"), ...inspectorPort(0), workers: withTail ? [service, tail, recorder] : [service] }),
 );
 const mfFloor = new Miniflare(convertV4MiniflareOptions({ ...shared(floorPort, "floor"), workers: [floor] }));
 const ladder = !withLadder
@@ -330,9 +337,10 @@ try {
       for (const k of Object.keys(counts)) delete counts[k];
       for (const k of Object.keys(airports)) delete airports[k];
       for (const k of Object.keys(times)) times[k] = [];
+      metricSums.length = 0;
     }
     res.setHeader("Content-Type", "application/json");
-    res.end(JSON.stringify({ counts, airports, times }));
+    res.end(JSON.stringify({ counts, airports, times, metrics: metricSums }));
   }).listen(statsPort, "127.0.0.1");
 
   const info = {

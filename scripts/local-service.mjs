@@ -49,6 +49,35 @@ export function serviceWorker(bindings, buildDir = join(root, "build"), { networ
   };
 }
 
+/**
+ * A recording double of an Analytics Engine dataset: `writeDataPoint` over RPC, each point handed
+ * to `sink` (a function of a Request whose body is the point as JSON). `recording(worker)` binds
+ * the service's METRICS to it in place of the local dataset, which drops what it is given.
+ */
+export function metricsRecorder(sink) {
+  return {
+    name: "metrics-recorder",
+    modules: true,
+    script: `
+import { WorkerEntrypoint } from "cloudflare:workers";
+export class Dataset extends WorkerEntrypoint {
+  async writeDataPoint(point) {
+    await this.env.SINK.fetch("http://sink/", { method: "POST", body: JSON.stringify(point) });
+  }
+}
+export default { fetch: () => new Response(null, { status: 404 }) };
+`,
+    compatibilityDate: COMPATIBILITY_DATE,
+    serviceBindings: { SINK: sink },
+  };
+}
+
+/** The service's worker options with METRICS bound to `metricsRecorder`. */
+export function recording(worker) {
+  const { analyticsEngineDatasets: _, ...rest } = worker;
+  return { ...rest, serviceBindings: { ...rest.serviceBindings, METRICS: { name: "metrics-recorder", entrypoint: "Dataset" } } };
+}
+
 /** A SQL file split into statements (comments stripped). */
 function statements(file) {
   return readFileSync(file, "utf8")

@@ -74,6 +74,9 @@ pub struct Counts {
     /// Time spent committing, by the runtime's clock (which in production moves only on I/O).
     pub commit_ms: u32,
     pub storage_failures: u32,
+    /// Time the object had an event or its background work under way, by the runtime's clock:
+    /// what keeps it from hibernating, and what a hibernating object is billed for.
+    pub awake_ms: u32,
 }
 
 /// The window being counted.
@@ -105,6 +108,17 @@ impl Metrics {
 
     pub fn disconnect(&mut self, now: i64) {
         self.touch(now).disconnects += 1;
+    }
+
+    /// The object was awake for `ms` (an event and what it started, until none was under way).
+    /// Added without starting a window: a wake-up that counted nothing (an alarm that found
+    /// nothing due) must not make a window due, and so another alarm, and so on. It goes in
+    /// the next window written; the last one before hibernation is lost with the memory.
+    pub fn awake(&mut self, ms: i64) {
+        let counts = &mut self.counts;
+        counts.awake_ms = counts
+            .awake_ms
+            .saturating_add(ms.clamp(0, i64::from(u32::MAX)) as u32);
     }
 
     /// A delivery as the Durable Object carried it out: its actions (closes by code, packets
@@ -165,6 +179,42 @@ impl Metrics {
     }
 }
 
+/// How long an object is awake: from the start of an event until no event, and no background
+/// work one started, is under way. Overlapping events count once. A hibernatable Durable
+/// Object is billed for this time, not for the idle seconds before it hibernates.
+#[derive(Debug, Default)]
+pub struct AwakeClock {
+    under_way: u32,
+    since: i64,
+    finished_ms: i64,
+}
+
+impl AwakeClock {
+    /// An event or a background task starts.
+    pub fn begin(&mut self, now: i64) {
+        if self.under_way == 0 {
+            self.since = now;
+        }
+        self.under_way += 1;
+    }
+
+    /// One ends; the object is idle again once the last one has.
+    pub fn end(&mut self, now: i64) {
+        if self.under_way == 0 {
+            return;
+        }
+        self.under_way -= 1;
+        if self.under_way == 0 {
+            self.finished_ms += (now - self.since).max(0);
+        }
+    }
+
+    /// The awake time finished since the last take.
+    pub fn take(&mut self) -> i64 {
+        std::mem::take(&mut self.finished_ms)
+    }
+}
+
 /// What a look at the window finds.
 #[derive(Debug, PartialEq)]
 pub enum Tick {
@@ -187,7 +237,7 @@ pub struct DataPoint {
 
 /// The column order of the `airport` point, as the README's queries read it. The integration
 /// test (`tests/integration/metrics.test.mjs`) keeps its own copy on purpose, to catch a change.
-pub const AIRPORT_COLUMNS: [&str; 13] = [
+pub const AIRPORT_COLUMNS: [&str; 14] = [
     "controllers",
     "pilots",
     "observers",
@@ -201,6 +251,7 @@ pub const AIRPORT_COLUMNS: [&str; 13] = [
     "commit_ms",
     "storage_failures",
     "window_ms",
+    "awake_ms",
 ];
 
 /// A window as data points: one `airport` point (`blob2` the airport, the doubles in the order
@@ -239,6 +290,7 @@ fn data_points(
             f64::from(counts.commit_ms),
             f64::from(counts.storage_failures),
             window_ms as f64,
+            f64::from(counts.awake_ms),
         ],
     )];
     // A close is named by its code, as the client sees it.

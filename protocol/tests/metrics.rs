@@ -2,7 +2,9 @@
 
 use airport_protocol::Role;
 use airport_protocol::effects::{Action, CloseCode, To};
-use airport_protocol::metrics::{AIRPORT_COLUMNS, Commit, DataPoint, QUIET_MS, Tick, WINDOW_MS};
+use airport_protocol::metrics::{
+    AIRPORT_COLUMNS, AwakeClock, Commit, DataPoint, QUIET_MS, Tick, WINDOW_MS,
+};
 use airport_testkit::harness::{Harness, who};
 use serde_json::json;
 
@@ -209,4 +211,40 @@ fn the_alarm_comes_for_a_quiet_window_before_the_object_can_hibernate() {
     assert_eq!(column(&points[0], "frames_in"), 1.0);
     // Written, the window no longer holds the alarm early.
     assert_eq!(h.room.alarm_at(), h.room.next_wake());
+}
+
+#[test]
+fn awake_time_counts_overlapping_work_once() {
+    let mut clock = AwakeClock::default();
+    clock.begin(1_000);
+    clock.begin(1_002); // a second event while the first awaits its storage
+    clock.end(1_005);
+    assert_eq!(clock.take(), 0, "still awake: the first event is under way");
+    clock.end(1_010);
+    clock.begin(2_000); // background work started by an alarm
+    clock.end(2_300);
+    assert_eq!(clock.take(), 10 + 300);
+    assert_eq!(clock.take(), 0);
+    // An end without a begin (never expected) neither underflows nor counts.
+    clock.end(3_000);
+    assert_eq!(clock.take(), 0);
+}
+
+#[test]
+fn awake_time_joins_the_next_window_and_starts_none() {
+    let mut h = Harness::new();
+    let now = 1_000;
+    // An alarm that found nothing to do: awake, nothing counted.
+    h.room.metrics().awake(7);
+    assert_eq!(
+        h.room.metrics().due_at(),
+        None,
+        "no window, so no alarm for one"
+    );
+    assert_eq!(h.room.metrics_tick(now + WINDOW_MS), Tick::Idle);
+    h.room.metrics().connect(now);
+    h.room.metrics().awake(5);
+    let points = written(h.room.metrics_tick(now + QUIET_MS));
+    assert_eq!(column(&points[0], "awake_ms"), 12.0);
+    assert_eq!(h.room.metrics().due_at(), None);
 }

@@ -4,6 +4,7 @@
 //! serves `fetch`. Sockets use the hibernation API: everything needed after an eviction lives
 //! in storage and in each socket's attachment. Hooks log failures and survive them.
 
+use crate::airport::awake::Awake;
 use crate::airport::metrics;
 use crate::airport::points::{self, PointsReads};
 use crate::airport::sockets::{self as sockets, Known, Sockets};
@@ -61,6 +62,8 @@ pub struct AirportObject {
     /// Whether the Worker has the running service's database (NETWORK_DB): without it, no
     /// point has an equivalent.
     network: bool,
+    /// How long the object is awake: every hook and background task holds it while it runs.
+    awake: Rc<Awake>,
 }
 
 /// A re-check's look-ups run beside the alarms, never in their way: heartbeats and idle closes
@@ -94,11 +97,13 @@ impl DurableObject for AirportObject {
             recheck: Rc::default(),
             points: Rc::default(),
             network: points::network_db(&env).is_some(),
+            awake: Rc::default(),
             env,
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
+        let _awake = self.awake.stay();
         (self.serve(req).await).or_else(|error| {
             log_internal(&error);
             error_response(&error)
@@ -110,6 +115,7 @@ impl DurableObject for AirportObject {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
+        let _awake = self.awake.stay();
         survive("message_failed", self.on_message(&ws, message).await)
     }
 
@@ -120,14 +126,17 @@ impl DurableObject for AirportObject {
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
+        let _awake = self.awake.stay();
         survive("close_failed", self.on_gone(&ws).await)
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
+        let _awake = self.awake.stay();
         survive("close_failed", self.on_gone(&ws).await)
     }
 
     async fn alarm(&self) -> Result<Response> {
+        let _awake = self.awake.stay();
         match self.on_alarm().await {
             Ok(done) => Response::ok(done),
             Err(error) => {
@@ -242,7 +251,9 @@ impl AirportObject {
         let config = self.config()?.clone();
         let (env, storage) = (self.env.clone(), self.state.storage());
         let (recheck, live) = (Rc::clone(&self.recheck), Rc::clone(&self.live));
+        let awake = self.awake.stay();
         wasm_bindgen_futures::spawn_local(async move {
+            let _awake = awake;
             let limit = answers_limit_ms(&config.role_source);
             let answers = standings::answers(&env, &config, &questions, limit).await;
             *recheck.answers.borrow_mut() = Some(answers);
@@ -388,12 +399,11 @@ impl AirportObject {
             return Ok(());
         };
         let open = || (self.env.d1("DB").ok(), self.state.storage().sql());
-        self.directory.update(entry, open);
-        let tick = self
-            .live
-            .borrow_mut()
-            .as_mut()
-            .map(|live| live.room.metrics_tick(now()));
+        self.directory.update(entry, open, &self.awake);
+        let tick = self.live.borrow_mut().as_mut().map(|live| {
+            live.room.metrics().awake(self.awake.take());
+            live.room.metrics_tick(now())
+        });
         if let Some(Tick::Write(window)) = tick {
             metrics::write(&self.env, &window);
         }
@@ -423,8 +433,10 @@ impl AirportObject {
         let Some(icao) = self.live.borrow().as_ref().map(|l| l.room.icao().clone()) else {
             return;
         };
-        let live = Rc::clone(&self.live);
+        let (live, awake) = (Rc::clone(&self.live), self.awake.stay());
+        // Owned by the read (in the background but for the first): awake until it ends.
         let apply = move |equivalence| {
+            let _awake = awake;
             if let Some(live) = live.borrow_mut().as_mut() {
                 live.room.set_equivalence(equivalence);
             }

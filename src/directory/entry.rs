@@ -3,6 +3,7 @@
 //! done the writer looks again, so entries cannot be written out of order; a failed write is
 //! tried again at the next event.
 
+use crate::airport::awake::Awake;
 use crate::airport::storage;
 use crate::directory;
 use crate::log_event;
@@ -37,6 +38,7 @@ impl DirectoryEntry {
         self: &Rc<Self>,
         wanted: Entry,
         open: impl FnOnce() -> (Option<D1Database>, SqlStorage),
+        awake: &Rc<Awake>,
     ) {
         let changed = self.listed.get() != Some(wanted.1);
         *self.wanted.borrow_mut() = Some(wanted);
@@ -47,8 +49,9 @@ impl DirectoryEntry {
             return;
         };
         self.writing.set(true);
-        let entry = Rc::clone(self);
+        let (entry, awake) = (Rc::clone(self), awake.stay());
         wasm_bindgen_futures::spawn_local(async move {
+            let _awake = awake;
             entry.write_until_current(db, sql).await;
             entry.writing.set(false);
         });

@@ -9,7 +9,9 @@ import { join } from "node:path";
 import {
   createRunningServiceTables,
   logEvents,
+  metricsRecorder,
   migrateAndSeed,
+  recording,
   serviceWorker,
 } from "../../scripts/local-service.mjs";
 import { Pacer, bounded } from "./helpers.mjs";
@@ -31,19 +33,6 @@ export const CIDS = {
   observer1: "1000021",
 };
 
-/**
- * A recording double of an Analytics Engine dataset: `writeDataPoint` over RPC, each point
- * passed to the test process (`Service.dataPoints`).
- */
-const METRICS_RECORDER = `
-import { WorkerEntrypoint } from "cloudflare:workers";
-export class Dataset extends WorkerEntrypoint {
-  async writeDataPoint(point) {
-    await this.env.SINK.fetch("http://sink/", { method: "POST", body: JSON.stringify(point) });
-  }
-}
-export default { fetch: () => new Response(null, { status: 404 }) };
-`;
 
 const sha256 = (text) => createHash("sha256").update(text).digest("hex");
 
@@ -87,11 +76,7 @@ export class Service {
 
   /** The service's own worker options; METRICS is bound to the recorder in `options()`. */
   worker() {
-    const { analyticsEngineDatasets: _, ...worker } = serviceWorker(this.vars, undefined, {
-      network: this.network,
-      addressLimit: this.addressLimit,
-    });
-    return worker;
+    return serviceWorker(this.vars, undefined, { network: this.network, addressLimit: this.addressLimit });
   }
 
   options() {
@@ -102,15 +87,9 @@ export class Service {
       resourcePersistencePath: this.persist,
       handleStructuredLogs: (log) => this.onLog(log.message),
       workers: [
-        // METRICS is the recorder below: what the Worker writes to Analytics Engine.
-        { ...worker, serviceBindings: { METRICS: { name: "metrics-recorder", entrypoint: "Dataset" } } },
-        {
-          name: "metrics-recorder",
-          modules: true,
-          script: METRICS_RECORDER,
-          compatibilityDate: worker.compatibilityDate,
-          serviceBindings: { SINK: (request) => this.onDataPoint(request) },
-        },
+        // METRICS is the recorder: what the Worker writes to Analytics Engine.
+        recording(worker),
+        metricsRecorder((request) => this.onDataPoint(request)),
       ],
     };
   }

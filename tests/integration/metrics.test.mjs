@@ -25,6 +25,7 @@ const COLUMNS = [
   "commit_ms",
   "storage_failures",
   "window_ms",
+  "awake_ms",
 ];
 
 let service;
@@ -108,6 +109,10 @@ test("an airport's window records sockets, frames, broadcasts, errors and closes
   for (const { window_ms } of summaries(airport)) {
     assert.ok(window_ms >= 0 && window_ms <= 60_000, `window ${window_ms} ms`);
   }
+  // The connects looked their keys up in D1 and the updates were committed: time awake, by the
+  // runtime's clock (which moves across that I/O), and never more than the test has run.
+  const awake = summaries(airport).reduce((n, p) => n + p.awake_ms, 0);
+  assert.ok(awake > 0 && awake < performance.now(), `awake ${awake} ms`);
   assert.deepEqual(breakdown(airport), {
     "frame:STATE_UPDATE": 4,
     "frame:GET_STATE": 1,

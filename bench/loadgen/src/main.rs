@@ -5,7 +5,7 @@
 //!               [--only fanout,throughput,connect,burst,flood,forged,state] [--stats URL] [--fanout-n 100,500,1000]
 //!               [--fanout-seconds 30] [--step-seconds 6] [--tp-max-single 2400]
 //!               [--tp-max-multi 400] [--repeats 5]
-//! loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20]
+//! loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20] [--busy]
 //! loadgen native-server [--port 8790] [--max-seconds 3600]
 //! ```
 //!
@@ -22,7 +22,7 @@ use scenarios::Target;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen bench --target NAME=ws://127.0.0.1:PORT[@PID] [--target ...] [--quick] [--only fanout,throughput,connect,burst,flood,forged,state] [--stats URL]\n       loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20]\n       loadgen native-server [--port 8790] [--max-seconds 3600]"
+        "usage: loadgen bench --target NAME=ws://127.0.0.1:PORT[@PID] [--target ...] [--quick] [--only fanout,throughput,connect,burst,flood,forged,state] [--stats URL]\n       loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20] [--busy]\n       loadgen native-server [--port 8790] [--max-seconds 3600]"
     );
     std::process::exit(2)
 }
@@ -39,6 +39,8 @@ pub struct Args {
     pub tp_max_multi: f64,
     pub seconds: f64,
     pub sockets: usize,
+    /// `idle --busy`: the sockets behave as the deployed clients do at a busy airport.
+    pub busy: bool,
     pub port: u16,
     pub max_seconds: u64,
     /// Throughput searches, bursts and 1,000-socket herds per target (alternating); medians are
@@ -61,6 +63,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         tp_max_multi: 400.0,
         seconds: 185.0,
         sockets: 20,
+        busy: false,
         port: 8790,
         max_seconds: 3600,
         repeats: 5,
@@ -103,6 +106,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--tp-max-multi" => a.tp_max_multi = num(it.next())?,
             "--seconds" => a.seconds = num(it.next())?,
             "--sockets" => a.sockets = num(it.next())? as usize,
+            "--busy" => a.busy = true,
             "--port" => a.port = num(it.next())? as u16,
             "--max-seconds" => a.max_seconds = num(it.next())? as u64,
             "--repeats" => a.repeats = (num(it.next())? as usize).max(1),
