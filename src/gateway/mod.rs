@@ -22,6 +22,7 @@ use crate::subrequest;
 use airport_protocol::Icao;
 use airport_protocol::config::KeySource;
 use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, check_connect};
+use airport_protocol::wire::http::ErrorBody;
 use std::cell::OnceCell;
 use worker::*;
 
@@ -112,15 +113,34 @@ async fn connect(
     let key = presented(source, request.key)
         .await
         .map_err(HttpError::internal)?;
-    strangers::admit(env, address, &key.hash).await?;
+    let admitted = strangers::admit(env, address, &key.hash).await?;
     let headers =
         connect_headers(&request.airport, &key, request.protocol).map_err(HttpError::internal)?;
     headers
         .set("Upgrade", "websocket")
         .map_err(HttpError::internal)?;
     let answer = ask_airport(env, &request.airport, "connect", &headers).await?;
-    strangers::answered(&key.hash, Outcome::of_status(answer.status()));
+    admitted.answered(airport_outcome(&answer).await).await;
     Ok(answer)
+}
+
+/// How the key fared at its airport. A 403's body says whether it was a ban (a refusal of the
+/// key) or someone not on the network; it is read from a copy, the answer going on as it is.
+async fn airport_outcome(answer: &web_sys::Response) -> Outcome {
+    let status = answer.status();
+    let code = if status == 403 {
+        match answer.clone() {
+            Ok(copy) => subrequest::text(&copy)
+                .await
+                .ok()
+                .and_then(|body| serde_json::from_str::<ErrorBody>(&body).ok())
+                .map(|body| body.error.code),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    Outcome::of_answer(status, code)
 }
 
 fn health(method: &str) -> std::result::Result<Response, HttpError> {

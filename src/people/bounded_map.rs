@@ -29,16 +29,37 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
         self.map.get(key).map(|(_, value)| value)
     }
 
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.map.get_mut(key).map(|(_, value)| value)
+    }
+
     pub fn remove(&mut self, key: &K) -> Option<V> {
         self.map.remove(key).map(|(_, value)| value)
     }
 
     /// Inserts or replaces `key`'s value. A replaced entry keeps its place in the order.
     pub fn insert(&mut self, key: K, value: V) {
-        if let Some((_, held)) = self.map.get_mut(&key) {
-            *held = value;
-            return;
+        match self.map.get_mut(&key) {
+            Some((_, held)) => *held = value,
+            None => {
+                self.get_or_insert_with(key, || value);
+            }
         }
+    }
+
+    /// `key`'s value, inserted from `make` if there is none.
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        if !self.map.contains_key(&key) {
+            self.make_room();
+            self.inserted += 1;
+            self.order.push_back((key.clone(), self.inserted));
+        }
+        let number = self.inserted;
+        &mut self.map.entry(key).or_insert_with(|| (number, make())).1
+    }
+
+    /// Forgets the oldest entries until one more fits.
+    fn make_room(&mut self) {
         while self.map.len() >= self.capacity {
             let Some((oldest, number)) = self.order.pop_front() else {
                 break;
@@ -53,9 +74,6 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
             self.order
                 .retain(|(key, number)| map.get(key).is_some_and(|(n, _)| n == number));
         }
-        self.inserted += 1;
-        self.map.insert(key.clone(), (self.inserted, value));
-        self.order.push_back((key, self.inserted));
     }
 }
 
