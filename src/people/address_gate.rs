@@ -15,10 +15,12 @@ use super::bounded_map::BoundedMap;
 pub const ASKING_AT_ONCE: usize = 4;
 /// One address's strangers waiting for a turn; past them, 429 at once.
 pub const WAITING: usize = 64;
-/// A stranger that has not had its turn within this is answered 429.
-pub const WAIT_AT_MOST_MS: i64 = 5_000;
-/// A turn held longer was abandoned (a request the runtime cancelled never gives it back).
-const TURN_LASTS_AT_MOST_MS: i64 = 15_000;
+/// A stranger that has not had its turn within this is answered 429. Generous: while airports
+/// are slow (a flood from many addresses), many people behind one address take a while.
+pub const WAIT_AT_MOST_MS: i64 = 20_000;
+/// A turn held longer was abandoned (a request the runtime cancelled never gives it back);
+/// above the airport's key look-up timeout (10 s).
+const TURN_LASTS_AT_MOST_MS: i64 = 30_000;
 /// How long an address over the limit is refused: the limiter's period.
 pub const LIMITED_FOR_MS: i64 = 60_000;
 /// When a stranger turned away for a full queue, or a wait too long, may try again.

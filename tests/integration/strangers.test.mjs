@@ -116,6 +116,8 @@ test("a flood of made-up keys from many addresses while genuine people connect: 
     const forged = Array.from({ length: 1500 }, (_, i) =>
       service.reject(made_up(), "KFLD", from(`198.51.${i >> 8}.${i & 255}`)),
     );
+    // The people share one address (miniflare's own, without CF-Connecting-IP): new to the
+    // Worker, they are asked a few at a time while the airport is busy with the flood.
     const genuine = people.map((p) => service.join(p.key, "KFLD"));
     const [refused, joined] = await Promise.all([Promise.all(forged), Promise.all(genuine)]);
     joined.forEach((client, i) => assert.equal(client.initial.data.cid, people[i].cid));
