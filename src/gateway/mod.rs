@@ -21,8 +21,9 @@ use crate::people::key_memory::Outcome;
 use crate::subrequest;
 use airport_protocol::Icao;
 use airport_protocol::config::KeySource;
-use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, check_connect};
-use airport_protocol::wire::http::ErrorBody;
+use airport_protocol::connect::{
+    HttpError, HttpErrorCode, RequestParts, RequestUrl, check_connect,
+};
 use std::cell::OnceCell;
 use worker::*;
 
@@ -125,22 +126,27 @@ async fn connect(
 }
 
 /// How the key fared at its airport. A 403's body says whether it was a ban (a refusal of the
-/// key) or someone not on the network; it is read from a copy, the answer going on as it is.
+/// key) or someone not on the network; the answer goes on to the client as it is.
 async fn airport_outcome(answer: &web_sys::Response) -> Outcome {
     let status = answer.status();
     let code = if status == 403 {
-        match answer.clone() {
-            Ok(copy) => subrequest::text(&copy)
-                .await
-                .ok()
-                .and_then(|body| serde_json::from_str::<ErrorBody>(&body).ok())
-                .map(|body| body.error.code),
-            Err(_) => None,
-        }
+        error_code(answer).await
     } else {
         None
     };
     Outcome::of_answer(status, code)
+}
+
+/// The `code` of an error body (`{"error":{"code":…}}`), read from a copy as a plain JSON
+/// value: a parser the Worker already holds, where the body's own type would bring its own.
+async fn error_code(response: &web_sys::Response) -> Option<HttpErrorCode> {
+    let copy = response.clone().ok()?;
+    let body = subrequest::text(&copy).await.ok()?;
+    let body: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let code = body["error"]["code"].as_str()?;
+    HttpErrorCode::ALL
+        .into_iter()
+        .find(|known| known.as_str() == code)
 }
 
 fn health(method: &str) -> std::result::Result<Response, HttpError> {
