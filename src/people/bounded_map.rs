@@ -39,23 +39,29 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
 
     /// Inserts or replaces `key`'s value. A replaced entry keeps its place in the order.
     pub fn insert(&mut self, key: K, value: V) {
-        match self.map.get_mut(&key) {
-            Some((_, held)) => *held = value,
-            None => {
-                self.get_or_insert_with(key, || value);
-            }
+        if let Some((_, held)) = self.map.get_mut(&key) {
+            *held = value;
+            return;
         }
+        let number = self.place_last(&key);
+        self.map.insert(key, (number, value));
     }
 
     /// `key`'s value, inserted from `make` if there is none.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        if !self.map.contains_key(&key) {
-            self.make_room();
-            self.inserted += 1;
-            self.order.push_back((key.clone(), self.inserted));
-        }
-        let number = self.inserted;
+        let number = match self.map.get(&key) {
+            Some((number, _)) => *number,
+            None => self.place_last(&key),
+        };
         &mut self.map.entry(key).or_insert_with(|| (number, make())).1
+    }
+
+    /// Makes room for a new `key` and puts it last in the order: its insertion's number.
+    fn place_last(&mut self, key: &K) -> u64 {
+        self.make_room();
+        self.inserted += 1;
+        self.order.push_back((key.clone(), self.inserted));
+        self.inserted
     }
 
     /// Forgets the oldest entries until one more fits.
