@@ -21,7 +21,8 @@ pub const WAIT_AT_MOST_MS: i64 = 20_000;
 /// A turn held longer was abandoned (a request the runtime cancelled never gives it back);
 /// above the airport's key look-up timeout (10 s).
 const TURN_LASTS_AT_MOST_MS: i64 = 30_000;
-/// How long an address over the limit is refused: the limiter's period.
+/// How long an address over the limit is refused: the limiter's period (`ADDRESS_LIMIT`'s
+/// `period` in wrangler.toml).
 pub const LIMITED_FOR_MS: i64 = 60_000;
 /// When a stranger turned away for a full queue, or a wait too long, may try again.
 pub const BUSY_RETRY_AFTER_S: u32 = 1;
