@@ -52,7 +52,7 @@ const statsPort = Number(opt("--stats-port", "8789"));
 const maxSeconds = Number(opt("--max-seconds", "3600"));
 const infoFile = opt("--info", undefined);
 const withTail = args.includes("--tail");
-// Strangers' keys per address a minute (the ADDRESS_LIMIT Rate Limiting binding): by default
+// Refused keys per address a minute (the ADDRESS_LIMIT Rate Limiting binding): by default
 // wrangler.toml's, as deployed; 0 serves no limiter. The load generator gives every connect its
 // own CF-Connecting-IP (without one, miniflare gives every request 127.0.0.1).
 const deployedLimit = unstable_getMiniflareWorkerOptions(join(bench, "..", "wrangler.toml")).workerOptions.ratelimits

@@ -43,7 +43,7 @@ export function serviceWorker(bindings, buildDir = join(root, "build"), { networ
     // Locally a dataset that drops what it is given, as wrangler's (tests bind a recorder).
     analyticsEngineDatasets: { METRICS: { dataset: "airport_metrics" } },
     assets: ASSETS,
-    // ADDRESS_LIMIT: strangers' keys per address a minute (wrangler.toml's [[ratelimits]]).
+    // ADDRESS_LIMIT: refused keys per address a minute (wrangler.toml's [[ratelimits]]).
     ...(addressLimit ? { ratelimits: { ADDRESS_LIMIT: { namespace_id: "1001", simple: { limit: addressLimit, period: 60 } } } } : {}),
     bindings,
   };

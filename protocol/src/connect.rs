@@ -62,7 +62,7 @@ pub enum HttpError {
     UpstreamUnavailable,
     #[error("too many connections: at most {limit} {scope}")]
     TooManyConnections { scope: &'static str, limit: u32 },
-    /// Too many attempts with keys this service does not know yet, from one address (or a
+    /// Too many keys refused from one address, or too many new ones from it at once (or a
     /// reconnect too soon after a close for flooding); `Retry-After` says when to try again.
     #[error("too many requests; try again in {retry_after_s} s")]
     TooManyRequests { retry_after_s: u32 },

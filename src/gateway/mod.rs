@@ -21,7 +21,9 @@ use crate::people::key_memory::Outcome;
 use crate::subrequest;
 use airport_protocol::Icao;
 use airport_protocol::config::KeySource;
-use airport_protocol::connect::{HttpError, RequestParts, RequestUrl, check_connect};
+use airport_protocol::connect::{
+    HttpError, HttpErrorCode, RequestParts, RequestUrl, check_connect,
+};
 use std::cell::OnceCell;
 use worker::*;
 
@@ -112,15 +114,39 @@ async fn connect(
     let key = presented(source, request.key)
         .await
         .map_err(HttpError::internal)?;
-    strangers::admit(env, address, &key.hash).await?;
+    let admitted = strangers::admit(env, address, &key.hash).await?;
     let headers =
         connect_headers(&request.airport, &key, request.protocol).map_err(HttpError::internal)?;
     headers
         .set("Upgrade", "websocket")
         .map_err(HttpError::internal)?;
     let answer = ask_airport(env, &request.airport, "connect", &headers).await?;
-    strangers::answered(&key.hash, Outcome::of_status(answer.status()));
+    admitted.answered(airport_outcome(&answer).await).await;
     Ok(answer)
+}
+
+/// How the key fared at its airport. A 403's body says whether it was a ban (a refusal of the
+/// key) or someone not on the network; the answer goes on to the client as it is.
+async fn airport_outcome(answer: &web_sys::Response) -> Outcome {
+    let status = answer.status();
+    let code = if status == 403 {
+        error_code(answer).await
+    } else {
+        None
+    };
+    Outcome::of_answer(status, code)
+}
+
+/// The `code` of an error body (`{"error":{"code":…}}`), read from a copy as a plain JSON
+/// value: a parser the Worker already holds, where the body's own type would bring its own.
+async fn error_code(response: &web_sys::Response) -> Option<HttpErrorCode> {
+    let copy = response.clone().ok()?;
+    let body = subrequest::text(&copy).await.ok()?;
+    let body: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let code = body["error"]["code"].as_str()?;
+    HttpErrorCode::ALL
+        .into_iter()
+        .find(|known| known.as_str() == code)
 }
 
 fn health(method: &str) -> std::result::Result<Response, HttpError> {

@@ -92,10 +92,9 @@ async fn answer(
     if let Some(key) = key {
         let source = key_source(env)?;
         let key = presented(source, key).await.map_err(HttpError::internal)?;
-        strangers::admit(env, address, &key.hash).await?;
-        let hash = key.hash.clone();
+        let admitted = strangers::admit(env, address, &key.hash).await?;
         let checked = authenticate(env, source, key).await;
-        strangers::answered(&hash, Outcome::of_check(&checked));
+        admitted.answered(Outcome::of_check(&checked)).await;
         checked?;
     }
     let edge_key = format!(

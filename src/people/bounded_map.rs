@@ -29,6 +29,10 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
         self.map.get(key).map(|(_, value)| value)
     }
 
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.map.get_mut(key).map(|(_, value)| value)
+    }
+
     pub fn remove(&mut self, key: &K) -> Option<V> {
         self.map.remove(key).map(|(_, value)| value)
     }
@@ -39,6 +43,29 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
             *held = value;
             return;
         }
+        let number = self.place_last(&key);
+        self.map.insert(key, (number, value));
+    }
+
+    /// `key`'s value, inserted from `make` if there is none.
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        let number = match self.map.get(&key) {
+            Some((number, _)) => *number,
+            None => self.place_last(&key),
+        };
+        &mut self.map.entry(key).or_insert_with(|| (number, make())).1
+    }
+
+    /// Makes room for a new `key` and puts it last in the order: its insertion's number.
+    fn place_last(&mut self, key: &K) -> u64 {
+        self.make_room();
+        self.inserted += 1;
+        self.order.push_back((key.clone(), self.inserted));
+        self.inserted
+    }
+
+    /// Forgets the oldest entries until one more fits.
+    fn make_room(&mut self) {
         while self.map.len() >= self.capacity {
             let Some((oldest, number)) = self.order.pop_front() else {
                 break;
@@ -53,9 +80,6 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
             self.order
                 .retain(|(key, number)| map.get(key).is_some_and(|(n, _)| n == number));
         }
-        self.inserted += 1;
-        self.map.insert(key.clone(), (self.inserted, value));
-        self.order.push_back((key, self.inserted));
     }
 }
 

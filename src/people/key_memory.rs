@@ -1,16 +1,17 @@
 //! What the Worker remembers of keys, per isolate, so that strangers stop at the Worker: a key
 //! just refused as unknown is refused again here without asking an airport, and a key just
-//! accepted is known to be someone's, so it is not counted against its address's limit. A
-//! flood of made-up keys fills this only up to its bound, oldest forgotten first.
+//! accepted is known to be someone's, so it does not wait for its address's turn
+//! (`address_gate`). A flood of made-up keys fills this only up to its bound, oldest forgotten
+//! first.
 
 use super::bounded_map::BoundedMap;
-use airport_protocol::connect::HttpError;
+use airport_protocol::connect::{HttpError, HttpErrorCode};
 
 /// A key refused as unknown (401) is answered by the Worker alone for this long. Only unknown
 /// keys: a ban lifted or a key made after a refusal must work at the next connection, and a
 /// made-up key is never made valid later.
 pub const REFUSED_FOR_MS: i64 = 10_000;
-/// A key accepted is spared the address limit for this long.
+/// A key accepted skips its address's turns, and its address's limit, for this long.
 pub const TRUSTED_FOR_MS: i64 = 600_000;
 /// Keys remembered per isolate.
 const REMEMBERED: usize = 10_000;
@@ -20,9 +21,9 @@ const REMEMBERED: usize = 10_000;
 pub enum Recall {
     /// Refused as unknown moments ago: refuse it again.
     Refused,
-    /// Accepted recently: someone's key, not counted against its address.
+    /// Accepted recently: someone's key, asked without waiting for its address's turn.
     Trusted,
-    /// Nothing known: counted against its address, then asked.
+    /// Nothing known: asked in its address's turn.
     Stranger,
 }
 
@@ -63,7 +64,7 @@ impl KeyMemory {
             Outcome::Unknown => Remembered::Refused {
                 until: now + REFUSED_FOR_MS,
             },
-            Outcome::Other => {
+            Outcome::Banned | Outcome::Other => {
                 self.keys.remove(&key_hash.to_owned());
                 return;
             }
@@ -78,6 +79,9 @@ pub enum Outcome {
     Accepted,
     /// Refused as unknown or revoked (401 `INVALID_API_KEY`).
     Unknown,
+    /// Refused for a ban (403 `BANNED`).
+    Banned,
+    /// Anything else: not on the network, a cap, a failure.
     Other,
 }
 
@@ -86,18 +90,32 @@ impl Outcome {
     pub fn of_check<T>(checked: &Result<T, HttpError>) -> Outcome {
         match checked {
             Ok(_) => Outcome::Accepted,
-            Err(HttpError::InvalidApiKey) => Outcome::Unknown,
-            Err(_) => Outcome::Other,
+            Err(error) => Outcome::of_code(error.code()),
         }
     }
 
-    /// From the HTTP status of the airport's answer to an upgrade.
-    pub fn of_status(status: u16) -> Outcome {
-        match status {
-            101 | 200 => Outcome::Accepted,
-            401 => Outcome::Unknown,
+    /// From the airport's answer to an upgrade: its status, and the code of its error body
+    /// where the status alone does not tell (a 403 is a ban or someone not on the network).
+    pub fn of_answer(status: u16, code: Option<HttpErrorCode>) -> Outcome {
+        match (status, code) {
+            (101 | 200, _) => Outcome::Accepted,
+            (401, _) => Outcome::Unknown,
+            (_, Some(code)) => Outcome::of_code(code),
             _ => Outcome::Other,
         }
+    }
+
+    fn of_code(code: HttpErrorCode) -> Outcome {
+        match code {
+            HttpErrorCode::InvalidApiKey => Outcome::Unknown,
+            HttpErrorCode::Banned => Outcome::Banned,
+            _ => Outcome::Other,
+        }
+    }
+
+    /// A refusal of the key itself, which counts against its address's limit.
+    pub fn is_refusal(self) -> bool {
+        matches!(self, Outcome::Unknown | Outcome::Banned)
     }
 }
 
@@ -110,8 +128,8 @@ mod tests {
         let mut memory = KeyMemory::default();
         let (a, b) = ("a".to_owned(), "b".to_owned());
         assert_eq!(memory.recall(&a, 0), Recall::Stranger);
-        memory.answered(&a, Outcome::of_status(401), 0);
-        memory.answered(&b, Outcome::of_status(101), 0);
+        memory.answered(&a, Outcome::of_answer(401, None), 0);
+        memory.answered(&b, Outcome::of_answer(101, None), 0);
         assert_eq!(memory.recall(&a, REFUSED_FOR_MS - 1), Recall::Refused);
         assert_eq!(memory.recall(&a, REFUSED_FOR_MS), Recall::Stranger);
         assert_eq!(memory.recall(&b, TRUSTED_FOR_MS - 1), Recall::Trusted);
@@ -124,18 +142,24 @@ mod tests {
         let a = "a".to_owned();
         memory.answered(&a, Outcome::Accepted, 0);
         // Banned since: the next connection is asked again, and counted.
-        memory.answered(&a, Outcome::of_status(403), 1);
+        let banned = Outcome::of_answer(403, Some(HttpErrorCode::Banned));
+        memory.answered(&a, banned, 1);
         assert_eq!(memory.recall(&a, 2), Recall::Stranger);
-        for status in [429, 500, 503] {
-            assert_eq!(Outcome::of_status(status), Outcome::Other);
+        assert!(banned.is_refusal() && Outcome::Unknown.is_refusal());
+        let not_connected = Outcome::of_answer(403, Some(HttpErrorCode::NotConnected));
+        assert_eq!(not_connected, Outcome::Other);
+        for status in [403, 429, 500, 503] {
+            assert_eq!(Outcome::of_answer(status, None), Outcome::Other);
         }
+        assert!(!Outcome::Other.is_refusal() && !Outcome::Accepted.is_refusal());
         assert_eq!(
             Outcome::of_check(&Ok::<_, HttpError>(())),
             Outcome::Accepted
         );
         let refused = |error| Outcome::of_check(&Err::<(), _>(error));
         assert_eq!(refused(HttpError::InvalidApiKey), Outcome::Unknown);
-        assert_eq!(refused(HttpError::Banned { until: None }), Outcome::Other);
+        assert_eq!(refused(HttpError::Banned { until: None }), Outcome::Banned);
+        assert_eq!(refused(HttpError::NotConnected), Outcome::Other);
     }
 
     #[test]

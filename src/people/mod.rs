@@ -3,6 +3,7 @@
 //! `person_lookup`, a small Durable Object per person). The gateway and the airports call in
 //! here; the two look-up helpers below are plain Rust, tested natively.
 
+pub mod address_gate;
 pub mod batch_lookup;
 pub mod bounded_map;
 pub mod key_memory;

@@ -51,7 +51,7 @@ const DEFAULT_VARS = {
 /**
  * A running service. `vars` override wrangler.toml's [vars]. Storage persists in a temporary
  * directory for the life of the service, so `restart()` keeps Durable Object and D1 data.
- * `addressLimit` is the ADDRESS_LIMIT binding's keys per address a minute (high unless a test
+ * `addressLimit` is the ADDRESS_LIMIT binding's refused keys per address a minute (high unless a test
  * is about it; tests set their address with a `CF-Connecting-IP` header, as Cloudflare does).
  * With `network: true`, NETWORK_DB is bound to a local stand-in of the running service's
  * database (its tables from tests/fixtures/running-service.sql), as `this.networkDb`.

@@ -122,11 +122,11 @@ enum Keys {
     Demo,
     /// One key per socket, the same 1,000 in every herd: every connect looks its account up
     /// (each herd is at a new airport); from the second herd on, the Worker remembers the keys
-    /// as accepted and does not count them against their addresses.
+    /// as accepted and lets them through without waiting for their addresses' turns.
     Distinct,
     /// One key per socket, 1,000 the Worker has not seen in every herd (the `n`th herd of a
-    /// target uses the `n % 5`th set of serve.mjs's 5,000 further keys): every connect is
-    /// counted against its address's limit (`ADDRESS_LIMIT`) and looks its account up.
+    /// target uses the `n % 5`th set of serve.mjs's 5,000 further keys): every connect waits
+    /// for its address's turn (a stranger's, `ADDRESS_LIMIT`) and looks its account up.
     Strangers(usize),
 }
 
