@@ -391,10 +391,9 @@ impl AirportObject {
     /// later one would miss a deadline.
     async fn settle(&self) -> Result<()> {
         self.refresh_points(now()).await;
-        let Some((entry, wake, alarm_at)) = self.live.borrow().as_ref().map(|live| {
+        let Some(entry) = self.live.borrow().as_ref().map(|live| {
             let room = &live.room;
-            let entry = (room.icao().clone(), room.listing(), room.airport().seq());
-            (entry, room.alarm_at(), live.alarm_at)
+            (room.icao().clone(), room.listing(), room.airport().seq())
         }) else {
             return Ok(());
         };
@@ -407,6 +406,15 @@ impl AirportObject {
         if let Some(Tick::Write(window)) = tick {
             metrics::write(&self.env, &window);
         }
+        // After the window's write: a window just written is no reason for another alarm.
+        let Some((wake, alarm_at)) = self
+            .live
+            .borrow()
+            .as_ref()
+            .map(|live| (live.room.alarm_at(), live.alarm_at))
+        else {
+            return Ok(());
+        };
         // An alarm earlier than needed only recomputes, so one that is set stays until it is
         // later than needed: a busy airport, whose metrics window is due a little later after
         // every frame, does not set its alarm again for each.
