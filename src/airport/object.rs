@@ -426,7 +426,7 @@ impl AirportObject {
         let live = Rc::clone(&self.live);
         let apply = move |equivalence| {
             if let Some(live) = live.borrow_mut().as_mut() {
-                live.room.set_equivalence(equivalence);
+                live.room.regroup(equivalence);
             }
         };
         let sql = self.state.storage().sql();
@@ -491,7 +491,10 @@ impl AirportObject {
         let effects = {
             let mut guard = self.live.borrow_mut();
             let live = guard.as_mut().ok_or(HttpError::NotFound)?;
-            let effects = live.room.connect(id, session, connecting.key.hash, now)?;
+            let resume = connecting.resume.as_ref();
+            let effects = live
+                .room
+                .connect(id, session, connecting.key.hash, resume, now)?;
             self.state
                 .accept_websocket_with_tags(&pair.server, &[role.as_str()]);
             live.sockets.insert(id, pair.server.clone());
