@@ -13,7 +13,7 @@ use super::shared_state::SharedState;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// An object's state with its last writer and time of change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,19 +243,11 @@ impl Airport {
         // grouping is the same since `from` (a new one raises the floor), so a group's shown
         // record is newer than `from` exactly when one of its members was written after it.
         let view = self.equivalence.view(&self.objects);
-        let shown: Vec<(&str, &ObjectRecord)> = match &view {
-            Some(view) => view.clone(),
-            None => self
-                .objects
-                .iter()
-                .map(|(id, r)| (id.as_str(), r))
-                .collect(),
-        };
         let is_shown = |id: &str| match &view {
             Some(view) => view.iter().any(|(shown, _)| *shown == id),
             None => self.objects.contains_key(id),
         };
-        let mut deleted = BTreeSet::new();
+        let mut deleted = Vec::new();
         for tombstone in self.history.tombstones().filter(|t| t.seq > from) {
             let group = self.equivalence.group_of(&tombstone.id);
             let ids = group.map_or_else(
@@ -264,10 +256,23 @@ impl Airport {
             );
             deleted.extend(ids.into_iter().filter(|id| !is_shown(id)));
         }
+        // A group's members may each have a tombstone.
+        deleted.sort_unstable();
+        deleted.dedup();
+        let objects = match view {
+            Some(mut view) => {
+                view.retain(|(_, r)| r.seq > from);
+                view
+            }
+            None => (self.objects.iter())
+                .filter(|(_, r)| r.seq > from)
+                .map(|(id, r)| (id.as_str(), r))
+                .collect(),
+        };
         Some(Changes {
             from,
-            objects: shown.into_iter().filter(|(_, r)| r.seq > from).collect(),
-            deleted: deleted.into_iter().collect(),
+            objects,
+            deleted,
             shared_changed: self.history.shared_seq() > from,
         })
     }

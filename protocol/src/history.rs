@@ -9,7 +9,6 @@
 //! it is created ([`HistoryId`]), which the client repeats with its `seq`.
 
 use super::airport::StoreOp;
-use std::collections::VecDeque;
 
 /// At most this many deletions are remembered. An airport deletes few objects (lights are
 /// switched, not removed), so this covers hours; past it, a full state costs about what a long
@@ -112,13 +111,16 @@ pub struct History {
     shared_seq: u64,
     /// No resume from below it.
     floor: u64,
-    /// One per deleted id (its last deletion), oldest first.
-    tombstones: VecDeque<Tombstone>,
+    /// One per deleted id (its last deletion), oldest first. Forgetting the oldest, the only
+    /// removal from the front, is rare.
+    tombstones: Vec<Tombstone>,
     tombstone_bytes: usize,
 }
 
 impl History {
-    /// Rebuilds the log from storage; tombstones at or below the floor are dropped.
+    /// Rebuilds the log from storage, its tombstones in `seq` order (out of order, eviction
+    /// would forget a newer one first: resumes the log could serve would get a full state, never
+    /// a wrong one); tombstones at or below the floor are dropped.
     pub fn restore(
         id: HistoryId,
         shared_seq: u64,
@@ -131,12 +133,9 @@ impl History {
             floor,
             ..History::default()
         };
-        let mut tombstones: Vec<Tombstone> =
-            tombstones.into_iter().filter(|t| t.seq > floor).collect();
-        tombstones.sort_by_key(|t| t.seq);
-        for tombstone in tombstones {
+        for tombstone in tombstones.into_iter().filter(|t| t.seq > floor) {
             history.tombstone_bytes += tombstone.id.len();
-            history.tombstones.push_back(tombstone);
+            history.tombstones.push(tombstone);
         }
         history
     }
@@ -178,7 +177,7 @@ impl History {
             self.tombstones.remove(index);
             self.tombstone_bytes -= id.len();
         }
-        self.tombstones.push_back(Tombstone {
+        self.tombstones.push(Tombstone {
             id: id.to_owned(),
             seq,
         });
@@ -187,12 +186,14 @@ impl History {
             id: id.to_owned(),
             seq,
         });
-        let mut floor = self.floor;
-        while self.tombstones.len() > MAX_TOMBSTONES || self.tombstone_bytes > MAX_TOMBSTONE_BYTES {
-            let Some(oldest) = self.tombstones.pop_front() else {
+        let (mut floor, mut kept, mut bytes) =
+            (self.floor, self.tombstones.len(), self.tombstone_bytes);
+        for oldest in &self.tombstones {
+            if kept <= MAX_TOMBSTONES && bytes <= MAX_TOMBSTONE_BYTES {
                 break;
-            };
-            self.tombstone_bytes -= oldest.id.len();
+            }
+            kept -= 1;
+            bytes -= oldest.id.len();
             floor = floor.max(oldest.seq);
         }
         if let Some(op) = self.raise_floor(floor) {
@@ -206,11 +207,10 @@ impl History {
             return None;
         }
         self.floor = floor;
-        while self.tombstones.front().is_some_and(|t| t.seq <= floor) {
-            if let Some(gone) = self.tombstones.pop_front() {
-                self.tombstone_bytes -= gone.id.len();
-            }
-        }
+        let below = self.tombstones.iter().take_while(|t| t.seq <= floor);
+        let (count, bytes) = below.fold((0, 0), |(n, b), t| (n + 1, b + t.id.len()));
+        self.tombstones.drain(..count);
+        self.tombstone_bytes -= bytes;
         Some(StoreOp::SetResumeFloor(floor))
     }
 }
@@ -308,9 +308,9 @@ mod tests {
     }
 
     #[test]
-    fn a_restored_log_drops_what_the_floor_covers_and_keeps_seq_order() {
+    fn a_restored_log_drops_what_the_floor_covers() {
         let stones =
-            [("B", 9), ("A", 3), ("C", 5)].map(|(id, seq)| Tombstone { id: id.into(), seq });
+            [("A", 3), ("C", 5), ("B", 9)].map(|(id, seq)| Tombstone { id: id.into(), seq });
         let history = History::restore(id(), 4, 3, stones);
         let kept: Vec<_> = history.tombstones().map(|t| t.id.as_str()).collect();
         assert_eq!(kept, ["C", "B"]);

@@ -83,13 +83,11 @@ pub fn error(stamp: Stamp<'_>, error: &PacketError, request_id: Option<&str>) ->
     stamp.packet("ERROR", Some(data), None, request_id)
 }
 
-/// Objects as the list `[{id, state, controllerId, timestamp}]`.
-struct ObjectList<I>(I);
+/// Objects as the list `[{id, state, controllerId, timestamp}]`. One type for every list (the
+/// airport's objects, their view, a resume's), so that its serializer is in the Wasm once.
+struct ObjectList<'a>(&'a [(&'a str, &'a ObjectRecord)]);
 
-impl<'a, I> Serialize for ObjectList<I>
-where
-    I: Iterator<Item = (&'a str, &'a ObjectRecord)> + Clone,
-{
+impl Serialize for ObjectList<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -99,7 +97,7 @@ where
             controller_id: &'a Cid,
             timestamp: i64,
         }
-        serializer.collect_seq(self.0.clone().map(|(id, record)| Item {
+        serializer.collect_seq(self.0.iter().map(|&(id, record)| Item {
             id,
             state: &record.state,
             controller_id: &record.controller_id,
@@ -127,12 +125,12 @@ impl SnapshotParts {
 
     /// Equivalent points are shown alike ([`crate::equivalence::Equivalence::view`]).
     pub fn of(airport: &Airport) -> Self {
-        let objects = match airport.equivalence().view(airport.objects()) {
-            None => raw(&ObjectList(
-                airport.objects().iter().map(|(id, r)| (id.as_str(), r)),
-            )),
-            Some(view) => raw(&ObjectList(view.iter().map(|(id, r)| (*id, *r)))),
-        };
+        let view = airport.equivalence().view(airport.objects());
+        let objects = view.unwrap_or_else(|| {
+            let objects = airport.objects().iter();
+            objects.map(|(id, r)| (id.as_str(), r)).collect()
+        });
+        let objects = raw(&ObjectList(&objects));
         SnapshotParts {
             seq: airport.seq(),
             objects,
@@ -317,7 +315,7 @@ pub fn initial_state(
         );
     };
     // Serialized for this socket alone: each replica is at its own `seq`.
-    let objects = raw(&ObjectList(changes.objects.iter().copied()));
+    let objects = raw(&ObjectList(&changes.objects));
     let shared_state = changes
         .shared_changed
         .then(|| raw(airport.shared().as_map()));

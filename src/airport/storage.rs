@@ -218,7 +218,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
         shared.insert(member.key, serde_json::from_str::<Value>(&member.value)?);
     }
     let tombstones = sql
-        .exec("SELECT id, seq FROM tombstones", None)?
+        .exec("SELECT id, seq FROM tombstones ORDER BY seq", None)?
         .to_array::<TombstoneRow>()?
         .into_iter()
         .map(|row| Tombstone {

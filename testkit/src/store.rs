@@ -64,10 +64,14 @@ impl Store {
     /// The airport a restart would load (without its grouping of points, which is stored
     /// apart).
     pub fn restore(&self, icao: Icao) -> Airport {
-        let tombstones = (self.tombstones.iter()).map(|(id, &seq)| Tombstone {
-            id: id.clone(),
-            seq,
-        });
+        // As storage reads them: in `seq` order.
+        let mut tombstones: Vec<Tombstone> = (self.tombstones.iter())
+            .map(|(id, &seq)| Tombstone {
+                id: id.clone(),
+                seq,
+            })
+            .collect();
+        tombstones.sort_by_key(|t| t.seq);
         let history = History::restore(
             self.history.clone(),
             self.shared_seq,
