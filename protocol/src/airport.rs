@@ -247,18 +247,23 @@ impl Airport {
             Some(view) => view.iter().any(|(shown, _)| *shown == id),
             None => self.objects.contains_key(id),
         };
-        let mut deleted = Vec::new();
+        let mut deleted: Vec<&str> = Vec::new();
         for tombstone in self.history.tombstones().filter(|t| t.seq > from) {
-            let group = self.equivalence.group_of(&tombstone.id);
-            let ids = group.map_or_else(
-                || vec![tombstone.id.as_str()],
-                |ids| ids.iter().map(String::as_str).collect(),
-            );
-            deleted.extend(ids.into_iter().filter(|id| !is_shown(id)));
+            let id = tombstone.id.as_str();
+            match self.equivalence.group_of(id) {
+                // Tombstones are one per id.
+                None if !is_shown(id) => deleted.push(id),
+                None => {}
+                Some(group) => {
+                    // Each member of a group may have a tombstone: the group is listed once.
+                    for id in group.iter().map(String::as_str) {
+                        if !is_shown(id) && !deleted.contains(&id) {
+                            deleted.push(id);
+                        }
+                    }
+                }
+            }
         }
-        // A group's members may each have a tombstone.
-        deleted.sort_unstable();
-        deleted.dedup();
         let objects = match view {
             Some(mut view) => {
                 view.retain(|(_, r)| r.seq > from);

@@ -146,12 +146,6 @@ struct LoadedObject {
     seq: i64,
 }
 
-#[derive(Deserialize)]
-struct TombstoneRow {
-    id: String,
-    seq: i64,
-}
-
 const AIRPORT_COLUMNS: &str = "SELECT icao, seq, offline_since, next_heartbeat, next_recheck, \
     listed, point_groups, points_read_at, history, shared_seq, resume_floor FROM airport WHERE id = 1";
 
@@ -162,6 +156,7 @@ fn airport_row(sql: &SqlStorage) -> Result<Option<AirportRow>> {
         .pop())
 }
 
+/// Two text columns: a shared-state member's row (the tombstones are read this way too).
 #[derive(Deserialize)]
 struct SharedRow {
     key: String,
@@ -217,14 +212,22 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     {
         shared.insert(member.key, serde_json::from_str::<Value>(&member.value)?);
     }
-    let tombstones = sql
-        .exec("SELECT id, seq FROM tombstones ORDER BY seq", None)?
-        .to_array::<TombstoneRow>()?
-        .into_iter()
-        .map(|row| Tombstone {
-            id: row.id,
-            seq: row.seq.max(0) as u64,
-        });
+    // Read as two text columns, like the shared state's rows: a row type of their own would
+    // be another deserializer in the Wasm.
+    let mut tombstones = Vec::new();
+    for row in sql
+        .exec(
+            "SELECT id AS key, CAST(seq AS TEXT) AS value FROM tombstones ORDER BY seq",
+            None,
+        )?
+        .to_array::<SharedRow>()?
+    {
+        let seq = row
+            .value
+            .parse()
+            .map_err(|_| "stored tombstone seq is invalid")?;
+        tombstones.push(Tombstone { id: row.key, seq });
+    }
     let history_id = (row.history.as_deref())
         .and_then(HistoryId::parse)
         .ok_or("stored history id is invalid")?;

@@ -160,9 +160,10 @@ async fn open_request(request: Request, limit: Duration) -> Result<Opened, Strin
             }
         }
     };
-    let (sink, stream, initial_len, initial_tail) = tokio::time::timeout(limit, attempt)
-        .await
-        .map_err(|_| format!("no INITIAL_STATE within {limit:?}"))??;
+    let (sink, stream, initial_len, initial_tail) =
+        tokio::time::timeout(limit, attempt)
+            .await
+            .map_err(|_| format!("no INITIAL_STATE within {limit:?}"))??;
     Ok(Opened {
         sink,
         stream,
