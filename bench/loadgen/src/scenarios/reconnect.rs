@@ -3,7 +3,7 @@
 //! `seq`) and without (the full state): the INITIAL_STATE's bytes and the server's CPU time per
 //! reconnect. The service only: the floor keeps no state.
 
-use super::report::{heading, list, ms, ratio, table};
+use super::report::{heading, ms, ratio, table};
 use super::runs::{alternating, medians};
 use super::{Target, fresh_airport, open_controller, populate, progress};
 use crate::Args;
@@ -142,20 +142,24 @@ pub(super) async fn section(args: &Args) -> Result<(), String> {
     );
     for (what, storm, figures) in [
         ("full state (no `resume`)", full, &full_cpu[0]),
-        ("resumed (`resume=<history>.<seq>`)", resumed, &resumed_cpu[0]),
+        (
+            "resumed (`resume=<history>.<seq>`)",
+            resumed,
+            &resumed_cpu[0],
+        ),
     ] {
         let _ = writeln!(
             out,
             "| {what} | {} | {} | {} |",
             storm.bytes,
             ms(storm.cpu_ms),
-            list(figures)
+            figures.iter().map(|&f| ms(f)).collect::<Vec<_>>().join(", ")
         );
     }
     let _ = writeln!(
         out,
-        "\nResumed / full: bytes {}, CPU {}.",
-        ratio(resumed.bytes as f64, full.bytes as f64),
+        "\nA resume is {} the bytes of the full state; CPU {} of it.",
+        format_args!("1/{:.0}", full.bytes as f64 / resumed.bytes.max(1) as f64),
         ratio(resumed.cpu_ms, full.cpu_ms)
     );
     println!("{out}");
