@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KEYS, CIDS } from "../integration/harness.mjs";
 import { keepAlive, scene, snapshot, until } from "../integration/helpers.mjs";
-import { browserSuite, KEY_STORAGE, logLines, rowState, status, unexpectedProblems, untilStatus } from "./browser.mjs";
+import { browserSuite, interceptSockets, KEY_STORAGE, logLines, rowState, status, unexpectedProblems, untilStatus } from "./browser.mjs";
 
 const suite = browserSuite();
 
@@ -138,22 +138,7 @@ test("a seq gap is recovered with GET_STATE", async (t) => {
   // The test drops change frames before the page sees them, as a lost frame would be.
   const page = await suite.open(t, "/airport/EHAM", {
     key: KEYS.observer1,
-    before: () => {
-      window.__dropChanges = 0;
-      window.__dropped = 0;
-      const add = WebSocket.prototype.addEventListener;
-      WebSocket.prototype.addEventListener = function (type, listener, options) {
-        if (type !== "message") return add.call(this, type, listener, options);
-        return add.call(this, type, (event) => {
-          if (window.__dropChanges > 0 && /"type":"(STATE_UPDATE|MULTI_STATE_UPDATE)"/.test(event.data)) {
-            window.__dropChanges--;
-            window.__dropped++;
-            return;
-          }
-          listener.call(this, event);
-        }, options);
-      };
-    },
+    before: interceptSockets,
   });
   await untilStatus(page, "live");
   await until(async () => (await rowState(page, "SB_B")) === "off", { what: "the objects drawn" });
@@ -200,32 +185,7 @@ test("a reconnect resumes from the page's seq: only what it missed comes", async
   // missed must come with the resume.
   const page = await suite.open(t, "/airport/LFPG", {
     key: KEYS.observer1,
-    before: () => {
-      window.__dropChanges = 0;
-      window.__dropped = 0;
-      window.__sockets = [];
-      const Native = window.WebSocket;
-      window.WebSocket = class extends Native {
-        constructor(...args) {
-          super(...args);
-          window.__sockets.push(this);
-        }
-        addEventListener(type, listener, options) {
-          // The server answers any close with 1000, which ends the page's tries: this one is
-          // read as the idle close (4000), after which it reconnects.
-          if (type === "close") return super.addEventListener(type, () => listener.call(this, { code: 4000, reason: "idle" }), options);
-          if (type !== "message") return super.addEventListener(type, listener, options);
-          return super.addEventListener(type, (event) => {
-            if (window.__dropChanges > 0 && /"type":"(STATE_UPDATE|MULTI_STATE_UPDATE)"/.test(event.data)) {
-              window.__dropChanges--;
-              window.__dropped++;
-              return;
-            }
-            listener.call(this, event);
-          }, options);
-        }
-      };
-    },
+    before: interceptSockets,
   });
   await untilStatus(page, "live");
   await until(async () => (await rowState(page, "SB_C")) === "on", { what: "the objects drawn" });
@@ -236,7 +196,12 @@ test("a reconnect resumes from the page's seq: only what it missed comes", async
   await c.settle();
   await until(() => page.evaluate(() => window.__dropped === 2), { what: "the changes dropped" });
   assert.equal(await rowState(page, "SB_A"), "off", "the page missed it");
-  await page.evaluate(() => window.__sockets.at(-1).close(3000, "test"));
+  // The server answers any close with 1000, which ends the page's tries: this one reaches the
+  // page as the idle close (4000), after which it reconnects.
+  await page.evaluate(() => {
+    window.__closeAs = 4000;
+    window.__sockets.at(-1).close(3000, "test");
+  });
   await until(async () => (await rowState(page, "SB_A")) === "on" && (await rowState(page, "SB_C")) === null, {
     ms: 5000,
     what: "the missed change and deletion after the reconnect",
