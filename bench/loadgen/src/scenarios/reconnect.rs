@@ -153,7 +153,11 @@ pub(super) async fn section(args: &Args) -> Result<(), String> {
             "| {what} | {} | {} | {} |",
             storm.bytes,
             ms(storm.cpu_ms),
-            figures.iter().map(|&f| ms(f)).collect::<Vec<_>>().join(", ")
+            figures
+                .iter()
+                .map(|&f| ms(f))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let _ = writeln!(
