@@ -6,6 +6,7 @@
 #   bash bench/run.sh --only herd-network # the same herds with roles, then keys, from the network
 #   bash bench/run.sh --only flood,forged # abuse: one socket's flood, forged keys (the service's
 #                                         # ADDRESS_LIMIT at wrangler.toml's limit, as deployed)
+#   bash bench/run.sh --only reconnect    # 300 observers reconnecting with and without `resume`
 #   BENCH_EXTRA=name=DIR bash bench/run.sh --only poll  # 300 pilots polling GET_STATE, against
 #                                                       # another build of the service in DIR
 #   bash bench/run.sh --only fanout-durable  # fan-out against the floor and the durable floor
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,poll,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,poll,reconnect,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -212,6 +213,13 @@ if wants poll; then
   serve "${extra_builds[@]}" "${extra_vars[@]}"
   extra_targets
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" "${extras[@]}" --only poll "${quick[@]}"
+  cleanup
+fi
+
+if wants reconnect; then
+  # A reconnect storm with and without `resume`: the service only (the floor keeps no state).
+  serve "${extra_vars[@]}"
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" --only reconnect "${quick[@]}"
   cleanup
 fi
 

@@ -6,6 +6,7 @@ use crate::people::accounts::{NETWORK_BINDING, PresentedKey};
 use airport_protocol::Icao;
 use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
+use airport_protocol::history::ResumeRequest;
 use worker::{Env, Headers, Request, Response, Result, WebSocket};
 
 const AIRPORT_HEADER: &str = "X-Airport";
@@ -13,6 +14,9 @@ const KEY_HASH_HEADER: &str = "X-Airport-Key-Hash";
 /// The key itself, only when the running service's people are a source (they are looked up by
 /// it): between the Worker and the object, never logged.
 const KEY_HEADER: &str = "X-Airport-Key";
+/// Where a resuming client's replica is ([`ResumeRequest`]), as the Worker read it: present
+/// only if the client sent `resume`.
+const RESUME_HEADER: &str = "X-Airport-Resume";
 /// On the airport's `/state` answer: "1" when a controller or pilot is connected.
 pub const LIVE_HEADER: &str = "X-Airport-Live";
 
@@ -33,8 +37,12 @@ pub fn connect_headers(
     airport: &Icao,
     key: &PresentedKey,
     protocol: Option<&str>,
+    resume: Option<&ResumeRequest>,
 ) -> Result<Headers> {
     let headers = airport_headers(airport)?;
+    if let Some(resume) = resume {
+        headers.set(RESUME_HEADER, &resume.to_param())?;
+    }
     headers.set(KEY_HASH_HEADER, &key.hash)?;
     if let Some(plain) = &key.plain {
         headers.set(KEY_HEADER, plain)?;
@@ -50,6 +58,7 @@ pub struct Connecting {
     pub airport: Icao,
     pub key: PresentedKey,
     pub protocol: Option<String>,
+    pub resume: Option<ResumeRequest>,
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {
@@ -70,6 +79,7 @@ pub fn read_connecting(req: &Request) -> Result<Connecting> {
             plain: header(req, KEY_HEADER),
         },
         protocol: header(req, PROTOCOL_HEADER),
+        resume: header(req, RESUME_HEADER).map(|value| ResumeRequest::parse(&value)),
     })
 }
 

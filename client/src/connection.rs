@@ -7,6 +7,7 @@ use crate::backoff::Backoff;
 use crate::policy::{Next, Stop, after_close, after_rejection};
 use crate::replica::Replica;
 use crate::session::{Event, Output, Session};
+use airport_protocol::history::ResumeRequest;
 use airport_protocol::wire::ClientPacket;
 use airport_protocol::wire::client::Envelope;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -135,7 +136,7 @@ async fn run(
         driver.notify(Notice::Connecting {
             attempt: backoff.attempt(),
         });
-        let next = match driver.open().await {
+        let next = match driver.open(&carried.resume()).await {
             Err(Opened::Refused(rejection)) => {
                 let next = after_rejection(rejection.status, &rejection.code);
                 driver.notify(Notice::Refused(rejection));
@@ -184,8 +185,8 @@ impl Driver {
     }
 
     /// The upgrade, given up after [`UPGRADE_WITHIN`].
-    async fn open(&mut self) -> Result<Socket, Opened> {
-        let upgrade = timeout(UPGRADE_WITHIN, open(&self.options));
+    async fn open(&mut self, resume: &ResumeRequest) -> Result<Socket, Opened> {
+        let upgrade = timeout(UPGRADE_WITHIN, open(&self.options, resume));
         match unless_closed(&mut self.commands, upgrade).await {
             None => Err(Opened::ClosedByUs),
             Some(Err(_)) => Err(Opened::Failed("the upgrade took too long".into())),
@@ -337,8 +338,8 @@ enum Opened {
     ClosedByUs,
 }
 
-/// The upgrade request for `options`.
-fn connect_url(options: &Options) -> Option<String> {
+/// The upgrade request for `options`, resuming as the replica allows (PROTOCOL §8).
+fn connect_url(options: &Options, resume: &ResumeRequest) -> Option<String> {
     let base = options.server.trim_end_matches('/');
     let base = match base.split_once("://") {
         Some(("http", rest)) => format!("ws://{rest}"),
@@ -347,6 +348,8 @@ fn connect_url(options: &Options) -> Option<String> {
         _ => return None,
     };
     let mut url = format!("{base}/connect?airport={}", encode(&options.airport));
+    let resume = encode(&resume.to_param());
+    url.push_str(&format!("&{}={resume}", ResumeRequest::PARAM));
     if options.key_in_query {
         url.push_str(&format!("&key={}", encode(&options.key)));
     }
@@ -365,8 +368,8 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-async fn open(options: &Options) -> Result<Socket, Opened> {
-    let url = connect_url(options).ok_or(Opened::BadUrl)?;
+async fn open(options: &Options, resume: &ResumeRequest) -> Result<Socket, Opened> {
+    let url = connect_url(options, resume).ok_or(Opened::BadUrl)?;
     let mut request = url.into_client_request().map_err(|_| Opened::BadUrl)?;
     if !options.key_in_query {
         let bearer = HeaderValue::from_str(&format!("Bearer {}", options.key))
@@ -424,16 +427,24 @@ mod tests {
     }
 
     #[test]
-    fn urls_from_any_scheme_with_the_key_encoded() {
+    fn urls_from_any_scheme_with_the_key_encoded_and_where_to_resume() {
+        use airport_protocol::history::HistoryId;
+        let fresh = &ResumeRequest::Fresh;
         assert_eq!(
-            connect_url(&options("http://127.0.0.1:8787/", false)).as_deref(),
-            Some("ws://127.0.0.1:8787/connect?airport=EGLL")
+            connect_url(&options("http://127.0.0.1:8787/", false), fresh).as_deref(),
+            Some("ws://127.0.0.1:8787/connect?airport=EGLL&resume=")
         );
+        let from = ResumeRequest::From {
+            history: HistoryId::from_bits(0xbeef),
+            seq: 42,
+        };
         assert_eq!(
-            connect_url(&options("https://bars.example", true)).as_deref(),
-            Some("wss://bars.example/connect?airport=EGLL&key=BARS_a%20b%26c")
+            connect_url(&options("https://bars.example", true), &from).as_deref(),
+            Some(
+                "wss://bars.example/connect?airport=EGLL&resume=000000000000beef.42&key=BARS_a%20b%26c"
+            )
         );
-        assert_eq!(connect_url(&options("ftp://x", false)), None);
+        assert_eq!(connect_url(&options("ftp://x", false), fresh), None);
     }
 
     #[test]

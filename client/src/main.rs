@@ -246,13 +246,20 @@ fn describe(notice: &Notice) -> Option<String> {
         Notice::Session(Event::Ready { role, cid }) => format!("connected as {role} {cid}"),
         Notice::Session(Event::Packet(packet)) => match packet.as_ref() {
             ServerPacket::Heartbeat(_) | ServerPacket::HeartbeatAck(_) => return None,
-            ServerPacket::InitialState(initial) => format!(
-                "{}: {} objects, controllers {:?}, seq {}",
-                initial.airport,
-                initial.data.snapshot.objects.len(),
-                initial.data.snapshot.controllers,
-                initial.data.snapshot.seq
-            ),
+            ServerPacket::InitialState(initial) => {
+                let data = &initial.data;
+                let resumed = match data.resumed_from {
+                    Some(from) => format!(" (resumed from seq {from})"),
+                    None => String::new(),
+                };
+                format!(
+                    "{}: {} objects, controllers {:?}, seq {}{resumed}",
+                    initial.airport,
+                    data.objects.len(),
+                    data.controllers,
+                    data.seq
+                )
+            }
             other => serde_json::to_string(other).unwrap_or_default(),
         },
         Notice::Session(Event::Unknown(value)) => format!("unknown packet: {value}"),

@@ -3,7 +3,10 @@
 //! gap asks for a `STATE_SNAPSHOT`, and nothing sequenced is applied until it comes.
 
 use airport_protocol::Cid;
-use airport_protocol::wire::server::{MultiStateUpdate, OnlinePilot, ServerPacket};
+use airport_protocol::history::{HistoryId, ResumeRequest};
+use airport_protocol::wire::server::{
+    InitialStateData, MultiStateUpdate, OnlinePilot, ServerPacket,
+};
 use airport_protocol::wire::{ChangeRequest, ObjectEntry, ObjectState, ObjectUpdate, Snapshot};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -22,6 +25,9 @@ pub struct Replica {
     pub offline: bool,
     /// The `seq` everything above is at.
     pub seq: u64,
+    /// The airport's history id, from the `INITIAL_STATE`: with `seq`, where to resume from.
+    #[serde(skip)]
+    pub history: Option<String>,
     /// Until the first `INITIAL_STATE`, and from a gap until its `STATE_SNAPSHOT`.
     #[serde(skip)]
     pub stale: bool,
@@ -54,7 +60,7 @@ impl Replica {
 
     pub fn apply(&mut self, packet: &ServerPacket) -> Applied {
         match packet {
-            ServerPacket::InitialState(initial) => self.replace(&initial.data.snapshot),
+            ServerPacket::InitialState(initial) => self.initial(&initial.data),
             ServerPacket::StateSnapshot(snapshot) => self.replace(&snapshot.data),
             ServerPacket::OnlinePilots(online) => {
                 self.pilots = online.data.pilots.clone();
@@ -145,9 +151,56 @@ impl Replica {
         self.stale = true;
     }
 
+    /// Where the next connection may resume from (PROTOCOL §8): this replica's `seq`, if it is
+    /// exactly the airport at that `seq` (not waiting for a snapshot, no change of our own
+    /// unaccounted for); else the full state, with the history id for next time.
+    pub fn resume(&self) -> ResumeRequest {
+        let history = self.history.as_deref().and_then(HistoryId::parse);
+        match history {
+            Some(history) if !self.stale && self.own.is_empty() => ResumeRequest::From {
+                history,
+                seq: self.seq,
+            },
+            _ => ResumeRequest::Fresh,
+        }
+    }
+
+    /// An `INITIAL_STATE`: the full state replaces the replica; a resume from its `seq` (what
+    /// the last connection asked for) brings it up to date.
+    fn initial(&mut self, data: &InitialStateData) -> Applied {
+        if let Some(snapshot) = data.snapshot() {
+            let applied = self.replace(&snapshot);
+            self.history = data.history.clone();
+            return applied;
+        }
+        if data.resumed_from != Some(self.seq)
+            || data.history != self.history
+            || !self.own.is_empty()
+        {
+            // Not the replica the resume was asked for: only a snapshot can help.
+            return self.gap();
+        }
+        for id in data.deleted.iter().flatten() {
+            self.objects.remove(id.0.as_str());
+        }
+        for object in &data.objects {
+            self.objects.insert(object.id.to_string(), object.clone());
+        }
+        if let Some(shared_state) = &data.shared_state {
+            self.shared_state = shared_state.clone();
+        }
+        self.controllers = data.controllers.iter().cloned().collect();
+        self.offline = data.offline;
+        self.seq = data.seq;
+        self.stale = false;
+        Applied::Changed
+    }
+
     fn replace(&mut self, snapshot: &Snapshot) -> Applied {
         let pilots = std::mem::take(&mut self.pilots);
+        let history = self.history.take();
         *self = Replica {
+            history,
             objects: snapshot
                 .objects
                 .iter()

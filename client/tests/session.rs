@@ -458,3 +458,59 @@ fn any_frame() -> impl Strategy<Value = String> {
         },
     )
 }
+
+#[test]
+fn a_reconnect_resumes_from_the_replicas_seq_when_it_can() {
+    use airport_protocol::history::{HistoryId, ResumeRequest};
+    let t0 = Instant::now();
+    let history = "00000000000000aa";
+    let mut first = Session::new(Replica::new(), t0);
+    assert_eq!(
+        first.replica().resume(),
+        ResumeRequest::Fresh,
+        "no replica yet"
+    );
+    let mut full: Value = serde_json::from_str(&initial(
+        "pilot",
+        5,
+        json!([object("SB_1", true), object("SB_2", true)]),
+    ))
+    .unwrap();
+    full["data"]["history"] = json!(history);
+    first.handle_frame(&full.to_string(), t0);
+    let carried = first.into_replica();
+    let from = ResumeRequest::From {
+        history: HistoryId::parse(history).unwrap(),
+        seq: 5,
+    };
+    assert_eq!(carried.resume(), from);
+
+    // The resume: SB_1 changed, SB_2 deleted, shared state unchanged (left out).
+    let mut second = Session::new(carried.clone(), t0);
+    let resume = json!({"type":"INITIAL_STATE","airport":"EGLL","data":{"connectionType":"pilot",
+        "cid":"1000001","objects":[object("SB_1", false), object("SB_3", true)],"controllers":[],
+        "offline":true,"seq":8,"heartbeatIntervalMs":INTERVAL_MS,"idleTimeoutMs":70_000,
+        "history":history,"resumedFrom":5,"deleted":["SB_2"]},"timestamp":1});
+    let out = second.handle_frame(&resume.to_string(), t0);
+    assert!(events(&out).contains(&&Event::ReplicaChanged));
+    let replica = second.replica();
+    assert_eq!(
+        (state(&second, "SB_1"), state(&second, "SB_2")),
+        (Some(false), None)
+    );
+    assert_eq!(state(&second, "SB_3"), Some(true));
+    assert_eq!(replica.shared_state["atis"], "A", "kept: it did not change");
+    assert_eq!(
+        (replica.seq, replica.offline, replica.stale),
+        (8, true, false)
+    );
+
+    // A resume from another seq than the replica's cannot be applied: resync.
+    let mut third = Session::new(carried, t0);
+    let mut wrong = resume.clone();
+    wrong["data"]["resumedFrom"] = json!(4);
+    let out = third.handle_frame(&wrong.to_string(), t0);
+    assert!(types(&sent(&out)).contains(&"GET_STATE"));
+    assert!(third.replica().stale);
+    assert_eq!(third.into_replica().resume(), ResumeRequest::Fresh);
+}

@@ -72,6 +72,13 @@ class AirportPage {
         this.log.add("info", why === "initial" ? `state received (seq ${snapshot.seq})` : `resynchronised from GET_STATE (seq ${snapshot.seq})`);
         this.changed();
       },
+      resume: (resume, at) => {
+        this.stats.snapshotArrived(at);
+        this.model.resume(resume);
+        const changed = resume.objects.length + resume.deleted.length;
+        this.log.add("info", `resumed from seq ${resume.resumedFrom} to ${resume.seq}: ${changed} object${changed === 1 ? "" : "s"} changed`);
+        this.changed();
+      },
       change: (packet, at) => this.applyChange(packet, at),
       other: (packet) => this.other(packet),
       log: (kind, text) => this.log.add(kind, text),

@@ -1,12 +1,14 @@
 // The observer's WebSocket to /connect: reconnects with back-off after a close, answers
 // heartbeats, watches `seq` and asks GET_STATE when a change was missed.
-import { ServerPacket, Snapshot } from "./protocol";
+import { Resume, ServerPacket, Snapshot } from "./protocol";
 
 /** What the connection tells its owner. */
 export interface ConnectionEvents {
   status(status: ConnectionStatus, detail: string): void;
   /** INITIAL_STATE or the STATE_SNAPSHOT of a resync: replace everything. */
   snapshot(snapshot: Snapshot, why: "initial" | "resync", receivedAt: number): void;
+  /** An INITIAL_STATE that resumes the state at the connection's last `seq`: apply it. */
+  resume(resume: Resume, receivedAt: number): void;
   /** A change packet in sequence (STATE_UPDATE, MULTI_STATE_UPDATE, SHARED_STATE_UPDATE). */
   change(packet: ServerPacket, receivedAt: number): void;
   /** Any other packet (CONTROLLER_CONNECT, ONLINE_PILOTS, ERROR, …). */
@@ -41,6 +43,8 @@ export class ObserverConnection {
   private pilotsTimer = 0;
   private silenceMs = 90_000;
   private seq: number | null = null;
+  /** The airport's history id from the last INITIAL_STATE: with `seq`, where to resume. */
+  private history: string | null = null;
   private resyncId: string | null = null;
   private nextRequest = 1;
   private stopped = false;
@@ -68,7 +72,10 @@ export class ObserverConnection {
   private open(): void {
     this.events.status("connecting", this.attempt === 0 ? "connecting" : `reconnecting (attempt ${this.attempt + 1})`);
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${scheme}//${location.host}/connect?airport=${this.airport}`;
+    // What the page shows is the airport at `seq` unless a resync is under way: then resume
+    // from there (docs/protocol.md §8), else ask for the full state and the history id.
+    const resume = this.history !== null && this.seq !== null && this.resyncId === null ? `${this.history}.${this.seq}` : "";
+    const url = `${scheme}//${location.host}/connect?airport=${this.airport}&resume=${encodeURIComponent(resume)}`;
     // The key travels as a subprotocol (docs/protocol.md §1), never in the URL, where it would
     // land in history, proxies and request logs. A key a subprotocol cannot carry is no key.
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(this.key)) {
@@ -156,9 +163,7 @@ export class ObserverConnection {
         this.attempt = 0;
         this.silenceMs = Math.max(packet.data.heartbeatIntervalMs ?? 60_000, packet.data.idleTimeoutMs ?? 70_000) + 20_000;
         this.armWatchdog(ws);
-        this.seq = packet.data.seq;
-        this.resyncId = null;
-        this.events.snapshot(packet.data, "initial", at);
+        this.initial(packet.data, at);
         this.events.status("live", `connected as ${packet.data.connectionType} ${packet.data.cid}`);
         this.askPilots();
         return;
@@ -178,6 +183,28 @@ export class ObserverConnection {
     this.events.other(packet);
   }
 
+  /** A full state replaces; a resume of our `seq` is applied; a resume of another is a gap. */
+  private initial(data: any, at: number): void {
+    this.history = typeof data.history === "string" ? data.history : null;
+    const from = data.resumedFrom;
+    if (from === undefined) {
+      this.seq = data.seq;
+      this.resyncId = null;
+      this.events.snapshot(data, "initial", at);
+    } else if (from === this.seq && this.resyncId === null) {
+      this.seq = data.seq;
+      this.events.resume(data, at);
+    } else {
+      this.events.log("warn", `a resume from seq ${from}, but the page is at ${this.seq}; asking GET_STATE`);
+      this.resync();
+    }
+  }
+
+  private resync(): void {
+    this.resyncId = `resync-${this.nextRequest++}`;
+    this.send({ type: "GET_STATE", requestId: this.resyncId });
+  }
+
   /** A change in sequence is applied; one after a gap starts a resync, in which changes wait. */
   private change(packet: ServerPacket, seq: number, at: number): void {
     if (this.resyncId !== null || this.seq === null) return; // the snapshot will include it
@@ -185,8 +212,7 @@ export class ObserverConnection {
     const from = packet.seqFrom ?? seq;
     if (from > this.seq + 1) {
       this.events.log("warn", `seq gap: had ${this.seq}, got ${from}; asking GET_STATE`);
-      this.resyncId = `resync-${this.nextRequest++}`;
-      this.send({ type: "GET_STATE", requestId: this.resyncId });
+      this.resync();
       this.events.status("resyncing", `missed changes ${this.seq + 1}–${from - 1}`);
       return;
     }

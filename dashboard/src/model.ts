@@ -1,6 +1,6 @@
 // One airport's state as the dashboard holds it: objects, shared state, people, seq. Changes
 // mark what must be drawn again; the view draws it once per animation frame.
-import { ChangeItem, ObjectRecord, Snapshot, isOn } from "./protocol";
+import { ChangeItem, ObjectRecord, Resume, Snapshot, isOn } from "./protocol";
 
 export interface ObjectEntry {
   state: unknown;
@@ -37,16 +37,28 @@ export class AirportModel {
     this.markAll();
   }
 
+  /** Brings the state at `resume.resumedFrom` up to `resume.seq` (a resuming INITIAL_STATE). */
+  resume(resume: Resume): void {
+    for (const id of resume.deleted) this.remove(id);
+    for (const record of resume.objects) {
+      this.put(record.id, record);
+      this.changedIds.add(record.id);
+    }
+    if (resume.sharedState !== undefined) {
+      this.sharedState = resume.sharedState;
+      this.dirty.shared = true;
+    }
+    this.setControllers(resume.controllers);
+    this.offline = resume.offline;
+    this.setSeq(resume.seq);
+    this.dirty.objects = true;
+  }
+
   /** Applies the items of one change packet, stamped `timestamp`. */
   applyChanges(items: ChangeItem[], timestamp: number): void {
     for (const item of items) {
       if (item.state === undefined) {
-        const old = this.objects.get(item.objectId);
-        if (old) {
-          if (isOn(old.state)) this.lightsOn--;
-          this.objects.delete(item.objectId);
-          this.sortedIds = null;
-        }
+        this.remove(item.objectId);
       } else {
         const record = { state: item.state, controllerId: item.controllerId ?? "", timestamp };
         this.put(item.objectId, { id: item.objectId, ...record });
@@ -54,6 +66,15 @@ export class AirportModel {
       this.changedIds.add(item.objectId);
     }
     this.dirty.objects = true;
+  }
+
+  private remove(id: string): void {
+    const old = this.objects.get(id);
+    if (!old) return;
+    if (isOn(old.state)) this.lightsOn--;
+    this.objects.delete(id);
+    this.sortedIds = null;
+    this.changedIds.add(id);
   }
 
   /** A SHARED_STATE_UPDATE's patch, merged by RFC 7396 as the service does. */

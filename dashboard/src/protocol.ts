@@ -17,6 +17,20 @@ export interface Snapshot {
   seq: number;
 }
 
+/**
+ * An INITIAL_STATE that resumes the replica at `resumedFrom` (docs/protocol.md §8): the objects
+ * changed since, the ids deleted since, the shared state only if it changed.
+ */
+export interface Resume {
+  objects: ObjectRecord[];
+  sharedState?: Record<string, unknown>;
+  controllers: string[];
+  offline: boolean;
+  seq: number;
+  resumedFrom: number;
+  deleted: string[];
+}
+
 /** One airport of the public GET /state (and of /state?airport=all). */
 export interface PublicState extends Snapshot {
   airport: string;

@@ -35,6 +35,7 @@ fn with_named_objects(base: Airport) -> Airport {
         state,
         controller_id: Cid::parse("1000009").expect("cid"),
         updated_at: T0 - 1,
+        seq: 0,
     };
     objects.insert("A".into(), record(json!(true)));
     objects.insert(

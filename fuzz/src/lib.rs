@@ -82,6 +82,7 @@ pub fn prefilled_object(i: usize) -> (String, ObjectRecord) {
             },
             controller_id: Cid::parse("1000009").expect("a valid cid"),
             updated_at: T0 - 1,
+            seq: 0,
         },
     )
 }

@@ -208,7 +208,8 @@ pub fn run(scenario: &Scenario) -> Tally {
                         vec![
                             StoreOp::SetOfflineSince(None),
                             StoreOp::ClearState,
-                            StoreOp::SetSeq(store.seq + 1)
+                            StoreOp::SetSeq(store.seq + 1),
+                            StoreOp::SetResumeFloor(store.seq + 1)
                         ]
                     );
                     assert!(h.airport().objects().is_empty() && h.airport().shared().is_empty());

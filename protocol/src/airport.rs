@@ -3,6 +3,7 @@
 
 use super::equivalence::{Equivalence, latest};
 use super::error::PacketError;
+use super::history::History;
 use super::ids::{Cid, Icao};
 use super::json::serialized_chars;
 use super::limits::{MAX_AIRPORT_STATE_CHARS, MAX_OBJECT_STATE_CHARS, MAX_OBJECTS};
@@ -20,6 +21,9 @@ pub struct ObjectRecord {
     pub state: Value,
     pub controller_id: Cid,
     pub updated_at: i64,
+    /// The change that wrote it last (0: before the airport kept this, or never).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// An object's row as storage writes it: the state as the JSON text the broadcast carries,
@@ -29,6 +33,7 @@ pub struct ObjectRow {
     pub state_json: Box<RawValue>,
     pub controller_id: Cid,
     pub updated_at: i64,
+    pub seq: u64,
 }
 
 impl PartialEq for ObjectRow {
@@ -36,6 +41,7 @@ impl PartialEq for ObjectRow {
         self.state_json.get() == other.state_json.get()
             && self.controller_id == other.controller_id
             && self.updated_at == other.updated_at
+            && self.seq == other.seq
     }
 }
 
@@ -59,6 +65,15 @@ pub enum StoreOp {
     /// Remove every object and all shared state (the offline clearing).
     ClearState,
     SetSeq(u64),
+    /// The change `seq` deleted object `id` (the resume log, [`History`]).
+    PutTombstone {
+        id: String,
+        seq: u64,
+    },
+    /// The last change to shared state.
+    SetSharedSeq(u64),
+    /// No resume from below this `seq`; older tombstones are forgotten.
+    SetResumeFloor(u64),
     SetOfflineSince(Option<i64>),
     /// When the periodic work is next due.
     SetSchedule(Schedule),
@@ -161,6 +176,19 @@ pub struct Airport {
     offline_since: Option<i64>,
     /// Which points are the same light; empty without the points table.
     equivalence: Equivalence,
+    /// What a reconnecting client's resume is made from.
+    history: History,
+}
+
+/// What changed after a `seq` ([`Airport::changes_since`]), as clients see the airport.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changes<'a> {
+    pub from: u64,
+    /// Objects written after `from`, as they are now.
+    pub objects: Vec<(&'a str, &'a ObjectRecord)>,
+    /// Objects shown at `from` (possibly) and gone now.
+    pub deleted: Vec<&'a str>,
+    pub shared_changed: bool,
 }
 
 impl Airport {
@@ -188,7 +216,70 @@ impl Airport {
             seq,
             offline_since,
             equivalence: Equivalence::default(),
+            history: History::default(),
         }
+    }
+
+    /// The airport with its stored resume log.
+    pub fn with_history(self, history: History) -> Self {
+        Airport { history, ..self }
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// What changed after `from`, if the log still holds it for a replica of `history`; `None`
+    /// (the full state is needed) for another history, a `seq` below the floor or in the future.
+    pub fn changes_since(
+        &self,
+        history: &super::history::HistoryId,
+        from: u64,
+    ) -> Option<Changes<'_>> {
+        if !self.history.can_resume(history, from, self.seq) {
+            return None;
+        }
+        // Equivalent points are shown alike: what changed is what the view shows changed. A
+        // grouping is the same since `from` (a new one raises the floor), so a group's shown
+        // record is newer than `from` exactly when one of its members was written after it.
+        let view = self.equivalence.view(&self.objects);
+        let is_shown = |id: &str| match &view {
+            Some(view) => view.iter().any(|(shown, _)| *shown == id),
+            None => self.objects.contains_key(id),
+        };
+        let mut deleted: Vec<&str> = Vec::new();
+        for tombstone in self.history.tombstones().filter(|t| t.seq > from) {
+            let id = tombstone.id.as_str();
+            match self.equivalence.group_of(id) {
+                // Tombstones are one per id.
+                None if !is_shown(id) => deleted.push(id),
+                None => {}
+                Some(group) => {
+                    // Each member of a group may have a tombstone: the group is listed once.
+                    for id in group.iter().map(String::as_str) {
+                        if !is_shown(id) && !deleted.contains(&id) {
+                            deleted.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        let objects = match view {
+            Some(mut view) => {
+                view.retain(|(_, r)| r.seq > from);
+                view
+            }
+            None => (self.objects.iter())
+                .filter(|(_, r)| r.seq > from)
+                .map(|(id, r)| (id.as_str(), r))
+                .collect(),
+        };
+        Some(Changes {
+            from,
+            objects,
+            deleted,
+            shared_changed: self.history.shared_seq() > from,
+        })
     }
 
     pub fn icao(&self) -> &Icao {
@@ -222,11 +313,22 @@ impl Airport {
         &self.equivalence
     }
 
-    /// Replaces the grouping of equivalent points (read again from the points table). Returns
+    /// Sets the grouping of equivalent points the stored objects were written under. Returns
     /// whether it changed.
     pub fn set_equivalence(&mut self, equivalence: Equivalence) -> bool {
         let changed = self.equivalence != equivalence;
         self.equivalence = equivalence;
+        changed
+    }
+
+    /// A new grouping of equivalent points (read again from the points table): what clients
+    /// see changes without a `seq`, so no replica up to now can resume (storage raises its
+    /// floor by the same rule, `storage::set_points`). Returns whether it changed.
+    pub fn regroup(&mut self, equivalence: Equivalence) -> bool {
+        let changed = self.set_equivalence(equivalence);
+        if changed {
+            self.history.raise_floor(self.seq + 1);
+        }
         changed
     }
 
@@ -282,6 +384,15 @@ impl Airport {
                 applied.for_sender = unasked_results(&applied.persist, &by_equivalents);
             }
             self.next_seq(&mut applied.persist);
+            let deleted: Vec<String> = (applied.persist.iter())
+                .filter_map(|op| match op {
+                    StoreOp::DeleteObject { id } => Some(id.clone()),
+                    _ => None,
+                })
+                .collect();
+            for id in deleted {
+                (self.history).deleted(&id, self.seq, &mut applied.persist);
+            }
         }
         Ok(applied)
     }
@@ -301,8 +412,11 @@ impl Airport {
             object_chars,
             shared,
             equivalence,
+            seq,
             ..
         } = self;
+        // The `seq` this change takes if it is accepted.
+        let seq = *seq + 1;
         for (index, ObjectChange { object_id, op }) in changes.into_iter().enumerate() {
             let group = match equivalence.is_empty() {
                 true => None,
@@ -382,11 +496,13 @@ impl Airport {
                 state,
                 controller_id: by.clone(),
                 updated_at: now,
+                seq,
             };
             let row = ObjectRow {
                 state_json,
                 controller_id: by.clone(),
                 updated_at: now,
+                seq,
             };
             // The equivalents' copies, made only for a point that has any.
             let copies = group.map(|_| (state.clone(), row.clone()));
@@ -434,6 +550,7 @@ impl Airport {
             })
             .collect();
         self.next_seq(&mut ops);
+        ops.push(self.history.shared_changed(self.seq));
         Ok(ops)
     }
 
@@ -477,6 +594,8 @@ impl Airport {
             self.shared.clear();
             ops.push(StoreOp::ClearState);
             self.next_seq(&mut ops);
+            // Nothing before the clearing can be resumed from: it is not broadcast.
+            ops.extend(self.history.raise_floor(self.seq));
         }
         ops
     }

@@ -2,6 +2,7 @@
 //! table, each error mapped once to its status and code.
 
 use super::config::ConfigError;
+use super::history::ResumeRequest;
 use super::ids::Icao;
 use super::wire::http::{ErrorBody, ErrorDetail};
 use super::wire_name::wire_name_enum;
@@ -135,6 +136,8 @@ pub struct RequestParts<'a> {
     /// `Sec-WebSocket-Protocol`: the subprotocols a client offers (a browser's way to send a
     /// key without a URL, [`KEY_PROTOCOL_PREFIX`]).
     pub protocols: Option<&'a str>,
+    /// The `resume` query parameter ([`ResumeRequest`]).
+    pub resume: Option<&'a str>,
 }
 
 /// The subprotocol the service speaks; a browser offers it beside its key's, and it is the one
@@ -152,6 +155,9 @@ pub struct Connect<'a> {
     /// The subprotocol to answer with (RFC 6455: one of those offered), if any was offered
     /// that the service speaks: [`PROTOCOL`], or else the key's own.
     pub protocol: Option<&'a str>,
+    /// Whether and from where the client asked to resume; a malformed value asks for the full
+    /// state (never an error: the full state is always right).
+    pub resume: Option<ResumeRequest>,
 }
 
 /// What `GET /state` reads: one airport, or every live one (`airport=all`).
@@ -189,6 +195,7 @@ pub fn check_connect<'a>(parts: &RequestParts<'a>) -> Result<Connect<'a>, HttpEr
         airport,
         key,
         protocol,
+        resume: parts.resume.map(ResumeRequest::parse),
     })
 }
 
@@ -296,6 +303,7 @@ mod tests {
             key_param: Some("k"),
             authorization: None,
             protocols: None,
+            resume: None,
         }
     }
 
@@ -308,6 +316,7 @@ mod tests {
             key_param: None,
             authorization: None,
             protocols: None,
+            resume: None,
         };
         assert_eq!(check_connect(&all_wrong), Err(HttpError::MethodNotAllowed));
         assert_eq!(check_state(&all_wrong), Err(HttpError::MethodNotAllowed));
@@ -330,6 +339,23 @@ mod tests {
         let connect = check_connect(&parts()).unwrap();
         assert_eq!((connect.airport.as_str(), connect.key), ("EGLL", "k"));
         assert_eq!(connect.protocol, None);
+        assert_eq!(connect.resume, None, "no parameter: a deployed client");
+    }
+
+    #[test]
+    fn a_resume_parameter_is_read_and_a_malformed_one_asks_for_the_full_state() {
+        let with = |resume| RequestParts {
+            resume: Some(resume),
+            ..parts()
+        };
+        let connect = check_connect(&with("00000000000000ff.12")).unwrap();
+        let history = crate::history::HistoryId::from_bits(255);
+        let from = ResumeRequest::From { history, seq: 12 };
+        assert_eq!(connect.resume, Some(from));
+        for fresh in ["", "12", "x.12", "00000000000000ff.-1"] {
+            let connect = check_connect(&with(fresh)).unwrap();
+            assert_eq!(connect.resume, Some(ResumeRequest::Fresh), "{fresh}");
+        }
     }
 
     #[test]

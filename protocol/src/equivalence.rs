@@ -436,6 +436,7 @@ mod tests {
             state,
             controller_id: Cid::parse("1000001").unwrap(),
             updated_at: at,
+            seq: 0,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod effects;
 pub mod equivalence;
 pub mod error;
+pub mod history;
 pub mod ids;
 pub mod json;
 pub mod limits;

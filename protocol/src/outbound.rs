@@ -1,6 +1,6 @@
 //! Server packets, serialized once so that a broadcast sends the same text to every socket.
 
-use super::airport::{Airport, ObjectRecord};
+use super::airport::{Airport, Changes, ObjectRecord};
 use super::error::PacketError;
 use super::ids::Cid;
 use super::presence::Presence;
@@ -83,13 +83,11 @@ pub fn error(stamp: Stamp<'_>, error: &PacketError, request_id: Option<&str>) ->
     stamp.packet("ERROR", Some(data), None, request_id)
 }
 
-/// Objects as the list `[{id, state, controllerId, timestamp}]`.
-struct ObjectList<I>(I);
+/// Objects as the list `[{id, state, controllerId, timestamp}]`. One type for every list (the
+/// airport's objects, their view, a resume's), so that its serializer is in the Wasm once.
+struct ObjectList<'a>(&'a [(&'a str, &'a ObjectRecord)]);
 
-impl<'a, I> Serialize for ObjectList<I>
-where
-    I: Iterator<Item = (&'a str, &'a ObjectRecord)> + Clone,
-{
+impl Serialize for ObjectList<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -99,7 +97,7 @@ where
             controller_id: &'a Cid,
             timestamp: i64,
         }
-        serializer.collect_seq(self.0.clone().map(|(id, record)| Item {
+        serializer.collect_seq(self.0.iter().map(|&(id, record)| Item {
             id,
             state: &record.state,
             controller_id: &record.controller_id,
@@ -127,12 +125,12 @@ impl SnapshotParts {
 
     /// Equivalent points are shown alike ([`crate::equivalence::Equivalence::view`]).
     pub fn of(airport: &Airport) -> Self {
-        let objects = match airport.equivalence().view(airport.objects()) {
-            None => raw(&ObjectList(
-                airport.objects().iter().map(|(id, r)| (id.as_str(), r)),
-            )),
-            Some(view) => raw(&ObjectList(view.iter().map(|(id, r)| (*id, *r)))),
-        };
+        let view = airport.equivalence().view(airport.objects());
+        let objects = view.unwrap_or_else(|| {
+            let objects = airport.objects().iter();
+            objects.map(|(id, r)| (id.as_str(), r)).collect()
+        });
+        let objects = raw(&ObjectList(&objects));
         SnapshotParts {
             seq: airport.seq(),
             objects,
@@ -182,7 +180,9 @@ impl SnapshotCache {
 #[serde(rename_all = "camelCase")]
 struct Snapshot<'a> {
     objects: &'a RawValue,
-    shared_state: &'a RawValue,
+    /// Left out only by a resume in which it did not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared_state: Option<&'a RawValue>,
     controllers: Vec<&'a Cid>,
     offline: bool,
     seq: u64,
@@ -190,15 +190,41 @@ struct Snapshot<'a> {
 
 impl<'a> Snapshot<'a> {
     fn of(parts: &'a SnapshotParts, presence: &'a Presence) -> Self {
+        Snapshot::with(
+            &parts.objects,
+            Some(&parts.shared_state),
+            presence,
+            parts.seq,
+        )
+    }
+
+    fn with(
+        objects: &'a RawValue,
+        shared_state: Option<&'a RawValue>,
+        presence: &'a Presence,
+        seq: u64,
+    ) -> Self {
         let controllers: Vec<&Cid> = presence.controllers().collect();
         Snapshot {
-            objects: &parts.objects,
-            shared_state: &parts.shared_state,
+            objects,
+            shared_state,
             offline: controllers.is_empty(),
             controllers,
-            seq: parts.seq,
+            seq,
         }
     }
+}
+
+/// How much of the airport an `INITIAL_STATE` carries.
+#[derive(Debug)]
+pub enum Since<'a> {
+    /// The client did not ask to resume: the full state, as every deployed client knows it.
+    Unasked,
+    /// It asked, but the log cannot bring its replica up to date: the full state, and the
+    /// history id to resume with next time.
+    Full,
+    /// Only what changed since its `seq`.
+    Resumed(Changes<'a>),
 }
 
 /// The body of the public `GET /state` (PROTOCOL §6), also one entry of `/state?airport=all`:
@@ -240,13 +266,14 @@ pub fn state_snapshot(
     stamp.packet("STATE_SNAPSHOT", Some(data), None, request_id)
 }
 
+/// The first packet on a socket. `timings` are the heartbeat interval and the idle timeout.
 pub fn initial_state(
     stamp: Stamp<'_>,
-    parts: &SnapshotParts,
+    (airport, snapshots): (&Airport, &mut SnapshotCache),
+    since: Since<'_>,
     presence: &Presence,
     session: &Session,
-    heartbeat_interval_ms: i64,
-    idle_timeout_ms: i64,
+    (heartbeat_interval_ms, idle_timeout_ms): (i64, i64),
 ) -> String {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -257,14 +284,43 @@ pub fn initial_state(
         snapshot: Snapshot<'a>,
         heartbeat_interval_ms: i64,
         idle_timeout_ms: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        history: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resumed_from: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deleted: Option<&'a [&'a str]>,
     }
-    let data = Data {
+    let data = |snapshot, resumed_from, deleted| Data {
         connection_type: session.role,
         cid: &session.cid,
-        snapshot: Snapshot::of(parts, presence),
+        snapshot,
         heartbeat_interval_ms,
         idle_timeout_ms,
+        history: match since {
+            Since::Unasked => None,
+            Since::Full | Since::Resumed(_) => Some(airport.history().id().as_str()),
+        },
+        resumed_from,
+        deleted,
     };
+    let Since::Resumed(changes) = &since else {
+        let parts = snapshots.parts(airport);
+        let snapshot = Snapshot::of(parts, presence);
+        return stamp.packet(
+            "INITIAL_STATE",
+            Some(data(snapshot, None, None)),
+            None,
+            None,
+        );
+    };
+    // Serialized for this socket alone: each replica is at its own `seq`.
+    let objects = raw(&ObjectList(&changes.objects));
+    let shared_state = changes
+        .shared_changed
+        .then(|| raw(airport.shared().as_map()));
+    let snapshot = Snapshot::with(&objects, shared_state.as_deref(), presence, airport.seq());
+    let data = data(snapshot, Some(changes.from), Some(&changes.deleted));
     stamp.packet("INITIAL_STATE", Some(data), None, None)
 }
 

@@ -193,14 +193,18 @@ pub fn wait_for_more(last: Option<LastCommit>, now: i64) -> bool {
 enum Row<'a> {
     Object(&'a str),
     Shared(&'a str),
+    Tombstone(&'a str),
     Seq,
+    SharedSeq,
     OfflineSince,
     Schedule,
 }
 
 /// The operations with the same durable result as `ops` applied in order, less those that a
 /// later operation overwrites: a put or delete of an object or shared member followed by
-/// another of the same row or by a clear, an earlier clear, an earlier `seq` or offline time.
+/// another of the same row or by a clear, an earlier clear, an earlier `seq` or offline time,
+/// an earlier tombstone of the same id. Every resume floor is kept: each forgets the
+/// tombstones below it as they are at that point.
 pub fn compact(ops: Vec<StoreOp>) -> Vec<StoreOp> {
     let mut kept = vec![false; ops.len()];
     {
@@ -215,7 +219,10 @@ pub fn compact(ops: Vec<StoreOp>) -> Vec<StoreOp> {
                     !cleared_later && written.insert(Row::Shared(key))
                 }
                 StoreOp::ClearState => !std::mem::replace(&mut cleared_later, true),
+                StoreOp::PutTombstone { id, .. } => written.insert(Row::Tombstone(id)),
                 StoreOp::SetSeq(_) => written.insert(Row::Seq),
+                StoreOp::SetSharedSeq(_) => written.insert(Row::SharedSeq),
+                StoreOp::SetResumeFloor(_) => true,
                 StoreOp::SetOfflineSince(_) => written.insert(Row::OfflineSince),
                 StoreOp::SetSchedule(_) => written.insert(Row::Schedule),
             };
@@ -253,6 +260,7 @@ mod tests {
                 state_json: serde_json::value::RawValue::from_string(n.to_string()).unwrap(),
                 controller_id: Cid::parse("1000001").unwrap(),
                 updated_at: n,
+                seq: n.unsigned_abs(),
             },
         }
     }

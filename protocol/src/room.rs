@@ -11,13 +11,14 @@ use super::directory::Listing;
 use super::effects::{CloseCode, Effects, SocketId, To};
 use super::equivalence::Equivalence;
 use super::error::PacketError;
+use super::history::ResumeRequest;
 use super::ids::{Cid, Icao};
 use super::liveness::{
     Clock, Schedule, is_idle, next_alarm, periodic_plan, restored_last_seen, should_store_last_seen,
 };
 use super::machine::{self, Budget, Context, Sender};
 use super::metrics::{DataPoint, FrameKind, Metrics, Tick};
-use super::outbound::{self, SnapshotCache, Stamp};
+use super::outbound::{self, Since, SnapshotCache, Stamp};
 use super::packet::{Frame, peek_request_id};
 use super::presence::{CapExceeded, Presence};
 use super::rate_limit::{TokenBucket, Verdict, rate_limited};
@@ -126,10 +127,18 @@ impl Room {
         &self.airport
     }
 
-    /// A new grouping of equivalent points, read from the points table: later changes follow
-    /// it, and snapshots show its groups alike.
+    /// The grouping of equivalent points stored with the airport, at a wake-up: the one its
+    /// objects were written under.
     pub fn set_equivalence(&mut self, equivalence: Equivalence) {
         if self.airport.set_equivalence(equivalence) {
+            self.snapshots.forget();
+        }
+    }
+
+    /// A new grouping of equivalent points, read from the points table: later changes follow
+    /// it, snapshots show its groups alike, and no replica up to now can resume.
+    pub fn regroup(&mut self, equivalence: Equivalence) {
+        if self.airport.regroup(equivalence) {
             self.snapshots.forget();
         }
     }
@@ -195,12 +204,14 @@ impl Room {
     }
 
     /// A new socket, admitted if the caps allow: `INITIAL_STATE` is the first packet on it,
-    /// and a controller's first socket is announced to the others.
+    /// and a controller's first socket is announced to the others. A client that asked to
+    /// `resume` gets only what changed since its `seq` when the log still holds it.
     pub fn connect(
         &mut self,
         socket: SocketId,
         session: Session,
         key_hash: String,
+        resume: Option<&ResumeRequest>,
         now: i64,
     ) -> Result<Effects, HttpError> {
         self.flooded.retain(|_, until| *until > now);
@@ -229,17 +240,25 @@ impl Room {
         }
         let timings = self.config.timings;
         let stamp = Stamp::of(&self.airport, now);
-        effects.send(
-            To::Socket(socket),
-            outbound::initial_state(
-                stamp,
-                self.snapshots.parts(&self.airport),
-                &self.presence,
-                &session,
-                timings.heartbeat_interval_ms,
-                timings.idle_timeout_ms,
-            ),
+        let since = match resume {
+            None => Since::Unasked,
+            Some(ResumeRequest::From { history, seq }) => {
+                match self.airport.changes_since(history, *seq) {
+                    Some(changes) => Since::Resumed(changes),
+                    None => Since::Full,
+                }
+            }
+            Some(ResumeRequest::Fresh) => Since::Full,
+        };
+        let initial = outbound::initial_state(
+            stamp,
+            (&self.airport, &mut self.snapshots),
+            since,
+            &self.presence,
+            &session,
+            (timings.heartbeat_interval_ms, timings.idle_timeout_ms),
         );
+        effects.send(To::Socket(socket), initial);
         if first && is_controller {
             effects.send(
                 To::All {

@@ -243,6 +243,7 @@ fn a_group_change_beyond_the_object_limit_is_refused_whole() {
             state: json!(true),
             controller_id: airport_protocol::Cid::parse("1000001").unwrap(),
             updated_at: 1,
+            seq: 0,
         };
         objects.insert(format!("OBJ_{i}"), record);
     }

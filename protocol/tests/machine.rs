@@ -414,6 +414,7 @@ fn the_airport_state_bound_refuses_growth_past_its_edge() {
         state,
         controller_id: Cid::parse("1000001").unwrap(),
         updated_at: 0,
+        seq: 0,
     };
     let shared: serde_json::Map<String, Value> =
         serde_json::from_value(json!({"graph": "x".repeat(999_000)})).unwrap();

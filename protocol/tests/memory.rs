@@ -93,6 +93,7 @@ fn an_airport_at_its_state_bound_loads_snapshots_and_wakes_within_the_platforms_
             state: serde_json::from_str(&state).unwrap(),
             controller_id: Cid::parse("1000001").unwrap(),
             updated_at: 1,
+            seq: 0,
         };
         objects.insert(id, record);
     }
@@ -114,7 +115,10 @@ fn an_airport_at_its_state_bound_loads_snapshots_and_wakes_within_the_platforms_
             role: Role::Observer,
             callsign: None,
         };
-        sent.push(room.connect(socket, session, cid.into(), 2_000).unwrap());
+        sent.push(
+            room.connect(socket, session, cid.into(), None, 2_000)
+                .unwrap(),
+        );
         sent.push(room.frame(socket, Frame::Text(r#"{"type":"GET_STATE"}"#), 2_001));
     }
     let public = room.public_state();

@@ -228,6 +228,7 @@ fn store_op() -> impl Strategy<Value = StoreOp> {
                 state_json: serde_json::value::RawValue::from_string(n.to_string()).unwrap(),
                 controller_id: Cid::parse("1000001").unwrap(),
                 updated_at: i64::from(n),
+                seq: n.unsigned_abs().into(),
             },
         }),
         row.clone()
@@ -236,9 +237,16 @@ fn store_op() -> impl Strategy<Value = StoreOp> {
             key: key.into(),
             value: json!(n),
         }),
-        row.prop_map(|key| StoreOp::DeleteShared { key: key.into() }),
+        row.clone()
+            .prop_map(|key| StoreOp::DeleteShared { key: key.into() }),
         Just(StoreOp::ClearState),
         any::<u8>().prop_map(|n| StoreOp::SetSeq(u64::from(n))),
+        (row.clone(), any::<u8>()).prop_map(|(id, n)| StoreOp::PutTombstone {
+            id: id.into(),
+            seq: u64::from(n),
+        }),
+        any::<u8>().prop_map(|n| StoreOp::SetSharedSeq(u64::from(n))),
+        any::<u8>().prop_map(|n| StoreOp::SetResumeFloor(u64::from(n))),
         prop::option::of(any::<i16>()).prop_map(|t| StoreOp::SetOfflineSince(t.map(i64::from))),
         (
             prop::option::of(any::<i16>()),
@@ -253,8 +261,8 @@ fn store_op() -> impl Strategy<Value = StoreOp> {
     ]
 }
 
-/// Each row written at most once, at most one clear, and nothing but `seq` and the offline
-/// time before it.
+/// Each row written at most once (resume floors aside), at most one clear, and nothing but the
+/// airport's own columns and tombstones (`meta:`, which a clear leaves) before it.
 fn is_minimal(ops: &[StoreOp]) -> bool {
     let mut rows = std::collections::HashSet::new();
     let mut cleared = false;
@@ -269,6 +277,9 @@ fn is_minimal(ops: &[StoreOp]) -> bool {
             !std::mem::replace(&mut cleared, true) && !rows.iter().any(|r| !r.starts_with("meta:"))
         }
         StoreOp::SetSeq(_) => rows.insert("meta:seq".into()),
+        StoreOp::PutTombstone { id, .. } => rows.insert(format!("meta:tombstone:{id}")),
+        StoreOp::SetSharedSeq(_) => rows.insert("meta:shared_seq".into()),
+        StoreOp::SetResumeFloor(_) => true,
         StoreOp::SetOfflineSince(_) => rows.insert("meta:offline".into()),
         StoreOp::SetSchedule(_) => rows.insert("meta:schedule".into()),
     })
@@ -280,6 +291,7 @@ fn untouched() -> Store {
         state: json!("untouched"),
         controller_id: Cid::parse("1000009").unwrap(),
         updated_at: i64::MIN,
+        seq: u64::MAX,
     };
     let rows = ["a", "b", "c"];
     Store {
@@ -294,7 +306,9 @@ fn untouched() -> Store {
             heartbeat: Some(i64::MIN),
             recheck: Some(i64::MIN),
         },
-        thorough: true,
+        shared_seq: u64::MAX,
+        tombstones: rows.map(|id| (id.to_owned(), u64::MAX)).into(),
+        ..Store::default()
     }
 }
 

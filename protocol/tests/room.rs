@@ -309,7 +309,9 @@ fn connections_beyond_the_caps_are_refused_before_anything_changes() {
     let pilot = who(Role::Pilot, "1000011");
     h.connect(&pilot);
     h.connect(&pilot);
-    let refused = h.room.connect(99, pilot.clone(), key_of(&pilot.cid), h.now);
+    let refused = h
+        .room
+        .connect(99, pilot.clone(), key_of(&pilot.cid), None, h.now);
     assert!(matches!(
         refused,
         Err(HttpError::TooManyConnections { limit: 2, .. })
@@ -318,7 +320,7 @@ fn connections_beyond_the_caps_are_refused_before_anything_changes() {
     let observer = who(Role::Observer, "1000022");
     let refused = h
         .room
-        .connect(98, observer.clone(), key_of(&observer.cid), h.now);
+        .connect(98, observer.clone(), key_of(&observer.cid), None, h.now);
     assert!(matches!(
         refused,
         Err(HttpError::TooManyConnections { limit: 3, .. })

@@ -5,6 +5,7 @@
 use airport_protocol::connect::HttpError;
 use airport_protocol::directory::dormant_state;
 use airport_protocol::effects::{Action, Effects};
+use airport_protocol::history::ResumeRequest;
 use airport_protocol::outbound::{self, Stamp};
 use airport_protocol::packet::Frame;
 use airport_protocol::room::Answers;
@@ -105,6 +106,15 @@ fn every_server_packet_reads_back_into_the_wire_types() {
         let effects = h.room.frame(socket, Frame::Text(&frame.to_string()), h.now);
         sent.extend(packets(&effects));
     }
+    // INITIAL_STATE for a client that asked to resume: the full state with the history id, and
+    // a resume with a deletion and the shared state that changed since.
+    let fresh = h.connect_resuming(&observer, Some(&ResumeRequest::Fresh));
+    sent.extend(packets(&fresh.unwrap().1));
+    let history = h.airport().history().id().clone();
+    let resume = ResumeRequest::From { history, seq: 2 };
+    sent.extend(packets(
+        &h.connect_resuming(&observer, Some(&resume)).unwrap().1,
+    ));
     h.now += h.room.config().timings.heartbeat_interval_ms;
     sent.extend(packets(&h.alarm(&Answers::default())));
     sent.extend(packets(&h.leave(second)));
@@ -120,6 +130,11 @@ fn every_server_packet_reads_back_into_the_wire_types() {
     let items = format!("{},{}", first.items, second.items);
     sent.push(outbound::coalesced_changes(stamp, &items, 7, 8));
 
+    let resumed = sent
+        .iter()
+        .filter(|p| p.contains("\"resumedFrom\":2"))
+        .count();
+    assert_eq!(resumed, 1, "the resume is among the packets");
     let mut kinds = BTreeSet::new();
     for packet in &sent {
         let typed: ServerPacket = reads_back_unchanged(packet);

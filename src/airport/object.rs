@@ -446,7 +446,7 @@ impl AirportObject {
         let apply = move |equivalence| {
             let _awake = awake;
             if let Some(live) = live.borrow_mut().as_mut() {
-                live.room.set_equivalence(equivalence);
+                live.room.regroup(equivalence);
             }
         };
         let sql = self.state.storage().sql();
@@ -511,7 +511,10 @@ impl AirportObject {
         let effects = {
             let mut guard = self.live.borrow_mut();
             let live = guard.as_mut().ok_or(HttpError::NotFound)?;
-            let effects = live.room.connect(id, session, connecting.key.hash, now)?;
+            let resume = connecting.resume.as_ref();
+            let effects = live
+                .room
+                .connect(id, session, connecting.key.hash, resume, now)?;
             self.state
                 .accept_websocket_with_tags(&pair.server, &[role.as_str()]);
             live.sockets.insert(id, pair.server.clone());

@@ -1,11 +1,14 @@
 //! The airport's SQLite storage, row by row: one row per object, one per top-level shared-state
-//! member, and one row for the airport itself (code, `seq`, offline and heartbeat times).
+//! member, one per remembered deletion (the resume log's tombstones), and one row for the
+//! airport itself (code, `seq`, the resume log's history id, floor and shared-state `seq`,
+//! offline and heartbeat times).
 //! Writes made in one event commit together, and the output gate holds every message sent
 //! after them until they are durable.
 
 use airport_protocol::airport::ObjectRow;
 use airport_protocol::directory::Listing;
 use airport_protocol::equivalence::Equivalence;
+use airport_protocol::history::{History, HistoryId, Tombstone};
 use airport_protocol::liveness::Schedule;
 use airport_protocol::{Airport, Icao, ObjectRecord, StoreOp};
 use serde::Deserialize;
@@ -29,7 +32,7 @@ extern "C" {
 
 /// Schema changes in order; an object runs the ones it has not run yet, once, in its
 /// constructor, all in one transaction with the version they bring it to.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     "CREATE TABLE IF NOT EXISTS airport (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         icao TEXT NOT NULL,
@@ -72,6 +75,17 @@ const MIGRATIONS: [&str; 5] = [
     // The groups of equivalent points as last read from the points table, and when.
     "ALTER TABLE airport ADD COLUMN point_groups TEXT;
     ALTER TABLE airport ADD COLUMN points_read_at INTEGER;",
+    // The resume log (protocol/src/history.rs). An existing airport gets a new history, which
+    // no client knows yet: its rows' `seq` 0 and the floor at its `seq` are never resumed from.
+    "ALTER TABLE objects ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE airport ADD COLUMN history TEXT;
+    ALTER TABLE airport ADD COLUMN shared_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE airport ADD COLUMN resume_floor INTEGER NOT NULL DEFAULT 0;
+    UPDATE airport SET history = lower(hex(randomblob(8))), resume_floor = seq;
+    CREATE TABLE tombstones (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 #[derive(Deserialize)]
@@ -118,6 +132,9 @@ struct AirportRow {
     listed: Option<String>,
     point_groups: Option<String>,
     points_read_at: Option<i64>,
+    history: Option<String>,
+    shared_seq: i64,
+    resume_floor: i64,
 }
 
 #[derive(Deserialize)]
@@ -126,8 +143,20 @@ struct LoadedObject {
     state: String,
     controller_id: String,
     updated_at: i64,
+    seq: i64,
 }
 
+const AIRPORT_COLUMNS: &str = "SELECT icao, seq, offline_since, next_heartbeat, next_recheck, \
+    listed, point_groups, points_read_at, history, shared_seq, resume_floor FROM airport WHERE id = 1";
+
+fn airport_row(sql: &SqlStorage) -> Result<Option<AirportRow>> {
+    Ok(sql
+        .exec(AIRPORT_COLUMNS, None)?
+        .to_array::<AirportRow>()?
+        .pop())
+}
+
+/// Two text columns: a shared-state member's row (the tombstones are read this way too).
 #[derive(Deserialize)]
 struct SharedRow {
     key: String,
@@ -146,30 +175,15 @@ pub struct Stored {
 /// Loads the airport. `icao` names it on its first request; an alarm passes `None` and gets
 /// `None` back for an airport that never had one.
 pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
-    let row = sql
-        .exec(
-            "SELECT icao, seq, offline_since, next_heartbeat, next_recheck, listed, point_groups, points_read_at FROM airport WHERE id = 1",
-            None,
-        )?
-        .to_array::<AirportRow>()?
-        .pop();
-    let row = match (row, icao) {
+    let row = match (airport_row(sql)?, icao) {
         (Some(row), _) => row,
         (None, Some(icao)) => {
+            // A new storage is a new history: a `seq` from before it means nothing here.
             sql.exec(
-                "INSERT INTO airport (id, icao) VALUES (1, ?)",
+                "INSERT INTO airport (id, icao, history) VALUES (1, ?, lower(hex(randomblob(8))))",
                 vec![icao.as_str().into()],
             )?;
-            AirportRow {
-                icao: icao.to_string(),
-                seq: 0,
-                offline_since: None,
-                next_heartbeat: None,
-                next_recheck: None,
-                listed: None,
-                point_groups: None,
-                points_read_at: None,
-            }
+            airport_row(sql)?.ok_or("the airport row was not written")?
         }
         (None, None) => return Ok(None),
     };
@@ -177,7 +191,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     let mut objects = BTreeMap::new();
     for object in sql
         .exec(
-            "SELECT id, state, controller_id, updated_at FROM objects",
+            "SELECT id, state, controller_id, updated_at, seq FROM objects",
             None,
         )?
         .to_array::<LoadedObject>()?
@@ -187,6 +201,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
             controller_id: airport_protocol::Cid::parse(&object.controller_id)
                 .ok_or("stored controller id is invalid")?,
             updated_at: object.updated_at,
+            seq: object.seq.max(0) as u64,
         };
         objects.insert(object.id, record);
     }
@@ -197,14 +212,35 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     {
         shared.insert(member.key, serde_json::from_str::<Value>(&member.value)?);
     }
+    // Read as two text columns, like the shared state's rows: a row type of their own would
+    // be another deserializer in the Wasm.
+    let mut tombstones = Vec::new();
+    for row in sql
+        .exec(
+            "SELECT id AS key, CAST(seq AS TEXT) AS value FROM tombstones ORDER BY seq",
+            None,
+        )?
+        .to_array::<SharedRow>()?
+    {
+        let seq = row
+            .value
+            .parse()
+            .map_err(|_| "stored tombstone seq is invalid")?;
+        tombstones.push(Tombstone { id: row.key, seq });
+    }
+    let history_id = (row.history.as_deref())
+        .and_then(HistoryId::parse)
+        .ok_or("stored history id is invalid")?;
+    let history = History::restore(
+        history_id,
+        row.shared_seq.max(0) as u64,
+        row.resume_floor.max(0) as u64,
+        tombstones,
+    );
+    let seq = row.seq.max(0) as u64;
     Ok(Some(Stored {
-        airport: Airport::restore(
-            icao,
-            objects,
-            shared,
-            row.seq.max(0) as u64,
-            row.offline_since,
-        ),
+        airport: Airport::restore(icao, objects, shared, seq, row.offline_since)
+            .with_history(history),
         schedule: Schedule {
             heartbeat: row.next_heartbeat,
             recheck: row.next_recheck,
@@ -273,7 +309,7 @@ fn write_in_order(sql: &SqlStorage, ops: &[StoreOp]) -> Result<()> {
     Ok(())
 }
 
-/// `[id, state, controller_id, updated_at]` rows, as `jsonb_each` reads them.
+/// `[id, state, controller_id, updated_at, seq]` rows, as `jsonb_each` reads them.
 fn put_objects(sql: &SqlStorage, puts: &[(&str, &ObjectRow)]) -> Result<()> {
     let rows: Vec<_> = puts
         .iter()
@@ -283,12 +319,14 @@ fn put_objects(sql: &SqlStorage, puts: &[(&str, &ObjectRow)]) -> Result<()> {
                 row.state_json.get(),
                 row.controller_id.as_str(),
                 row.updated_at,
+                row.seq,
             )
         })
         .collect();
     sql.exec(
-        "INSERT OR REPLACE INTO objects (id, state, controller_id, updated_at) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM jsonb_each(jsonb(?))",
+        "INSERT OR REPLACE INTO objects (id, state, controller_id, updated_at, seq) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 \
+         FROM jsonb_each(jsonb(?))",
         vec![serde_json::to_string(&rows)?.into()],
     )?;
     Ok(())
@@ -314,8 +352,26 @@ fn write_one(sql: &SqlStorage, op: &StoreOp) -> Result<()> {
         }
         StoreOp::SetSeq(seq) => sql.exec(
             "UPDATE airport SET seq = ? WHERE id = 1",
-            vec![SqlStorageValue::try_from_i64(*seq as i64)?],
+            vec![stored_seq(*seq)?],
         )?,
+        StoreOp::PutTombstone { id, seq } => sql.exec(
+            "INSERT OR REPLACE INTO tombstones (id, seq) VALUES (?, ?)",
+            vec![id.as_str().into(), stored_seq(*seq)?],
+        )?,
+        StoreOp::SetSharedSeq(seq) => sql.exec(
+            "UPDATE airport SET shared_seq = ? WHERE id = 1",
+            vec![stored_seq(*seq)?],
+        )?,
+        StoreOp::SetResumeFloor(floor) => {
+            sql.exec(
+                "UPDATE airport SET resume_floor = ? WHERE id = 1",
+                vec![stored_seq(*floor)?],
+            )?;
+            sql.exec(
+                "DELETE FROM tombstones WHERE seq <= ?",
+                vec![stored_seq(*floor)?],
+            )?
+        }
         StoreOp::SetOfflineSince(since) => sql.exec(
             "UPDATE airport SET offline_since = ? WHERE id = 1",
             vec![optional_time(*since)?],
@@ -339,16 +395,31 @@ pub fn set_listed(sql: &SqlStorage, listed: Listing) -> Result<()> {
     Ok(())
 }
 
-/// The grouping of equivalent points just read, and when.
+/// The grouping of equivalent points just read, and when. A different grouping changes what
+/// clients see without a `seq`: no replica up to now may resume (the rule of
+/// `Airport::regroup`, applied here in the same statement, whether or not the airport is in
+/// memory).
 pub fn set_points(sql: &SqlStorage, equivalence: &Equivalence, read_at: i64) -> Result<()> {
+    let groups = equivalence.to_text();
     sql.exec(
-        "UPDATE airport SET point_groups = ?, points_read_at = ? WHERE id = 1",
+        "UPDATE airport SET resume_floor = CASE WHEN coalesce(point_groups, '') IS NOT ? \
+         THEN max(resume_floor, seq + 1) ELSE resume_floor END, \
+         point_groups = ?, points_read_at = ? WHERE id = 1",
         vec![
-            equivalence.to_text().into(),
+            groups.as_str().into(),
+            groups.as_str().into(),
             SqlStorageValue::try_from_i64(read_at)?,
         ],
     )?;
+    sql.exec(
+        "DELETE FROM tombstones WHERE seq <= (SELECT resume_floor FROM airport WHERE id = 1)",
+        None,
+    )?;
     Ok(())
+}
+
+fn stored_seq(seq: u64) -> Result<SqlStorageValue> {
+    SqlStorageValue::try_from_i64(seq as i64)
 }
 
 fn optional_time(at: Option<i64>) -> Result<SqlStorageValue> {

@@ -24,6 +24,7 @@ use airport_protocol::config::KeySource;
 use airport_protocol::connect::{
     HttpError, HttpErrorCode, RequestParts, RequestUrl, check_connect,
 };
+use airport_protocol::history::ResumeRequest;
 use std::cell::OnceCell;
 use worker::*;
 
@@ -77,6 +78,7 @@ async fn route(
         .ok_or_else(|| HttpError::Internal(format!("unreadable request URL {href:?}")))?;
     let method = req.method();
     let (airport_param, key_param) = (url.param("airport"), url.param("key"));
+    let resume_param = url.param(ResumeRequest::PARAM);
     let headers = req.headers();
     let header = |name| headers.get(name).ok().flatten();
     let (upgrade, authorization, accept) =
@@ -90,6 +92,7 @@ async fn route(
         key_param: key_param.as_deref(),
         authorization: authorization.as_deref(),
         protocols: protocols.as_deref(),
+        resume: resume_param.as_deref(),
     };
     let result = match url.path {
         "/connect" => connect(env, &parts, address.as_deref()).await,
@@ -115,8 +118,9 @@ async fn connect(
         .await
         .map_err(HttpError::internal)?;
     let admitted = strangers::admit(env, address, &key.hash).await?;
-    let headers =
-        connect_headers(&request.airport, &key, request.protocol).map_err(HttpError::internal)?;
+    let resume = request.resume.as_ref();
+    let headers = connect_headers(&request.airport, &key, request.protocol, resume)
+        .map_err(HttpError::internal)?;
     headers
         .set("Upgrade", "websocket")
         .map_err(HttpError::internal)?;

@@ -207,7 +207,7 @@ impl Fixture {
             role: Role::Controller,
             callsign: None,
         };
-        room.connect(1, controller, "key".into(), 0)
+        room.connect(1, controller, "key".into(), None, 0)
             .expect("admitted");
         let mut fixture = Fixture {
             room,

@@ -5,6 +5,7 @@ use airport_protocol::airport::StoreOp;
 use airport_protocol::config::{Config, RateLimit, RateLimits};
 use airport_protocol::connect::HttpError;
 use airport_protocol::effects::{Action, To};
+use airport_protocol::history::ResumeRequest;
 use airport_protocol::liveness::Schedule;
 use airport_protocol::packet::Frame;
 use airport_protocol::{Airport, Cid, CloseCode, Effects, Icao, Role, Room, Session};
@@ -164,10 +165,18 @@ impl Harness {
 
     /// The same, refused when the caps are reached.
     pub fn try_connect(&mut self, who: &Session) -> Result<(SocketId, Effects), HttpError> {
+        self.connect_resuming(who, None)
+    }
+
+    /// A new socket for `who`, connected now with a `resume` parameter (`None`: without one).
+    pub fn connect_resuming(
+        &mut self,
+        who: &Session,
+        resume: Option<&ResumeRequest>,
+    ) -> Result<(SocketId, Effects), HttpError> {
         let id = self.next_socket;
-        let effects = self
-            .room
-            .connect(id, who.clone(), key_of(&who.cid), self.now)?;
+        let key = key_of(&who.cid);
+        let effects = self.room.connect(id, who.clone(), key, resume, self.now)?;
         self.next_socket += 1;
         self.sockets.push((who.clone(), id));
         Ok((id, effects))

@@ -1,9 +1,10 @@
 //! Durable storage as the Durable Object holds it after writing every `StoreOp` row by row: what
 //! a restart would restore. After each event it must equal what the room holds in memory.
 
-use airport_protocol::Airport;
 use airport_protocol::airport::{ObjectRecord, StoreOp};
+use airport_protocol::history::{History, HistoryId, Tombstone};
 use airport_protocol::liveness::Schedule;
+use airport_protocol::{Airport, Icao};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -14,6 +15,12 @@ pub struct Store {
     pub seq: u64,
     pub offline_since: Option<i64>,
     pub schedule: Schedule,
+    /// The resume log: the history's id, the last change to shared state, the floor and the
+    /// tombstones (`seq` by id).
+    pub history: HistoryId,
+    pub shared_seq: u64,
+    pub resume_floor: u64,
+    pub tombstones: BTreeMap<String, u64>,
     /// Compare everything (the default). When false, `same_state` compares only sizes, `seq`
     /// and `offline_since`: the fuzzer switches to that for near-limit airports between
     /// writes, and compares everything after every write and at its end.
@@ -28,6 +35,10 @@ impl Default for Store {
             seq: 0,
             offline_since: None,
             schedule: Schedule::default(),
+            history: HistoryId::default(),
+            shared_seq: 0,
+            resume_floor: 0,
+            tombstones: BTreeMap::new(),
             thorough: true,
         }
     }
@@ -40,8 +51,35 @@ impl Store {
             shared: airport.shared().as_map().clone(),
             seq: airport.seq(),
             offline_since: airport.offline_since(),
+            history: airport.history().id().clone(),
+            shared_seq: airport.history().shared_seq(),
+            resume_floor: airport.history().floor(),
+            tombstones: (airport.history().tombstones())
+                .map(|t| (t.id.clone(), t.seq))
+                .collect(),
             ..Store::default()
         }
+    }
+
+    /// The airport a restart would load (without its grouping of points, which is stored
+    /// apart).
+    pub fn restore(&self, icao: Icao) -> Airport {
+        // As storage reads them: in `seq` order.
+        let mut tombstones: Vec<Tombstone> = (self.tombstones.iter())
+            .map(|(id, &seq)| Tombstone {
+                id: id.clone(),
+                seq,
+            })
+            .collect();
+        tombstones.sort_by_key(|t| t.seq);
+        let history = History::restore(
+            self.history.clone(),
+            self.shared_seq,
+            self.resume_floor,
+            tombstones,
+        );
+        let (objects, shared) = (self.objects.clone(), self.shared.clone());
+        Airport::restore(icao, objects, shared, self.seq, self.offline_since).with_history(history)
     }
 
     pub fn apply(&mut self, ops: &[StoreOp]) {
@@ -54,6 +92,7 @@ impl Store {
                             .unwrap_or_else(|e| panic!("object {id} stored unparsable JSON: {e}")),
                         controller_id: row.controller_id.clone(),
                         updated_at: row.updated_at,
+                        seq: row.seq,
                     };
                     self.objects.insert(id.clone(), record);
                 }
@@ -71,6 +110,14 @@ impl Store {
                     self.shared.clear();
                 }
                 StoreOp::SetSeq(seq) => self.seq = *seq,
+                StoreOp::PutTombstone { id, seq } => {
+                    self.tombstones.insert(id.clone(), *seq);
+                }
+                StoreOp::SetSharedSeq(seq) => self.shared_seq = *seq,
+                StoreOp::SetResumeFloor(floor) => {
+                    self.resume_floor = *floor;
+                    self.tombstones.retain(|_, seq| *seq > *floor);
+                }
                 StoreOp::SetOfflineSince(since) => self.offline_since = *since,
                 StoreOp::SetSchedule(schedule) => self.schedule = *schedule,
             }
@@ -109,5 +156,11 @@ impl Store {
             airport.offline_since(),
             "stored offline_since differs"
         );
+        let held = Store::of(airport);
+        let log = |store: &Store| {
+            let (id, shared) = (store.history.clone(), store.shared_seq);
+            (id, shared, store.resume_floor, store.tombstones.clone())
+        };
+        assert_eq!(log(self), log(&held), "the stored resume log differs");
     }
 }

@@ -98,6 +98,41 @@ export async function openPage(t, browser, service, path, { key, viewport = { wi
   return page;
 }
 
+/**
+ * For `openPage`'s `before`, so that it runs before the page's scripts: `window.__dropChanges`
+ * change frames are dropped before the page sees them, as lost frames would be
+ * (`window.__dropped` counts them); the page's sockets are kept in `window.__sockets`; while
+ * `window.__closeAs` is set, a socket's close reaches the page with that code.
+ */
+export function interceptSockets() {
+  window.__dropChanges = 0;
+  window.__dropped = 0;
+  window.__sockets = [];
+  window.__closeAs = null;
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__sockets.push(this);
+    }
+    addEventListener(type, listener, options) {
+      if (type === "close") {
+        const close = (event) => listener.call(this, window.__closeAs ? { code: window.__closeAs, reason: "test" } : event);
+        return super.addEventListener(type, close, options);
+      }
+      if (type !== "message") return super.addEventListener(type, listener, options);
+      return super.addEventListener(type, (event) => {
+        if (window.__dropChanges > 0 && /"type":"(STATE_UPDATE|MULTI_STATE_UPDATE)"/.test(event.data)) {
+          window.__dropChanges--;
+          window.__dropped++;
+          return;
+        }
+        listener.call(this, event);
+      }, options);
+    }
+  };
+}
+
 /** The status shown on an airport page: `live`, `read-only`, `waiting`, … */
 export const status = (page) => page.$eval(".status", (el) => el.dataset.status);
 

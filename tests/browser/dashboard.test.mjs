@@ -1,11 +1,11 @@
 // The dashboard in headless Chromium against the local service: the directory, an airport page
-// live over /connect (changes, presence, a seq gap, a restart) and read-only without a key, and
+// live over /connect (changes, presence, a seq gap, a restart, a resume) and read-only without a key, and
 // the headers it is served with.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KEYS, CIDS } from "../integration/harness.mjs";
 import { keepAlive, scene, snapshot, until } from "../integration/helpers.mjs";
-import { browserSuite, KEY_STORAGE, logLines, rowState, status, unexpectedProblems, untilStatus } from "./browser.mjs";
+import { browserSuite, interceptSockets, KEY_STORAGE, logLines, rowState, status, unexpectedProblems, untilStatus } from "./browser.mjs";
 
 const suite = browserSuite();
 
@@ -138,22 +138,7 @@ test("a seq gap is recovered with GET_STATE", async (t) => {
   // The test drops change frames before the page sees them, as a lost frame would be.
   const page = await suite.open(t, "/airport/EHAM", {
     key: KEYS.observer1,
-    before: () => {
-      window.__dropChanges = 0;
-      window.__dropped = 0;
-      const add = WebSocket.prototype.addEventListener;
-      WebSocket.prototype.addEventListener = function (type, listener, options) {
-        if (type !== "message") return add.call(this, type, listener, options);
-        return add.call(this, type, (event) => {
-          if (window.__dropChanges > 0 && /"type":"(STATE_UPDATE|MULTI_STATE_UPDATE)"/.test(event.data)) {
-            window.__dropChanges--;
-            window.__dropped++;
-            return;
-          }
-          listener.call(this, event);
-        }, options);
-      };
-    },
+    before: interceptSockets,
   });
   await untilStatus(page, "live");
   await until(async () => (await rowState(page, "SB_B")) === "off", { what: "the objects drawn" });
@@ -189,6 +174,43 @@ test("the page reconnects after the service restarts", async (t) => {
   const again = await controller(t, "RJTT");
   await set(again, "SB_34R", true);
   await until(async () => (await rowState(page, "SB_34R")) === "on", { ms: 3000, what: "the change after the restart" });
+  assert.deepEqual(unexpectedProblems(page), []);
+});
+
+test("a reconnect resumes from the page's seq: only what it missed comes", async (t) => {
+  const c = await controller(t, "LFPG");
+  await set(c, "SB_A", false);
+  await set(c, "SB_C", true);
+  // The test drops change frames before the page sees them, then closes its socket: what it
+  // missed must come with the resume.
+  const page = await suite.open(t, "/airport/LFPG", {
+    key: KEYS.observer1,
+    before: interceptSockets,
+  });
+  await untilStatus(page, "live");
+  await until(async () => (await rowState(page, "SB_C")) === "on", { what: "the objects drawn" });
+  assert.match(page.socketUrls[0], /&resume=$/, "no replica yet");
+  await page.evaluate(() => (window.__dropChanges = 2));
+  await set(c, "SB_A", true);
+  c.send({ type: "STATE_UPDATE", data: { objectId: "SB_C", patch: null } });
+  await c.settle();
+  await until(() => page.evaluate(() => window.__dropped === 2), { what: "the changes dropped" });
+  assert.equal(await rowState(page, "SB_A"), "off", "the page missed it");
+  // The server answers any close with 1000, which ends the page's tries: this one reaches the
+  // page as the idle close (4000), after which it reconnects.
+  await page.evaluate(() => {
+    window.__closeAs = 4000;
+    window.__sockets.at(-1).close(3000, "test");
+  });
+  await until(async () => (await rowState(page, "SB_A")) === "on" && (await rowState(page, "SB_C")) === null, {
+    ms: 5000,
+    what: "the missed change and deletion after the reconnect",
+  });
+  assert.match(page.socketUrls.at(-1), /&resume=[0-9a-f]{16}\.2$/);
+  const lines = await logLines(page);
+  assert.ok(lines.some((line) => /resumed from seq 2 to 4: 2 objects changed/.test(line)), lines.join("\n"));
+  assert.ok(!page.sentFrames.some((f) => JSON.parse(f).type === "GET_STATE"), "no resync needed");
+  assert.equal(await status(page), "live");
   assert.deepEqual(unexpectedProblems(page), []);
 });
 

@@ -1,6 +1,6 @@
 // The Rust client (client/, its CLI `airport-client watch --json`) against the real service:
-// its replica against the server's state, after a restart, an idle close and a frame dropped on
-// the way; and what it does after each close code and refusal. It reaches the service through a
+// its replica against the server's state, after a restart, an idle close, a frame dropped on
+// the way and a reconnect that resumes; and what it does after each close code and refusal. It reaches the service through a
 // proxy on a fixed port, which survives restarts (they change the service's port) and can drop
 // frames or cut connections.
 import { test, before, after } from "node:test";
@@ -262,6 +262,33 @@ test("a network loss (no close frame) is followed by a reconnect", async () => {
   const closed = await watcher.next((n) => n.notice === "closed", { since });
   assert.equal(closed.code, null);
   await watcher.next((n) => n.notice === "ready", { since, ms: 15_000 });
+  await watcher.stop();
+});
+
+test("a reconnect resumes from the replica's seq: a change it missed comes with the resume", async () => {
+  const watcher = new Watcher(proxy.url, KEYS.observer1, "CLRM");
+  await watcher.next((n) => n.notice === "ready");
+  const controller = await service.join(KEYS.controller1, "CLRM");
+  controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_1", state: true } });
+  await converges(watcher, service, "CLRM");
+  const first = watcher.notices.find((n) => n.notice === "packet" && n.packet.type === "INITIAL_STATE").packet;
+  assert.match(first.data.history, /^[0-9a-f]{16}$/, "the client asked for resumes");
+  // The change is lost on the way, then so is the connection: the client's replica is at the
+  // seq before it, and its reconnect resumes from there.
+  proxy.dropWhen = (text) => text.includes("SB_MISSED");
+  controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_MISSED", state: true } });
+  await until(() => proxy.dropped.length > 0, { what: "the proxy dropping the update" });
+  proxy.dropWhen = () => false;
+  proxy.dropped.length = 0;
+  const since = watcher.notices.length;
+  proxy.cut();
+  const resumed = await watcher.next((n) => n.notice === "packet" && n.packet.type === "INITIAL_STATE", { since, ms: 15_000 });
+  assert.equal(resumed.packet.data.resumedFrom, first.data.seq + 1);
+  assert.deepEqual(resumed.packet.data.objects.map((o) => o.id), ["SB_MISSED"]);
+  await converges(watcher, service, "CLRM");
+  assert.equal(watcher.replica.objects.SB_MISSED.state, true);
+  assert.equal(watcher.notices.slice(since).filter((n) => n.notice === "resyncing").length, 0, "no resync needed");
+  await controller.close();
   await watcher.stop();
 });
 

@@ -260,6 +260,10 @@ test("a migration that fails is rolled back whole, so it can run again once its 
     ALTER TABLE airport DROP COLUMN listed;
     ALTER TABLE airport DROP COLUMN point_groups;
     ALTER TABLE airport DROP COLUMN points_read_at;
+    ALTER TABLE airport DROP COLUMN history;
+    ALTER TABLE airport DROP COLUMN shared_seq;
+    ALTER TABLE airport DROP COLUMN resume_floor;
+    DROP TABLE tombstones;
     UPDATE schema_version SET version = 2;`);
   old.close();
 
@@ -313,6 +317,10 @@ test("an airport stored by a build before migration 3 is upgraded in place, its 
     ALTER TABLE airport DROP COLUMN listed;
     ALTER TABLE airport DROP COLUMN point_groups;
     ALTER TABLE airport DROP COLUMN points_read_at;
+    ALTER TABLE airport DROP COLUMN history;
+    ALTER TABLE airport DROP COLUMN shared_seq;
+    ALTER TABLE airport DROP COLUMN resume_floor;
+    DROP TABLE tombstones;
     UPDATE schema_version SET version = 2;`);
   assert.doesNotMatch(tableSql(old, "objects"), /WITHOUT ROWID/);
   old.close();
@@ -341,7 +349,7 @@ test("an airport stored by a build before migration 3 is upgraded in place, its 
   try {
     assert.match(tableSql(upgraded, "objects"), /WITHOUT ROWID/);
     assert.match(tableSql(upgraded, "shared_state"), /WITHOUT ROWID/);
-    assert.equal(upgraded.prepare("SELECT version FROM schema_version").get().version, 5);
+    assert.equal(upgraded.prepare("SELECT version FROM schema_version").get().version, 6);
     const rows = upgraded.prepare("SELECT id, state FROM objects ORDER BY id").all();
     assert.deepEqual(
       rows.map(({ id, state }) => ({ id, state: JSON.parse(state) })),

@@ -35,6 +35,10 @@ function addStopbar(id, airport, coordinates = HERE) {
     .run();
 }
 
+/** Joins `airport` as an observer with a `resume` parameter. */
+const resume = (airport, value) =>
+  service.open(`/connect?airport=${airport}&key=${encodeURIComponent(KEYS.observer1)}&resume=${value}`);
+
 const isChange = (p) => p.type === "STATE_UPDATE" || p.type === "MULTI_STATE_UPDATE";
 const items = (p) => (p.type === "STATE_UPDATE" ? [p.data] : p.data.updates).map((u) => [u.objectId, u.state]);
 
@@ -116,6 +120,41 @@ test("the grouping follows an edit of the points table without a restart", async
   await reread(controller, "EGKK", 0);
   controller.send({ type: "STATE_UPDATE", data: { objectId: "BARS_KK1", state: true } });
   assert.deepEqual(items(await pilot.next(isChange)), [["BARS_KK1", true]]);
+});
+
+test("a new grouping ends resumes from before it, in memory and in storage", async (t) => {
+  await addStopbar("BARS_SS1", "EGSS");
+  const s = scene(t, service, "EGSS");
+  const controller = await s.join(KEYS.controller1);
+  controller.send({ type: "STATE_UPDATE", data: { objectId: "BARS_SS1", state: true } });
+  await controller.request({ type: "GET_STATE" });
+  const taken = await resume("EGSS", "");
+  const replica = taken.initial.data;
+  await taken.close();
+  const same = await resume("EGSS", `${replica.history}.${replica.seq}`);
+  assert.equal(same.initial.data.resumedFrom, replica.seq, "nothing changed yet");
+  await same.close();
+
+  // A duplicate is drawn: the page shows it at once, without a seq.
+  await addStopbar("BARS_SS2", "EGSS");
+  await reread(controller, "EGSS", 1);
+  const stale = await resume("EGSS", `${replica.history}.${replica.seq}`);
+  assert.equal(stale.initial.data.resumedFrom, undefined, "the full state");
+  assert.equal(stale.initial.data.seq, replica.seq);
+  assert.deepEqual(stale.initial.data.objects.map((o) => [o.id, o.state]), [
+    ["BARS_SS1", true],
+    ["BARS_SS2", true],
+  ]);
+  await stale.close();
+
+  // The stored floor rose with the stored grouping.
+  await service.restart();
+  await controller.closed;
+  const restarted = await resume("EGSS", `${replica.history}.${replica.seq}`);
+  assert.equal(restarted.initial.data.resumedFrom, undefined);
+  assert.equal(restarted.initial.data.history, replica.history);
+  await restarted.close();
+  assert.equal(service.logs.filter((e) => e.event === "points_store_failed").length, 0);
 });
 
 // Last: it drops the points table.

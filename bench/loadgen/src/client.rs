@@ -49,7 +49,12 @@ pub struct Opened {
     /// From the start of the TCP connect (the upgrade request) to the INITIAL_STATE frame.
     pub initial: Duration,
     pub initial_len: usize,
+    /// The INITIAL_STATE's last characters, where `seq` and the resume members are.
+    pub initial_tail: String,
 }
+
+/// How much of the end of an INITIAL_STATE [`Opened`] keeps.
+const TAIL: usize = 200;
 
 /// Only the loopback interface is ever a target.
 pub fn check_loopback(url: &str) -> Result<(), String> {
@@ -66,7 +71,18 @@ pub fn check_loopback(url: &str) -> Result<(), String> {
 /// the client's address from `CF-Connecting-IP` (on Cloudflare the platform sets it; miniflare
 /// keeps the one the client sends).
 fn connect_request(base: &str, airport: &str, key: &str, address: &str) -> Result<Request, String> {
-    let url = format!("{base}/connect?airport={airport}&key={key}");
+    connect_request_with(base, airport, key, address, "")
+}
+
+/// [`connect_request`] with more of the query (`&name=value…`).
+fn connect_request_with(
+    base: &str,
+    airport: &str,
+    key: &str,
+    address: &str,
+    query: &str,
+) -> Result<Request, String> {
+    let url = format!("{base}/connect?airport={airport}&key={key}{query}");
     let mut request = url.into_client_request().map_err(|e| e.to_string())?;
     let value = HeaderValue::from_str(address).map_err(|e| e.to_string())?;
     request.headers_mut().insert("CF-Connecting-IP", value);
@@ -103,7 +119,23 @@ pub async fn open_from(
     address: &str,
     limit: Duration,
 ) -> Result<Opened, String> {
-    let request = connect_request(base, airport, key, address)?;
+    open_request(connect_request(base, airport, key, address)?, limit).await
+}
+
+/// [`open`] with `resume={resume}` (docs/protocol.md §8).
+pub async fn open_resuming(
+    base: &str,
+    airport: &str,
+    key: &str,
+    resume: &str,
+    limit: Duration,
+) -> Result<Opened, String> {
+    let query = format!("&resume={resume}");
+    let request = connect_request_with(base, airport, key, &own_address(), &query)?;
+    open_request(request, limit).await
+}
+
+async fn open_request(request: Request, limit: Duration) -> Result<Opened, String> {
     let t0 = Instant::now();
     let attempt = async {
         let (ws, _) = connect_async_with_config(request, None, true)
@@ -114,7 +146,9 @@ pub async fn open_from(
             match stream.next().await {
                 Some(Ok(Message::Text(t))) => {
                     if t.as_str().contains("\"INITIAL_STATE\"") {
-                        return Ok((sink, stream, t.len()));
+                        let tail = t.as_str().chars().rev().take(TAIL).collect::<Vec<_>>();
+                        let tail: String = tail.into_iter().rev().collect();
+                        return Ok((sink, stream, t.len(), tail));
                     }
                     let head: String = t.as_str().chars().take(120).collect();
                     return Err(format!("first packet is not INITIAL_STATE: {head}"));
@@ -126,14 +160,16 @@ pub async fn open_from(
             }
         }
     };
-    let (sink, stream, initial_len) = tokio::time::timeout(limit, attempt)
-        .await
-        .map_err(|_| format!("no INITIAL_STATE within {limit:?}"))??;
+    let (sink, stream, initial_len, initial_tail) =
+        tokio::time::timeout(limit, attempt)
+            .await
+            .map_err(|_| format!("no INITIAL_STATE within {limit:?}"))??;
     Ok(Opened {
         sink,
         stream,
         initial: t0.elapsed(),
         initial_len,
+        initial_tail,
     })
 }
 

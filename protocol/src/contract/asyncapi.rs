@@ -82,6 +82,10 @@ pub fn document() -> Value {
                                     "description": "The API key; wins over the Authorization header.",
                                     "type": "string",
                                 },
+                                "resume": {
+                                    "description": "`<history>.<seq>` of the replica to resume (INITIAL_STATE then carries only what changed, when the airport still can); empty (or anything else) for the full state with the history id (PROTOCOL §8).",
+                                    "type": "string",
+                                },
                             },
                             "required": ["airport"],
                         },

@@ -45,6 +45,11 @@ pub fn document() -> Value {
                 airport("The airport's ICAO code, any case.", "^[A-Za-z0-9]{4}$"),
                 key_parameters[0], key_parameters[1],
                 {
+                    "name": "resume", "in": "query",
+                    "description": "`<history>.<seq>` of the replica to resume; empty (or anything else) for the full state with the history id. Never a reason to refuse (docs/protocol.md §8).",
+                    "schema": { "type": "string" },
+                },
+                {
                     "name": "Sec-WebSocket-Protocol", "in": "header",
                     "description": "For browsers: offer `airport-realtime, airport-key.<key>`; the key is then read from there (after the query and the Authorization header), and the upgrade answers `airport-realtime`.",
                     "schema": { "type": "string" },

@@ -6,7 +6,7 @@
 //! `data`, `timestamp` and `seq`: deliberately, so that each reads as its schema, and the
 //! generated schemas keep one plain name per packet, which a generic envelope would not.
 
-use super::objects::{ObjectUpdate, Snapshot};
+use super::objects::{ObjectEntry, ObjectUpdate, Snapshot};
 use super::strings::{ObjectId, RequestId};
 use crate::error::ErrorCode;
 use crate::ids::{Cid, Icao};
@@ -46,7 +46,9 @@ pub struct InitialState {
     pub timestamp: i64,
 }
 
-/// Who you are, the airport's state, and this deployment's timings.
+/// Who you are, the airport's state (or, on a resume, what changed in it), and this
+/// deployment's timings. The members after `idleTimeoutMs` come only to a client that sent the
+/// `resume` parameter (PROTOCOL §8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
@@ -56,12 +58,48 @@ pub struct InitialStateData {
     pub connection_type: Role,
     /// Your account.
     pub cid: Cid,
-    #[serde(flatten)]
-    pub snapshot: Snapshot,
+    /// Every object; on a resume, only those changed after `resumedFrom`.
+    pub objects: Vec<ObjectEntry>,
+    /// Always, except on a resume in which it did not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_state: Option<Map<String, Value>>,
+    /// The controllers connected now, each once.
+    pub controllers: Vec<Cid>,
+    /// No controller is connected.
+    pub offline: bool,
+    /// The airport's `seq` this state is at.
+    pub seq: u64,
     /// The server's `HEARTBEAT` interval.
     pub heartbeat_interval_ms: i64,
     /// A socket with no inbound frame for this long is closed with 4000.
     pub idle_timeout_ms: i64,
+    /// The id of the airport's history, to send back with a `seq` in `resume`: 16 lowercase
+    /// hexadecimal digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = "^[0-9a-f]{16}$")))]
+    pub history: Option<String>,
+    /// Only on a resume: the `seq` of the replica this brings up to `seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<u64>,
+    /// Only on a resume: the objects deleted after `resumedFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Vec<ObjectId>>,
+}
+
+impl InitialStateData {
+    /// The full state this packet carries; `None` for a resume, which only carries changes.
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        if self.resumed_from.is_some() {
+            return None;
+        }
+        Some(Snapshot {
+            objects: self.objects.clone(),
+            shared_state: self.shared_state.clone().unwrap_or_default(),
+            controllers: self.controllers.clone(),
+            offline: self.offline,
+            seq: self.seq,
+        })
+    }
 }
 
 /// The reply to `GET_STATE`.

@@ -1,6 +1,6 @@
 //! The scenarios of BENCHMARKS.md, one file each: fan-out latency, airport throughput, connect
 //! cost, idle cost, profile-change burst, public /state, snapshot polling, a flood from one
-//! socket, forged keys. What they share is here
+//! socket, forged keys, a reconnect storm with and without `resume`. What they share is here
 //! (the targets, fresh airports, waiting for receipts, populating an airport), in `runs.rs` (runs
 //! alternating between the targets, and their medians) and in `report.rs` (the tables printed).
 
@@ -11,6 +11,7 @@ mod flood;
 mod forged;
 mod idle;
 mod poll;
+mod reconnect;
 mod report;
 mod runs;
 mod state;
@@ -168,6 +169,9 @@ pub async fn bench(args: &Args) -> Result<(), String> {
     }
     if wants("poll") {
         poll::section(args).await?;
+    }
+    if wants("reconnect") {
+        reconnect::section(args).await?;
     }
     Ok(())
 }
