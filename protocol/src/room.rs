@@ -35,6 +35,8 @@ struct Member {
     bucket: TokenBucket,
     /// The budget for questions and the bytes of their answers (`RateLimit::ASKS`).
     asks: TokenBucket,
+    /// The budget for refused frames (`RateLimit::REFUSALS`).
+    refusals: TokenBucket,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +115,7 @@ impl Room {
         let member = Member {
             bucket: TokenBucket::full(limits.for_role(attachment.session.role), now),
             asks: TokenBucket::full(&limits.asks, now),
+            refusals: TokenBucket::full(&limits.refusals, now),
             attachment,
         };
         self.members.insert(member.attachment.id, member);
@@ -319,6 +322,10 @@ impl Room {
                 bucket: &mut member.asks,
                 limit: &self.config.rate_limits.asks,
             },
+            refusals: Budget {
+                bucket: &mut member.refusals,
+                limit: &self.config.rate_limits.refusals,
+            },
             now,
         };
         let handled = machine::on_frame(cx, frame);
@@ -327,10 +334,11 @@ impl Room {
         if requested_close {
             // The client asked (`CLOSE`); the close action is in the frame's effects already.
             effects.extend(self.remove(socket, now));
-        } else if (self.members.get(&socket))
-            .is_some_and(|member| member.asks.flooding(&self.config.rate_limits.asks))
-        {
-            // Its questions, refused one by one, have become a flood.
+        } else if (self.members.get(&socket)).is_some_and(|member| {
+            let limits = &self.config.rate_limits;
+            member.asks.flooding(&limits.asks) || member.refusals.flooding(&limits.refusals)
+        }) {
+            // Its questions refused one by one, or its refused frames, have become a flood.
             let code = CloseCode::Flooding;
             effects.extend(self.close(socket, code, code.reason().into(), now));
         }

@@ -253,6 +253,103 @@ fn questions_have_a_budget_of_their_own_whatever_the_role() {
     }
 }
 
+/// Frames refused for each reason that spends the refusal budget, as a controller sends them.
+const COUNTED_REFUSALS: [(&str, &str); 6] = [
+    ("{", "INVALID_JSON"),
+    (r#"{"type":"PING"}"#, "UNKNOWN_TYPE"),
+    (
+        r#"{"type":"STATE_UPDATE","data":{"objectId":"bad id","state":true}}"#,
+        "INVALID_PACKET",
+    ),
+    (
+        r#"{"type":"STOPBAR_CROSSING","data":{"objectId":"SB_1"}}"#,
+        "FORBIDDEN",
+    ),
+    (
+        r#"{"type":"HEARTBEAT_ACK","airport":"LFPG"}"#,
+        "AIRPORT_MISMATCH",
+    ),
+    ("[1]", "INVALID_PACKET"),
+];
+
+/// Sends `frames` counted refusals from `who` at once, each checked; the index of the one
+/// that closed the socket, if one did.
+fn refuse(h: &mut Harness, who: &Session, frames: usize) -> Option<usize> {
+    (0..frames).find(|i| {
+        let (frame, code) = COUNTED_REFUSALS[i % COUNTED_REFUSALS.len()];
+        let e = h.send_text(who, frame);
+        assert_eq!(error_code(&e).as_deref(), Some(code), "frame {i}: {frame}");
+        e.close == Some(CloseCode::Flooding)
+    })
+}
+
+#[test]
+fn refused_frames_have_a_budget_of_their_own_that_closes_a_controllers_junk_early() {
+    // A controller's bucket holds 20,000 frames; refused ones are cut off after their budget.
+    let mut h = Harness::new();
+    h.step_ms = 0;
+    let refusals = h.room.config().rate_limits.refusals;
+    let burst = refusals.burst as usize;
+    let c = controller();
+    // The burst passes, each frame answered with its error; the next one is answered, then
+    // the socket is closed, and the person may not come back for a while.
+    assert_eq!(refuse(&mut h, &c, burst + 1), Some(burst));
+    assert!(h.try_connect(&c).is_err());
+
+    // The budget refills: a second's worth more passes after a second, and not one more.
+    let c2 = who(Role::Controller, "1000002");
+    assert_eq!(refuse(&mut h, &c2, burst), None);
+    h.now += 1_000;
+    let refill = refusals.per_second as usize;
+    assert_eq!(refuse(&mut h, &c2, refill), None);
+    assert_eq!(refuse(&mut h, &c2, 1), Some(0));
+}
+
+#[test]
+fn a_client_whose_every_frame_is_refused_at_a_deployed_clients_pace_stays() {
+    // The busiest deployed client (the EuroScope rewrite) sends 4 frames a second; even if
+    // every one were refused it is never closed, while a socket refused a little faster than
+    // the refill is, once its burst is spent.
+    let refusals = RateLimits::default().refusals;
+    for (per_second, closed) in [(4, false), (refusals.per_second as i64 + 2, true)] {
+        let mut h = Harness::new();
+        h.step_ms = 1_000 / per_second;
+        let c = controller();
+        let frames = 10 * 60 * per_second as usize; // ten minutes
+        assert_eq!(
+            refuse(&mut h, &c, frames).is_some(),
+            closed,
+            "{per_second}/s"
+        );
+    }
+}
+
+#[test]
+fn refusals_a_real_plugin_can_meet_in_bursts_do_not_spend_the_budget() {
+    let mut h = Harness::new();
+    h.step_ms = 0;
+    let c = controller();
+    let e = h.send_text(&c, &lighting_batch(MAX_OBJECTS, "L"));
+    assert_eq!(error_code(&e), None);
+    // A profile change of new elements at a full airport: thousands of LIMIT_EXCEEDED in a
+    // row, each no costlier than an accepted change, which the role's bucket bounds.
+    let burst = h.room.config().rate_limits.refusals.burst as usize;
+    for i in 0..4 * burst {
+        let e = h.send(
+            &c,
+            json!({"type": "STATE_UPDATE", "data": {"objectId": format!("NEW_{i}"), "state": true}}),
+        );
+        assert_eq!(
+            error_code(&e).as_deref(),
+            Some("LIMIT_EXCEEDED"),
+            "frame {i}"
+        );
+        assert!(e.close.is_none(), "frame {i}");
+    }
+    // The budget is untouched: a burst of junk still gets its full allowance.
+    assert_eq!(refuse(&mut h, &c, burst + 1), Some(burst));
+}
+
 #[test]
 fn a_snapshot_costs_what_it_weighs_of_the_question_budget() {
     let mut h = Harness::new();
