@@ -94,18 +94,20 @@ impl RateLimit {
     };
 
     /// Refused frames (an `ERROR` reply each) a socket may cause, whatever its role, on top of
-    /// its role's bucket; one more closes it with 4008. Each refusal costs the airport a parse
-    /// and a reply, and a controller's bucket holds 20,000: without this, a controller's burst
-    /// of unreadable frames held the airport's one thread for a second (about 45 µs each,
-    /// BENCHMARKS.md §8); 500 at once hold it for some 25 ms. No deployed client gets more than a few counted refusals a minute
-    /// (CLIENTS.md; which refusals count: [`PacketError::spends_refusals`]): the busiest, the
-    /// EuroScope rewrite, sends 4 frames a second, so a refill of 10 a second never runs dry
-    /// even if every one of its frames were refused.
+    /// its role's bucket; the one past it closes the socket with 4008. A refused frame costs
+    /// what it weighs ([`RateLimit::cost`]). Each refusal costs the airport a parse and a reply,
+    /// and a controller's bucket holds 20,000: without this, a controller's burst of unreadable
+    /// frames held the airport's one thread for a second (about 45 µs each, BENCHMARKS.md §8);
+    /// 500 at once hold it for some 25 ms. No deployed client gets more than a few counted
+    /// refusals a minute (CLIENTS.md; which refusals count: [`PacketError::spends_refusals`]),
+    /// and even one whose every frame were refused would not run dry at 20 a second: the
+    /// busiest, the EuroScope rewrite, sends two frames every 500 ms, and two refused
+    /// 1,000,000-character batches a second cost 10.
     ///
     /// [`PacketError::spends_refusals`]: super::error::PacketError::spends_refusals
     pub const REFUSALS: RateLimit = RateLimit {
         burst: 500.0,
-        per_second: 10.0,
+        per_second: 20.0,
         flood_drops: 0.0,
     };
 

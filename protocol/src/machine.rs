@@ -36,18 +36,20 @@ pub struct Context<'a> {
 
 /// One of the sender's budgets besides its role's bucket. For questions (`RateLimit::ASKS`), a
 /// question costs a token and its answer one more per `RateLimit::ANSWER_BYTES_PER_TOKEN`; for
-/// refusals (`RateLimit::REFUSALS`), a refused frame that counts costs one. The room closes a
-/// socket whose budget is flooding.
+/// refusals (`RateLimit::REFUSALS`), a refused frame that counts costs what it weighs. The room
+/// closes a socket whose budget is flooding.
 pub struct Budget<'a> {
     pub bucket: &'a mut TokenBucket,
     pub limit: &'a RateLimit,
 }
 
 impl Budget<'_> {
-    /// Charges a refused frame; past the budget the bucket is flooding, and the room closes
-    /// the socket after this frame's reply.
-    fn charge_refusal(&mut self, now: i64) {
-        self.bucket.take(self.limit, now, 1.0);
+    /// Charges a refused frame what it weighs, as the role's bucket does: its parse is what
+    /// the airport spent. Past the budget the bucket is flooding, and the room closes the
+    /// socket after this frame's reply.
+    fn charge_refusal(&mut self, frame: Frame<'_>, now: i64) {
+        self.bucket
+            .take(self.limit, now, RateLimit::cost(frame.bytes()));
     }
 
     /// Spends what a question with an answer of `bytes` costs; a refused one is `DROPPED`.
@@ -75,7 +77,7 @@ pub fn on_frame(mut cx: Context<'_>, frame: Frame<'_>) -> Effects {
         Err(Rejection { request_id, error }) => {
             cx.metrics.error(error.code(), cx.now);
             if error.spends_refusals() {
-                cx.refusals.charge_refusal(cx.now);
+                cx.refusals.charge_refusal(frame, cx.now);
             }
             reply(
                 cx.sender,

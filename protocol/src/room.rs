@@ -284,13 +284,9 @@ impl Room {
         }
         let role = member.attachment.session.role;
         let limit = self.config.rate_limits.for_role(role);
-        let bytes = match frame {
-            Frame::Text(text) => text.len(),
-            Frame::Binary(bytes) => bytes.len(),
-        };
         let verdict = member
             .bucket
-            .take(limit, now, super::config::RateLimit::cost(bytes));
+            .take(limit, now, super::config::RateLimit::cost(frame.bytes()));
         if verdict != Verdict::Pass {
             self.metrics.frame(FrameKind::Dropped, now);
             let per = format!(

@@ -2,7 +2,7 @@
 //! legacy batch form, single-item batches, legacy names, controller bursts and the large
 //! lighting packets, with the strict limits kept for everything else.
 
-use airport_protocol::config::RateLimits;
+use airport_protocol::config::{RateLimit, RateLimits};
 use airport_protocol::limits::{
     MAX_LIGHTING_PACKET_CHARS, MAX_LIGHTING_UPDATES, MAX_MULTI_UPDATES, MAX_OBJECTS,
     MAX_SHARED_PATCH_CHARS,
@@ -272,14 +272,26 @@ const COUNTED_REFUSALS: [(&str, &str); 6] = [
     ("[1]", "INVALID_PACKET"),
 ];
 
-/// Sends `frames` counted refusals from `who` at once, each checked; the index of the one
-/// that closed the socket, if one did.
-fn refuse(h: &mut Harness, who: &Session, frames: usize) -> Option<usize> {
-    (0..frames).find(|i| {
-        let (frame, code) = COUNTED_REFUSALS[i % COUNTED_REFUSALS.len()];
+/// Sends `frames` frames from `who`, the `i`th being `nth(i)`'s frame and refused with its
+/// code; the index of the one that closed the socket, if one did.
+fn refuse_until_closed<'a>(
+    h: &mut Harness,
+    who: &Session,
+    frames: usize,
+    nth: impl Fn(usize) -> (&'a str, &'a str),
+) -> Option<usize> {
+    (0..frames).find(|&i| {
+        let (frame, code) = nth(i);
         let e = h.send_text(who, frame);
-        assert_eq!(error_code(&e).as_deref(), Some(code), "frame {i}: {frame}");
+        assert_eq!(error_code(&e).as_deref(), Some(code), "frame {i}");
         e.close == Some(CloseCode::Flooding)
+    })
+}
+
+/// `frames` counted refusals of every kind in turn.
+fn refuse(h: &mut Harness, who: &Session, frames: usize) -> Option<usize> {
+    refuse_until_closed(h, who, frames, |i| {
+        COUNTED_REFUSALS[i % COUNTED_REFUSALS.len()]
     })
 }
 
@@ -305,22 +317,42 @@ fn refused_frames_have_a_budget_of_their_own_that_closes_a_controllers_junk_earl
     assert_eq!(refuse(&mut h, &c2, 1), Some(0));
 }
 
+/// A frame too large for anything but a lighting packet, which it does not claim to be.
+fn oversize_junk() -> String {
+    format!("{{{}", " ".repeat(MAX_LIGHTING_PACKET_CHARS - 1))
+}
+
+#[test]
+fn a_refused_frame_costs_what_it_weighs() {
+    let mut h = Harness::new();
+    h.step_ms = 0;
+    let frame = oversize_junk();
+    let cost = RateLimit::cost(frame.len());
+    assert!(cost > 1.0);
+    let burst = h.room.config().rate_limits.refusals.burst;
+    let too_large = |_| (frame.as_str(), "PACKET_TOO_LARGE");
+    let closed_at = refuse_until_closed(&mut h, &controller(), 1_000, too_large);
+    assert_eq!(closed_at, Some((burst / cost) as usize));
+}
+
 #[test]
 fn a_client_whose_every_frame_is_refused_at_a_deployed_clients_pace_stays() {
-    // The busiest deployed client (the EuroScope rewrite) sends 4 frames a second; even if
-    // every one were refused it is never closed, while a socket refused a little faster than
-    // the refill is, once its burst is spent.
-    let refusals = RateLimits::default().refusals;
-    for (per_second, closed) in [(4, false), (refusals.per_second as i64 + 2, true)] {
+    // The busiest deployed client, the EuroScope rewrite, sends 4 frames a second, two of them
+    // batches that may be large. Even if every one were refused, for three minutes (far more
+    // than the burst), it is never closed; a socket refused faster than the refill is, once its
+    // burst is spent.
+    let refill = RateLimits::default().refusals.per_second as i64;
+    let (small, large) = ("{".to_owned(), oversize_junk());
+    for (frame, code, per_second, closed) in [
+        (&small, "INVALID_JSON", 4, false),
+        (&large, "PACKET_TOO_LARGE", 2, false),
+        (&small, "INVALID_JSON", refill + 5, true),
+    ] {
         let mut h = Harness::new();
         h.step_ms = 1_000 / per_second;
-        let c = controller();
-        let frames = 10 * 60 * per_second as usize; // ten minutes
-        assert_eq!(
-            refuse(&mut h, &c, frames).is_some(),
-            closed,
-            "{per_second}/s"
-        );
+        let frames = 3 * 60 * per_second as usize;
+        let closed_at = refuse_until_closed(&mut h, &controller(), frames, |_| (frame, code));
+        assert_eq!(closed_at.is_some(), closed, "{code} at {per_second}/s");
     }
 }
 

@@ -148,9 +148,9 @@ impl AirportObject {
     }
 
     async fn on_message(&self, ws: &WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
-        let now = now();
         // A socket this wake-up has seen is found without reading its attachment, and the
-        // frames of one that has left are dropped here, at the least cost.
+        // frames of one that has left (closed for flooding, say) are dropped here, at the least
+        // cost: before anything else, the clock included, is asked of the runtime.
         let known = self
             .live
             .borrow()
@@ -178,6 +178,7 @@ impl AirportObject {
             WebSocketIncomingMessage::String(text) => Frame::Text(text),
             WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
         };
+        let now = now();
         let effects = self.with_room(|room| room.frame(id, frame, now))?;
         self.carry_out(effects, now).await;
         self.settle().await
