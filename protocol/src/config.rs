@@ -93,6 +93,24 @@ impl RateLimit {
         flood_drops: 100.0,
     };
 
+    /// Refused frames (an `ERROR` reply each) a socket may cause, whatever its role, on top of
+    /// its role's bucket; the one past it closes the socket with 4008. A refused frame costs
+    /// what it weighs ([`RateLimit::cost`]). Each refusal costs the airport a parse and a reply,
+    /// and a controller's bucket holds 20,000: without this, a controller's burst of unreadable
+    /// frames held the airport's one thread for a second (about 45 µs each, BENCHMARKS.md §8);
+    /// 500 at once hold it for some 25 ms. No deployed client gets more than a few counted
+    /// refusals a minute (CLIENTS.md; which refusals count: [`PacketError::spends_refusals`]),
+    /// and even one whose every frame were refused would not run dry at 20 a second: the
+    /// busiest, the EuroScope rewrite, sends two frames every 500 ms, and two refused
+    /// 1,000,000-character batches a second cost 10.
+    ///
+    /// [`PacketError::spends_refusals`]: super::error::PacketError::spends_refusals
+    pub const REFUSALS: RateLimit = RateLimit {
+        burst: 500.0,
+        per_second: 20.0,
+        flood_drops: 0.0,
+    };
+
     /// An answer costs one more token of [`RateLimit::ASKS`] per started block of this many
     /// bytes past the first: a snapshot of 10,000 objects (about 900 KB) costs 10, so a socket
     /// pulls at most about 200 KB of snapshots a second however often it asks.
@@ -110,12 +128,13 @@ impl Default for RateLimit {
     }
 }
 
-/// The bucket each role's sockets get, and every socket's budget for questions.
+/// The bucket each role's sockets get, and every socket's budgets for questions and refusals.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimits {
     pub controller: RateLimit,
     pub pilot_or_observer: RateLimit,
     pub asks: RateLimit,
+    pub refusals: RateLimit,
 }
 
 impl RateLimits {
@@ -133,6 +152,7 @@ impl Default for RateLimits {
             controller: RateLimit::CONTROLLER,
             pilot_or_observer: RateLimit::PILOT_OR_OBSERVER,
             asks: RateLimit::ASKS,
+            refusals: RateLimit::REFUSALS,
         }
     }
 }

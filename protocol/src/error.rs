@@ -77,6 +77,25 @@ impl PacketError {
         }
     }
 
+    /// Whether refusing a frame for this spends the sender's refusal budget
+    /// (`RateLimit::REFUSALS`): the frame is unreadable, unknown, malformed, forbidden to the
+    /// sender or for another airport, which no deployed client sends in bursts. Not counted: a
+    /// well-formed change the airport cannot hold (`LIMIT_EXCEEDED`: a controller plugin's
+    /// profile change at a full airport is thousands of them in a row, each costing no more
+    /// than an accepted change, which the role's bucket bounds), a drop already charged to the
+    /// bucket that refused it, and the server's own failures.
+    pub fn spends_refusals(&self) -> bool {
+        match self.code() {
+            ErrorCode::InvalidJson
+            | ErrorCode::PacketTooLarge
+            | ErrorCode::UnknownType
+            | ErrorCode::InvalidPacket
+            | ErrorCode::Forbidden
+            | ErrorCode::AirportMismatch => true,
+            ErrorCode::LimitExceeded | ErrorCode::RateLimited | ErrorCode::Internal => false,
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             PacketError::InvalidJson(_) | PacketError::NotUtf8 => ErrorCode::InvalidJson,

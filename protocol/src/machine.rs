@@ -21,7 +21,8 @@ pub struct Sender<'a> {
 }
 
 /// What a frame is handled in, as the room hands it over: the airport, who is connected, the
-/// caches and counters a frame touches, who sent it, their budget for questions, and when.
+/// caches and counters a frame touches, who sent it, their budgets for questions and refusals,
+/// and when.
 pub struct Context<'a> {
     pub airport: &'a mut Airport,
     pub presence: &'a Presence,
@@ -29,18 +30,28 @@ pub struct Context<'a> {
     pub metrics: &'a mut Metrics,
     pub sender: Sender<'a>,
     pub asks: Budget<'a>,
+    pub refusals: Budget<'a>,
     pub now: i64,
 }
 
-/// The sender's budget for questions (`RateLimit::ASKS`): a question costs a token, and its
-/// answer one more per `RateLimit::ANSWER_BYTES_PER_TOKEN`. The room closes a socket whose
-/// refused questions become a flood.
+/// One of the sender's budgets besides its role's bucket. For questions (`RateLimit::ASKS`), a
+/// question costs a token and its answer one more per `RateLimit::ANSWER_BYTES_PER_TOKEN`; for
+/// refusals (`RateLimit::REFUSALS`), a refused frame that counts costs what it weighs. The room
+/// closes a socket whose budget is flooding.
 pub struct Budget<'a> {
     pub bucket: &'a mut TokenBucket,
     pub limit: &'a RateLimit,
 }
 
 impl Budget<'_> {
+    /// Charges a refused frame what it weighs, as the role's bucket does: its parse is what
+    /// the airport spent. Past the budget the bucket is flooding, and the room closes the
+    /// socket after this frame's reply.
+    fn charge_refusal(&mut self, frame: Frame<'_>, now: i64) {
+        self.bucket
+            .take(self.limit, now, RateLimit::cost(frame.bytes()));
+    }
+
     /// Spends what a question with an answer of `bytes` costs; a refused one is `DROPPED`.
     fn spend(&mut self, bytes: usize, now: i64, kind: &mut FrameKind) -> Result<(), PacketError> {
         let cost = RateLimit::answer_cost(bytes);
@@ -65,6 +76,9 @@ pub fn on_frame(mut cx: Context<'_>, frame: Frame<'_>) -> Effects {
         Ok(effects) => effects,
         Err(Rejection { request_id, error }) => {
             cx.metrics.error(error.code(), cx.now);
+            if error.spends_refusals() {
+                cx.refusals.charge_refusal(frame, cx.now);
+            }
             reply(
                 cx.sender,
                 outbound::error(Stamp::of(cx.airport, cx.now), &error, request_id.as_deref()),

@@ -18,6 +18,16 @@ pub enum Frame<'a> {
     Binary(&'a [u8]),
 }
 
+impl Frame<'_> {
+    /// Its length in bytes, which is what its budgets charge.
+    pub fn bytes(self) -> usize {
+        match self {
+            Frame::Text(text) => text.len(),
+            Frame::Binary(bytes) => bytes.len(),
+        }
+    }
+}
+
 /// The client packet types of PROTOCOL §3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketKind {

@@ -36,6 +36,8 @@ struct Member {
     bucket: TokenBucket,
     /// The budget for questions and the bytes of their answers (`RateLimit::ASKS`).
     asks: TokenBucket,
+    /// The budget for refused frames (`RateLimit::REFUSALS`).
+    refusals: TokenBucket,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,7 @@ impl Room {
         let member = Member {
             bucket: TokenBucket::full(limits.for_role(attachment.session.role), now),
             asks: TokenBucket::full(&limits.asks, now),
+            refusals: TokenBucket::full(&limits.refusals, now),
             attachment,
         };
         self.members.insert(member.attachment.id, member);
@@ -300,13 +303,9 @@ impl Room {
         }
         let role = member.attachment.session.role;
         let limit = self.config.rate_limits.for_role(role);
-        let bytes = match frame {
-            Frame::Text(text) => text.len(),
-            Frame::Binary(bytes) => bytes.len(),
-        };
         let verdict = member
             .bucket
-            .take(limit, now, super::config::RateLimit::cost(bytes));
+            .take(limit, now, super::config::RateLimit::cost(frame.bytes()));
         if verdict != Verdict::Pass {
             self.metrics.frame(FrameKind::Dropped, now);
             let per = format!(
@@ -338,6 +337,10 @@ impl Room {
                 bucket: &mut member.asks,
                 limit: &self.config.rate_limits.asks,
             },
+            refusals: Budget {
+                bucket: &mut member.refusals,
+                limit: &self.config.rate_limits.refusals,
+            },
             now,
         };
         let handled = machine::on_frame(cx, frame);
@@ -346,10 +349,11 @@ impl Room {
         if requested_close {
             // The client asked (`CLOSE`); the close action is in the frame's effects already.
             effects.extend(self.remove(socket, now));
-        } else if (self.members.get(&socket))
-            .is_some_and(|member| member.asks.flooding(&self.config.rate_limits.asks))
-        {
-            // Its questions, refused one by one, have become a flood.
+        } else if (self.members.get(&socket)).is_some_and(|member| {
+            let limits = &self.config.rate_limits;
+            member.asks.flooding(&limits.asks) || member.refusals.flooding(&limits.refusals)
+        }) {
+            // Its questions refused one by one, or its refused frames, have become a flood.
             let code = CloseCode::Flooding;
             effects.extend(self.close(socket, code, code.reason().into(), now));
         }

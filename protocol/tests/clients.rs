@@ -2,7 +2,7 @@
 //! legacy batch form, single-item batches, legacy names, controller bursts and the large
 //! lighting packets, with the strict limits kept for everything else.
 
-use airport_protocol::config::RateLimits;
+use airport_protocol::config::{RateLimit, RateLimits};
 use airport_protocol::limits::{
     MAX_LIGHTING_PACKET_CHARS, MAX_LIGHTING_UPDATES, MAX_MULTI_UPDATES, MAX_OBJECTS,
     MAX_SHARED_PATCH_CHARS,
@@ -251,6 +251,135 @@ fn questions_have_a_budget_of_their_own_whatever_the_role() {
         assert_eq!(answered, asks.burst as usize, "{role}");
         assert_eq!(closed_at, Some(closed as usize), "{role}");
     }
+}
+
+/// Frames refused for each reason that spends the refusal budget, as a controller sends them.
+const COUNTED_REFUSALS: [(&str, &str); 6] = [
+    ("{", "INVALID_JSON"),
+    (r#"{"type":"PING"}"#, "UNKNOWN_TYPE"),
+    (
+        r#"{"type":"STATE_UPDATE","data":{"objectId":"bad id","state":true}}"#,
+        "INVALID_PACKET",
+    ),
+    (
+        r#"{"type":"STOPBAR_CROSSING","data":{"objectId":"SB_1"}}"#,
+        "FORBIDDEN",
+    ),
+    (
+        r#"{"type":"HEARTBEAT_ACK","airport":"LFPG"}"#,
+        "AIRPORT_MISMATCH",
+    ),
+    ("[1]", "INVALID_PACKET"),
+];
+
+/// Sends `frames` frames from `who`, the `i`th being `nth(i)`'s frame and refused with its
+/// code; the index of the one that closed the socket, if one did.
+fn refuse_until_closed<'a>(
+    h: &mut Harness,
+    who: &Session,
+    frames: usize,
+    nth: impl Fn(usize) -> (&'a str, &'a str),
+) -> Option<usize> {
+    (0..frames).find(|&i| {
+        let (frame, code) = nth(i);
+        let e = h.send_text(who, frame);
+        assert_eq!(error_code(&e).as_deref(), Some(code), "frame {i}");
+        e.close == Some(CloseCode::Flooding)
+    })
+}
+
+/// `frames` counted refusals of every kind in turn.
+fn refuse(h: &mut Harness, who: &Session, frames: usize) -> Option<usize> {
+    refuse_until_closed(h, who, frames, |i| {
+        COUNTED_REFUSALS[i % COUNTED_REFUSALS.len()]
+    })
+}
+
+#[test]
+fn refused_frames_have_a_budget_of_their_own_that_closes_a_controllers_junk_early() {
+    // A controller's bucket holds 20,000 frames; refused ones are cut off after their budget.
+    let mut h = Harness::new();
+    h.step_ms = 0;
+    let refusals = h.room.config().rate_limits.refusals;
+    let burst = refusals.burst as usize;
+    let c = controller();
+    // The burst passes, each frame answered with its error; the next one is answered, then
+    // the socket is closed, and the person may not come back for a while.
+    assert_eq!(refuse(&mut h, &c, burst + 1), Some(burst));
+    assert!(h.try_connect(&c).is_err());
+
+    // The budget refills: a second's worth more passes after a second, and not one more.
+    let c2 = who(Role::Controller, "1000002");
+    assert_eq!(refuse(&mut h, &c2, burst), None);
+    h.now += 1_000;
+    let refill = refusals.per_second as usize;
+    assert_eq!(refuse(&mut h, &c2, refill), None);
+    assert_eq!(refuse(&mut h, &c2, 1), Some(0));
+}
+
+/// A frame too large for anything but a lighting packet, which it does not claim to be.
+fn oversize_junk() -> String {
+    format!("{{{}", " ".repeat(MAX_LIGHTING_PACKET_CHARS - 1))
+}
+
+#[test]
+fn a_refused_frame_costs_what_it_weighs() {
+    let mut h = Harness::new();
+    h.step_ms = 0;
+    let frame = oversize_junk();
+    let cost = RateLimit::cost(frame.len());
+    assert!(cost > 1.0);
+    let burst = h.room.config().rate_limits.refusals.burst;
+    let too_large = |_| (frame.as_str(), "PACKET_TOO_LARGE");
+    let closed_at = refuse_until_closed(&mut h, &controller(), 1_000, too_large);
+    assert_eq!(closed_at, Some((burst / cost) as usize));
+}
+
+#[test]
+fn a_client_whose_every_frame_is_refused_at_a_deployed_clients_pace_stays() {
+    // The busiest deployed client, the EuroScope rewrite, sends 4 frames a second, two of them
+    // batches that may be large. Even if every one were refused, for three minutes (far more
+    // than the burst), it is never closed; a socket refused faster than the refill is, once its
+    // burst is spent.
+    let refill = RateLimits::default().refusals.per_second as i64;
+    let (small, large) = ("{".to_owned(), oversize_junk());
+    for (frame, code, per_second, closed) in [
+        (&small, "INVALID_JSON", 4, false),
+        (&large, "PACKET_TOO_LARGE", 2, false),
+        (&small, "INVALID_JSON", refill + 5, true),
+    ] {
+        let mut h = Harness::new();
+        h.step_ms = 1_000 / per_second;
+        let frames = 3 * 60 * per_second as usize;
+        let closed_at = refuse_until_closed(&mut h, &controller(), frames, |_| (frame, code));
+        assert_eq!(closed_at.is_some(), closed, "{code} at {per_second}/s");
+    }
+}
+
+#[test]
+fn refusals_a_real_plugin_can_meet_in_bursts_do_not_spend_the_budget() {
+    let mut h = Harness::new();
+    h.step_ms = 0;
+    let c = controller();
+    let e = h.send_text(&c, &lighting_batch(MAX_OBJECTS, "L"));
+    assert_eq!(error_code(&e), None);
+    // A profile change of new elements at a full airport: thousands of LIMIT_EXCEEDED in a
+    // row, each no costlier than an accepted change, which the role's bucket bounds.
+    let burst = h.room.config().rate_limits.refusals.burst as usize;
+    for i in 0..4 * burst {
+        let e = h.send(
+            &c,
+            json!({"type": "STATE_UPDATE", "data": {"objectId": format!("NEW_{i}"), "state": true}}),
+        );
+        assert_eq!(
+            error_code(&e).as_deref(),
+            Some("LIMIT_EXCEEDED"),
+            "frame {i}"
+        );
+        assert!(e.close.is_none(), "frame {i}");
+    }
+    // The budget is untouched: a burst of junk still gets its full allowance.
+    assert_eq!(refuse(&mut h, &c, burst + 1), Some(burst));
 }
 
 #[test]

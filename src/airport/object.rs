@@ -7,7 +7,7 @@
 use crate::airport::awake::Awake;
 use crate::airport::metrics;
 use crate::airport::points::{self, PointsReads};
-use crate::airport::sockets::{self as sockets, Known, Sockets};
+use crate::airport::sockets::{self as sockets, Sockets};
 use crate::airport::storage;
 use crate::directory::entry::DirectoryEntry;
 use crate::gateway::log_internal;
@@ -157,17 +157,16 @@ impl AirportObject {
     }
 
     async fn on_message(&self, ws: &WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
-        let now = now();
-        // A socket this wake-up has seen is found without reading its attachment, and the
-        // frames of one that has left are dropped here, at the least cost.
+        // A socket this wake-up has seen is found without reading its attachment. The frames
+        // of one that has left (closed for flooding, say) do not get here: the Worker's entry
+        // drops them (src/entry.mjs).
         let known = self
             .live
             .borrow()
             .as_ref()
             .and_then(|live| live.sockets.find(ws));
         let id = match known {
-            Some(Known::Gone) => return Ok(()),
-            Some(Known::Member(id)) => id,
+            Some(id) => id,
             None => {
                 let Some(attachment) = sockets::attachment(ws) else {
                     let _ = ws.close(Some(CloseCode::Internal.code()), Some("unknown socket"));
@@ -187,6 +186,7 @@ impl AirportObject {
             WebSocketIncomingMessage::String(text) => Frame::Text(text),
             WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
         };
+        let now = now();
         let effects = self.with_room(|room| room.frame(id, frame, now))?;
         self.carry_out(effects, now).await;
         self.settle().await

@@ -35,19 +35,13 @@ fn is_open(ws: &WebSocket) -> bool {
 }
 
 /// The airport's sockets by the room's ids, and the other way round: a frame's socket is found
-/// by identity (a `WeakMap` lookup) rather than by reading its attachment, and a frame of a
-/// socket that has left (closed for flooding, say, with thousands of its frames still queued)
-/// is dropped at that first lookup.
+/// by identity (a `WeakMap` lookup) rather than by reading its attachment. A socket that has
+/// left (closed for flooding, say, with thousands of its frames still queued) is put in the set
+/// of closed sockets that the Worker's entry (src/entry.mjs) checks: its frames never reach Wasm.
 pub struct Sockets {
     by_id: HashMap<SocketId, WebSocket>,
-    /// WebSocket → its id, or `null` once it has left the airport.
+    /// WebSocket → its id, while it is part of the airport.
     known: js_sys::WeakMap,
-}
-
-/// What the airport knows of a socket a frame came from.
-pub enum Known {
-    Member(SocketId),
-    Gone,
 }
 
 fn key(ws: &WebSocket) -> &js_sys::Object {
@@ -92,16 +86,13 @@ impl Sockets {
 
     /// Marks a socket as gone: its later frames are dropped unread.
     fn forget(&self, ws: &WebSocket) {
-        self.known.set(key(ws), &JsValue::NULL);
+        self.known.delete(key(ws));
+        mark_closed(key(ws));
     }
 
-    /// The socket of a frame, if this wake-up has seen it.
-    pub fn find(&self, ws: &WebSocket) -> Option<Known> {
-        let found = self.known.get(key(ws));
-        if found.is_null() {
-            return Some(Known::Gone);
-        }
-        found.as_f64().map(|id| Known::Member(id as SocketId))
+    /// The id of a frame's socket, if this wake-up has seen it.
+    pub fn find(&self, ws: &WebSocket) -> Option<SocketId> {
+        self.known.get(key(ws)).as_f64().map(|id| id as SocketId)
     }
 
     /// Stores the attachments the room changed.
@@ -164,8 +155,15 @@ impl Sockets {
     try { ws.send(data); sent++; } catch {}
   }
   return sent;
+}
+export function markClosed(ws) {
+  (globalThis.airportClosedSockets ??= new WeakSet()).add(ws);
 }")]
 extern "C" {
+    /// Puts a socket in the set whose frames src/entry.mjs drops before they reach Wasm.
+    #[wasm_bindgen(js_name = markClosed)]
+    fn mark_closed(ws: &js_sys::Object);
+
     /// The fan-out loop, in JavaScript: a broadcast crosses from Wasm once, with its text
     /// converted from UTF-8 once, rather than twice per recipient. A socket that is no longer
     /// OPEN refuses the send; its close event cleans it up. Returns the number of sends.

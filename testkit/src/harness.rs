@@ -23,6 +23,7 @@ pub fn unlimited_rates() -> RateLimits {
         controller: limit,
         pilot_or_observer: limit,
         asks: limit,
+        refusals: limit,
     }
 }
 

@@ -1,7 +1,8 @@
 // No socket, within what the contract lets it send, holds up the others at its airport: a
-// flood of questions is cut off by their own budget (whatever the role's bucket) and the rest
-// of its frames are dropped unread; a bystander's answers stay prompt; nobody is closed for an
-// idleness the flood caused; and whoever was closed for flooding is refused for a while.
+// flood of questions, or of frames the airport refuses, is cut off by a budget of its own
+// (whatever the role's bucket) and the rest of its frames are dropped unread; a bystander's
+// answers stay prompt; nobody is closed for an idleness the flood caused; and whoever was
+// closed for flooding is refused for a while.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Service, KEYS, CIDS } from "./harness.mjs";
@@ -27,12 +28,12 @@ async function ackOnly(key, airport) {
 }
 
 /**
- * `flooder` sends `frames` back to back; meanwhile another controller changes an object every
- * 5 ms and the bystander times each change's arrival, until the flooder is closed and two
- * seconds have passed (its queued frames are still arriving then). Returns those delays.
+ * `flooder` sends `frames` copies of `frame` back to back; meanwhile another controller changes
+ * an object every 5 ms and the bystander times each change's arrival, until the flooder is
+ * closed and two seconds have passed (its queued frames are still arriving then). Returns those
+ * delays.
  */
-async function floodWithBystander(flooder, frames, writer, bystander) {
-  const frame = JSON.stringify({ type: "HEARTBEAT" });
+async function floodWithBystander(flooder, frame, frames, writer, bystander) {
   for (let i = 0; i < frames; i++) flooder.ws.send(frame);
   const delays = [];
   let closedAt;
@@ -51,19 +52,30 @@ async function floodWithBystander(flooder, frames, writer, bystander) {
   return delays;
 }
 
-for (const [who, key, frames] of [
-  ["a controller", KEYS.controller1, 20_000],
-  ["a pilot", KEYS.pilot1, 20_000],
+// A socket is closed after its first 500 refused frames at once (docs/protocol.md §7).
+const REFUSALS_BURST = 500;
+const HEARTBEAT = JSON.stringify({ type: "HEARTBEAT" });
+
+for (const [who, key, airport, frame, frames] of [
+  ["a controller", KEYS.controller1, "FAIC", HEARTBEAT, 20_000],
+  ["a pilot", KEYS.pilot1, "FAIP", HEARTBEAT, 20_000],
+  ["a controller", KEYS.controller1, "FAIU", "{", 20_000],
 ]) {
-  test(`${who}'s flood of ${frames} frames: a bystander's answers stay within 250 ms, nobody idles out`, { timeout: 60_000 }, async (t) => {
-    const airport = who === "a controller" ? "FAIC" : "FAIP";
+  test(`${who}'s flood of ${frames} × ${frame}: a bystander's answers stay within 250 ms, nobody idles out`, { timeout: 60_000 }, async (t) => {
     // Both answer the server's heartbeats: only an idleness the flood caused could close them.
     const bystander = await ackOnly(KEYS.observer1, airport);
     const writer = await ackOnly(KEYS.controller2, airport);
     const flooder = await service.join(key, airport);
-    const rtts = await floodWithBystander(flooder, frames, writer, bystander);
+    const rtts = await floodWithBystander(flooder, frame, frames, writer, bystander);
     const close = await bounded(flooder.closed, 10_000, "the flooder's close");
     assert.equal(close.code, 4008);
+    if (frame === "{") {
+      // Each refused frame was answered until the budget ran out, the last one before the
+      // close; the frames behind it were dropped unread (a second's refill is 20 more).
+      const errors = flooder.all("ERROR");
+      assert.ok(errors.every((e) => e.data.code === "INVALID_JSON"), "only INVALID_JSON");
+      assert.ok(errors.length > REFUSALS_BURST && errors.length <= REFUSALS_BURST + 40, `${errors.length} errors`);
+    }
     const p50 = percentile(rtts, 50);
     const p99 = percentile(rtts, 99);
     t.diagnostic(`${rtts.length} changes to the bystander: p50 ${p50} ms, p99 ${p99} ms, max ${Math.max(...rtts)} ms`);

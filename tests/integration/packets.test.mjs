@@ -1178,8 +1178,9 @@ const cases = [
       await o1.next((p) => p.type === "CONTROLLER_CONNECT" && p.data.controllerId === CIDS.controller2);
 
       // The bucket holds 20,000 and 2,000 drops are forgiven; this is what a flood looks like.
-      // (Unreadable frames: questions would be cut off sooner, by their own budget.)
-      const frame = "{";
+      // (Acks: they ask nothing and are not refused; questions and refused frames would be cut
+      // off sooner, by budgets of their own.)
+      const frame = JSON.stringify({ type: "HEARTBEAT_ACK" });
       for (let i = 0; i < 30_000; i++) c2.ws.send(frame);
       const info = await c2.closed;
       assert.equal(info.code, 4008);

@@ -1,8 +1,8 @@
 //! One socket floods its airport: a controller sends 10,000 or 30,000 frames back to back,
-//! HEARTBEATs (questions, which have their own budget in the service) or unreadable `{`, while
-//! another controller changes an object every 10 ms and an observer at the same airport times
-//! each change's arrival: what a bystander sees of someone else's flood. The floor has no
-//! limits: it forwards every frame of the flood to the other two sockets.
+//! HEARTBEATs (questions) or unreadable `{` (refused frames), each of which has its own budget
+//! in the service, while another controller changes an object every 10 ms and an observer at
+//! the same airport times each change's arrival: what a bystander sees of someone else's flood.
+//! The floor has no limits: it forwards every frame of the flood to the other two sockets.
 
 use super::report::{cpu_cells, heading, latency_cells, list, ms, ratio, table};
 use super::runs::{alternating, medians};
