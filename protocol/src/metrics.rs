@@ -18,6 +18,9 @@ pub const WINDOW_MS: i64 = 60_000;
 /// the alarm (which, unlike a timer, does not keep the object awake) comes for it first. A busy
 /// airport's alarm then comes about this often, only to find its window not yet due.
 pub const QUIET_MS: i64 = 5_000;
+/// An alarm may fire a little before its time by the clock the object reads: a window due
+/// within this long is written then, rather than put off by another alarm a moment later.
+pub const EARLY_MS: i64 = 100;
 
 /// What a frame was counted as: its packet type, or why it was not read as one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +166,7 @@ impl Metrics {
     pub fn tick(&mut self, icao: &Icao, presence: &Presence, now: i64) -> Tick {
         match self.due_at() {
             None => Tick::Idle,
-            Some(due) if now < due => Tick::Later(due),
+            Some(due) if now + EARLY_MS < due => Tick::Later(due),
             Some(_) => Tick::Write(self.take(icao, presence, now)),
         }
     }
