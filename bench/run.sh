@@ -101,6 +101,14 @@ lg() { pin "$LOADGEN_CPU" "$loadgen" "$@" | tee -a "$results"; }
 read -r -a extra_specs <<< "${BENCH_EXTRA:-}"
 extra_builds=()
 for spec in "${extra_specs[@]}"; do extra_builds+=(--extra "$spec"); done
+# After serve --ladder: the --target argument NAME=... of the ladder's variant VARIANT
+# (bench/floor/ladder.mjs, served on --floor-port + 10 + its index).
+ladder_target() {
+  local index pid
+  index=$(info "i.ladder.findIndex((l) => l.name === '$2')")
+  pid=$(info "i.ladder[$index].pid")
+  echo "$1=ws://127.0.0.1:$((FLOOR_PORT + 10 + index))@$pid"
+}
 # After serve: the --target arguments of the extra builds.
 extra_targets() {
   extras=()
@@ -251,12 +259,10 @@ if wants fanout-durable; then
   # that stores every change before it broadcasts it (PROTOCOL §5).
   serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
   extra_targets
-  sql_index=$(info "i.ladder.findIndex((l) => l.name === 'floor+sql')")
-  sql_pid=$(info "i.ladder[$sql_index].pid")
   echo -e "\n### Fan-out against the floor and the durable floor\n" | tee -a "$results"
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
-    --target "durable-floor=ws://127.0.0.1:$((FLOOR_PORT + 10 + sql_index))@$sql_pid" \
+    --target "$(ladder_target durable-floor floor+sql)" \
     "${extras[@]}" --only fanout "${quick[@]}"
   cleanup
 fi
@@ -269,12 +275,10 @@ if wants diagnose-batches; then
   # are searched too.
   serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
   extra_targets
-  bytes_index=$(info "i.ladder.findIndex((l) => l.name === 'floor+bytes')")
-  bytes_pid=$(info "i.ladder[$bytes_index].pid")
   echo -e "\n### Diagnosis: batches against a floor that sends the service's bytes\n" | tee -a "$results"
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
-    --target "floor+bytes=ws://127.0.0.1:$((FLOOR_PORT + 10 + bytes_index))@$bytes_pid" \
+    --target "$(ladder_target floor+bytes floor+bytes)" \
     "${extras[@]}" --only throughput-multi --repeats "${BATCH_REPEATS:-5}" "${quick[@]}"
   cleanup
 fi
