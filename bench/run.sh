@@ -10,6 +10,7 @@
 #   BENCH_EXTRA=name=DIR bash bench/run.sh --only poll  # 300 pilots polling GET_STATE, against
 #                                                       # another build of the service in DIR
 #   bash bench/run.sh --only fanout-durable  # fan-out against the floor and the durable floor
+#   bash bench/run.sh --only flood-drop   # the flood against a floor that drops unreadable frames
 #   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
 #   bash bench/run.sh --only diagnose-batches  # batch throughput against a floor sending the
 #                                              # service's bytes
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,poll,reconnect,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,flood-drop,poll,reconnect,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -264,6 +265,20 @@ if wants fanout-durable; then
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
     --target "$(ladder_target durable-floor floor+sql)" \
     "${extras[@]}" --only fanout "${quick[@]}"
+  cleanup
+fi
+
+if wants flood-drop; then
+  # The flood against the floor and a floor that closes a socket at its first unreadable frame
+  # and drops the rest in JavaScript (ladder.mjs DROP=1): what a flood costs a bystander when
+  # the airport does the least possible with it.
+  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
+  extra_targets
+  echo -e "\n### Flood against the floor and a floor that drops\n" | tee -a "$results"
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
+    --target "$(ladder_target floor+drop floor+drop)" \
+    "${extras[@]}" --only flood "${quick[@]}"
   cleanup
 fi
 

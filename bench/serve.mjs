@@ -176,6 +176,7 @@ const ladder = !withLadder
       ["floor+attach", { ATTACH: "1" }],
       ["floor+all", { AUTH: "1", SQL: "1", ATTACH: "1" }],
       ["floor+bytes", { BYTES: "1" }],
+      ["floor+drop", { DROP: "1" }],
     ].map(([name, bindings], i) => {
       const p = floorPort + 10 + i;
       const worker = {

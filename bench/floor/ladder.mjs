@@ -9,6 +9,9 @@
 //   BYTES=1   each forwarded frame is padded with spaces to the length of the service's broadcast
 //             of it: the contract adds `,"controllerId":"<cid>"` (25 bytes with the demo cids) to
 //             every update and `airport`, `timestamp` and `seq` (about 56 bytes) to the envelope
+//   DROP=1    a socket is closed (4008) at its first frame that is not JSON, and every frame of a
+//             closed socket is dropped before anything else is done with it: the least work a
+//             flood of unreadable frames can cost (`floor+drop`, bench/run.sh --only flood-drop)
 //   STATUS=URL the Worker asks the status service at URL for the person's connection (the request
 //             every connect under ROLE_SOURCE=vatsim needs when nothing recent is known of the
 //             person) and answers 503 unless it answers 200: the floor of a service that takes
@@ -64,6 +67,16 @@ export class FloorObject {
     return new Response(null, { status: 101, webSocket: client });
   }
   webSocketMessage(ws, message) {
+    if (this.env.DROP === "1") {
+      if (closed.has(ws)) return;
+      try {
+        JSON.parse(message);
+      } catch {
+        closed.add(ws);
+        ws.close(4008, "flood");
+        return;
+      }
+    }
     if (this.env.ATTACH === "1") {
       const a = ws.deserializeAttachment();
       a.lastSeen = Date.now();
@@ -79,12 +92,16 @@ export class FloorObject {
       this.ctx.storage.sql.exec("UPDATE airport SET seq = seq + 1 WHERE id = 1");
     }
     if (this.env.BYTES === "1" && typeof message === "string") message = padded(message);
-    for (const other of this.ctx.getWebSockets()) if (other !== ws) other.send(message);
+    // A socket DROP closed is still listed until its close completes; sending to it throws.
+    for (const other of this.ctx.getWebSockets()) if (other !== ws && !closed.has(other)) other.send(message);
   }
   webSocketClose(ws) {
     ws.close();
   }
 }
+
+/** DROP: the sockets closed for an unreadable frame. */
+const closed = new WeakSet();
 
 function padded(message) {
   let updates = 0;
