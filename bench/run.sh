@@ -102,13 +102,22 @@ lg() { pin "$LOADGEN_CPU" "$loadgen" "$@" | tee -a "$results"; }
 read -r -a extra_specs <<< "${BENCH_EXTRA:-}"
 extra_builds=()
 for spec in "${extra_specs[@]}"; do extra_builds+=(--extra "$spec"); done
-# After serve --ladder: the --target argument NAME=... of the ladder's variant VARIANT
-# (bench/floor/ladder.mjs, served on --floor-port + 10 + its index).
-ladder_target() {
-  local index pid
-  index=$(info "i.ladder.findIndex((l) => l.name === '$2')")
+# A scenario against ours, the floor and one variant of bench/floor/ladder.mjs (served on
+# --floor-port + 10 + its index) in a fresh runtime, under a heading:
+#   against_ladder TITLE NAME VARIANT LOADGEN-ARGS...
+against_ladder() {
+  local title=$1 name=$2 variant=$3 index pid
+  shift 3
+  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
+  extra_targets
+  index=$(info "i.ladder.findIndex((l) => l.name === '$variant')")
   pid=$(info "i.ladder[$index].pid")
-  echo "$1=ws://127.0.0.1:$((FLOOR_PORT + 10 + index))@$pid"
+  echo -e "\n### $title\n" | tee -a "$results"
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
+    --target "$name=ws://127.0.0.1:$((FLOOR_PORT + 10 + index))@$pid" \
+    "${extras[@]}" "$@" "${quick[@]}"
+  cleanup
 }
 # After serve: the --target arguments of the extra builds.
 extra_targets() {
@@ -258,28 +267,14 @@ if wants fanout-durable; then
   # Fan-out against both floors: the floor, and the durable floor (ladder.mjs SQL=1), which
   # writes each frame to its SQLite storage before forwarding it: the honest limit of a service
   # that stores every change before it broadcasts it (PROTOCOL §5).
-  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
-  extra_targets
-  echo -e "\n### Fan-out against the floor and the durable floor\n" | tee -a "$results"
-  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
-    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
-    --target "$(ladder_target durable-floor floor+sql)" \
-    "${extras[@]}" --only fanout "${quick[@]}"
-  cleanup
+  against_ladder "Fan-out against the floor and the durable floor" durable-floor floor+sql --only fanout
 fi
 
 if wants flood-drop; then
   # The flood against the floor and a floor that closes a socket at its first unreadable frame
   # and drops the rest in JavaScript (ladder.mjs DROP=1): what a flood costs a bystander when
   # the airport does the least possible with it.
-  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
-  extra_targets
-  echo -e "\n### Flood against the floor and a floor that drops\n" | tee -a "$results"
-  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
-    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
-    --target "$(ladder_target floor+drop floor+drop)" \
-    "${extras[@]}" --only flood "${quick[@]}"
-  cleanup
+  against_ladder "Flood against the floor and a floor that drops" floor+drop floor+drop --only flood
 fi
 
 if wants diagnose-batches; then
@@ -288,14 +283,8 @@ if wants diagnose-batches; then
   # broadcast of it (ladder.mjs BYTES=1), against the service; BATCH_REPEATS (5) searches each,
   # alternating, because single searches of batches move by up to 2x here. BENCH_EXTRA's builds
   # are searched too.
-  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
-  extra_targets
-  echo -e "\n### Diagnosis: batches against a floor that sends the service's bytes\n" | tee -a "$results"
-  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
-    --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
-    --target "$(ladder_target floor+bytes floor+bytes)" \
-    "${extras[@]}" --only throughput-multi --repeats "${BATCH_REPEATS:-5}" "${quick[@]}"
-  cleanup
+  against_ladder "Diagnosis: batches against a floor that sends the service's bytes" floor+bytes floor+bytes \
+    --only throughput-multi --repeats "${BATCH_REPEATS:-5}"
 fi
 
 {

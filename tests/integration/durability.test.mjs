@@ -160,6 +160,15 @@ function airportFile(dir, icao) {
   throw new Error(`no SQLite file holds airport ${icao} (looked at ${files.length})`);
 }
 
+/** Restarts the runtime with SQLite refusing every new object row of airport `icao`. */
+async function refuseNewObjects(icao) {
+  await service.halt();
+  const db = new DatabaseSync(airportFile(service.persist, icao));
+  db.exec("CREATE TRIGGER refuse_objects BEFORE INSERT ON objects BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+  db.close();
+  await service.start();
+}
+
 const tableSql = (db, name) =>
   db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?").get(name).sql;
 
@@ -171,12 +180,7 @@ test("a change the storage refuses is undone whole: ERROR INTERNAL to its sender
   await controller.close();
   await observer.close();
 
-  // While the runtime is stopped, make SQLite refuse every new object row of this airport.
-  await service.halt();
-  const db = new DatabaseSync(airportFile(service.persist, "FAIL"));
-  db.exec("CREATE TRIGGER refuse_objects BEFORE INSERT ON objects BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
-  db.close();
-  await service.start();
+  await refuseNewObjects("FAIL");
 
   const again = await service.join(KEYS.controller1, "FAIL");
   const watcher = await service.join(KEYS.observer1, "FAIL");
@@ -209,11 +213,7 @@ test("a change the storage refuses reaches nobody, not even in a snapshot asked 
   controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_1", state: true } });
   await controller.request({ type: "GET_STATE" });
   await controller.close();
-  await service.halt();
-  const db = new DatabaseSync(airportFile(service.persist, "FAI2"));
-  db.exec("CREATE TRIGGER refuse_objects BEFORE INSERT ON objects BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
-  db.close();
-  await service.start();
+  await refuseNewObjects("FAI2");
 
   const again = await service.join(KEYS.controller1, "FAI2");
   const watcher = await service.join(KEYS.observer1, "FAI2");

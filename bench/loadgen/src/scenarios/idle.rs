@@ -30,10 +30,11 @@ pub async fn idle(args: &Args) -> Result<(), String> {
     let sent: Rc<Cell<u64>> = Rc::default();
     let mut tasks = Vec::new();
     for (i, count) in heartbeats.iter().enumerate() {
-        let key = if i == 0 {
-            CONTROLLER_KEYS[0]
-        } else {
-            OTHER_KEYS[i % 2]
+        // Busy: pilots only (the first two of OTHER_KEYS); quiet: pilots and an observer.
+        let key = match (i, args.busy) {
+            (0, _) => CONTROLLER_KEYS[0],
+            (_, true) => OTHER_KEYS[i % 2],
+            (_, false) => OTHER_KEYS[i % 3],
         };
         let o = open(&t.url, &airport, key, Duration::from_secs(30)).await?;
         tasks.push(if !args.busy {
