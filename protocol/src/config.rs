@@ -98,7 +98,7 @@ impl RateLimit {
     /// what it weighs ([`RateLimit::cost`]). Each refusal costs the airport a parse and a reply,
     /// and a controller's bucket holds 20,000: without this, a controller's burst of unreadable
     /// frames held the airport's one thread for a second (about 45 µs each, BENCHMARKS.md §8);
-    /// 500 at once hold it for some 25 ms. No deployed client gets more than a few counted
+    /// 100 at once hold it for some 5 ms. No deployed client gets more than a few counted
     /// refusals a minute (CLIENTS.md; which refusals count: [`PacketError::spends_refusals`]),
     /// and even one whose every frame were refused would not run dry at 20 a second: the
     /// busiest, the EuroScope rewrite, sends two frames every 500 ms, and two refused
@@ -106,7 +106,7 @@ impl RateLimit {
     ///
     /// [`PacketError::spends_refusals`]: super::error::PacketError::spends_refusals
     pub const REFUSALS: RateLimit = RateLimit {
-        burst: 500.0,
+        burst: 100.0,
         per_second: 20.0,
         flood_drops: 0.0,
     };

@@ -52,8 +52,8 @@ async function floodWithBystander(flooder, frame, frames, writer, bystander) {
   return delays;
 }
 
-// A socket is closed after its first 500 refused frames at once (docs/protocol.md §7).
-const REFUSALS_BURST = 500;
+// A socket is closed after its first 100 refused frames at once (docs/protocol.md §7).
+const REFUSALS_BURST = 100;
 const HEARTBEAT = JSON.stringify({ type: "HEARTBEAT" });
 
 for (const [who, key, airport, frame, frames] of [
