@@ -93,12 +93,64 @@ struct VersionRow {
     version: i64,
 }
 
+/// The tables as [`MIGRATIONS`] leave them, made at once for a new storage: the migrations'
+/// table copies and column additions were a third of the server's time for a connect to a new
+/// airport (BENCHMARKS.md §3). durability.test.mjs checks that both ways give the same tables.
+const SCHEMA: &str = "CREATE TABLE airport (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        icao TEXT NOT NULL,
+        seq INTEGER NOT NULL DEFAULT 0,
+        offline_since INTEGER,
+        next_heartbeat INTEGER,
+        next_recheck INTEGER,
+        listed TEXT,
+        point_groups TEXT,
+        points_read_at INTEGER,
+        history TEXT,
+        shared_seq INTEGER NOT NULL DEFAULT 0,
+        resume_floor INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE objects (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        controller_id TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        seq INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE shared_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE tombstones (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE schema_version (version INTEGER NOT NULL);";
+
+#[derive(Deserialize)]
+struct Count {
+    n: i64,
+}
+
 /// Brings the schema up to date, all or nothing: a migration is several statements.
 pub fn migrate(storage: &Storage) -> Result<()> {
     atomically(storage, run_migrations)
 }
 
 fn run_migrations(sql: &SqlStorage) -> Result<()> {
+    // A storage without the airport's table is new (every build made it first).
+    let new = sql
+        .exec(
+            "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'airport'",
+            None,
+        )?
+        .to_array::<Count>()?
+        .first()
+        .is_none_or(|tables| tables.n == 0);
+    if new {
+        sql.exec(SCHEMA, None)?;
+        return record_version(sql);
+    }
     sql.exec(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
         None,
@@ -114,6 +166,11 @@ fn run_migrations(sql: &SqlStorage) -> Result<()> {
     for migration in &MIGRATIONS[current..] {
         sql.exec(migration, None)?;
     }
+    record_version(sql)
+}
+
+/// Notes that the schema is [`MIGRATIONS`]' last version.
+fn record_version(sql: &SqlStorage) -> Result<()> {
     sql.exec("DELETE FROM schema_version", None)?;
     sql.exec(
         "INSERT INTO schema_version (version) VALUES (?)",

@@ -290,6 +290,58 @@ test("a migration that fails is rolled back whole, so it can run again once its 
   await observer.close();
 });
 
+/** A storage's tables: each one's definition (its text, spacing and quoting aside) and columns. */
+function tables(file) {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    const rows = db
+      .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%' ORDER BY name")
+      .all();
+    return {
+      version: db.prepare("SELECT version FROM schema_version").get().version,
+      tables: rows.map(({ name, sql }) => ({
+        name,
+        sql: sql
+          .replace(/"/g, "")
+          .replace(/IF NOT EXISTS /, "")
+          .replace(/\s+/g, " ")
+          .replace(/\s*([(),])\s*/g, "$1"),
+        columns: db.prepare(`PRAGMA table_xinfo("${name}")`).all(),
+      })),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+test("a new airport's tables are made at once, the same as its migrations make them from the first version", async () => {
+  for (const airport of ["SCHN", "SCHO"]) await (await service.join(KEYS.controller1, airport)).close();
+  await service.halt();
+  // SCHO as the first versioned build stored it: migration 1's tables, at version 1.
+  const old = new DatabaseSync(airportFile(service.persist, "SCHO"));
+  old.exec(`
+    DROP TABLE airport; DROP TABLE objects; DROP TABLE shared_state; DROP TABLE tombstones;
+    CREATE TABLE airport (id INTEGER PRIMARY KEY CHECK (id = 1), icao TEXT NOT NULL,
+      seq INTEGER NOT NULL DEFAULT 0, offline_since INTEGER, next_heartbeat INTEGER);
+    CREATE TABLE objects (id TEXT PRIMARY KEY, state TEXT NOT NULL, controller_id TEXT NOT NULL,
+      updated_at INTEGER NOT NULL);
+    CREATE TABLE shared_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO airport (id, icao) VALUES (1, 'SCHO');
+    UPDATE schema_version SET version = 1;`);
+  old.close();
+  await service.start();
+  await (await service.join(KEYS.observer1, "SCHO")).close();
+  await service.halt();
+  const made = tables(airportFile(service.persist, "SCHN"));
+  const migrated = tables(airportFile(service.persist, "SCHO"));
+  assert.deepEqual(
+    made.tables.map((t) => t.name),
+    ["airport", "objects", "schema_version", "shared_state", "tombstones"],
+  );
+  assert.deepEqual(made, migrated);
+  await service.start();
+});
+
 test("an airport stored by a build before migration 3 is upgraded in place, its rows intact", async () => {
   const controller = await service.join(KEYS.controller1, "MIG3");
   controller.send({
