@@ -237,7 +237,8 @@ fi
 if wants reconnect; then
   # A reconnect storm with and without `resume`: the service only (the floor keeps no state).
   serve "${extra_vars[@]}"
-  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" --only reconnect "${quick[@]}"
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" --stats "http://127.0.0.1:$STATS_PORT/stats" \
+    --only reconnect "${quick[@]}"
   cleanup
 fi
 

@@ -31,7 +31,7 @@ async fn connect_once(t: &Target, airport: &str, lat: &mut Vec<u32>) -> Result<u
 
 /// Constructions of Durable Objects so far, from the log lines serve.mjs counts: the service
 /// logs `airport_loaded` and the floor `floor_constructed` once per construction.
-async fn loaded_count(t: &Target, stats: Option<&str>) -> Option<i64> {
+pub(super) async fn loaded_count(t: &Target, stats: Option<&str>) -> Option<i64> {
     let v = get_json(stats?).await.ok()?;
     let key = if t.stateful.get() {
         "airport_loaded"

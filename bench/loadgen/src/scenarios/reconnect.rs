@@ -1,14 +1,18 @@
 //! A reconnect storm: observers of a 10,000-object airport, all dropped at once, reconnect
 //! having missed 10 changes, with `resume` (docs/protocol.md §8: only what changed since their
 //! `seq`) and without (the full state): the INITIAL_STATE's bytes and the server's CPU time per
-//! reconnect. The service only: the floor keeps no state.
+//! reconnect. Before each storm the airport's object is left to hibernate, so that, as after a
+//! restart, the storm's first reconnect finds it out of memory and it is constructed and loads
+//! its rows again (the report counts the constructions). The service only: the floor keeps no
+//! state.
 
 use super::report::{heading, ms, ratio, table};
 use super::runs::{alternating, medians};
+use super::connect::loaded_count;
 use super::{Target, fresh_airport, open_controller, populate, progress};
 use crate::Args;
 use crate::client::{Opened, close_all, open, open_resuming};
-use crate::meter::{CpuWindow, settle};
+use crate::meter::CpuWindow;
 use futures_util::{SinkExt, StreamExt};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -18,10 +22,12 @@ const CLIENTS: usize = 300;
 const MISSED: usize = 10;
 const KEY: &str = crate::client::OTHER_KEYS[0];
 
-/// One storm: the INITIAL_STATE's bytes and the server's CPU ms, per reconnect.
+/// One storm: the INITIAL_STATE's bytes and the server's CPU ms, per reconnect, and how many
+/// times the airport's object was constructed during it.
 struct Storm {
     bytes: usize,
     cpu_ms: f64,
+    constructions: Option<i64>,
 }
 
 /// Both storms on one airport.
@@ -38,9 +44,17 @@ fn member<'a>(tail: &'a str, name: &str) -> Option<&'a str> {
     Some(&rest[..end])
 }
 
-/// `CLIENTS` connects at once (50 in flight), with `resume` or without; then all closed.
-async fn storm(t: &Target, airport: &str, resume: Option<&str>) -> Result<Storm, String> {
-    settle(t.pid).await;
+/// After the airport's object has hibernated, `CLIENTS` connects at once (50 in flight), with
+/// `resume` or without; then all closed.
+async fn storm(
+    t: &Target,
+    airport: &str,
+    resume: Option<&str>,
+    stats: Option<&str>,
+) -> Result<Storm, String> {
+    progress("  waiting 15 s for the object to hibernate");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let before = loaded_count(t, stats).await;
     let cpu = CpuWindow::start(t.pid);
     let t0 = Instant::now();
     let opened: Vec<Result<Opened, String>> = futures_util::stream::iter(0..CLIENTS)
@@ -63,14 +77,16 @@ async fn storm(t: &Target, airport: &str, resume: Option<&str>) -> Result<Storm,
     {
         return Err(format!("not resumed: …{}", first.initial_tail));
     }
+    let after = loaded_count(t, stats).await;
     close_all(opened.into_iter().map(|o| o.sink).collect(), vec![]).await;
     Ok(Storm {
         bytes,
         cpu_ms: cpu_s * 1000.0 / CLIENTS as f64,
+        constructions: after.zip(before).map(|(a, b)| a - b),
     })
 }
 
-async fn run_once(t: &Target) -> Result<Run, String> {
+async fn run_once(t: &Target, stats: Option<&str>) -> Result<Run, String> {
     let airport = fresh_airport();
     let mut controller = open_controller(t, &airport).await?;
     populate(&mut controller).await?;
@@ -104,8 +120,8 @@ async fn run_once(t: &Target) -> Result<Run, String> {
     tokio::time::timeout(Duration::from_secs(30), answered)
         .await
         .map_err(|_| "the changes timed out".to_string())??;
-    let full = storm(t, &airport, None).await?;
-    let resumed = storm(t, &airport, Some(&replica)).await?;
+    let full = storm(t, &airport, None, stats).await?;
+    let resumed = storm(t, &airport, Some(&replica), stats).await?;
     let _ = controller.sink.close().await;
     Ok(Run { full, resumed })
 }
@@ -121,7 +137,7 @@ pub(super) async fn section(args: &Args) -> Result<(), String> {
             "reconnect: {CLIENTS} observers of 10,000 objects on {}",
             t.name
         ));
-        run_once(t).await
+        run_once(t, args.stats.as_deref()).await
     })
     .await?;
     let (full_cpu, full) = medians(&runs, |r| r.full.cpu_ms);
@@ -138,6 +154,7 @@ pub(super) async fn section(args: &Args) -> Result<(), String> {
             "bytes per reconnect",
             "server CPU ms per reconnect",
             "runs (CPU ms)",
+            "objects constructed",
         ],
     );
     for (what, storm, figures) in [
@@ -150,14 +167,17 @@ pub(super) async fn section(args: &Args) -> Result<(), String> {
     ] {
         let _ = writeln!(
             out,
-            "| {what} | {} | {} | {} |",
+            "| {what} | {} | {} | {} | {} |",
             storm.bytes,
             ms(storm.cpu_ms),
             figures
                 .iter()
                 .map(|&f| ms(f))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            storm
+                .constructions
+                .map_or("?".to_string(), |c| c.to_string())
         );
     }
     let _ = writeln!(
