@@ -7,6 +7,7 @@
 #   bash bench/run.sh --only flood,forged # abuse: one socket's flood, forged keys (the service's
 #                                         # ADDRESS_LIMIT at wrangler.toml's limit, as deployed)
 #   bash bench/run.sh --only reconnect    # 300 observers reconnecting with and without `resume`
+#   bash bench/run.sh --only wake         # a HEARTBEAT waking a hibernated airport, 10,000 objects vs none
 #   BENCH_EXTRA=name=DIR bash bench/run.sh --only poll  # 300 pilots polling GET_STATE, against
 #                                                       # another build of the service in DIR
 #   bash bench/run.sh --only fanout-durable  # fan-out against the floor and the durable floor
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,flood-drop,poll,reconnect,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,flood-drop,poll,reconnect,wake,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -238,6 +239,15 @@ if wants reconnect; then
   # A reconnect storm with and without `resume`: the service only (the floor keeps no state).
   serve "${extra_vars[@]}"
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" --only reconnect "${quick[@]}"
+  cleanup
+fi
+
+if wants wake; then
+  # A heartbeat waking a hibernated airport of 10,000 objects and an empty one: the service only
+  # (the floor keeps no state). --stats: the constructions and the reads of objects' rows.
+  serve "${extra_vars[@]}"
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+    --stats "http://127.0.0.1:$STATS_PORT/stats" --only wake "${quick[@]}"
   cleanup
 fi
 
