@@ -243,10 +243,11 @@ if wants reconnect; then
 fi
 
 if wants wake; then
-  # A heartbeat waking a hibernated airport of 10,000 objects and an empty one: the service only
-  # (the floor keeps no state). --stats: the constructions and the reads of objects' rows.
-  serve "${extra_vars[@]}"
-  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
+  # A heartbeat waking a hibernated airport of 10,000 objects and an empty one: the service and
+  # BENCH_EXTRA's builds (the floor keeps no state). --stats: constructions, reads of rows.
+  serve "${extra_builds[@]}" "${extra_vars[@]}"
+  extra_targets
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" "${extras[@]}" \
     --stats "http://127.0.0.1:$STATS_PORT/stats" --only wake "${quick[@]}"
   cleanup
 fi
