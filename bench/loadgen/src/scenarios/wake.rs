@@ -142,7 +142,7 @@ async fn run(t: &Target, n: usize, stats: Option<&str>) -> Result<String, String
 
 /// Every target that is the service (or another build of it), one after the other.
 pub(super) async fn section(args: &Args) -> Result<(), String> {
-    let n = if args.quick { 2 } else { 6 };
+    let n = if args.quick { 2 } else { 12 };
     let stats = args.stats.as_deref();
     let mut rows = String::new();
     for t in args.targets.iter().filter(|t| t.stateful.get()) {
