@@ -164,7 +164,7 @@ fn unasked_results(writes: &[StoreOp], by_equivalents: &[usize]) -> Vec<usize> {
 }
 
 /// An airport's objects: read from storage, or, until an event needs them, only counted. A
-/// wake-up for a heartbeat, an alarm or a close reads no rows ([`Airport::needs_objects`]).
+/// wake-up for a heartbeat, an alarm or a close reads no rows ([`crate::room::Room::frame`]).
 #[derive(Debug, Clone, PartialEq)]
 enum Objects {
     Read {

@@ -181,10 +181,11 @@ impl SnapshotCache {
         {
             self.0 = None;
         }
-        if self.0.is_none() {
-            self.0 = Some(SnapshotParts::of(airport)?);
-        }
-        self.0.as_ref().ok_or(NeedsObjects)
+        let parts = match self.0.take() {
+            Some(parts) => parts,
+            None => SnapshotParts::of(airport)?,
+        };
+        Ok(self.0.insert(parts))
     }
 }
 
