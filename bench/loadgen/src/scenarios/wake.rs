@@ -6,7 +6,7 @@ use super::report::{heading, ms, ratio, table};
 use super::{Target, fresh_airport, open_controller, populate, progress};
 use crate::Args;
 use crate::client::Opened;
-use crate::meter::{CpuWindow, get_json, percentiles, settle};
+use crate::meter::{cpu_ns, get_json, percentiles, settle};
 use futures_util::{SinkExt, StreamExt};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -31,26 +31,32 @@ struct Kind {
 /// Sends HEARTBEAT on `socket` and waits for its HEARTBEAT_ACK: the round trip in µs and the
 /// server's CPU ms until `TAIL` after it.
 async fn wake(t: &Target, socket: &mut Opened) -> Result<(u32, f64), String> {
-    let cpu = CpuWindow::start(t.pid);
+    let cpu = cpu_ns(t.pid);
     let t0 = Instant::now();
     let beat = "{\"type\":\"HEARTBEAT\",\"requestId\":\"wake\"}";
     (socket.sink.send(Message::Text(beat.into())).await).map_err(|e| e.to_string())?;
     let acked = async {
-        while let Some(Ok(m)) = socket.stream.next().await {
-            if let Message::Text(text) = m
-                && text.as_str().contains("\"requestId\":\"wake\"")
-            {
-                return Ok(t0.elapsed());
+        while let Some(m) = socket.stream.next().await {
+            match m.map_err(|e| format!("before HEARTBEAT_ACK: {e}"))? {
+                Message::Text(text) if text.as_str().contains("\"requestId\":\"wake\"") => {
+                    return Ok(t0.elapsed());
+                }
+                Message::Close(frame) => {
+                    return Err(format!("closed before HEARTBEAT_ACK: {frame:?}"));
+                }
+                _ => {}
             }
         }
-        Err("closed before HEARTBEAT_ACK".to_string())
+        Err("ended before HEARTBEAT_ACK".to_string())
     };
     let rtt = tokio::time::timeout(Duration::from_secs(30), acked)
         .await
         .map_err(|_| "HEARTBEAT_ACK timed out".to_string())??;
     tokio::time::sleep(TAIL).await;
-    let window = t0.elapsed().as_secs_f64();
-    let cpu_ms = cpu.stop().server.unwrap_or(f64::NAN) / 100.0 * window * 1000.0;
+    let cpu_ms = match (cpu, cpu_ns(t.pid)) {
+        (Some(before), Some(after)) => after.saturating_sub(before) as f64 / 1e6,
+        _ => f64::NAN,
+    };
     Ok((rtt.as_micros() as u32, cpu_ms))
 }
 
@@ -153,7 +159,7 @@ pub(super) async fn section(args: &Args) -> Result<(), String> {
     ));
     let _ = writeln!(
         out,
-        "Server CPU is counted from the HEARTBEAT until {} ms after its HEARTBEAT_ACK, in ticks of 10 ms: its mean over the wake-ups. The ratio rows (target ≤ 1.5×) also count the objects constructed and the reads of objects' rows (`objects_read`) during the wake-ups.\n",
+        "Server CPU is the workerd process's (its threads' schedstat) from the HEARTBEAT until {} ms after its HEARTBEAT_ACK, its mean over the wake-ups. The ratio rows (target ≤ 1.5×) also count the objects constructed and the reads of objects' rows (`objects_read`) during the wake-ups.\n",
         TAIL.as_millis(),
     );
     table(
