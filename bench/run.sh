@@ -7,6 +7,7 @@
 #   bash bench/run.sh --only flood,forged # abuse: one socket's flood, forged keys (the service's
 #                                         # ADDRESS_LIMIT at wrangler.toml's limit, as deployed)
 #   bash bench/run.sh --only reconnect    # 300 observers reconnecting with and without `resume`
+#   bash bench/run.sh --only wake         # a HEARTBEAT waking a hibernated airport, 10,000 objects vs none
 #   BENCH_EXTRA=name=DIR bash bench/run.sh --only poll  # 300 pilots polling GET_STATE, against
 #                                                       # another build of the service in DIR
 #   bash bench/run.sh --only fanout-durable  # fan-out against the floor and the durable floor
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,flood-drop,poll,reconnect,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,flood-drop,poll,reconnect,wake,diagnose,diagnose-batches]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -239,6 +240,18 @@ if wants reconnect; then
   serve "${extra_vars[@]}"
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" --stats "http://127.0.0.1:$STATS_PORT/stats" \
     --only reconnect "${quick[@]}"
+  cleanup
+fi
+
+if wants wake; then
+  # A heartbeat waking a hibernated airport of 10,000 objects and an empty one: the service and
+  # BENCH_EXTRA's builds (the floor keeps no state). --stats: constructions, reads of rows. The
+  # server's heartbeats (alarms that would wake the objects) and idle closes are pushed past the
+  # run: its sockets stay silent from their last populating frame to their wake-up.
+  serve "${extra_builds[@]}" HEARTBEAT_INTERVAL_MS=600000 IDLE_TIMEOUT_MS=900000 "${extra_vars[@]}"
+  extra_targets
+  lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" "${extras[@]}" \
+    --stats "http://127.0.0.1:$STATS_PORT/stats" --only wake "${quick[@]}"
   cleanup
 fi
 

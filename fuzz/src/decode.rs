@@ -17,6 +17,7 @@ use airport_protocol::packet::{
 };
 use airport_protocol::{Airport, Cid, Role, Session};
 use airport_testkit::harness::{Harness, Sent};
+use airport_testkit::store::objects_of;
 use serde_json::{Value, json};
 use std::sync::OnceLock;
 
@@ -30,7 +31,7 @@ struct Fixture {
 }
 
 fn with_named_objects(base: Airport) -> Airport {
-    let mut objects = base.objects().clone();
+    let mut objects = objects_of(&base).clone();
     let record = |state: Value| ObjectRecord {
         state,
         controller_id: Cid::parse("1000009").expect("cid"),
@@ -67,8 +68,8 @@ fn fixture() -> &'static Fixture {
             h
         };
         let big = with_named_objects(prefilled_airport(9_997, 995_000));
-        assert_eq!(big.objects().len(), 9_999);
-        assert!(big.objects().contains_key(&prefilled_object(9_996).0));
+        assert_eq!(objects_of(&big).len(), 9_999);
+        assert!(objects_of(&big).contains_key(&prefilled_object(9_996).0));
         Fixture {
             small: connected(with_named_objects(prefilled_airport(3, 0))),
             big: connected(big),

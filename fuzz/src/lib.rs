@@ -19,7 +19,7 @@ use airport_protocol::{Airport, Cid, CloseCode, Icao, Role, Session};
 use airport_testkit::harness::{Audience, Harness, Sent, unlimited_rates};
 use airport_testkit::has_null_member;
 pub use airport_testkit::reparsed;
-use airport_testkit::store::Store;
+use airport_testkit::store::{Store, objects_of};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -131,10 +131,10 @@ impl Baseline for Airport {
         Airport::offline_since(self)
     }
     fn has_state(&self) -> bool {
-        !self.objects().is_empty() || !self.shared().is_empty()
+        !objects_of(self).is_empty() || !self.shared().is_empty()
     }
     fn same_state(&self, airport: &Airport) -> bool {
-        self.objects() == airport.objects()
+        objects_of(self) == objects_of(airport)
             && self.shared() == airport.shared()
             && Airport::seq(self) == airport.seq()
     }
@@ -161,17 +161,16 @@ impl Baseline for Store {
 /// The limits and shapes that must hold at every moment (PROTOCOL §3), for the whole airport.
 pub fn check_airport(airport: &Airport) {
     check_count(airport);
-    for (id, record) in airport.objects() {
+    for (id, record) in objects_of(airport) {
         check_object(id, record);
     }
     check_shared(airport);
-    let objects: usize = airport
-        .objects()
+    let objects: usize = objects_of(airport)
         .values()
         .map(|record| serialized_chars(&record.state))
         .sum();
     assert_eq!(
-        airport.state_chars(),
+        airport.state_chars().expect("the objects are read"),
         objects + airport.shared().serialized_chars(),
         "tracked airport state size differs from its serialized length"
     );
@@ -187,8 +186,7 @@ pub fn check_written(airport: &Airport, ops: &[StoreOp]) {
     for op in &outbox::compact(ops.to_vec()) {
         match op {
             StoreOp::PutObject { id, .. } => {
-                let record = airport
-                    .objects()
+                let record = objects_of(airport)
                     .get(id)
                     .unwrap_or_else(|| panic!("object {id} was written but is not held"));
                 check_object(id, record);
@@ -204,14 +202,14 @@ pub fn check_written(airport: &Airport, ops: &[StoreOp]) {
 
 fn check_count(airport: &Airport) {
     assert!(
-        airport.objects().len() <= MAX_OBJECTS,
+        objects_of(airport).len() <= MAX_OBJECTS,
         "{} objects",
-        airport.objects().len()
+        objects_of(airport).len()
     );
     assert!(
-        airport.state_chars() <= MAX_AIRPORT_STATE_CHARS,
+        airport.state_chars().expect("the objects are read") <= MAX_AIRPORT_STATE_CHARS,
         "the airport holds {} characters",
-        airport.state_chars()
+        airport.state_chars().expect("the objects are read")
     );
 }
 
@@ -589,8 +587,7 @@ fn check_change_broadcast(packet: &Value, after: &Airport, by: &Session, text: &
         let id = item["objectId"].as_str().expect("objectId");
         match (item.get("state"), item.get("patch")) {
             (Some(state), None) => assert_eq!(
-                after
-                    .objects()
+                objects_of(after)
                     .get(id)
                     .map(|r| reparsed::<_, Value>(&r.state))
                     .as_ref(),
@@ -598,7 +595,7 @@ fn check_change_broadcast(packet: &Value, after: &Airport, by: &Session, text: &
                 "{text}"
             ),
             (None, Some(Value::Null)) => {
-                assert!(!after.objects().contains_key(id), "{text}")
+                assert!(!objects_of(after).contains_key(id), "{text}")
             }
             _ => panic!("a change item is neither a state nor a deletion: {text}"),
         }

@@ -14,6 +14,7 @@ use airport_protocol::room::Answers;
 use airport_protocol::{Airport, Cid, Effects, Presence, Role, Session, SocketId};
 use airport_testkit::harness::{Audience, Harness, Sent};
 use airport_testkit::store::Store;
+use airport_testkit::store::objects_of;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -82,7 +83,7 @@ pub fn run(scenario: &Scenario) -> Tally {
         }
         let mut written: Vec<StoreOp> = Vec::new();
         // Near-limit airports are compared in full only after writes (see `Store::thorough`).
-        store.thorough = h.airport().objects().len() <= 1_000
+        store.thorough = objects_of(h.airport()).len() <= 1_000
             && h.airport().shared().serialized_chars() <= 100_000;
         match step {
             Step::Frame {
@@ -212,7 +213,7 @@ pub fn run(scenario: &Scenario) -> Tally {
                             StoreOp::SetResumeFloor(store.seq + 1)
                         ]
                     );
-                    assert!(h.airport().objects().is_empty() && h.airport().shared().is_empty());
+                    assert!(objects_of(h.airport()).is_empty() && h.airport().shared().is_empty());
                     assert_eq!(h.airport().seq(), store.seq + 1);
                     tally.clears += 1;
                 } else {
@@ -432,7 +433,7 @@ fn check_initial_state(
     assert_eq!(data["offline"], json!(!presence.has_controllers()));
     assert_eq!(
         data["objects"].as_array().map(Vec::len),
-        Some(airport.objects().len())
+        Some(objects_of(airport).len())
     );
     check_controllers(&data["controllers"], model);
 }
@@ -473,7 +474,7 @@ fn check_reads(
                 assert_eq!(data["seq"], json!(airport.seq()));
                 assert_eq!(
                     data["objects"].as_array().map(Vec::len),
-                    Some(airport.objects().len())
+                    Some(objects_of(airport).len())
                 );
                 assert_eq!(
                     data["sharedState"].as_object(),

@@ -163,13 +163,47 @@ fn unasked_results(writes: &[StoreOp], by_equivalents: &[usize]) -> Vec<usize> {
     unasked
 }
 
+/// An airport's objects: read from storage, or, until an event needs them, only counted. A
+/// wake-up for a heartbeat, an alarm or a close reads no rows ([`crate::room::Room::frame`]).
+#[derive(Debug, Clone, PartialEq)]
+enum Objects {
+    Read {
+        records: BTreeMap<String, ObjectRecord>,
+        /// The serialized size of every object's state, summed: with the shared state's, what
+        /// `MAX_AIRPORT_STATE_CHARS` bounds.
+        chars: usize,
+    },
+    Unread {
+        count: usize,
+    },
+}
+
+/// The airport's objects are not read yet and the event needs them: the caller reads them
+/// ([`Airport::read_objects`]) and hands the event in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the airport's objects are not read")]
+pub struct NeedsObjects;
+
+impl From<NeedsObjects> for PacketError {
+    /// The room asks for the objects before a frame that needs them: a frame never gets here.
+    fn from(error: NeedsObjects) -> Self {
+        PacketError::Internal(error.to_string())
+    }
+}
+
+impl Objects {
+    fn read(records: BTreeMap<String, ObjectRecord>) -> Self {
+        let chars = (records.values())
+            .map(|record| serialized_chars(&record.state))
+            .sum();
+        Objects::Read { records, chars }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Airport {
     icao: Icao,
-    objects: BTreeMap<String, ObjectRecord>,
-    /// The serialized size of every object's state, summed: with the shared state's, what
-    /// `MAX_AIRPORT_STATE_CHARS` bounds.
-    object_chars: usize,
+    objects: Objects,
     shared: SharedState,
     seq: u64,
     /// When the last controller left, while no controller is connected.
@@ -204,19 +238,50 @@ impl Airport {
         seq: u64,
         offline_since: Option<i64>,
     ) -> Self {
-        let object_chars = objects
-            .values()
-            .map(|record| serialized_chars(&record.state))
-            .sum();
         Airport {
             icao,
-            objects,
-            object_chars,
+            objects: Objects::read(objects),
             shared: SharedState::from_members(shared),
             seq,
             offline_since,
             equivalence: Equivalence::default(),
             history: History::default(),
+        }
+    }
+
+    /// Rebuilds an airport from what storage holds but its objects' rows, of which there are
+    /// `object_count`: they are read when an event needs them ([`Airport::read_objects`]).
+    pub fn restore_unread(
+        icao: Icao,
+        object_count: usize,
+        shared: Map<String, Value>,
+        seq: u64,
+        offline_since: Option<i64>,
+    ) -> Self {
+        let airport = Airport::restore(icao, BTreeMap::new(), shared, seq, offline_since);
+        // With none, there is nothing to read.
+        if object_count == 0 {
+            return airport;
+        }
+        Airport {
+            objects: Objects::Unread {
+                count: object_count,
+            },
+            ..airport
+        }
+    }
+
+    /// Whether the objects are read (always, but after [`Airport::restore_unread`] until
+    /// [`Airport::read_objects`]).
+    pub fn objects_read(&self) -> bool {
+        matches!(self.objects, Objects::Read { .. })
+    }
+
+    /// The objects' rows as storage holds them, for an airport restored without them. Objects
+    /// already read are kept: they are what storage holds, and newer.
+    pub fn read_objects(&mut self, objects: BTreeMap<String, ObjectRecord>) {
+        if !self.objects_read() {
+            self.objects = Objects::read(objects);
         }
     }
 
@@ -235,17 +300,18 @@ impl Airport {
         &self,
         history: &super::history::HistoryId,
         from: u64,
-    ) -> Option<Changes<'_>> {
+    ) -> Result<Option<Changes<'_>>, NeedsObjects> {
+        let records = self.objects().ok_or(NeedsObjects)?;
         if !self.history.can_resume(history, from, self.seq) {
-            return None;
+            return Ok(None);
         }
         // Equivalent points are shown alike: what changed is what the view shows changed. A
         // grouping is the same since `from` (a new one raises the floor), so a group's shown
         // record is newer than `from` exactly when one of its members was written after it.
-        let view = self.equivalence.view(&self.objects);
+        let view = self.equivalence.view(records);
         let is_shown = |id: &str| match &view {
             Some(view) => view.iter().any(|(shown, _)| *shown == id),
-            None => self.objects.contains_key(id),
+            None => records.contains_key(id),
         };
         let mut deleted: Vec<&str> = Vec::new();
         for tombstone in self.history.tombstones().filter(|t| t.seq > from) {
@@ -269,25 +335,37 @@ impl Airport {
                 view.retain(|(_, r)| r.seq > from);
                 view
             }
-            None => (self.objects.iter())
+            None => (records.iter())
                 .filter(|(_, r)| r.seq > from)
                 .map(|(id, r)| (id.as_str(), r))
                 .collect(),
         };
-        Some(Changes {
+        Ok(Some(Changes {
             from,
             objects,
             deleted,
             shared_changed: self.history.shared_seq() > from,
-        })
+        }))
     }
 
     pub fn icao(&self) -> &Icao {
         &self.icao
     }
 
-    pub fn objects(&self) -> &BTreeMap<String, ObjectRecord> {
-        &self.objects
+    /// The objects, if they are read.
+    pub fn objects(&self) -> Option<&BTreeMap<String, ObjectRecord>> {
+        match &self.objects {
+            Objects::Read { records, .. } => Some(records),
+            Objects::Unread { .. } => None,
+        }
+    }
+
+    /// How many objects it holds, read or not.
+    pub fn object_count(&self) -> usize {
+        match &self.objects {
+            Objects::Read { records, .. } => records.len(),
+            Objects::Unread { count } => *count,
+        }
     }
 
     pub fn shared(&self) -> &SharedState {
@@ -299,10 +377,14 @@ impl Airport {
     }
 
     /// The serialized size of everything it holds (objects' states and shared state), as
-    /// `MAX_AIRPORT_STATE_CHARS` counts it.
-    pub fn state_chars(&self) -> usize {
-        self.object_chars
-            .saturating_add(self.shared.serialized_chars())
+    /// `MAX_AIRPORT_STATE_CHARS` counts it; known once the objects are read.
+    pub fn state_chars(&self) -> Option<usize> {
+        match &self.objects {
+            Objects::Read { chars, .. } => {
+                Some(chars.saturating_add(self.shared.serialized_chars()))
+            }
+            Objects::Unread { .. } => None,
+        }
     }
 
     pub fn offline_since(&self) -> Option<i64> {
@@ -334,7 +416,7 @@ impl Airport {
 
     /// Whether it holds objects or shared state.
     pub fn has_state(&self) -> bool {
-        !self.objects.is_empty() || !self.shared.is_empty()
+        self.object_count() > 0 || !self.shared.is_empty()
     }
 
     fn next_seq(&mut self, ops: &mut Vec<StoreOp>) {
@@ -365,17 +447,25 @@ impl Airport {
         let mut by_equivalents = Vec::new();
         let ops = &mut applied.persist;
         let written = (ops, &mut replaced, &mut by_equivalents);
-        let object_chars = self.object_chars;
+        let Objects::Read {
+            chars: object_chars,
+            ..
+        } = self.objects
+        else {
+            return Err(NeedsObjects.into());
+        };
         if let Err(error) = self.apply_each(changes, &path_of, by, now, written) {
-            self.object_chars = object_chars;
-            for (op, record) in applied.persist.into_iter().zip(replaced).rev() {
-                let (StoreOp::PutObject { id, .. } | StoreOp::DeleteObject { id }) = op else {
-                    continue;
-                };
-                match record {
-                    Some(record) => self.objects.insert(id, record),
-                    None => self.objects.remove(&id),
-                };
+            if let Objects::Read { records, chars } = &mut self.objects {
+                *chars = object_chars;
+                for (op, record) in applied.persist.into_iter().zip(replaced).rev() {
+                    let (StoreOp::PutObject { id, .. } | StoreOp::DeleteObject { id }) = op else {
+                        continue;
+                    };
+                    match record {
+                        Some(record) => records.insert(id, record),
+                        None => records.remove(&id),
+                    };
+                }
             }
             return Err(error);
         }
@@ -408,13 +498,19 @@ impl Airport {
         (ops, replaced, by_equivalents): Written<'_>,
     ) -> Result<(), PacketError> {
         let Airport {
-            objects,
-            object_chars,
+            objects:
+                Objects::Read {
+                    records: objects,
+                    chars: object_chars,
+                },
             shared,
             equivalence,
             seq,
             ..
-        } = self;
+        } = self
+        else {
+            return Err(NeedsObjects.into());
+        };
         // The `seq` this change takes if it is accepted.
         let seq = *seq + 1;
         for (index, ObjectChange { object_id, op }) in changes.into_iter().enumerate() {
@@ -540,9 +636,12 @@ impl Airport {
         &mut self,
         patch: &Map<String, Value>,
     ) -> Result<Vec<StoreOp>, PacketError> {
+        let Objects::Read { chars, .. } = self.objects else {
+            return Err(NeedsObjects.into());
+        };
         let mut ops: Vec<StoreOp> = self
             .shared
-            .merge(patch, self.object_chars)?
+            .merge(patch, chars)?
             .into_iter()
             .map(|(key, value)| match value {
                 Some(value) => StoreOp::PutShared { key, value },
@@ -589,8 +688,8 @@ impl Airport {
         self.offline_since = None;
         let mut ops = vec![StoreOp::SetOfflineSince(None)];
         if self.has_state() {
-            self.objects.clear();
-            self.object_chars = 0;
+            // Nothing is left to read.
+            self.objects = Objects::read(BTreeMap::new());
             self.shared.clear();
             ops.push(StoreOp::ClearState);
             self.next_seq(&mut ops);

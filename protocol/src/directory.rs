@@ -48,7 +48,7 @@ impl Listing {
 /// nothing kept, and the `seq` it stopped at.
 pub fn dormant_state(icao: Icao, seq: u64) -> String {
     let airport = Airport::restore(icao, Default::default(), Default::default(), seq, None);
-    let parts = outbound::SnapshotParts::of(&airport);
+    let parts = outbound::SnapshotParts::without_objects(&airport);
     outbound::public_state(&airport, &parts, &Presence::default())
 }
 

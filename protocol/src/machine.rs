@@ -130,7 +130,7 @@ fn accept(
         Command::GetState => {
             // What the answer weighs is known before it is built: a refused question costs
             // no snapshot.
-            let parts = snapshots.parts(airport);
+            let parts = (snapshots.parts(airport)).map_err(|needs| reject(needs.into()))?;
             cx.asks.spend(parts.bytes(), now, kind).map_err(reject)?;
             let snapshot = outbound::state_snapshot(stamp, parts, presence, request_id.as_deref());
             reply(sender, snapshot)

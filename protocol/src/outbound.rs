@@ -1,6 +1,6 @@
 //! Server packets, serialized once so that a broadcast sends the same text to every socket.
 
-use super::airport::{Airport, Changes, ObjectRecord};
+use super::airport::{Airport, Changes, NeedsObjects, ObjectRecord};
 use super::error::PacketError;
 use super::ids::Cid;
 use super::presence::Presence;
@@ -124,16 +124,25 @@ impl SnapshotParts {
     }
 
     /// Equivalent points are shown alike ([`crate::equivalence::Equivalence::view`]).
-    pub fn of(airport: &Airport) -> Self {
-        let view = airport.equivalence().view(airport.objects());
+    pub fn of(airport: &Airport) -> Result<Self, NeedsObjects> {
+        let records = airport.objects().ok_or(NeedsObjects)?;
+        let view = airport.equivalence().view(records);
         let objects = view.unwrap_or_else(|| {
-            let objects = airport.objects().iter();
+            let objects = records.iter();
             objects.map(|(id, r)| (id.as_str(), r)).collect()
         });
-        let objects = raw(&ObjectList(&objects));
+        Ok(SnapshotParts::with(airport, &ObjectList(&objects)))
+    }
+
+    /// The parts of an airport with no object.
+    pub fn without_objects(airport: &Airport) -> Self {
+        SnapshotParts::with(airport, &ObjectList(&[]))
+    }
+
+    fn with(airport: &Airport, objects: &ObjectList<'_>) -> Self {
         SnapshotParts {
             seq: airport.seq(),
-            objects,
+            objects: raw(objects),
             shared_state: raw(airport.shared().as_map()),
         }
     }
@@ -164,7 +173,7 @@ impl SnapshotCache {
         self.0 = None;
     }
 
-    pub fn parts(&mut self, airport: &Airport) -> &SnapshotParts {
+    pub fn parts(&mut self, airport: &Airport) -> Result<&SnapshotParts, NeedsObjects> {
         if self
             .0
             .as_ref()
@@ -172,7 +181,11 @@ impl SnapshotCache {
         {
             self.0 = None;
         }
-        self.0.get_or_insert_with(|| SnapshotParts::of(airport))
+        let parts = match self.0.take() {
+            Some(parts) => parts,
+            None => SnapshotParts::of(airport)?,
+        };
+        Ok(self.0.insert(parts))
     }
 }
 
@@ -274,7 +287,7 @@ pub fn initial_state(
     presence: &Presence,
     session: &Session,
     (heartbeat_interval_ms, idle_timeout_ms): (i64, i64),
-) -> String {
+) -> Result<String, NeedsObjects> {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Data<'a> {
@@ -305,14 +318,14 @@ pub fn initial_state(
         deleted,
     };
     let Since::Resumed(changes) = &since else {
-        let parts = snapshots.parts(airport);
+        let parts = snapshots.parts(airport)?;
         let snapshot = Snapshot::of(parts, presence);
-        return stamp.packet(
+        return Ok(stamp.packet(
             "INITIAL_STATE",
             Some(data(snapshot, None, None)),
             None,
             None,
-        );
+        ));
     };
     // Serialized for this socket alone: each replica is at its own `seq`.
     let objects = raw(&ObjectList(&changes.objects));
@@ -321,7 +334,7 @@ pub fn initial_state(
         .then(|| raw(airport.shared().as_map()));
     let snapshot = Snapshot::with(&objects, shared_state.as_deref(), presence, airport.seq());
     let data = data(snapshot, Some(changes.from), Some(&changes.deleted));
-    stamp.packet("INITIAL_STATE", Some(data), None, None)
+    Ok(stamp.packet("INITIAL_STATE", Some(data), None, None))
 }
 
 /// `{pilots: [{pilotId, cid, callsign}]}`: `cid` repeats `pilotId` and `callsign` falls back to

@@ -74,6 +74,18 @@ impl PacketKind {
         PacketKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// Whether handling it reads the airport's objects: a snapshot, or a change (a shared-state
+    /// change is bounded by the objects' size too).
+    pub fn reads_objects(self) -> bool {
+        matches!(
+            self,
+            PacketKind::GetState
+                | PacketKind::StateUpdate
+                | PacketKind::MultiStateUpdate
+                | PacketKind::SharedStateUpdate
+        )
+    }
+
     pub fn allowed_for(self, role: Role) -> bool {
         match self {
             PacketKind::StateUpdate
@@ -343,6 +355,20 @@ pub fn decode(frame: Frame<'_>, airport: &Icao, role: Role) -> Result<Envelope, 
 pub fn peek_request_id(frame: Frame<'_>, role: Role) -> Option<String> {
     // Its `requestId` counts only when decode would accept it.
     read_frame(frame, role).ok()?.0.take_request_id().ok()?
+}
+
+/// Whether `decode` reads the frame as a packet that reads the airport's objects and `role` may
+/// send ([`PacketKind::reads_objects`]). Read as `decode` reads it, so that a frame it says
+/// no to never gets to the objects.
+pub fn reads_objects(frame: Frame<'_>, role: Role) -> bool {
+    let Ok((packet, _)) = read_frame(frame, role) else {
+        return false;
+    };
+    match &packet.kind {
+        Some(Value::String(name)) => PacketKind::from_name(name)
+            .is_some_and(|kind| kind.reads_objects() && kind.allowed_for(role)),
+        _ => false,
+    }
 }
 
 /// The envelope's members, after the size, UTF-8, depth and JSON checks and the check that the

@@ -4,7 +4,7 @@
 //! takes the time and returns [`Effects`] addressed by socket id; [`Room::next_wake`] says when
 //! the alarm is next needed. The Durable Object only carries the effects out.
 
-use super::airport::{Airport, StoreOp};
+use super::airport::{Airport, NeedsObjects, ObjectRecord, StoreOp};
 use super::config::{Config, RoleSource};
 use super::connect::HttpError;
 use super::directory::Listing;
@@ -19,13 +19,13 @@ use super::liveness::{
 use super::machine::{self, Budget, Context, Sender};
 use super::metrics::{DataPoint, FrameKind, Metrics, Tick};
 use super::outbound::{self, Since, SnapshotCache, Stamp};
-use super::packet::{Frame, peek_request_id};
+use super::packet::{Frame, peek_request_id, reads_objects};
 use super::presence::{CapExceeded, Presence};
 use super::rate_limit::{TokenBucket, Verdict, rate_limited};
 use super::recheck::{self, KeyStanding, NetworkStanding};
 use super::role::Role;
 use super::session::{Attachment, Session};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// An open socket of the airport.
 #[derive(Debug, Clone)]
@@ -130,6 +130,12 @@ impl Room {
         &self.airport
     }
 
+    /// The objects' rows, read from storage for the event that needed them
+    /// ([`NeedsObjects`]), once per wake-up. A room restored with its objects keeps them.
+    pub fn read_objects(&mut self, objects: BTreeMap<String, ObjectRecord>) {
+        self.airport.read_objects(objects);
+    }
+
     /// The grouping of equivalent points stored with the airport, at a wake-up: the one its
     /// objects were written under.
     pub fn set_equivalence(&mut self, equivalence: Equivalence) {
@@ -158,10 +164,10 @@ impl Room {
         Listing::of(&self.airport, &self.presence)
     }
 
-    /// The body of the public `GET /state` (PROTOCOL §6).
-    pub fn public_state(&mut self) -> String {
-        let parts = self.snapshots.parts(&self.airport);
-        outbound::public_state(&self.airport, parts, &self.presence)
+    /// The body of the public `GET /state` (PROTOCOL §6); it needs the objects.
+    pub fn public_state(&mut self) -> Result<String, NeedsObjects> {
+        let parts = self.snapshots.parts(&self.airport)?;
+        Ok(outbound::public_state(&self.airport, parts, &self.presence))
     }
 
     /// The session on an open socket of the airport.
@@ -208,7 +214,8 @@ impl Room {
 
     /// A new socket, admitted if the caps allow: `INITIAL_STATE` is the first packet on it,
     /// and a controller's first socket is announced to the others. A client that asked to
-    /// `resume` gets only what changed since its `seq` when the log still holds it.
+    /// `resume` gets only what changed since its `seq` when the log still holds it. It needs the
+    /// objects: the Durable Object reads them first ([`Room::read_objects`]).
     pub fn connect(
         &mut self,
         socket: SocketId,
@@ -217,6 +224,10 @@ impl Room {
         resume: Option<&ResumeRequest>,
         now: i64,
     ) -> Result<Effects, HttpError> {
+        // Before anything changes: the socket is refused as a whole.
+        if !self.airport.objects_read() {
+            return Err(HttpError::internal(NeedsObjects));
+        }
         self.flooded.retain(|_, until| *until > now);
         if let Some(until) = self.flooded.get(&session.cid) {
             // At most FLOOD_COOLDOWN_MS away: a few seconds, rounded up.
@@ -247,8 +258,9 @@ impl Room {
             None => Since::Unasked,
             Some(ResumeRequest::From { history, seq }) => {
                 match self.airport.changes_since(history, *seq) {
-                    Some(changes) => Since::Resumed(changes),
-                    None => Since::Full,
+                    Ok(Some(changes)) => Since::Resumed(changes),
+                    Ok(None) => Since::Full,
+                    Err(needs) => return Err(HttpError::internal(needs)),
                 }
             }
             Some(ResumeRequest::Fresh) => Since::Full,
@@ -260,7 +272,8 @@ impl Room {
             &self.presence,
             &session,
             (timings.heartbeat_interval_ms, timings.idle_timeout_ms),
-        );
+        )
+        .map_err(HttpError::internal)?;
         effects.send(To::Socket(socket), initial);
         if first && is_controller {
             effects.send(
@@ -287,13 +300,23 @@ impl Room {
     }
 
     /// An inbound frame: rate limited per socket, then handled. A frame from a socket the room
-    /// does not know closes it.
-    pub fn frame(&mut self, socket: SocketId, frame: Frame<'_>, now: i64) -> Effects {
+    /// does not know closes it. A frame that reads the objects while they are not read is
+    /// [`NeedsObjects`], with nothing changed: handed in again once they are.
+    pub fn frame(
+        &mut self,
+        socket: SocketId,
+        frame: Frame<'_>,
+        now: i64,
+    ) -> Result<Effects, NeedsObjects> {
         let Some(member) = self.members.get_mut(&socket) else {
             let mut effects = Effects::default();
             effects.close(socket, CloseCode::Internal, "unknown socket".into());
-            return effects;
+            return Ok(effects);
         };
+        let role = member.attachment.session.role;
+        if !self.airport.objects_read() && reads_objects(frame, role) {
+            return Err(NeedsObjects);
+        }
         self.clock.heard(socket, now);
         let mut effects = Effects::default();
         // The attachment's copy only has to survive hibernation: refresh it now and then.
@@ -301,7 +324,6 @@ impl Room {
             member.attachment.last_seen = now;
             effects.attachments.push(member.attachment.clone());
         }
-        let role = member.attachment.session.role;
         let limit = self.config.rate_limits.for_role(role);
         let verdict = member
             .bucket
@@ -322,7 +344,7 @@ impl Room {
                 let code = CloseCode::Flooding;
                 effects.extend(self.close(socket, code, code.reason().into(), now));
             }
-            return effects;
+            return Ok(effects);
         }
         let cx = Context {
             airport: &mut self.airport,
@@ -357,7 +379,7 @@ impl Room {
             let code = CloseCode::Flooding;
             effects.extend(self.close(socket, code, code.reason().into(), now));
         }
-        effects
+        Ok(effects)
     }
 
     /// The socket closed or failed on the client's side.

@@ -10,6 +10,7 @@ use airport_protocol::limits::{
 use airport_protocol::packet::Frame;
 use airport_protocol::{CloseCode, Role, Session};
 use airport_testkit::harness::{Audience, Harness, broadcast, error_code, parse, who};
+use airport_testkit::store::objects_of;
 use serde_json::{Value, json};
 
 fn controller() -> Session {
@@ -62,7 +63,7 @@ fn a_bare_array_names_the_bad_item_by_its_index_and_applies_nothing() {
             .starts_with("data[1].objectId"),
         "{reply}"
     );
-    assert!(h.airport().objects().is_empty());
+    assert!(objects_of(h.airport()).is_empty());
     for data in [json!([]), json!([1]), json!("x")] {
         let e = h.send(
             &controller(),
@@ -458,7 +459,7 @@ fn boolean_only_batches_may_hold_the_object_limit_in_a_large_frame() {
         packet["data"]["updates"].as_array().unwrap().len(),
         MAX_LIGHTING_UPDATES
     );
-    assert_eq!(h.airport().objects().len(), MAX_LIGHTING_UPDATES);
+    assert_eq!(objects_of(h.airport()).len(), MAX_LIGHTING_UPDATES);
 
     // 201 boolean items fit a normal frame and pass; 201 object states do not.
     let mut h = Harness::new();

@@ -12,6 +12,7 @@ use airport_protocol::packet::Frame;
 use airport_protocol::{Airport, Role, Room};
 use airport_testkit::harness::{Audience, Harness, Sent, broadcast, error_code, parse, who};
 use airport_testkit::store::Store;
+use airport_testkit::store::objects_of;
 use serde_json::{Value, json};
 
 fn grouped(groups: &[&[&str]]) -> Equivalence {
@@ -57,7 +58,7 @@ fn pairs(expected: &[(&str, Value)]) -> Vec<(String, Value)> {
 }
 
 fn state_of(h: &Harness, id: &str) -> Option<Value> {
-    h.airport().objects().get(id).map(|r| r.state.clone())
+    objects_of(h.airport()).get(id).map(|r| r.state.clone())
 }
 
 fn reply(sent: &Sent) -> Value {
@@ -164,7 +165,7 @@ fn a_patch_applies_to_the_groups_most_recent_state_and_a_deletion_to_every_membe
         &c,
         json!({"type": "STATE_UPDATE", "data": {"objectId": "SB_C", "patch": null}}),
     );
-    assert!(h.airport().objects().is_empty());
+    assert!(objects_of(h.airport()).is_empty());
     assert_eq!(h.airport().seq(), 4);
     assert_eq!(
         items(&broadcast(&sent).unwrap().1),
@@ -222,7 +223,7 @@ fn snapshots_show_a_group_alike_as_soon_as_it_is_grouped() {
     let initial = parse(joined.sent_to(To::Socket(socket)).next().unwrap());
     assert_eq!(initial["data"]["objects"].as_array().unwrap().len(), 3);
     assert_eq!(initial["data"]["seq"], 2);
-    let public = parse(&h.room.public_state());
+    let public = parse(&h.public_state());
     assert!(
         public["objects"]
             .as_array()
@@ -262,7 +263,7 @@ fn a_group_change_beyond_the_object_limit_is_refused_whole() {
     let sent = h.send(&c, update("SB_A", json!(true)));
     assert_eq!(error_code(&sent).as_deref(), Some("LIMIT_EXCEEDED"));
     assert!(h.airport() == &before, "neither point was added");
-    assert_eq!(h.airport().objects().len(), MAX_OBJECTS - 1);
+    assert_eq!(objects_of(h.airport()).len(), MAX_OBJECTS - 1);
 }
 
 /// A restart while a group change is being committed: the commit is one transaction, so what
@@ -285,7 +286,7 @@ fn a_group_change_is_committed_whole_or_not_at_all() {
     // The commit fails (the object restarts before it is durable): nobody hears of the change,
     // the sender gets ERROR INTERNAL, and the restarted airport has neither point changed.
     let mut outbox = Outbox::default();
-    outbox.push(h.room.frame(socket, Frame::Text(frame), h.now), h.now);
+    outbox.push(h.frame(socket, Frame::Text(frame), h.now), h.now);
     let (_, batch) = outbox.take();
     let actions = batch.deliver(false, stamp);
     let [Action::Send { to, packet }] = &actions[..] else {
@@ -307,7 +308,7 @@ fn a_group_change_is_committed_whole_or_not_at_all() {
         room
     };
     let room = restart(&store, &h);
-    assert!(room.airport().objects().is_empty());
+    assert!(objects_of(room.airport()).is_empty());
     assert_eq!(room.airport().seq(), 0);
 
     // The same change committed: one write holds both points and the seq.
@@ -315,12 +316,12 @@ fn a_group_change_is_committed_whole_or_not_at_all() {
     let socket = h.socket(&c);
     h.socket(&p);
     let mut outbox = Outbox::default();
-    outbox.push(h.room.frame(socket, Frame::Text(frame), h.now), h.now);
+    outbox.push(h.frame(socket, Frame::Text(frame), h.now), h.now);
     let (writes, batch) = outbox.take();
     store.apply(&writes);
     let room = restart(&store, &h);
-    assert_eq!(room.airport().objects(), h.airport().objects());
-    assert_eq!(room.airport().objects().len(), 2);
+    assert_eq!(objects_of(room.airport()), objects_of(h.airport()));
+    assert_eq!(objects_of(room.airport()).len(), 2);
     assert_eq!(room.airport().seq(), 1);
     let actions = batch.deliver(true, stamp);
     let to: Vec<To> = actions
@@ -352,7 +353,7 @@ fn coalesced_group_changes_keep_seq_without_gaps() {
     for state in [true, false] {
         h.now += 1;
         let text = update("SB_A", json!(state)).to_string();
-        outbox.push(h.room.frame(socket, Frame::Text(&text), h.now), h.now);
+        outbox.push(h.frame(socket, Frame::Text(&text), h.now), h.now);
     }
     let (_, batch) = outbox.take();
     let stamp = Stamp {
@@ -430,9 +431,7 @@ mod properties {
             let mut store = Store::default();
             for updates in packets {
                 let seq = h.airport().seq();
-                let before: BTreeMap<String, Value> = h
-                    .airport()
-                    .objects()
+                let before: BTreeMap<String, Value> = objects_of(h.airport())
                     .iter()
                     .map(|(id, r)| (id.clone(), r.state.clone()))
                     .collect();
@@ -442,7 +441,7 @@ mod properties {
                 store.check(h.airport());
                 let changed = sent.broadcast.is_some();
                 prop_assert_eq!(h.airport().seq(), seq + u64::from(changed));
-                let objects = h.airport().objects();
+                let objects = objects_of(h.airport());
                 for group in h.airport().equivalence().groups() {
                     let first = objects.get(&group[0]);
                     for id in group {

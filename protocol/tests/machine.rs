@@ -5,6 +5,7 @@ use airport_protocol::effects::To;
 use airport_protocol::room::Answers;
 use airport_protocol::{CloseCode, Role};
 use airport_testkit::harness::{Audience, Harness, Sent, error_code, parse, who};
+use airport_testkit::store::objects_of;
 use serde_json::{Value, json};
 
 #[test]
@@ -49,7 +50,7 @@ fn state_update_replaces_patches_and_deletes() {
         json!({"objectId": "SB_1", "patch": null, "controllerId": "1000001"})
     );
     assert_eq!(packet["seq"], 4);
-    assert!(h.airport().objects().is_empty());
+    assert!(objects_of(h.airport()).is_empty());
 
     // Deleting what does not exist changes nothing and is not broadcast.
     let e = h.send(
@@ -81,7 +82,7 @@ fn multi_state_update_is_all_or_nothing_and_names_the_bad_item() {
             .unwrap()
             .contains("updates[2]")
     );
-    assert!(h.airport().objects().is_empty());
+    assert!(objects_of(h.airport()).is_empty());
     assert_eq!(h.airport().seq(), 0);
 
     let e = h.send(
@@ -229,7 +230,7 @@ fn presence_is_per_person_and_offline_grace_is_tracked() {
     let seq = h.airport().seq();
     h.now += 1;
     h.alarm(&Answers::default());
-    assert!(h.airport().objects().is_empty());
+    assert!(objects_of(h.airport()).is_empty());
     assert_eq!(h.airport().seq(), seq + 1);
     assert_eq!(h.airport().offline_since(), None);
     assert_eq!(h.room.next_wake(), None);
@@ -289,7 +290,7 @@ fn a_replaced_state_is_held_to_the_object_size_limit() {
     );
     let e = h.send_text(&c, &packet);
     assert_eq!(error_code(&e).as_deref(), Some("LIMIT_EXCEEDED"));
-    assert!(h.airport().objects().is_empty());
+    assert!(objects_of(h.airport()).is_empty());
 }
 
 #[test]
@@ -365,7 +366,7 @@ fn a_batch_stores_each_object_as_the_text_it_broadcasts() {
     for (id, text) in &rows[1..] {
         assert!(broadcast.contains(text), "{text} is not in {broadcast}");
         let reread: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(reread, h.airport().objects()[*id].state);
+        assert_eq!(reread, objects_of(h.airport())[*id].state);
     }
 }
 
@@ -383,7 +384,7 @@ fn the_object_limit_counts_the_items_before_each_creation() {
             json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": updates}}),
         );
     }
-    assert_eq!(h.airport().objects().len(), MAX_OBJECTS);
+    assert_eq!(objects_of(h.airport()).len(), MAX_OBJECTS);
     let create_then_delete = json!({"type": "MULTI_STATE_UPDATE", "data": {"updates": [
         {"objectId": "NEW", "state": true},
         {"objectId": "O_0", "patch": null},
@@ -398,9 +399,9 @@ fn the_object_limit_counts_the_items_before_each_creation() {
     let e = h.send(&c, delete_then_create);
     assert_eq!(error_code(&e), None);
     assert!(
-        h.airport().objects().contains_key("NEW") && !h.airport().objects().contains_key("O_0")
+        objects_of(h.airport()).contains_key("NEW") && !objects_of(h.airport()).contains_key("O_0")
     );
-    assert_eq!(h.airport().objects().len(), MAX_OBJECTS);
+    assert_eq!(objects_of(h.airport()).len(), MAX_OBJECTS);
 }
 
 /// Objects and shared state share one bound: up to it a change passes; past it a change that
@@ -428,14 +429,14 @@ fn the_airport_state_bound_refuses_growth_past_its_edge() {
         left -= chars;
     }
     let airport = Airport::restore(Icao::parse("EGLL").unwrap(), objects, shared, 7, None);
-    assert_eq!(airport.state_chars(), MAX_AIRPORT_STATE_CHARS - 10);
+    assert_eq!(airport.state_chars().unwrap(), MAX_AIRPORT_STATE_CHARS - 10);
     let mut h = Harness::with(Default::default(), airport);
     let c = who(Role::Controller, "1000001");
     let update = |id: &str, state: Value| json!({"type": "STATE_UPDATE", "data": {"objectId": id, "state": state}});
     // Exactly at the bound: accepted.
     let e = h.send(&c, update("EDGE", big(10)));
     assert_eq!(error_code(&e), None);
-    assert_eq!(h.airport().state_chars(), MAX_AIRPORT_STATE_CHARS);
+    assert_eq!(h.airport().state_chars().unwrap(), MAX_AIRPORT_STATE_CHARS);
     // One character more, as an object or as shared state: refused, nothing changes.
     for packet in [
         update("MORE", json!(true)),
@@ -446,14 +447,14 @@ fn the_airport_state_bound_refuses_growth_past_its_edge() {
         assert_eq!(error_code(&e).as_deref(), Some("LIMIT_EXCEEDED"));
         assert!(e.reply.unwrap().contains("the limit is 2000000"));
         assert!(e.persist.is_empty() && e.broadcast.is_none());
-        assert_eq!(h.airport().state_chars(), MAX_AIRPORT_STATE_CHARS);
+        assert_eq!(h.airport().state_chars().unwrap(), MAX_AIRPORT_STATE_CHARS);
         assert_eq!(h.airport().seq(), 8);
     }
     // Shrinking passes, and makes room again.
     let e = h.send(&c, update("BIG_0", json!(true)));
     assert_eq!(error_code(&e), None);
     assert_eq!(
-        h.airport().state_chars(),
+        h.airport().state_chars().unwrap(),
         MAX_AIRPORT_STATE_CHARS - 40_000 + 4
     );
     let e = h.send(&c, update("MORE", json!(true)));

@@ -104,7 +104,7 @@ fn an_airport_at_its_state_bound_loads_snapshots_and_wakes_within_the_platforms_
     );
     drop(shared_row);
     let airport = Airport::restore(Icao::parse("EGLL").unwrap(), objects, shared, 9, None);
-    assert_eq!(airport.state_chars(), MAX_AIRPORT_STATE_CHARS);
+    assert_eq!(airport.state_chars().unwrap(), MAX_AIRPORT_STATE_CHARS);
 
     // A wake-up with sockets, each served a snapshot, and the public state.
     let (mut room, _) = Room::restore(Config::default(), airport, Schedule::default(), [], 1_000);
@@ -119,9 +119,12 @@ fn an_airport_at_its_state_bound_loads_snapshots_and_wakes_within_the_platforms_
             room.connect(socket, session, cid.into(), None, 2_000)
                 .unwrap(),
         );
-        sent.push(room.frame(socket, Frame::Text(r#"{"type":"GET_STATE"}"#), 2_001));
+        sent.push(
+            room.frame(socket, Frame::Text(r#"{"type":"GET_STATE"}"#), 2_001)
+                .unwrap(),
+        );
     }
-    let public = room.public_state();
+    let public = room.public_state().unwrap();
     assert!(public.len() > MAX_AIRPORT_STATE_CHARS);
 
     let peak = PEAK.load(Ordering::Relaxed) - baseline;

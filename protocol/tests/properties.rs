@@ -14,6 +14,7 @@ use airport_protocol::{Airport, Cid, Role, Session};
 use airport_testkit::harness::{Audience, Harness};
 use airport_testkit::has_null_member;
 use airport_testkit::store::Store;
+use airport_testkit::store::objects_of;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -100,7 +101,7 @@ fn packet() -> impl Strategy<Value = String> {
 }
 
 fn state_changed(before: &Airport, after: &Airport) -> bool {
-    before.objects() != after.objects() || before.shared() != after.shared()
+    objects_of(before) != objects_of(after) || before.shared() != after.shared()
 }
 
 proptest! {
@@ -164,7 +165,7 @@ proptest! {
                 let seq_field = format!("\"seq\":{}", airport.seq());
                 prop_assert!(packet.contains(&seq_field));
             }
-            prop_assert!(airport.objects().len() <= MAX_OBJECTS);
+            prop_assert!(objects_of(airport).len() <= MAX_OBJECTS);
             prop_assert!(airport.shared().serialized_chars() <= MAX_SHARED_STATE_CHARS);
             prop_assert_eq!(
                 airport.shared().serialized_chars(),

@@ -16,6 +16,7 @@ use airport_protocol::session::Attachment;
 use airport_protocol::vatsim::{ConnectionType, NetworkConnection};
 use airport_protocol::{CloseCode, Effects, Role, Room, Session, StoreOp};
 use airport_testkit::harness::{Harness, egll, key_of, parse, who};
+use airport_testkit::store::objects_of;
 use serde_json::json;
 
 fn types(effects: &Effects, to: To) -> Vec<String> {
@@ -101,17 +102,13 @@ fn a_frame_moves_its_sockets_idle_deadline_and_refreshes_the_attachment_now_and_
     let pilot = who(Role::Pilot, "1000011");
     let (socket, _) = h.connect(&pilot);
     h.step_ms = STORE_LAST_SEEN_EVERY_MS / 2;
-    let first = h
-        .room
-        .frame(socket, Frame::Text(r#"{"type":"HEARTBEAT"}"#), h.now + 1);
+    let first = h.frame(socket, Frame::Text(r#"{"type":"HEARTBEAT"}"#), h.now + 1);
     assert!(
         first.attachments.is_empty(),
         "stored less than a second ago"
     );
     h.now += STORE_LAST_SEEN_EVERY_MS;
-    let later = h
-        .room
-        .frame(socket, Frame::Text(r#"{"type":"HEARTBEAT"}"#), h.now);
+    let later = h.frame(socket, Frame::Text(r#"{"type":"HEARTBEAT"}"#), h.now);
     assert_eq!(later.attachments.len(), 1);
     assert_eq!(later.attachments[0].last_seen, h.now);
     // With heartbeats far apart, the idle deadline is the next wake-up and follows the frame.
@@ -122,8 +119,7 @@ fn a_frame_moves_its_sockets_idle_deadline_and_refreshes_the_attachment_now_and_
     let (socket, _) = h.connect(&pilot);
     assert_eq!(h.room.next_wake(), Some(h.now + t.idle_timeout_ms));
     h.now += 5_000;
-    h.room
-        .frame(socket, Frame::Text(r#"{"type":"HEARTBEAT"}"#), h.now);
+    h.frame(socket, Frame::Text(r#"{"type":"HEARTBEAT"}"#), h.now);
     assert_eq!(h.room.next_wake(), Some(h.now + t.idle_timeout_ms));
 }
 
@@ -148,8 +144,7 @@ fn a_client_that_only_acknowledges_heartbeats_stays_connected() {
         if types(&alarm, EVERYONE) == ["HEARTBEAT"] {
             heartbeats += 1;
             h.now += 40; // the plugin's answer
-            h.room
-                .frame(socket, Frame::Text(r#"{"type":"HEARTBEAT_ACK"}"#), h.now);
+            h.frame(socket, Frame::Text(r#"{"type":"HEARTBEAT_ACK"}"#), h.now);
         }
     }
     assert_eq!(heartbeats, 60);
@@ -346,11 +341,10 @@ fn offline_state_is_cleared_only_when_no_controller_came_back() {
     let (back, joined) = h.connect(&c);
     assert!(joined.persist.contains(&StoreOp::SetOfflineSince(None)));
     h.now = left_at + grace;
-    h.room
-        .frame(back, Frame::Text(r#"{"type":"HEARTBEAT_ACK"}"#), h.now);
+    h.frame(back, Frame::Text(r#"{"type":"HEARTBEAT_ACK"}"#), h.now);
     let alarm = h.alarm(&Answers::default());
     assert!(!alarm.persist.contains(&StoreOp::ClearState));
-    assert_eq!(h.airport().objects().len(), 1);
+    assert_eq!(objects_of(h.airport()).len(), 1);
 }
 
 #[test]
@@ -397,9 +391,7 @@ fn a_restored_room_rebuilds_its_sockets_and_starts_the_grace_period_without_cont
 #[test]
 fn a_frame_from_a_socket_the_room_does_not_know_closes_it() {
     let mut h = Harness::new();
-    let effects = h
-        .room
-        .frame(42, Frame::Text(r#"{"type":"HEARTBEAT"}"#), h.now);
+    let effects = h.frame(42, Frame::Text(r#"{"type":"HEARTBEAT"}"#), h.now);
     assert_eq!(closed(&effects), [(42, CloseCode::Internal.code())]);
 }
 
@@ -417,7 +409,7 @@ fn the_outbox_coalesces_a_committed_run_and_answers_a_failed_one_with_errors() {
         let text = json!({"type": "STATE_UPDATE", "requestId": format!("r{i}"),
             "data": {"objectId": format!("SB_{i}"), "state": true}})
         .to_string();
-        pushed.push(outbox.push(h.room.frame(socket, Frame::Text(&text), h.now), h.now));
+        pushed.push(outbox.push(h.frame(socket, Frame::Text(&text), h.now), h.now));
     }
     assert_eq!(pushed, [Next::Flush, Next::Wait, Next::Wait]);
     let stamp = Stamp {
@@ -458,7 +450,7 @@ fn the_outbox_coalesces_a_committed_run_and_answers_a_failed_one_with_errors() {
     outbox.committed(h.now, 4);
     h.now += 1;
     let text = r#"{"type":"STATE_UPDATE","requestId":"late","data":{"objectId":"X","state":true}}"#;
-    let late = h.room.frame(socket, Frame::Text(text), h.now);
+    let late = h.frame(socket, Frame::Text(text), h.now);
     assert_eq!(outbox.push(late, h.now), Next::FlushSoon);
     let (_, batch) = outbox.take();
     let actions = batch.deliver(false, stamp);
@@ -484,12 +476,12 @@ fn a_failed_commit_sends_nothing_built_on_what_it_lost() {
     let durable = h.room.airport().clone();
     let mut outbox = Outbox::default();
     let get_state = r#"{"type":"GET_STATE","requestId":"before"}"#;
-    outbox.push(h.room.frame(observer, Frame::Text(get_state), h.now), h.now);
+    outbox.push(h.frame(observer, Frame::Text(get_state), h.now), h.now);
     let change =
         r#"{"type":"STATE_UPDATE","requestId":"lost","data":{"objectId":"SB_LOST","state":true}}"#;
-    outbox.push(h.room.frame(controller, Frame::Text(change), h.now), h.now);
+    outbox.push(h.frame(controller, Frame::Text(change), h.now), h.now);
     let get_state = r#"{"type":"GET_STATE","requestId":"after"}"#;
-    outbox.push(h.room.frame(observer, Frame::Text(get_state), h.now), h.now);
+    outbox.push(h.frame(observer, Frame::Text(get_state), h.now), h.now);
     let (_, batch) = outbox.take();
     let stamp = Stamp {
         airport: "EGLL",
@@ -564,7 +556,7 @@ fn snapshots_follow_every_change() {
     );
     assert_eq!(snapshot(&mut h)["sharedState"], json!({"rwy": "27L"}));
     assert_eq!(
-        parse(&h.room.public_state())["sharedState"],
+        parse(&h.public_state())["sharedState"],
         json!({"rwy": "27L"})
     );
 

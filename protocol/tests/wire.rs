@@ -103,7 +103,7 @@ fn every_server_packet_reads_back_into_the_wire_types() {
     for (person, frame) in frames {
         let socket = h.socket(person);
         h.now += 1_000;
-        let effects = h.room.frame(socket, Frame::Text(&frame.to_string()), h.now);
+        let effects = h.frame(socket, Frame::Text(&frame.to_string()), h.now);
         sent.extend(packets(&effects));
     }
     // INITIAL_STATE for a client that asked to resume: the full state with the history id, and
@@ -162,7 +162,7 @@ fn every_server_packet_reads_back_into_the_wire_types() {
     assert!(sent.iter().any(|p| p.contains("\"seqFrom\"")));
     assert!(sent.iter().any(|p| p.contains("\"callsign\":\"BAW123\"")));
 
-    let state = h.room.public_state();
+    let state = h.public_state();
     let one: PublicState = reads_back_unchanged(&state);
     assert_eq!(one.pilots, [Cid::parse("1000011").unwrap()]);
     reads_back_unchanged::<PublicStates>(&format!("{{\"states\":[{state}]}}"));

@@ -30,7 +30,7 @@ use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
 use airport_protocol::recheck::{answers_limit_ms, session_at};
 use airport_protocol::room::{Answers, Recheck};
-use airport_protocol::{CloseCode, Icao, Room, StoreOp};
+use airport_protocol::{CloseCode, Icao, NeedsObjects, Room, StoreOp};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -187,7 +187,15 @@ impl AirportObject {
             WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
         };
         let now = now();
-        let effects = self.with_room(|room| room.frame(id, frame, now))?;
+        let effects = match self.with_room(|room| room.frame(id, frame, now))? {
+            Ok(effects) => effects,
+            // The first frame of a wake-up that reads the objects: read them, then hand it in.
+            Err(NeedsObjects) => {
+                self.read_objects()?;
+                self.with_room(|room| room.frame(id, frame, now))?
+                    .map_err(|needs| Error::RustError(needs.to_string()))?
+            }
+        };
         self.carry_out(effects, now).await;
         self.settle().await
     }
@@ -280,8 +288,27 @@ impl AirportObject {
         Ok(event(&mut live.room))
     }
 
-    /// Loads the airport and its sockets once per wake-up; false if none is stored. Storage,
-    /// migrations included, is first touched here: a connect refused for its key writes nothing.
+    /// Reads the objects' rows into the room, once per wake-up, for the first event that needs
+    /// them; nothing if they are read, or if the airport is not in memory. A failed read leaves
+    /// the room as it was: the event fails, as a failed load does.
+    fn read_objects(&self) -> Result<()> {
+        let mut guard = self.live.borrow_mut();
+        let Some(live) = guard
+            .as_mut()
+            .filter(|live| !live.room.airport().objects_read())
+        else {
+            return Ok(());
+        };
+        let objects = storage::read_objects(&self.state.storage().sql())?;
+        live.room.read_objects(objects);
+        let count = live.room.airport().object_count() as u64;
+        log_event::airport("objects_read", live.room.icao(), &[("objects", count)]);
+        Ok(())
+    }
+
+    /// Loads the airport (its objects' rows left for [`Self::read_objects`]) and its sockets
+    /// once per wake-up; false if none is stored. Storage, migrations included, is first
+    /// touched here: a connect refused for its key writes nothing.
     async fn ensure_live(&self, icao: Option<&Icao>) -> Result<bool> {
         if self.live.borrow().is_some() {
             return Ok(true);
@@ -305,9 +332,12 @@ impl AirportObject {
             room.set_equivalence(equivalence);
             self.points.restore(read_at);
         }
+        let airport = room.airport();
         let counts = [
             ("sockets", sockets.len() as u64),
-            ("seq", room.airport().seq()),
+            ("seq", airport.seq()),
+            ("objects", airport.object_count() as u64),
+            ("objects_read", u64::from(airport.objects_read())),
         ];
         log_event::airport("airport_loaded", room.icao(), &counts);
         *self.live.borrow_mut() = Some(Live {
@@ -478,9 +508,14 @@ impl AirportObject {
     async fn public_state(&self, icao: Icao) -> Result<Response> {
         log_event::airport("state_read", &icao, &[]);
         self.ensure_live(None).await?;
+        self.read_objects()?;
         self.flush();
         let (body, live) = match self.live.borrow_mut().as_mut() {
-            Some(live) => (live.room.public_state(), live.room.presence().is_live()),
+            Some(live) => {
+                let body = (live.room.public_state())
+                    .map_err(|needs| Error::RustError(needs.to_string()))?;
+                (body, live.room.presence().is_live())
+            }
             None => (dormant_state(icao, 0), false),
         };
         self.settle().await?;
@@ -503,6 +538,8 @@ impl AirportObject {
         self.ensure_live(Some(&connecting.airport))
             .await
             .map_err(HttpError::internal)?;
+        // Its INITIAL_STATE shows them.
+        self.read_objects().map_err(HttpError::internal)?;
         // What the new socket sees is durable, and no older broadcast reaches it.
         self.flush();
         let (now, id) = (now(), sockets::new_socket_id());

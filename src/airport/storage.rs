@@ -192,6 +192,8 @@ struct AirportRow {
     history: Option<String>,
     shared_seq: i64,
     resume_floor: i64,
+    /// How many objects it holds: what a wake-up knows of them until an event reads them.
+    objects: i64,
 }
 
 #[derive(Deserialize)]
@@ -204,7 +206,8 @@ struct LoadedObject {
 }
 
 const AIRPORT_COLUMNS: &str = "SELECT icao, seq, offline_since, next_heartbeat, next_recheck, \
-    listed, point_groups, points_read_at, history, shared_seq, resume_floor FROM airport WHERE id = 1";
+    listed, point_groups, points_read_at, history, shared_seq, resume_floor, \
+    (SELECT count(*) FROM objects) AS objects FROM airport WHERE id = 1";
 
 fn airport_row(sql: &SqlStorage) -> Result<Option<AirportRow>> {
     Ok(sql
@@ -229,8 +232,9 @@ pub struct Stored {
     pub points: (Equivalence, Option<i64>),
 }
 
-/// Loads the airport. `icao` names it on its first request; an alarm passes `None` and gets
-/// `None` back for an airport that never had one.
+/// Loads the airport but its objects' rows, which only some events need ([`read_objects`]).
+/// `icao` names it on its first request; an alarm passes `None` and gets `None` back for an
+/// airport that never had one.
 pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     let row = match (airport_row(sql)?, icao) {
         (Some(row), _) => row,
@@ -245,23 +249,6 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
         (None, None) => return Ok(None),
     };
     let icao = Icao::parse(&row.icao).ok_or("stored airport code is invalid")?;
-    let mut objects = BTreeMap::new();
-    for object in sql
-        .exec(
-            "SELECT id, state, controller_id, updated_at, seq FROM objects",
-            None,
-        )?
-        .to_array::<LoadedObject>()?
-    {
-        let record = ObjectRecord {
-            state: serde_json::from_str(&object.state)?,
-            controller_id: airport_protocol::Cid::parse(&object.controller_id)
-                .ok_or("stored controller id is invalid")?,
-            updated_at: object.updated_at,
-            seq: object.seq.max(0) as u64,
-        };
-        objects.insert(object.id, record);
-    }
     let mut shared = Map::new();
     for member in sql
         .exec("SELECT key, value FROM shared_state", None)?
@@ -296,8 +283,14 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
     );
     let seq = row.seq.max(0) as u64;
     Ok(Some(Stored {
-        airport: Airport::restore(icao, objects, shared, seq, row.offline_since)
-            .with_history(history),
+        airport: Airport::restore_unread(
+            icao,
+            row.objects.max(0) as usize,
+            shared,
+            seq,
+            row.offline_since,
+        )
+        .with_history(history),
         schedule: Schedule {
             heartbeat: row.next_heartbeat,
             recheck: row.next_recheck,
@@ -311,6 +304,28 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
             row.points_read_at,
         ),
     }))
+}
+
+/// Every object's row, for the first event of a wake-up that needs them.
+pub fn read_objects(sql: &SqlStorage) -> Result<BTreeMap<String, ObjectRecord>> {
+    let mut objects = BTreeMap::new();
+    for object in sql
+        .exec(
+            "SELECT id, state, controller_id, updated_at, seq FROM objects",
+            None,
+        )?
+        .to_array::<LoadedObject>()?
+    {
+        let record = ObjectRecord {
+            state: serde_json::from_str(&object.state)?,
+            controller_id: airport_protocol::Cid::parse(&object.controller_id)
+                .ok_or("stored controller id is invalid")?,
+            updated_at: object.updated_at,
+            seq: object.seq.max(0) as u64,
+        };
+        objects.insert(object.id, record);
+    }
+    Ok(objects)
 }
 
 /// Writes the operations in order, all or none, so that a change is never half stored while

@@ -225,7 +225,8 @@ impl Fixture {
     }
 
     pub fn send(&mut self, frame: &str, now: i64) -> Effects {
-        self.room.frame(self.controller, Frame::Text(frame), now)
+        (self.room.frame(self.controller, Frame::Text(frame), now))
+            .expect("a fixture's objects are read")
     }
 }
 

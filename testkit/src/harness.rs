@@ -1,16 +1,18 @@
 //! A [`Room`] driven in simulated time, each session on its own socket (connected on first
 //! use), and a frame's effects as its sender sees them.
 
-use airport_protocol::airport::StoreOp;
+use airport_protocol::airport::{ObjectRecord, StoreOp};
 use airport_protocol::config::{Config, RateLimit, RateLimits};
 use airport_protocol::connect::HttpError;
 use airport_protocol::effects::{Action, To};
 use airport_protocol::history::ResumeRequest;
 use airport_protocol::liveness::Schedule;
 use airport_protocol::packet::Frame;
+use airport_protocol::session::Attachment;
 use airport_protocol::{Airport, Cid, CloseCode, Effects, Icao, Role, Room, Session};
 use airport_protocol::{SocketId, room::Answers};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Rate limits that never limit, so that pacing never masks a packet.
 pub fn unlimited_rates() -> RateLimits {
@@ -35,6 +37,29 @@ pub struct Harness {
     pub now: i64,
     /// How far the clock moves before each frame; the default (1 s) stays within any limit.
     pub step_ms: i64,
+    /// The objects' rows in storage while the room has not read them ([`Harness::unread`]).
+    stored_objects: Option<BTreeMap<String, ObjectRecord>>,
+    /// How many times the room was handed its objects' rows.
+    pub objects_reads: usize,
+}
+
+/// The airport as a wake-up restores it, its objects left unread, and the rows it leaves in
+/// storage.
+pub fn unread(airport: &Airport) -> (Airport, BTreeMap<String, ObjectRecord>) {
+    let objects = airport
+        .objects()
+        .expect("the airport's objects are read")
+        .clone();
+    let mut unread = Airport::restore_unread(
+        airport.icao().clone(),
+        objects.len(),
+        airport.shared().as_map().clone(),
+        airport.seq(),
+        airport.offline_since(),
+    )
+    .with_history(airport.history().clone());
+    unread.set_equivalence(airport.equivalence().clone());
+    (unread, objects)
 }
 
 pub fn who(role: Role, cid: &str) -> Session {
@@ -144,15 +169,72 @@ impl Harness {
     }
 
     pub fn with(config: Config, airport: Airport) -> Self {
+        Harness::woken(config, airport, &[], true).0
+    }
+
+    /// The room after a wake-up: `airport` as stored, and `sessions` on the sockets that stayed
+    /// open (ids 1, 2, …). Its objects are read at once (`read`), or when an event needs them,
+    /// as the Durable Object reads them. With the restore's effects.
+    pub fn woken(
+        config: Config,
+        airport: Airport,
+        sessions: &[Session],
+        read: bool,
+    ) -> (Self, Effects) {
         let now = 1_000;
-        let (room, _) = Room::restore(config, airport, Schedule::default(), [], now);
-        Harness {
+        let (airport, stored_objects) = match read {
+            true => (airport, None),
+            false => {
+                let (airport, objects) = unread(&airport);
+                (airport, Some(objects))
+            }
+        };
+        let sockets: Vec<(Session, SocketId)> = sessions.iter().cloned().zip(1..).collect();
+        let attachments = sockets.iter().map(|(session, id)| Attachment {
+            id: *id,
+            session: session.clone(),
+            key_hash: key_of(&session.cid),
+            last_seen: now,
+            left: false,
+        });
+        let (room, effects) = Room::restore(config, airport, Schedule::default(), attachments, now);
+        let harness = Harness {
             room,
-            sockets: Vec::new(),
-            next_socket: 1,
+            next_socket: sockets.len() as SocketId + 1,
+            sockets,
             now,
             step_ms: 1_000,
+            stored_objects,
+            objects_reads: 0,
+        };
+        (harness, effects)
+    }
+
+    /// Hands the room its objects' rows if it has not read them (nor cleared them).
+    fn read_objects(&mut self) {
+        if self.room.airport().objects_read() {
+            return;
         }
+        if let Some(objects) = self.stored_objects.take() {
+            self.room.read_objects(objects);
+            self.objects_reads += 1;
+        }
+    }
+
+    /// A frame on `socket`, as the Durable Object hands it in: again after reading the
+    /// objects if the room needs them.
+    pub fn frame(&mut self, socket: SocketId, frame: Frame<'_>, now: i64) -> Effects {
+        if let Ok(effects) = self.room.frame(socket, frame, now) {
+            return effects;
+        }
+        self.read_objects();
+        (self.room.frame(socket, frame, now)).expect("the objects are read")
+    }
+
+    /// The body of `GET /state`, its objects read first.
+    pub fn public_state(&mut self) -> String {
+        self.read_objects();
+        self.room.public_state().expect("the objects are read")
     }
 
     pub fn airport(&self) -> &Airport {
@@ -177,6 +259,7 @@ impl Harness {
     ) -> Result<(SocketId, Effects), HttpError> {
         let id = self.next_socket;
         let key = key_of(&who.cid);
+        self.read_objects();
         let effects = self.room.connect(id, who.clone(), key, resume, self.now)?;
         self.next_socket += 1;
         self.sockets.push((who.clone(), id));
@@ -207,7 +290,8 @@ impl Harness {
     pub fn send_frame(&mut self, from: &Session, frame: Frame<'_>) -> Sent {
         let socket = self.socket(from);
         self.now += self.step_ms;
-        Sent::of(socket, self.room.frame(socket, frame, self.now))
+        let now = self.now;
+        Sent::of(socket, self.frame(socket, frame, now))
     }
 
     pub fn leave(&mut self, socket: SocketId) -> Effects {

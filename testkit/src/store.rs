@@ -44,10 +44,15 @@ impl Default for Store {
     }
 }
 
+/// The objects of an airport whose objects are read, as every airport compared here is.
+pub fn objects_of(airport: &Airport) -> &BTreeMap<String, ObjectRecord> {
+    airport.objects().expect("the airport's objects are read")
+}
+
 impl Store {
     pub fn of(airport: &Airport) -> Store {
         Store {
-            objects: airport.objects().clone(),
+            objects: objects_of(airport).clone(),
             shared: airport.shared().as_map().clone(),
             seq: airport.seq(),
             offline_since: airport.offline_since(),
@@ -131,11 +136,11 @@ impl Store {
     /// The same objects, shared state and `seq` (`offline_since` is not "state").
     pub fn same_state(&self, airport: &Airport) -> bool {
         if !self.thorough {
-            return self.objects.len() == airport.objects().len()
+            return self.objects.len() == objects_of(airport).len()
                 && self.shared.len() == airport.shared().as_map().len()
                 && self.seq == airport.seq();
         }
-        &self.objects == airport.objects()
+        &self.objects == objects_of(airport)
             && &self.shared == airport.shared().as_map()
             && self.seq == airport.seq()
     }
@@ -143,7 +148,7 @@ impl Store {
     /// What a restart would restore equals what the airport holds.
     pub fn check(&self, airport: &Airport) {
         assert!(
-            &self.objects == airport.objects(),
+            &self.objects == objects_of(airport),
             "stored objects differ from the airport's"
         );
         assert!(

@@ -143,6 +143,41 @@ test("sockets, roles, presence and state survive hibernation", { timeout: 60_000
   await pilot.close();
 });
 
+test("a hibernated airport answers a heartbeat without reading its objects", { timeout: 60_000 }, async () => {
+  const controller = await service.join(KEYS.controller1, "WAKE");
+  const pilot = await service.join(KEYS.pilot1, "WAKE");
+  const updates = Array.from({ length: 50 }, (_, i) => ({ objectId: `SB_${i}`, state: { n: i } }));
+  controller.send({ type: "MULTI_STATE_UPDATE", data: { updates } });
+  const states = (snapshot) => snapshot.data.objects.map((o) => o.state.n).sort((a, b) => a - b);
+  const all = Array.from({ length: 50 }, (_, i) => i);
+  assert.deepEqual(states(await pilot.request({ type: "GET_STATE" })), all);
+  await controller.settle();
+  await pilot.settle();
+  assert.equal(loads("WAKE").length, 1);
+
+  // Silence until the object hibernates (as in the test above).
+  await sleep(20_000);
+  const since = service.logs.length;
+  const ack = await pilot.request({ type: "HEARTBEAT" });
+  assert.equal(ack.type, "HEARTBEAT_ACK");
+  const reload = await service.waitForLog((e) => e.event === "airport_loaded" && e.airport === "WAKE", 5000, since);
+  assert.equal(loads("WAKE").length, 2, "the object did not hibernate");
+  // Woken for the heartbeat: the objects are counted, not read.
+  assert.equal(reload.objects, 50);
+  assert.equal(reload.objects_read, 0);
+  const reads = () => service.logs.slice(since).filter((e) => e.event === "objects_read" && e.airport === "WAKE");
+  assert.deepEqual(reads(), []);
+
+  // The first question that needs them reads them, once.
+  const snapshot = await pilot.request({ type: "GET_STATE" });
+  assert.deepEqual(states(snapshot), all);
+  assert.equal(snapshot.data.seq, 1);
+  await pilot.request({ type: "GET_STATE" });
+  assert.deepEqual(reads().map((e) => e.objects), [50]);
+  await controller.close();
+  await pilot.close();
+});
+
 /** The SQLite file of the airport `icao`, among the Durable Objects' files under `dir`. */
 function airportFile(dir, icao) {
   const files = readdirSync(dir, { recursive: true })

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! loadgen bench --target NAME=ws://127.0.0.1:PORT[@PID] [--target ...] [--quick]
-//!               [--only fanout,throughput,connect,burst,flood,forged,state,poll,reconnect] [--stats URL] [--fanout-n 100,500,1000]
+//!               [--only fanout,throughput,connect,burst,flood,forged,state,poll,reconnect,wake] [--stats URL] [--fanout-n 100,500,1000]
 //!               [--fanout-seconds 30] [--step-seconds 6] [--tp-max-single 2400]
 //!               [--tp-max-multi 400] [--repeats 5]
 //! loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20] [--busy]
@@ -22,7 +22,7 @@ use scenarios::Target;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen bench --target NAME=ws://127.0.0.1:PORT[@PID] [--target ...] [--quick] [--only fanout,throughput,connect,burst,flood,forged,state,poll,reconnect] [--stats URL]\n       loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20] [--busy]\n       loadgen native-server [--port 8790] [--max-seconds 3600]"
+        "usage: loadgen bench --target NAME=ws://127.0.0.1:PORT[@PID] [--target ...] [--quick] [--only fanout,throughput,connect,burst,flood,forged,state,poll,reconnect,wake] [--stats URL]\n       loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20] [--busy]\n       loadgen native-server [--port 8790] [--max-seconds 3600]"
     );
     std::process::exit(2)
 }

@@ -15,6 +15,19 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// The server process's CPU time in ns, summed over its threads (`/proc/PID/task/*/schedstat`):
+/// finer than /proc/PID/stat's 10 ms ticks, and up to date for threads that are asleep, so read
+/// it when the server is idle.
+pub fn cpu_ns(pid: Option<u32>) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
 /// CPU use over a window, as a percentage of one core.
 pub struct CpuWindow {
     pid: Option<u32>,

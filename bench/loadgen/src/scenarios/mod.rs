@@ -1,8 +1,9 @@
 //! The scenarios of BENCHMARKS.md, one file each: fan-out latency, airport throughput, connect
 //! cost, idle cost, profile-change burst, public /state, snapshot polling, a flood from one
-//! socket, forged keys, a reconnect storm with and without `resume`. What they share is here
-//! (the targets, fresh airports, waiting for receipts, populating an airport), in `runs.rs` (runs
-//! alternating between the targets, and their medians) and in `report.rs` (the tables printed).
+//! socket, forged keys, a reconnect storm with and without `resume`, a wake-up for a heartbeat.
+//! What they share is here (the targets, fresh airports, waiting for receipts, populating an
+//! airport), in `runs.rs` (runs alternating between the targets, and their medians) and in
+//! `report.rs` (the tables printed).
 
 mod burst;
 mod connect;
@@ -16,6 +17,7 @@ mod report;
 mod runs;
 mod state;
 mod throughput;
+mod wake;
 
 pub use idle::idle;
 
@@ -172,6 +174,9 @@ pub async fn bench(args: &Args) -> Result<(), String> {
     }
     if wants("reconnect") {
         reconnect::section(args).await?;
+    }
+    if wants("wake") {
+        wake::section(args).await?;
     }
     Ok(())
 }
