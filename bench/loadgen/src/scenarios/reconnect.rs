@@ -6,9 +6,9 @@
 //! its rows again (the report counts the constructions). The service only: the floor keeps no
 //! state.
 
+use super::connect::loaded_count;
 use super::report::{heading, ms, ratio, table};
 use super::runs::{alternating, medians};
-use super::connect::loaded_count;
 use super::{Target, fresh_airport, open_controller, populate, progress};
 use crate::Args;
 use crate::client::{Opened, close_all, open, open_resuming};
