@@ -67,7 +67,8 @@ const statusCpu = opt("--status-cpu", undefined);
 // index_bg.wasm, e.g. a patched copy) with the same vars, on --floor-port + 20, 21, ...
 const extras = args.flatMap((a, i) => (a === "--extra" ? [args[i + 1].split("=")] : []));
 // Diagnosis: --inspect PORT opens V8's inspector for the service on PORT (and for each --extra on
-// PORT + 1, + 2, ...), for bench/profile.mjs.
+// PORT + 1, + 2, ...; for --network's ours+vatsim and ours+network on PORT + 10 and + 11), for
+// bench/profile.mjs.
 const inspect = opt("--inspect", undefined);
 const inspectorPort = (offset) => (inspect ? { inspectorPort: Number(inspect) + offset } : {});
 
@@ -228,7 +229,9 @@ const networkServices = !withNetwork
       const cache = vars.VATSIM_CACHE_MS ?? "1";
       const roles = { ROLE_SOURCE: "vatsim", VATSIM_STATUS_URL: status.url, VATSIM_CACHE_MS: cache };
       const worker = benchService(undefined, { ...vars, ...roles, ...keySource }, { network });
-      const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `network${i}`), workers: [worker] }));
+      const mf = new Miniflare(
+        convertV4MiniflareOptions({ ...shared(p, `network${i}`), ...inspectorPort(10 + i), workers: [worker] }),
+      );
       return { name, port: p, mf, network };
     });
 const statusFloor = !withNetwork

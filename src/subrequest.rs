@@ -1,5 +1,6 @@
-//! Subrequests on the runtime's own `Request` and `Response` objects: to a Durable Object (an
-//! airport, a person's look-up), to the static assets and to the network. `worker`'s wrappers
+//! Subrequests on the runtime's own `Request` and `Response` objects: to an airport's Durable
+//! Object, to the static assets and to the network (a person's look-up object is called over
+//! RPC instead, `people::person_lookup`). `worker`'s wrappers
 //! copy every field both ways and bring their conversions into the Wasm; these are the few
 //! calls the service makes.
 

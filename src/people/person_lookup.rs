@@ -3,40 +3,81 @@
 //! airport asking the status service itself cost one upstream request per airport. A small
 //! Durable Object per person (named by cid) asks instead: concurrent look-ups share one request
 //! and the answer is reused for `VATSIM_CACHE_MS` (`standings::StatusClient`), for every airport.
+//!
+//! Airports call its `standing` method over Durable Object RPC, not `fetch`: no `Request`,
+//! `Headers` or `Response` is built on either side, only the cid and the answer cross. A herd of
+//! people new to the service constructs one object each, so the constructor does no more than
+//! it must: the role source is read once per isolate.
 
 use crate::people::standings::StatusClient;
-use crate::subrequest;
 use airport_protocol::Cid;
-use airport_protocol::config::{Config, ConfigError, RoleSource};
+use airport_protocol::config::RoleSource;
 use airport_protocol::recheck::NetworkStanding;
+use std::cell::OnceCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use worker::js_sys::futures::JsFuture;
 use worker::*;
 
-const CID_HEADER: &str = "X-Person-Cid";
+thread_local! {
+    /// The role source, or `None` when the settings are bad (the airport refuses such a
+    /// connection before it asks). A deployment's variables are fixed for an isolate's life.
+    static ROLE_SOURCE: OnceCell<Option<Rc<RoleSource>>> = const { OnceCell::new() };
+}
 
-// Only `fetch`: the handlers a class does not use would still be exported and shipped.
+// `fetch` is the least the macro exports; the class answers only its `standing` method.
 #[durable_object(fetch)]
 pub struct PersonLookup {
-    config: std::result::Result<Config, ConfigError>,
+    role_source: Option<Rc<RoleSource>>,
     status: StatusClient,
 }
 
 impl DurableObject for PersonLookup {
     fn new(_state: State, env: Env) -> Self {
+        let role_source = ROLE_SOURCE.with(|cell| {
+            cell.get_or_init(|| {
+                let config = crate::handoff::read_config(&env).ok();
+                config.map(|config| Rc::new(config.role_source))
+            })
+            .clone()
+        });
         PersonLookup {
-            config: crate::handoff::read_config(&env),
+            role_source,
             status: StatusClient::default(),
         }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        let cid = req.headers().get(CID_HEADER)?.and_then(|c| Cid::parse(&c));
+    async fn fetch(&self, _req: Request) -> Result<Response> {
+        Response::error("Not Found", 404)
+    }
+}
+
+#[wasm_bindgen]
+impl PersonLookup {
+    /// RPC: the standing of the person `cid` names, as JSON (`NetworkStanding`).
+    pub async fn standing(&self, cid: String) -> std::result::Result<String, JsError> {
         let now = crate::now_ms();
-        let standing = match (&self.config, cid) {
-            (Ok(config), Some(cid)) => self.status.standing(&config.role_source, &cid, now).await,
+        let standing = match (&self.role_source, Cid::parse(&cid)) {
+            (Some(source), Some(cid)) => self.status.standing(source, &cid, now).await,
             _ => None,
         };
-        Response::from_json(&standing.unwrap_or(NetworkStanding::Unreachable))
+        Ok(serde_json::to_string(
+            &standing.unwrap_or(NetworkStanding::Unreachable),
+        )?)
     }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A person's look-up object as its stub's RPC methods reach it.
+    #[wasm_bindgen(extends = js_sys::Object)]
+    type PersonLookupStub;
+
+    #[wasm_bindgen(method, catch)]
+    fn standing(
+        this: &PersonLookupStub,
+        cid: &str,
+    ) -> std::result::Result<js_sys::Promise, JsValue>;
 }
 
 /// The person's standing on the network, from their look-up object; `None` when roles do not
@@ -53,9 +94,13 @@ pub async fn network_standing(
 }
 
 async fn ask(env: &Env, cid: &Cid) -> Result<NetworkStanding> {
-    let stub = env.durable_object("PEOPLE")?.get_by_name(cid.as_str())?;
-    let headers = Headers::new();
-    headers.set(CID_HEADER, cid.as_str())?;
-    let response = subrequest::ask_object(stub, "standing", &headers).await?;
-    Ok(serde_json::from_str(&subrequest::text(&response).await?)?)
+    let stub: PersonLookupStub = env
+        .durable_object("PEOPLE")?
+        .get_by_name(cid.as_str())?
+        .into_rpc();
+    let answer = JsFuture::from(stub.standing(cid.as_str())?).await?;
+    let json = answer
+        .as_string()
+        .ok_or_else(|| Error::from("the look-up object's answer is not text"))?;
+    Ok(serde_json::from_str(&json)?)
 }
