@@ -3,7 +3,7 @@
 
 use super::equivalence::{Equivalence, latest};
 use super::error::PacketError;
-use super::history::History;
+use super::history::{History, HistoryId, ResumeRequest};
 use super::ids::{Cid, Icao};
 use super::json::serialized_chars;
 use super::limits::{MAX_AIRPORT_STATE_CHARS, MAX_OBJECT_STATE_CHARS, MAX_OBJECTS};
@@ -175,7 +175,26 @@ enum Objects {
     },
     Unread {
         count: usize,
+        /// The rows changed after a `seq`, read for a resuming connect ([`RowsToRead`]).
+        /// Nothing changes the objects while they are unread, so they stay right until then.
+        changed: Option<ChangedRows>,
     },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ChangedRows {
+    since: u64,
+    records: BTreeMap<String, ObjectRecord>,
+}
+
+/// The objects' rows an event needs read first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowsToRead {
+    /// Every row ([`Airport::read_objects`]).
+    All,
+    /// Only the rows whose `seq` is above this one ([`Airport::read_changed_objects`]): all a
+    /// resume from it shows, the deletions and shared state being in memory already.
+    ChangedSince(u64),
 }
 
 /// The airport's objects are not read yet and the event needs them: the caller reads them
@@ -266,6 +285,7 @@ impl Airport {
         Airport {
             objects: Objects::Unread {
                 count: object_count,
+                changed: None,
             },
             ..airport
         }
@@ -285,6 +305,31 @@ impl Airport {
         }
     }
 
+    /// Which rows a connect with `resume` needs read first, if any: for a resume the log can
+    /// serve, only those changed after its `seq` (unless they are held already).
+    pub fn rows_for_connect(&self, resume: Option<&ResumeRequest>) -> Option<RowsToRead> {
+        let Objects::Unread { changed, .. } = &self.objects else {
+            return None;
+        };
+        match resume {
+            Some(ResumeRequest::From { history, seq })
+                if self.history.can_resume(history, *seq, self.seq) =>
+            {
+                let held = changed.as_ref().is_some_and(|rows| rows.since == *seq);
+                (!held).then_some(RowsToRead::ChangedSince(*seq))
+            }
+            _ => Some(RowsToRead::All),
+        }
+    }
+
+    /// The rows whose `seq` is above `since`, as storage holds them ([`RowsToRead`]), for an
+    /// airport whose objects are unread; they stay unread.
+    pub fn read_changed_objects(&mut self, since: u64, records: BTreeMap<String, ObjectRecord>) {
+        if let Objects::Unread { changed, .. } = &mut self.objects {
+            *changed = Some(ChangedRows { since, records });
+        }
+    }
+
     /// The airport with its stored resume log.
     pub fn with_history(self, history: History) -> Self {
         Airport { history, ..self }
@@ -298,13 +343,24 @@ impl Airport {
     /// (the full state is needed) for another history, a `seq` below the floor or in the future.
     pub fn changes_since(
         &self,
-        history: &super::history::HistoryId,
+        history: &HistoryId,
         from: u64,
     ) -> Result<Option<Changes<'_>>, NeedsObjects> {
-        let records = self.objects().ok_or(NeedsObjects)?;
         if !self.history.can_resume(history, from, self.seq) {
             return Ok(None);
         }
+        // The rows changed after `from` give the same answer as all of them: a change to a
+        // group writes (or deletes) every member alike and the grouping is the same since
+        // `from`, so a group with a member changed after `from` has all of them changed; an
+        // object deleted after `from` and present now was written after its deletion.
+        let records = match &self.objects {
+            Objects::Read { records, .. } => records,
+            Objects::Unread {
+                changed: Some(rows),
+                ..
+            } if rows.since == from => &rows.records,
+            Objects::Unread { .. } => return Err(NeedsObjects),
+        };
         // Equivalent points are shown alike: what changed is what the view shows changed. A
         // grouping is the same since `from` (a new one raises the floor), so a group's shown
         // record is newer than `from` exactly when one of its members was written after it.
@@ -364,7 +420,7 @@ impl Airport {
     pub fn object_count(&self) -> usize {
         match &self.objects {
             Objects::Read { records, .. } => records.len(),
-            Objects::Unread { count } => *count,
+            Objects::Unread { count, .. } => *count,
         }
     }
 

@@ -36,7 +36,7 @@ pub mod vatsim;
 pub mod wire;
 mod wire_name;
 
-pub use airport::{Airport, NeedsObjects, ObjectRecord, StoreOp};
+pub use airport::{Airport, NeedsObjects, ObjectRecord, RowsToRead, StoreOp};
 pub use effects::{CloseCode, Effects, SocketId};
 pub use error::{ErrorCode, PacketError};
 pub use ids::{Cid, Icao};

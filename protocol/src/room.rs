@@ -4,7 +4,7 @@
 //! takes the time and returns [`Effects`] addressed by socket id; [`Room::next_wake`] says when
 //! the alarm is next needed. The Durable Object only carries the effects out.
 
-use super::airport::{Airport, NeedsObjects, ObjectRecord, StoreOp};
+use super::airport::{Airport, NeedsObjects, ObjectRecord, RowsToRead, StoreOp};
 use super::config::{Config, RoleSource};
 use super::connect::HttpError;
 use super::directory::Listing;
@@ -136,6 +136,19 @@ impl Room {
         self.airport.read_objects(objects);
     }
 
+    /// Which of the objects' rows a connect with `resume` needs read first, if any: a
+    /// resume the log can serve at an airport whose objects are unread needs only the rows
+    /// changed after its `seq`, and they stay unread.
+    pub fn rows_for_connect(&self, resume: Option<&ResumeRequest>) -> Option<RowsToRead> {
+        self.airport.rows_for_connect(resume)
+    }
+
+    /// The rows changed after `since`, read for a resuming connect
+    /// ([`RowsToRead::ChangedSince`]).
+    pub fn read_changed_objects(&mut self, since: u64, objects: BTreeMap<String, ObjectRecord>) {
+        self.airport.read_changed_objects(since, objects);
+    }
+
     /// The grouping of equivalent points stored with the airport, at a wake-up: the one its
     /// objects were written under.
     pub fn set_equivalence(&mut self, equivalence: Equivalence) {
@@ -215,7 +228,7 @@ impl Room {
     /// A new socket, admitted if the caps allow: `INITIAL_STATE` is the first packet on it,
     /// and a controller's first socket is announced to the others. A client that asked to
     /// `resume` gets only what changed since its `seq` when the log still holds it. It needs the
-    /// objects: the Durable Object reads them first ([`Room::read_objects`]).
+    /// rows [`Room::rows_for_connect`] names: the Durable Object reads them first.
     pub fn connect(
         &mut self,
         socket: SocketId,
@@ -225,7 +238,7 @@ impl Room {
         now: i64,
     ) -> Result<Effects, HttpError> {
         // Before anything changes: the socket is refused as a whole.
-        if !self.airport.objects_read() {
+        if self.airport.rows_for_connect(resume).is_some() {
             return Err(HttpError::internal(NeedsObjects));
         }
         self.flooded.retain(|_, until| *until > now);

@@ -259,6 +259,55 @@ fn check(world: &mut World, replica: &Replica) -> Result<bool, TestCaseError> {
     Ok(data.resumed_from.is_some())
 }
 
+/// Connects resuming `replica`, and the same from another history and from the future, at the
+/// airport woken from storage without reading its objects: the same effects as at one that
+/// read them (and the same snapshot after), from only the rows changed after the replica's
+/// `seq` when the log can serve it, the objects left unread.
+fn check_unread(world: &World, replica: &Replica) -> Result<(), TestCaseError> {
+    let mut airport = world.store.restore(icao());
+    airport.set_equivalence(world.grouping.clone());
+    let history = HistoryId::parse(replica.history.as_deref().unwrap()).unwrap();
+    let seq = world.store.seq;
+    for (history, from) in [
+        (history, replica.seq),
+        (HistoryId::from_bits(7), replica.seq),
+        (id(), seq + 1),
+    ] {
+        let config = world.h.room.config().clone();
+        let (mut read, _) = Harness::woken(config.clone(), airport.clone(), &[], true);
+        let (mut unread, _) = Harness::woken(config, airport.clone(), &[], false);
+        let resumable = airport.history().can_resume(&history, from, seq);
+        let resume = ResumeRequest::From { history, seq: from };
+        // Twice: the second resume from the same `seq` reads nothing more.
+        let mut connected = Vec::new();
+        for _ in 0..2 {
+            let at_read = read.connect_resuming(&world.observer, Some(&resume));
+            let at_unread = unread.connect_resuming(&world.observer, Some(&resume));
+            prop_assert_eq!(&at_read, &at_unread);
+            connected.push(at_read);
+        }
+        let count = airport.object_count();
+        if resumable && count > 0 {
+            prop_assert_eq!(&unread.changed_reads, &vec![from]);
+            prop_assert_eq!(unread.objects_reads, 0);
+            prop_assert!(!unread.airport().objects_read());
+            prop_assert_eq!(unread.airport().object_count(), count);
+        } else {
+            prop_assert!(unread.changed_reads.is_empty());
+            prop_assert_eq!(unread.objects_reads, usize::from(count > 0));
+        }
+        let (socket, _) = connected.remove(0).unwrap();
+        let get_state = airport_protocol::packet::Frame::Text(r#"{"type":"GET_STATE"}"#);
+        let now = read.now;
+        prop_assert_eq!(
+            read.frame(socket, get_state, now),
+            unread.frame(socket, get_state, now)
+        );
+        prop_assert_eq!(read.airport(), unread.airport());
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -274,6 +323,7 @@ proptest! {
         }
         for replica in &replicas {
             check(&mut world, replica)?;
+            check_unread(&world, replica)?;
         }
         // And after a restart, from what storage holds.
         world.run(&Step::Restart);

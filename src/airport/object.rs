@@ -23,6 +23,7 @@ use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
 use airport_protocol::directory::dormant_state;
 use airport_protocol::effects::Effects;
+use airport_protocol::history::ResumeRequest;
 use airport_protocol::liveness::ALARM_RETRY_MS;
 use airport_protocol::metrics::{Commit, Tick};
 use airport_protocol::outbound::Stamp;
@@ -30,7 +31,7 @@ use airport_protocol::outbox::{Next, Outbox};
 use airport_protocol::packet::Frame;
 use airport_protocol::recheck::{answers_limit_ms, session_at};
 use airport_protocol::room::{Answers, Recheck};
-use airport_protocol::{CloseCode, Icao, NeedsObjects, Room, StoreOp};
+use airport_protocol::{CloseCode, Icao, NeedsObjects, Room, RowsToRead, StoreOp};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -306,6 +307,24 @@ impl AirportObject {
         Ok(())
     }
 
+    /// Reads the rows a connect needs ([`Room::rows_for_connect`]): a resume the log can serve
+    /// reads only those changed after its `seq`, and leaves the objects unread.
+    fn read_for_connect(&self, resume: Option<&ResumeRequest>) -> Result<()> {
+        let needed = self.with_room(|room| room.rows_for_connect(resume));
+        let Ok(Some(RowsToRead::ChangedSince(since))) = needed else {
+            return self.read_objects();
+        };
+        let changed = storage::read_changed_objects(&self.state.storage().sql(), since)?;
+        let count = changed.len() as u64;
+        let icao = self.with_room(|room| {
+            room.read_changed_objects(since, changed);
+            room.icao().clone()
+        })?;
+        let counts = [("since", since), ("objects", count)];
+        log_event::airport("changed_objects_read", &icao, &counts);
+        Ok(())
+    }
+
     /// Loads the airport (its objects' rows left for [`Self::read_objects`]) and its sockets
     /// once per wake-up; false if none is stored. Storage, migrations included, is first
     /// touched here: a connect refused for its key writes nothing.
@@ -538,8 +557,8 @@ impl AirportObject {
         self.ensure_live(Some(&connecting.airport))
             .await
             .map_err(HttpError::internal)?;
-        // Its INITIAL_STATE shows them.
-        self.read_objects().map_err(HttpError::internal)?;
+        // What its INITIAL_STATE shows.
+        (self.read_for_connect(connecting.resume.as_ref())).map_err(HttpError::internal)?;
         // What the new socket sees is durable, and no older broadcast reaches it.
         self.flush();
         let (now, id) = (now(), sockets::new_socket_id());

@@ -308,14 +308,26 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
 
 /// Every object's row, for the first event of a wake-up that needs them.
 pub fn read_objects(sql: &SqlStorage) -> Result<BTreeMap<String, ObjectRecord>> {
+    read_rows(sql, "", None)
+}
+
+/// The rows whose `seq` is above `since`: what a resume from it shows
+/// ([`airport_protocol::RowsToRead`]).
+pub fn read_changed_objects(
+    sql: &SqlStorage,
+    since: u64,
+) -> Result<BTreeMap<String, ObjectRecord>> {
+    read_rows(sql, " WHERE seq > ?", Some(vec![stored_seq(since)?]))
+}
+
+fn read_rows(
+    sql: &SqlStorage,
+    filter: &str,
+    bindings: Option<Vec<SqlStorageValue>>,
+) -> Result<BTreeMap<String, ObjectRecord>> {
     let mut objects = BTreeMap::new();
-    for object in sql
-        .exec(
-            "SELECT id, state, controller_id, updated_at, seq FROM objects",
-            None,
-        )?
-        .to_array::<LoadedObject>()?
-    {
+    let query = format!("SELECT id, state, controller_id, updated_at, seq FROM objects{filter}");
+    for object in sql.exec(&query, bindings)?.to_array::<LoadedObject>()? {
         let record = ObjectRecord {
             state: serde_json::from_str(&object.state)?,
             controller_id: airport_protocol::Cid::parse(&object.controller_id)

@@ -9,7 +9,7 @@ use airport_protocol::history::ResumeRequest;
 use airport_protocol::liveness::Schedule;
 use airport_protocol::packet::Frame;
 use airport_protocol::session::Attachment;
-use airport_protocol::{Airport, Cid, CloseCode, Effects, Icao, Role, Room, Session};
+use airport_protocol::{Airport, Cid, CloseCode, Effects, Icao, Role, Room, RowsToRead, Session};
 use airport_protocol::{SocketId, room::Answers};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -41,6 +41,8 @@ pub struct Harness {
     stored_objects: Option<BTreeMap<String, ObjectRecord>>,
     /// How many times the room was handed its objects' rows.
     pub objects_reads: usize,
+    /// The `seq` after which a resuming connect was handed the rows changed, each time.
+    pub changed_reads: Vec<u64>,
 }
 
 /// The airport as a wake-up restores it, its objects left unread, and the rows it leaves in
@@ -206,6 +208,7 @@ impl Harness {
             step_ms: 1_000,
             stored_objects,
             objects_reads: 0,
+            changed_reads: Vec::new(),
         };
         (harness, effects)
     }
@@ -259,7 +262,22 @@ impl Harness {
     ) -> Result<(SocketId, Effects), HttpError> {
         let id = self.next_socket;
         let key = key_of(&who.cid);
-        self.read_objects();
+        match self.room.rows_for_connect(resume) {
+            Some(RowsToRead::All) => self.read_objects(),
+            Some(RowsToRead::ChangedSince(since)) => {
+                let stored = self
+                    .stored_objects
+                    .as_ref()
+                    .expect("unread rows are stored");
+                let changed = (stored.iter())
+                    .filter(|(_, record)| record.seq > since)
+                    .map(|(id, record)| (id.clone(), record.clone()))
+                    .collect();
+                self.room.read_changed_objects(since, changed);
+                self.changed_reads.push(since);
+            }
+            None => {}
+        }
         let effects = self.room.connect(id, who.clone(), key, resume, self.now)?;
         self.next_socket += 1;
         self.sockets.push((who.clone(), id));

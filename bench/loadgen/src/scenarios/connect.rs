@@ -1,12 +1,14 @@
 //! Connect cost (section 3 of the report): upgrade request → INITIAL_STATE, to fresh, loaded and
 //! hibernated airports, and herds of 1,000 sockets at once.
 
+use super::reconnect::{is_resumed, replica_missing_changes};
 use super::report::{cpu_cells, heading, latency_cells, list, ms, ratio, table};
 use super::runs::{alternating, medians};
 use super::{Target, fresh_airport, open_controller, populate, progress};
 use crate::Args;
 use crate::client::{
-    OTHER_KEYS, close_all, distinct_key, open, open_from, person_address, spawn_reader,
+    OTHER_KEYS, close_all, distinct_key, open, open_from, open_resuming, person_address,
+    spawn_reader,
 };
 use crate::meter::{CpuUse, CpuWindow, Percentiles, get_json, percentiles, settle};
 use std::collections::HashMap;
@@ -20,8 +22,21 @@ struct Sample {
     constructions: Option<i64>,
 }
 
-async fn connect_once(t: &Target, airport: &str, lat: &mut Vec<u32>) -> Result<usize, String> {
-    let o = open(&t.url, airport, OTHER_KEYS[2], Duration::from_secs(30)).await?;
+/// One connect, resuming from `resume` if given (an error if it is not resumed).
+async fn connect_once(
+    t: &Target,
+    airport: &str,
+    resume: Option<&str>,
+    lat: &mut Vec<u32>,
+) -> Result<usize, String> {
+    let (key, limit) = (OTHER_KEYS[2], Duration::from_secs(30));
+    let o = match resume {
+        Some(resume) => open_resuming(&t.url, airport, key, resume, limit).await?,
+        None => open(&t.url, airport, key, limit).await?,
+    };
+    if resume.is_some() && !is_resumed(&o) {
+        return Err(format!("not resumed: …{}", o.initial_tail));
+    }
     lat.push(o.initial.as_micros() as u32);
     let bytes = o.initial_len;
     close_all(vec![o.sink], vec![]).await;
@@ -48,7 +63,7 @@ async fn connect_fresh(t: &Target, m: usize, stats: Option<&str>) -> Result<Samp
     let mut lat = Vec::new();
     let mut bytes = 0;
     for _ in 0..m {
-        bytes = connect_once(t, &fresh_airport(), &mut lat).await?;
+        bytes = connect_once(t, &fresh_airport(), None, &mut lat).await?;
     }
     let after = loaded_count(t, stats).await;
     Ok(Sample {
@@ -58,25 +73,40 @@ async fn connect_fresh(t: &Target, m: usize, stats: Option<&str>) -> Result<Samp
     })
 }
 
+/// How an airport's objects stand when connected to.
+#[derive(Clone, Copy, PartialEq)]
+enum Loaded {
+    /// `m` connects in a row to one airport whose object is in memory.
+    InMemory,
+    /// One connect per airport after 15 s of silence, by when workerd has hibernated the object.
+    Hibernated,
+    /// The same, each connect resuming from a replica taken before `MISSED` changes (on the
+    /// service; the floor keeps no state and connects as to a hibernated airport).
+    HibernatedResumed,
+}
+
 /// `m` connects to airports with a controller connected (and, on the service with `populated`,
-/// 10,000 objects). `cold`: one connect per airport after 15 s of silence, by when workerd has
-/// hibernated the object; otherwise `m` connects in a row to one airport whose object is in
-/// memory.
+/// 10,000 objects), as `loaded` says.
 async fn connect_loaded(
     t: &Target,
     m: usize,
-    cold: bool,
+    loaded: Loaded,
     populated: bool,
     stats: Option<&str>,
 ) -> Result<Sample, String> {
+    let cold = loaded != Loaded::InMemory;
     let airports: Vec<String> = (0..if cold { m } else { 1 })
         .map(|_| fresh_airport())
         .collect();
     let mut controllers = Vec::new();
+    let mut replicas = Vec::new();
     for a in &airports {
         let mut c = open_controller(t, a).await?;
         if populated && t.stateful.get() {
             populate(&mut c).await?;
+        }
+        if loaded == Loaded::HibernatedResumed && t.stateful.get() {
+            replicas.push(replica_missing_changes(t, a, &mut c).await?);
         }
         controllers.push(c);
     }
@@ -91,7 +121,7 @@ async fn connect_loaded(
     let before = loaded_count(t, stats).await;
     for i in 0..m {
         let a = &airports[if cold { i } else { 0 }];
-        bytes = connect_once(t, a, &mut lat).await?;
+        bytes = connect_once(t, a, replicas.get(i).map(String::as_str), &mut lat).await?;
     }
     let after = loaded_count(t, stats).await;
     let (sinks, readers) = controllers
@@ -203,6 +233,7 @@ pub(super) async fn section(args: &Args, herd_only: bool) -> Result<(), String> 
         ("10,000 objects, object in memory", vec![]),
         ("10,000 objects, object hibernated", vec![]),
         ("no objects, object hibernated", vec![]),
+        ("10,000 objects, object hibernated, resumed", vec![]),
     ];
     for t in args.targets.iter().filter(|_| !herd_only) {
         let st = stats;
@@ -214,21 +245,29 @@ pub(super) async fn section(args: &Args, herd_only: bool) -> Result<(), String> 
         ));
         cases[1]
             .1
-            .push(connect_loaded(t, m, false, true, st).await?);
+            .push(connect_loaded(t, m, Loaded::InMemory, true, st).await?);
         progress(&format!(
             "connect: {cold_m} to hibernated loaded airports on {}",
             t.name
         ));
         cases[2]
             .1
-            .push(connect_loaded(t, cold_m, true, true, st).await?);
+            .push(connect_loaded(t, cold_m, Loaded::Hibernated, true, st).await?);
         progress(&format!(
             "connect: {cold_m} to hibernated airports without objects on {}",
             t.name
         ));
         cases[3]
             .1
-            .push(connect_loaded(t, cold_m, true, false, st).await?);
+            .push(connect_loaded(t, cold_m, Loaded::Hibernated, false, st).await?);
+        progress(&format!(
+            "connect: {cold_m} resuming at hibernated loaded airports on {}",
+            t.name
+        ));
+        let resumed = Loaded::HibernatedResumed;
+        cases[4]
+            .1
+            .push(connect_loaded(t, cold_m, resumed, true, st).await?);
     }
     // Each target's row is its median herd.
     let herd_repeats = if args.quick { 1 } else { args.repeats };

@@ -73,7 +73,7 @@ async fn storm(
     let bytes = opened.iter().map(|o| o.initial_len).sum::<usize>() / CLIENTS;
     if let Some(first) = opened.first()
         && resume.is_some()
-        && member(&first.initial_tail, "resumedFrom").is_none()
+        && !is_resumed(first)
     {
         return Err(format!("not resumed: …{}", first.initial_tail));
     }
@@ -86,12 +86,14 @@ async fn storm(
     })
 }
 
-async fn run_once(t: &Target, stats: Option<&str>) -> Result<Run, String> {
-    let airport = fresh_airport();
-    let mut controller = open_controller(t, &airport).await?;
-    populate(&mut controller).await?;
-    // Where every client's replica is: an INITIAL_STATE asked for with `resume=`.
-    let taken = open_resuming(&t.url, &airport, KEY, "", Duration::from_secs(30)).await?;
+/// A replica of `airport` taken now (an INITIAL_STATE asked for with `resume=`), as its
+/// `resume` value, after which `controller` makes `MISSED` changes it misses.
+pub(super) async fn replica_missing_changes(
+    t: &Target,
+    airport: &str,
+    controller: &mut Opened,
+) -> Result<String, String> {
+    let taken = open_resuming(&t.url, airport, KEY, "", Duration::from_secs(30)).await?;
     let tail = &taken.initial_tail;
     let history = member(tail, "history").ok_or("no history in INITIAL_STATE")?;
     let replica = format!("{history}.{}", member(tail, "seq").ok_or("no seq")?);
@@ -120,6 +122,19 @@ async fn run_once(t: &Target, stats: Option<&str>) -> Result<Run, String> {
     tokio::time::timeout(Duration::from_secs(30), answered)
         .await
         .map_err(|_| "the changes timed out".to_string())??;
+    Ok(replica)
+}
+
+/// Whether an INITIAL_STATE (its tail) is a resume.
+pub(super) fn is_resumed(opened: &Opened) -> bool {
+    member(&opened.initial_tail, "resumedFrom").is_some()
+}
+
+async fn run_once(t: &Target, stats: Option<&str>) -> Result<Run, String> {
+    let airport = fresh_airport();
+    let mut controller = open_controller(t, &airport).await?;
+    populate(&mut controller).await?;
+    let replica = replica_missing_changes(t, &airport, &mut controller).await?;
     let full = storm(t, &airport, None, stats).await?;
     let resumed = storm(t, &airport, Some(&replica), stats).await?;
     let _ = controller.sink.close().await;
