@@ -349,31 +349,34 @@ function tables(file) {
   }
 }
 
-test("a new airport's tables are made at once, the same as its migrations make them from the first version", async () => {
-  for (const airport of ["SCHN", "SCHO"]) await (await service.join(KEYS.controller1, airport)).close();
+test("a new airport's tables are made at once, the same as its migrations make them from the first tables", async () => {
+  const [made, versioned, unversioned] = ["SCHN", "SCHO", "SCHU"];
+  for (const airport of [made, versioned, unversioned]) await (await service.join(KEYS.controller1, airport)).close();
   await service.halt();
-  // SCHO as the first versioned build stored it: migration 1's tables, at version 1.
-  const old = new DatabaseSync(airportFile(service.persist, "SCHO"));
-  old.exec(`
-    DROP TABLE airport; DROP TABLE objects; DROP TABLE shared_state; DROP TABLE tombstones;
-    CREATE TABLE airport (id INTEGER PRIMARY KEY CHECK (id = 1), icao TEXT NOT NULL,
-      seq INTEGER NOT NULL DEFAULT 0, offline_since INTEGER, next_heartbeat INTEGER);
-    CREATE TABLE objects (id TEXT PRIMARY KEY, state TEXT NOT NULL, controller_id TEXT NOT NULL,
-      updated_at INTEGER NOT NULL);
-    CREATE TABLE shared_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    INSERT INTO airport (id, icao) VALUES (1, 'SCHO');
-    UPDATE schema_version SET version = 1;`);
-  old.close();
+  // Migration 1's tables, as the first builds stored them: SCHO at version 1; SCHU from before
+  // versions were kept, without `schema_version` (version 0).
+  for (const [airport, version] of [[versioned, "UPDATE schema_version SET version = 1;"], [unversioned, "DROP TABLE schema_version;"]]) {
+    const old = new DatabaseSync(airportFile(service.persist, airport));
+    old.exec(`
+      DROP TABLE airport; DROP TABLE objects; DROP TABLE shared_state; DROP TABLE tombstones;
+      CREATE TABLE airport (id INTEGER PRIMARY KEY CHECK (id = 1), icao TEXT NOT NULL,
+        seq INTEGER NOT NULL DEFAULT 0, offline_since INTEGER, next_heartbeat INTEGER);
+      CREATE TABLE objects (id TEXT PRIMARY KEY, state TEXT NOT NULL, controller_id TEXT NOT NULL,
+        updated_at INTEGER NOT NULL);
+      CREATE TABLE shared_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO airport (id, icao) VALUES (1, '${airport}');
+      ${version}`);
+    old.close();
+  }
   await service.start();
-  await (await service.join(KEYS.observer1, "SCHO")).close();
+  for (const airport of [versioned, unversioned]) await (await service.join(KEYS.observer1, airport)).close();
   await service.halt();
-  const made = tables(airportFile(service.persist, "SCHN"));
-  const migrated = tables(airportFile(service.persist, "SCHO"));
+  const [fresh, ...migrated] = [made, versioned, unversioned].map((airport) => tables(airportFile(service.persist, airport)));
   assert.deepEqual(
-    made.tables.map((t) => t.name),
+    fresh.tables.map((t) => t.name),
     ["airport", "objects", "schema_version", "shared_state", "tombstones"],
   );
-  assert.deepEqual(made, migrated);
+  for (const upgraded of migrated) assert.deepEqual(upgraded, fresh);
   await service.start();
 });
 
