@@ -13,6 +13,7 @@
 #   bash bench/run.sh --only fanout-durable  # fan-out against the floor and the durable floor
 #   bash bench/run.sh --only flood-drop   # the flood against a floor that drops unreadable frames
 #   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
+#   bash bench/run.sh --only connect-object  # connects against the floor doing a connect's work
 #   bash bench/run.sh --only diagnose-batches  # batch throughput against a floor sending the
 #                                              # service's bytes
 #
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,flood-drop,poll,reconnect,wake,diagnose,diagnose-batches]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,flood-drop,poll,reconnect,wake,diagnose,diagnose-batches,connect-object]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -289,6 +290,13 @@ if wants flood-drop; then
   # and drops the rest in JavaScript (ladder.mjs DROP=1): what a flood costs a bystander when
   # the airport does the least possible with it.
   against_ladder "Flood against the floor and a floor that drops" floor+drop floor+drop --only flood
+fi
+
+if wants connect-object; then
+  # Connects against the floor and the floor doing in its object what the contract asks of a
+  # connect (ladder.mjs floor+object: the key's D1 query, SQLite, an attachment, the alarm).
+  against_ladder "Connects against the floor and the floor doing a connect's work in its object" \
+    floor+object floor+object --stats "http://127.0.0.1:$STATS_PORT/stats" --only connect
 fi
 
 if wants diagnose-batches; then

@@ -178,6 +178,7 @@ const ladder = !withLadder
       ["floor+all", { AUTH: "1", SQL: "1", ATTACH: "1" }],
       ["floor+bytes", { BYTES: "1" }],
       ["floor+drop", { DROP: "1" }],
+      ["floor+object", { KEY_IN_OBJECT: "1", SQL: "1", ATTACH: "1", ALARM: "1" }],
     ].map(([name, bindings], i) => {
       const p = floorPort + 10 + i;
       const worker = {

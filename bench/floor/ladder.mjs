@@ -12,6 +12,10 @@
 //   DROP=1    a socket is closed (4008) at its first frame that is not JSON, and every frame of a
 //             closed socket is dropped before anything else is done with it: the least work a
 //             flood of unreadable frames can cost (`floor+drop`, bench/run.sh --only flood-drop)
+//   KEY_IN_OBJECT=1  the object, not the Worker, hashes the key and looks the account up in D1
+//             (where the service looks keys up, so that a burst of connects shares queries)
+//   ALARM=1   a connect reads the object's alarm and sets it a heartbeat ahead before accepting,
+//             as the service's connect does (its heartbeat and liveness run on the alarm)
 //   STATUS=URL the Worker asks the status service at URL for the person's connection (the request
 //             every connect under ROLE_SOURCE=vatsim needs when nothing recent is known of the
 //             person) and answers 503 unless it answers 200: the floor of a service that takes
@@ -20,16 +24,8 @@ export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     const airport = (url.searchParams.get("airport") ?? "").toUpperCase();
-    if (env.AUTH === "1") {
-      const key = url.searchParams.get("key") ?? "";
-      const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
-      const hash = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-      const row = await env.DB.prepare(
-        "SELECT a.cid, a.role, a.banned, a.banned_until FROM api_keys k JOIN accounts a ON a.cid = k.cid WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
-      )
-        .bind(hash)
-        .first();
-      if (!row) return new Response('{"error":{"code":"INVALID_API_KEY"}}', { status: 401 });
+    if (env.AUTH === "1" && !(await knownKey(env, url))) {
+      return new Response('{"error":{"code":"INVALID_API_KEY"}}', { status: 401 });
     }
     if (env.STATUS) {
       const status = await fetch(`${env.STATUS}/users/info?cid=${cidOf(url.searchParams.get("key") ?? "")}`);
@@ -39,6 +35,19 @@ export default {
     return env.FLOOR.get(env.FLOOR.idFromName(airport)).fetch(request);
   },
 };
+
+/** Whether the request's key is an account's: its SHA-256 looked up as src/people/accounts.rs does. */
+async function knownKey(env, url) {
+  const key = url.searchParams.get("key") ?? "";
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+  const hash = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const row = await env.DB.prepare(
+    "SELECT a.cid, a.role, a.banned, a.banned_until FROM api_keys k JOIN accounts a ON a.cid = k.cid WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
+  )
+    .bind(hash)
+    .first();
+  return row !== null;
+}
 
 /** The benchmark's person behind a key: `BARS_` and i in hex is cid 3,000,000 + i (serve.mjs). */
 function cidOf(key) {
@@ -59,7 +68,14 @@ export class FloorObject {
       );
     }
   }
-  fetch() {
+  async fetch(request) {
+    if (this.env.KEY_IN_OBJECT === "1" && !(await knownKey(this.env, new URL(request.url)))) {
+      return new Response('{"error":{"code":"INVALID_API_KEY"}}', { status: 401 });
+    }
+    if (this.env.ALARM === "1") {
+      await this.ctx.storage.getAlarm();
+      await this.ctx.storage.setAlarm(Date.now() + 60_000);
+    }
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
     if (this.env.ATTACH === "1") server.serializeAttachment({ id: Math.random(), lastSeen: Date.now(), left: false });
@@ -95,6 +111,7 @@ export class FloorObject {
     // A socket DROP closed is still listed until its close completes; sending to it throws.
     for (const other of this.ctx.getWebSockets()) if (other !== ws && !closed.has(other)) other.send(message);
   }
+  alarm() {}
   webSocketClose(ws) {
     ws.close();
   }

@@ -12,17 +12,20 @@ use super::presence::Presence;
 pub enum Listing {
     /// A controller or a pilot is connected: listed by `/state?airport=all`.
     Live,
-    /// Only observers are connected, or state is kept through the offline grace period.
+    /// State is kept through the offline grace period, with no controller or pilot connected.
     Awake,
-    /// No socket and no state: `/state` is answered from the directory.
+    /// No controller or pilot and no state: `/state` is answered from the directory. Observers
+    /// may be connected: `/state` does not show them, so its answer is the same.
     Dormant,
 }
 
 impl Listing {
+    /// What `/state` of the airport would show decides: observers change nothing in it, so a
+    /// dashboard watching a quiet airport costs no directory write.
     pub fn of(airport: &Airport, presence: &Presence) -> Listing {
         if presence.is_live() {
             Listing::Live
-        } else if presence.total() > 0 || airport.has_state() {
+        } else if airport.has_state() {
             Listing::Awake
         } else {
             Listing::Dormant
@@ -100,13 +103,17 @@ mod tests {
     }
 
     #[test]
-    fn an_airport_is_live_with_a_controller_or_pilot_and_dormant_with_nothing() {
+    fn an_airport_is_live_with_a_controller_or_pilot_and_dormant_with_nothing_shown() {
         let icao = Icao::parse("EGLL").unwrap();
         let mut airport = Airport::new(icao.clone());
         let mut presence = Presence::default();
         assert_eq!(Listing::of(&airport, &presence), Listing::Dormant);
         presence.join(&session("3", Role::Observer));
-        assert_eq!(Listing::of(&airport, &presence), Listing::Awake);
+        assert_eq!(Listing::of(&airport, &presence), Listing::Dormant);
+        // …because the directory's answer is the airport's own.
+        let parts = outbound::SnapshotParts::without_objects(&airport);
+        let own = outbound::public_state(&airport, &parts, &presence);
+        assert_eq!(own, dormant_state(icao.clone(), airport.seq()));
         for role in [Role::Pilot, Role::Controller] {
             let person = session("1", role);
             presence.join(&person);

@@ -8,7 +8,7 @@ use crate::airport::awake::Awake;
 use crate::airport::metrics;
 use crate::airport::points::{self, PointsReads};
 use crate::airport::sockets::{self as sockets, Sockets};
-use crate::airport::storage;
+use crate::airport::storage::{self, Tables};
 use crate::directory::entry::DirectoryEntry;
 use crate::gateway::log_internal;
 use crate::handoff::{self, error_response};
@@ -337,10 +337,14 @@ impl AirportObject {
         if self.live.borrow().is_some() {
             return Ok(true);
         }
-        survive("migrate_failed", storage::migrate(&self.state.storage()))?;
+        // A failed migration is rolled back and logged; the load then reads what there is.
+        let tables = storage::migrate(&self.state.storage()).unwrap_or_else(|error| {
+            log_event::failure("migrate_failed", error);
+            Tables::Existing
+        });
         let now = now();
         let config = self.config()?.clone();
-        let Some(stored) = storage::load(&self.state.storage().sql(), icao)? else {
+        let Some(stored) = storage::load(&self.state.storage().sql(), icao, tables)? else {
             return Ok(false);
         };
         let (sockets, attachments) = Sockets::present(&self.state);

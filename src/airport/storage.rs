@@ -13,7 +13,9 @@ use airport_protocol::liveness::Schedule;
 use airport_protocol::{Airport, Icao, ObjectRecord, StoreOp};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use worker::{Result, SqlStorage, SqlStorageValue, Storage};
 
@@ -132,12 +134,20 @@ struct TableName {
     name: String,
 }
 
+/// Whether the airport's storage existed before this wake-up's [`migrate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tables {
+    /// Made just now, empty: nothing in them needs reading.
+    New,
+    Existing,
+}
+
 /// Brings the schema up to date, all or nothing: a migration is several statements.
-pub fn migrate(storage: &Storage) -> Result<()> {
+pub fn migrate(storage: &Storage) -> Result<Tables> {
     atomically(storage, run_migrations)
 }
 
-fn run_migrations(sql: &SqlStorage) -> Result<()> {
+fn run_migrations(sql: &SqlStorage) -> Result<Tables> {
     // Every wake-up asks: one read says which tables there are. A storage without the
     // airport's table is new (every build made it first); one without `schema_version` was
     // made before versions were kept, at version 0.
@@ -150,8 +160,15 @@ fn run_migrations(sql: &SqlStorage) -> Result<()> {
         .to_array::<TableName>()?;
     let has = |name: &str| tables.iter().any(|table| table.name == name);
     if !has("airport") {
-        sql.exec(SCHEMA, None)?;
-        return record_version(sql);
+        // The tables and their version in one statement: each is a call out of Wasm.
+        let version = MIGRATIONS.len();
+        sql.exec(
+            &format!(
+                "{SCHEMA} {VERSION_TABLE} INSERT INTO schema_version (version) VALUES ({version});"
+            ),
+            None,
+        )?;
+        return Ok(Tables::New);
     }
     let current = match has("schema_version") {
         true => sql
@@ -161,21 +178,20 @@ fn run_migrations(sql: &SqlStorage) -> Result<()> {
             .map_or(0, |row| row.version.max(0) as usize),
         false => 0,
     };
-    if current >= MIGRATIONS.len() {
-        return Ok(());
+    if current < MIGRATIONS.len() {
+        for migration in &MIGRATIONS[current..] {
+            sql.exec(migration, None)?;
+        }
+        record_version(sql)?;
     }
-    for migration in &MIGRATIONS[current..] {
-        sql.exec(migration, None)?;
-    }
-    record_version(sql)
+    Ok(Tables::Existing)
 }
+
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);";
 
 /// Notes that the schema is [`MIGRATIONS`]' last version.
 fn record_version(sql: &SqlStorage) -> Result<()> {
-    sql.exec(
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
-        None,
-    )?;
+    sql.exec(VERSION_TABLE, None)?;
     sql.exec("DELETE FROM schema_version", None)?;
     sql.exec(
         "INSERT INTO schema_version (version) VALUES (?)",
@@ -239,21 +255,17 @@ pub struct Stored {
 
 /// Loads the airport but its objects' rows, which only some events need ([`read_objects`]).
 /// `icao` names it on its first request; an alarm passes `None` and gets `None` back for an
-/// airport that never had one.
-pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
-    let row = match (airport_row(sql)?, icao) {
+/// airport that never had one. `tables` says whether [`migrate`] has just made them.
+pub fn load(sql: &SqlStorage, icao: Option<&Icao>, tables: Tables) -> Result<Option<Stored>> {
+    let existing = match tables {
+        Tables::New => None,
+        Tables::Existing => airport_row(sql)?,
+    };
+    let row = match (existing, icao) {
         (Some(row), _) => row,
-        (None, Some(icao)) => {
-            // A new storage is a new history: a `seq` from before it means nothing here.
-            sql.exec(
-                "INSERT INTO airport (id, icao, history) VALUES (1, ?, lower(hex(randomblob(8))))",
-                vec![icao.as_str().into()],
-            )?;
-            airport_row(sql)?.ok_or("the airport row was not written")?
-        }
+        (None, Some(icao)) => return create(sql, icao).map(Some),
         (None, None) => return Ok(None),
     };
-    let icao = Icao::parse(&row.icao).ok_or("stored airport code is invalid")?;
     let mut shared = Map::new();
     for member in sql
         .exec("SELECT key, value FROM shared_state", None)?
@@ -277,6 +289,46 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
             .map_err(|_| "stored tombstone seq is invalid")?;
         tombstones.push(Tombstone { id: row.key, seq });
     }
+    stored(row, shared, tombstones).map(Some)
+}
+
+/// A new airport's row; it has no object, shared state or deletion to read. A new storage is
+/// a new history: a `seq` from before it means nothing here. The directory has no entry for
+/// it, which reads as dormant (`directory::read`), so that is what it is listed as.
+fn create(sql: &SqlStorage, icao: &Icao) -> Result<Stored> {
+    let history = sql
+        .exec(
+            "INSERT INTO airport (id, icao, history, listed) \
+             VALUES (1, ?, lower(hex(randomblob(8))), ?) RETURNING history AS key, icao AS value",
+            vec![icao.as_str().into(), Listing::Dormant.as_str().into()],
+        )?
+        .to_array::<SharedRow>()?
+        .pop()
+        .ok_or("the airport row was not written")?
+        .key;
+    let row = AirportRow {
+        icao: icao.to_string(),
+        seq: 0,
+        offline_since: None,
+        next_heartbeat: None,
+        next_recheck: None,
+        listed: Some(Listing::Dormant.as_str().to_owned()),
+        point_groups: None,
+        points_read_at: None,
+        history: Some(history),
+        shared_seq: 0,
+        resume_floor: 0,
+        objects: 0,
+    };
+    stored(row, Map::new(), Vec::new())
+}
+
+fn stored(
+    row: AirportRow,
+    shared: Map<String, Value>,
+    tombstones: Vec<Tombstone>,
+) -> Result<Stored> {
+    let icao = Icao::parse(&row.icao).ok_or("stored airport code is invalid")?;
     let history_id = (row.history.as_deref())
         .and_then(HistoryId::parse)
         .ok_or("stored history id is invalid")?;
@@ -287,7 +339,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
         tombstones,
     );
     let seq = row.seq.max(0) as u64;
-    Ok(Some(Stored {
+    Ok(Stored {
         airport: Airport::restore_unread(
             icao,
             row.objects.max(0) as usize,
@@ -308,7 +360,7 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>) -> Result<Option<Stored>> {
                 .unwrap_or_default(),
             row.points_read_at,
         ),
-    }))
+    })
 }
 
 /// Every object's row, for the first event of a wake-up that needs them.
@@ -356,21 +408,25 @@ pub fn write(storage: &Storage, ops: Vec<StoreOp>) -> Result<()> {
 
 /// Runs `work` in one `transactionSync`, which rolls back if it fails: the event's implicit
 /// transaction alone would still commit the statements that ran before the failing one.
-fn atomically(
+fn atomically<T: 'static>(
     storage: &Storage,
-    work: impl FnOnce(&SqlStorage) -> Result<()> + 'static,
-) -> Result<()> {
+    work: impl FnOnce(&SqlStorage) -> Result<T> + 'static,
+) -> Result<T> {
     let sql = storage.sql();
-    let run = Closure::once(move || {
-        work(&sql)
-            .map(|()| JsValue::UNDEFINED)
-            .map_err(|error| JsValue::from(error.to_string()))
+    let done = Rc::new(Cell::new(None));
+    let out = Rc::clone(&done);
+    let run = Closure::once(move || match work(&sql) {
+        Ok(value) => {
+            out.set(Some(value));
+            Ok(JsValue::UNDEFINED)
+        }
+        Err(error) => Err(JsValue::from(error.to_string())),
     });
     storage
         .as_raw()
         .unchecked_ref::<TransactionalStorage>()
         .transaction_sync(run.as_ref().unchecked_ref())?;
-    Ok(())
+    Ok(done.take().ok_or("the transaction did not run")?)
 }
 
 /// A run of object puts (a batch, or several frames sharing a commit) is one statement over a
