@@ -95,8 +95,8 @@ struct VersionRow {
     version: i64,
 }
 
-/// The tables as [`MIGRATIONS`] leave them (`schema_version` aside, which [`record_version`]
-/// makes either way), made at once for a new storage: the migrations' table copies and column
+/// The tables as [`MIGRATIONS`] leave them (`schema_version` aside, made with them in
+/// [`run_migrations`]), made at once for a new storage: the migrations' table copies and column
 /// additions were a third of the server's time for a connect to a new airport (BENCHMARKS.md
 /// §3). durability.test.mjs checks that both ways give the same tables.
 const SCHEMA: &str = "CREATE TABLE airport (
@@ -226,15 +226,15 @@ struct LoadedObject {
     seq: i64,
 }
 
-const AIRPORT_COLUMNS: &str = "SELECT icao, seq, offline_since, next_heartbeat, next_recheck, \
-    listed, point_groups, points_read_at, history, shared_seq, resume_floor, \
-    (SELECT count(*) FROM objects) AS objects FROM airport WHERE id = 1";
+/// The columns of [`AirportRow`] but the objects' count.
+const AIRPORT_ROW: &str = "icao, seq, offline_since, next_heartbeat, next_recheck, listed, \
+    point_groups, points_read_at, history, shared_seq, resume_floor";
 
 fn airport_row(sql: &SqlStorage) -> Result<Option<AirportRow>> {
-    Ok(sql
-        .exec(AIRPORT_COLUMNS, None)?
-        .to_array::<AirportRow>()?
-        .pop())
+    let query = format!(
+        "SELECT {AIRPORT_ROW}, (SELECT count(*) FROM objects) AS objects FROM airport WHERE id = 1"
+    );
+    Ok(sql.exec(&query, None)?.to_array::<AirportRow>()?.pop())
 }
 
 /// Two text columns: a shared-state member's row (the tombstones are read this way too).
@@ -292,34 +292,22 @@ pub fn load(sql: &SqlStorage, icao: Option<&Icao>, tables: Tables) -> Result<Opt
     stored(row, shared, tombstones).map(Some)
 }
 
-/// A new airport's row; it has no object, shared state or deletion to read. A new storage is
-/// a new history: a `seq` from before it means nothing here. The directory has no entry for
-/// it, which reads as dormant (`directory::read`), so that is what it is listed as.
+/// A new airport's row, as the table's defaults make it; it has no object, shared state or
+/// deletion to read. A new storage is a new history: a `seq` from before it means nothing here.
+/// The directory has no entry for it, which reads as dormant (`directory::read`), so that is
+/// what it is listed as.
 fn create(sql: &SqlStorage, icao: &Icao) -> Result<Stored> {
-    let history = sql
+    let row = sql
         .exec(
-            "INSERT INTO airport (id, icao, history, listed) \
-             VALUES (1, ?, lower(hex(randomblob(8))), ?) RETURNING history AS key, icao AS value",
+            &format!(
+                "INSERT INTO airport (id, icao, history, listed) \
+                 VALUES (1, ?, lower(hex(randomblob(8))), ?) RETURNING {AIRPORT_ROW}, 0 AS objects"
+            ),
             vec![icao.as_str().into(), Listing::Dormant.as_str().into()],
         )?
-        .to_array::<SharedRow>()?
+        .to_array::<AirportRow>()?
         .pop()
-        .ok_or("the airport row was not written")?
-        .key;
-    let row = AirportRow {
-        icao: icao.to_string(),
-        seq: 0,
-        offline_since: None,
-        next_heartbeat: None,
-        next_recheck: None,
-        listed: Some(Listing::Dormant.as_str().to_owned()),
-        point_groups: None,
-        points_read_at: None,
-        history: Some(history),
-        shared_seq: 0,
-        resume_floor: 0,
-        objects: 0,
-    };
+        .ok_or("the airport row was not written")?;
     stored(row, Map::new(), Vec::new())
 }
 

@@ -363,6 +363,26 @@ test("website: /state?airport=all lists exactly the airports with a controller o
   });
 });
 
+test("website: a dashboard watching a quiet airport writes no directory entry; a pilot lists it live, then dormant", { timeout: 30_000 }, async () => {
+  await withService({}, async (svc) => {
+    const entry = async () => (await svc.db.prepare("SELECT status FROM airports WHERE icao = 'OBSV'").all()).results;
+    const observer = await svc.join(KEYS.observer1, "OBSV");
+    await svc.waitForLog((e) => e.event === "airport_loaded" && e.airport === "OBSV");
+    // /state does not show observers: the directory's missing entry answers what the object would.
+    await sleep(500);
+    assert.deepEqual(await entry(), []);
+    const quiet = await (await svc.fetch("/state?airport=OBSV")).json();
+    assert.deepEqual([quiet.controllers, quiet.pilots, quiet.offline], [[], [], true]);
+    const pilot = await svc.join(KEYS.pilot1, "OBSV");
+    await until(async () => (await entry())[0]?.status === "live", { ms: 5_000, what: "the airport listed live" });
+    await pilot.close();
+    await until(async () => (await entry())[0]?.status === "dormant", { ms: 5_000, what: "the airport listed dormant" });
+    await sleep(300);
+    await observer.close();
+    assert.equal((await entry())[0]?.status, "dormant");
+  });
+});
+
 test("anonymous /state polling of 200 never-used airports wakes no Durable Object", { timeout: 60_000 }, async () => {
   const since = service.logs.length;
   const codes = Array.from({ length: 200 }, (_, i) => `Q${String(i).padStart(3, "0")}`);
