@@ -7,6 +7,8 @@ use airport_protocol::Icao;
 use airport_protocol::config::{Config, ConfigError};
 use airport_protocol::connect::HttpError;
 use airport_protocol::history::ResumeRequest;
+use std::cell::OnceCell;
+use std::rc::Rc;
 use worker::{Env, Headers, Request, Response, Result, WebSocket};
 
 const AIRPORT_HEADER: &str = "X-Airport";
@@ -119,8 +121,20 @@ pub fn error_response(error: &HttpError) -> Result<Response> {
     Ok(response)
 }
 
+thread_local! {
+    /// The settings, read once per isolate: a deployment's variables and bindings are fixed
+    /// for an isolate's life, and every object constructed (each wake-up) would read them again.
+    static CONFIG: OnceCell<std::result::Result<Rc<Config>, ConfigError>> =
+        const { OnceCell::new() };
+}
+
+/// The deployment's settings ([`read_config`]), read once per isolate.
+pub fn config(env: &Env) -> std::result::Result<Rc<Config>, ConfigError> {
+    CONFIG.with(|cell| cell.get_or_init(|| read_config(env).map(Rc::new)).clone())
+}
+
 /// The deployment's settings, read from the Worker's `[vars]`, and the bindings they need.
-pub fn read_config(env: &Env) -> std::result::Result<Config, ConfigError> {
+fn read_config(env: &Env) -> std::result::Result<Config, ConfigError> {
     let config = Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))?;
     if config.key_source.reads_network() && env.d1(NETWORK_BINDING).is_err() {
         return Err(ConfigError {

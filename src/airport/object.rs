@@ -51,7 +51,7 @@ struct Live {
 pub struct AirportObject {
     state: State,
     env: Env,
-    config: std::result::Result<Config, ConfigError>,
+    config: std::result::Result<Rc<Config>, ConfigError>,
     live: Rc<RefCell<Option<Live>>>,
     /// The airport's entry in the D1 directory.
     directory: Rc<DirectoryEntry>,
@@ -86,7 +86,7 @@ fn survive(event: &str, result: Result<()>) -> Result<()> {
 
 impl DurableObject for AirportObject {
     fn new(state: State, env: Env) -> Self {
-        let config = handoff::read_config(&env);
+        let config = handoff::config(&env);
         // With bad settings nothing is looked up: `accept` refuses first.
         let key_source = config.as_ref().map(|c| c.key_source).unwrap_or_default();
         AirportObject {
@@ -153,7 +153,7 @@ impl DurableObject for AirportObject {
 impl AirportObject {
     fn config(&self) -> Result<&Config> {
         self.config
-            .as_ref()
+            .as_deref()
             .map_err(|error| Error::RustError(error.to_string()))
     }
 

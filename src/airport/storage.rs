@@ -142,15 +142,25 @@ pub enum Tables {
     Existing,
 }
 
-/// Brings the schema up to date, all or nothing: a migration is several statements.
+/// Brings the schema up to date, all or nothing: a migration is several statements. Every
+/// wake-up reads where the schema stands; only a storage with work to do opens a transaction.
 pub fn migrate(storage: &Storage) -> Result<Tables> {
-    atomically(storage, run_migrations)
+    match schema(&storage.sql())? {
+        Schema::At(version) if version >= MIGRATIONS.len() => Ok(Tables::Existing),
+        _ => atomically(storage, run_migrations),
+    }
 }
 
-fn run_migrations(sql: &SqlStorage) -> Result<Tables> {
-    // Every wake-up asks: one read says which tables there are. A storage without the
-    // airport's table is new (every build made it first); one without `schema_version` was
-    // made before versions were kept, at version 0.
+/// Where a storage's schema stands.
+enum Schema {
+    /// No airport table: a new storage (every build made that table first).
+    New,
+    /// At this many of [`MIGRATIONS`]; 0 without `schema_version` (made before versions were
+    /// kept).
+    At(usize),
+}
+
+fn schema(sql: &SqlStorage) -> Result<Schema> {
     let tables = sql
         .exec(
             "SELECT name FROM sqlite_master WHERE type = 'table' \
@@ -160,31 +170,40 @@ fn run_migrations(sql: &SqlStorage) -> Result<Tables> {
         .to_array::<TableName>()?;
     let has = |name: &str| tables.iter().any(|table| table.name == name);
     if !has("airport") {
-        // The tables and their version in one statement: each is a call out of Wasm.
-        let version = MIGRATIONS.len();
-        sql.exec(
-            &format!(
-                "{SCHEMA} {VERSION_TABLE} INSERT INTO schema_version (version) VALUES ({version});"
-            ),
-            None,
-        )?;
-        return Ok(Tables::New);
+        return Ok(Schema::New);
     }
-    let current = match has("schema_version") {
-        true => sql
-            .exec("SELECT version FROM schema_version", None)?
-            .to_array::<VersionRow>()?
-            .first()
-            .map_or(0, |row| row.version.max(0) as usize),
-        false => 0,
-    };
-    if current < MIGRATIONS.len() {
-        for migration in &MIGRATIONS[current..] {
-            sql.exec(migration, None)?;
+    if !has("schema_version") {
+        return Ok(Schema::At(0));
+    }
+    let version = sql
+        .exec("SELECT version FROM schema_version", None)?
+        .to_array::<VersionRow>()?
+        .first()
+        .map_or(0, |row| row.version.max(0) as usize);
+    Ok(Schema::At(version))
+}
+
+fn run_migrations(sql: &SqlStorage) -> Result<Tables> {
+    match schema(sql)? {
+        Schema::New => {
+            // The tables and their version in one statement: each is a call out of Wasm.
+            let version = MIGRATIONS.len();
+            sql.exec(
+                &format!(
+                    "{SCHEMA} {VERSION_TABLE} INSERT INTO schema_version (version) VALUES ({version});"
+                ),
+                None,
+            )?;
+            Ok(Tables::New)
         }
-        record_version(sql)?;
+        Schema::At(current) => {
+            for migration in MIGRATIONS.get(current..).unwrap_or_default() {
+                sql.exec(migration, None)?;
+            }
+            record_version(sql)?;
+            Ok(Tables::Existing)
+        }
     }
-    Ok(Tables::Existing)
 }
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);";

@@ -14,7 +14,7 @@
 mod public_state;
 mod strangers;
 
-use crate::handoff::{connect_headers, error_response, json_response, read_config};
+use crate::handoff::{config, connect_headers, error_response, json_response};
 use crate::log_event;
 use crate::people::accounts::presented;
 use crate::people::key_memory::Outcome;
@@ -25,7 +25,6 @@ use airport_protocol::connect::{
     HttpError, HttpErrorCode, RequestParts, RequestUrl, check_connect,
 };
 use airport_protocol::history::ResumeRequest;
-use std::cell::OnceCell;
 use worker::*;
 
 /// Reported by `GET /health`; `build.rs` records the git revision.
@@ -50,23 +49,11 @@ pub fn log_internal(error: &HttpError) {
     }
 }
 
-thread_local! {
-    /// Where keys are looked up, read once per isolate with the rest of the settings: a
-    /// deployment's variables and bindings are fixed for an isolate's life.
-    static KEY_SOURCE: OnceCell<std::result::Result<KeySource, HttpError>> =
-        const { OnceCell::new() };
-}
-
 /// Where keys are looked up; bad settings are a 500 naming the setting.
 pub fn key_source(env: &Env) -> std::result::Result<KeySource, HttpError> {
-    KEY_SOURCE.with(|cell| {
-        cell.get_or_init(|| {
-            read_config(env)
-                .map(|config| config.key_source)
-                .map_err(HttpError::Misconfigured)
-        })
-        .clone()
-    })
+    config(env)
+        .map(|config| config.key_source)
+        .map_err(HttpError::Misconfigured)
 }
 
 async fn route(

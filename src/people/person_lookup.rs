@@ -7,42 +7,29 @@
 //! Airports call its `standing` method over Durable Object RPC, not `fetch`: no `Request`,
 //! `Headers` or `Response` is built on either side, only the cid and the answer cross. A herd of
 //! people new to the service constructs one object each, so the constructor does no more than
-//! it must: the role source is read once per isolate.
+//! it must: the settings are read once per isolate (`handoff::config`).
 
 use crate::people::standings::StatusClient;
 use airport_protocol::Cid;
-use airport_protocol::config::RoleSource;
+use airport_protocol::config::{Config, RoleSource};
 use airport_protocol::recheck::NetworkStanding;
-use std::cell::OnceCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use worker::js_sys::futures::JsFuture;
 use worker::*;
 
-thread_local! {
-    /// The role source, or `None` when the settings are bad (the airport refuses such a
-    /// connection before it asks). A deployment's variables are fixed for an isolate's life.
-    static ROLE_SOURCE: OnceCell<Option<Rc<RoleSource>>> = const { OnceCell::new() };
-}
-
 // `fetch` is the least the macro exports; the class answers only its `standing` method.
 #[durable_object(fetch)]
 pub struct PersonLookup {
-    role_source: Option<Rc<RoleSource>>,
+    /// `None` when the settings are bad: the airport refuses such a connection before it asks.
+    config: Option<Rc<Config>>,
     status: StatusClient,
 }
 
 impl DurableObject for PersonLookup {
     fn new(_state: State, env: Env) -> Self {
-        let role_source = ROLE_SOURCE.with(|cell| {
-            cell.get_or_init(|| {
-                let config = crate::handoff::read_config(&env).ok();
-                config.map(|config| Rc::new(config.role_source))
-            })
-            .clone()
-        });
         PersonLookup {
-            role_source,
+            config: crate::handoff::config(&env).ok(),
             status: StatusClient::default(),
         }
     }
@@ -57,8 +44,8 @@ impl PersonLookup {
     /// RPC: the standing of the person `cid` names, as JSON (`NetworkStanding`).
     pub async fn standing(&self, cid: String) -> std::result::Result<String, JsError> {
         let now = crate::now_ms();
-        let standing = match (&self.role_source, Cid::parse(&cid)) {
-            (Some(source), Some(cid)) => self.status.standing(source, &cid, now).await,
+        let standing = match (&self.config, Cid::parse(&cid)) {
+            (Some(config), Some(cid)) => self.status.standing(&config.role_source, &cid, now).await,
             _ => None,
         };
         Ok(serde_json::to_string(
