@@ -294,9 +294,10 @@ fi
 
 if wants connect-object; then
   # Connects against the floor and the floor doing in its object what the contract asks of a
-  # connect (ladder.mjs floor+object: the key's D1 query, SQLite, an attachment, the alarm).
+  # connect (ladder.mjs floor+object: the key's D1 query, SQLite, an attachment, the alarm),
+  # with 20 hibernated airports per case (5 in `connect`), whose single connects move by 2x.
   against_ladder "Connects against the floor and the floor doing a connect's work in its object" \
-    floor+object floor+object --stats "http://127.0.0.1:$STATS_PORT/stats" --only connect
+    floor+object floor+object --stats "http://127.0.0.1:$STATS_PORT/stats" --only connect --cold 20
 fi
 
 if wants diagnose-batches; then

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! loadgen bench --target NAME=ws://127.0.0.1:PORT[@PID] [--target ...] [--quick]
-//!               [--only fanout,throughput,connect,burst,flood,forged,state,poll,reconnect,wake] [--stats URL] [--fanout-n 100,500,1000]
+//!               [--only fanout,throughput,connect,burst,flood,forged,state,poll,reconnect,wake] [--stats URL] [--repeats N] [--cold N] [--fanout-n 100,500,1000]
 //!               [--fanout-seconds 30] [--step-seconds 6] [--tp-max-single 2400]
 //!               [--tp-max-multi 400] [--repeats 5]
 //! loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20] [--busy]
@@ -22,7 +22,7 @@ use scenarios::Target;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen bench --target NAME=ws://127.0.0.1:PORT[@PID] [--target ...] [--quick] [--only fanout,throughput,connect,burst,flood,forged,state,poll,reconnect,wake] [--stats URL]\n       loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20] [--busy]\n       loadgen native-server [--port 8790] [--max-seconds 3600]"
+        "usage: loadgen bench --target NAME=ws://127.0.0.1:PORT[@PID] [--target ...] [--quick] [--only fanout,throughput,connect,burst,flood,forged,state,poll,reconnect,wake] [--stats URL] [--repeats N] [--cold N]\n       loadgen idle --target NAME=ws://127.0.0.1:PORT[@PID] --stats URL [--seconds 185] [--sockets 20] [--busy]\n       loadgen native-server [--port 8790] [--max-seconds 3600]"
     );
     std::process::exit(2)
 }
@@ -48,6 +48,9 @@ pub struct Args {
     /// Five: single searches here move by up to 2x, and with medians of three the batch ratio
     /// moved between 0.73x and 1.03x from run to run.
     pub repeats: usize,
+    /// Connects per hibernated case of `connect` (5, `--quick` 2): each is an airport left to
+    /// hibernate, so more cost populating, not waiting (they hibernate together).
+    pub cold: Option<usize>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -67,6 +70,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         port: 8790,
         max_seconds: 3600,
         repeats: 5,
+        cold: None,
     };
     let mut it = args.iter();
     let num = |v: Option<&String>| -> Result<f64, String> {
@@ -110,6 +114,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--port" => a.port = num(it.next())? as u16,
             "--max-seconds" => a.max_seconds = num(it.next())? as u64,
             "--repeats" => a.repeats = (num(it.next())? as usize).max(1),
+            "--cold" => a.cold = Some((num(it.next())? as usize).max(1)),
             other => return Err(format!("unknown argument {other}")),
         }
     }

@@ -225,7 +225,7 @@ async fn herd(t: &Target, n: usize, keys: Keys) -> Result<Herd, String> {
 /// `herd_only`: only the 1,000 sockets at once.
 pub(super) async fn section(args: &Args, herd_only: bool) -> Result<(), String> {
     let m = if args.quick { 5 } else { 20 };
-    let cold_m = if args.quick { 2 } else { 5 };
+    let cold_m = args.cold.unwrap_or(if args.quick { 2 } else { 5 });
     let herd_n = 1000;
     let stats = args.stats.as_deref();
     let mut cases: Vec<(&str, Vec<Sample>)> = vec![
