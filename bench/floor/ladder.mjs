@@ -12,10 +12,11 @@
 //   DROP=1    a socket is closed (4008) at its first frame that is not JSON, and every frame of a
 //             closed socket is dropped before anything else is done with it: the least work a
 //             flood of unreadable frames can cost (`floor+drop`, bench/run.sh --only flood-drop)
-//   KEY_IN_OBJECT=1  the object, not the Worker, hashes the key and looks the account up in D1
-//             (where the service looks keys up, so that a burst of connects shares queries)
-//   ALARM=1   a connect reads the object's alarm and sets it a heartbeat ahead before accepting,
-//             as the service's connect does (its heartbeat and liveness run on the alarm)
+//   KEY_IN_OBJECT=1  the object, not the Worker, hashes the key and looks the account up in D1,
+//             as the service does: the keys that arrive while a query is under way go into the
+//             next one, so that a burst of connects shares queries
+//   ALARM=1   the first connect of a wake-up reads the object's alarm and, if none is set, sets
+//             it a heartbeat ahead before accepting (the service's heartbeat runs on the alarm)
 //   STATUS=URL the Worker asks the status service at URL for the person's connection (the request
 //             every connect under ROLE_SOURCE=vatsim needs when nothing recent is known of the
 //             person) and answers 503 unless it answers 200: the floor of a service that takes
@@ -38,15 +39,61 @@ export default {
 
 /** Whether the request's key is an account's: its SHA-256 looked up as src/people/accounts.rs does. */
 async function knownKey(env, url) {
-  const key = url.searchParams.get("key") ?? "";
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
-  const hash = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
   const row = await env.DB.prepare(
     "SELECT a.cid, a.role, a.banned, a.banned_until FROM api_keys k JOIN accounts a ON a.cid = k.cid WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
   )
-    .bind(hash)
+    .bind(await keyHash(url))
     .first();
   return row !== null;
+}
+
+async function keyHash(url) {
+  const key = url.searchParams.get("key") ?? "";
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The known ones of `hashes`, in one query. */
+async function knownKeys(env, hashes) {
+  const { results } = await env.DB.prepare(
+    "SELECT k.key_hash FROM api_keys k JOIN accounts a ON a.cid = k.cid WHERE k.key_hash IN (SELECT value FROM json_each(?1)) AND k.revoked_at IS NULL",
+  )
+    .bind(JSON.stringify([...new Set(hashes)]))
+    .all();
+  return new Set(results.map((row) => row.key_hash));
+}
+
+/** Keys looked up in batches: the first alone, those that arrive meanwhile together in the next. */
+class Batches {
+  constructor(run) {
+    this.run = run;
+    this.waiting = null;
+    this.busy = false;
+  }
+  async has(key) {
+    if (!this.waiting) {
+      const waiting = { keys: [] };
+      waiting.found = new Promise((resolve, reject) => Object.assign(waiting, { resolve, reject }));
+      this.waiting = waiting;
+    }
+    const waiting = this.waiting;
+    waiting.keys.push(key);
+    if (!this.busy) this.next();
+    return (await waiting.found).has(key);
+  }
+  async next() {
+    const batch = this.waiting;
+    if (!batch) return;
+    this.waiting = null;
+    this.busy = true;
+    try {
+      batch.resolve(await this.run(batch.keys));
+    } catch (error) {
+      batch.reject(error);
+    }
+    this.busy = false;
+    this.next();
+  }
 }
 
 /** The benchmark's person behind a key: `BARS_` and i in hex is cid 3,000,000 + i (serve.mjs). */
@@ -69,12 +116,16 @@ export class FloorObject {
     }
   }
   async fetch(request) {
-    if (this.env.KEY_IN_OBJECT === "1" && !(await knownKey(this.env, new URL(request.url)))) {
-      return new Response('{"error":{"code":"INVALID_API_KEY"}}', { status: 401 });
+    if (this.env.KEY_IN_OBJECT === "1") {
+      this.keys ??= new Batches((hashes) => knownKeys(this.env, hashes));
+      if (!(await this.keys.has(await keyHash(new URL(request.url))))) {
+        return new Response('{"error":{"code":"INVALID_API_KEY"}}', { status: 401 });
+      }
     }
     if (this.env.ALARM === "1") {
-      await this.ctx.storage.getAlarm();
-      await this.ctx.storage.setAlarm(Date.now() + 60_000);
+      const { storage } = this.ctx;
+      this.alarm ??= storage.getAlarm().then((at) => at ?? storage.setAlarm(Date.now() + 60_000));
+      await this.alarm;
     }
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
