@@ -147,11 +147,12 @@ pub enum Tables {
 pub fn migrate(storage: &Storage) -> Result<Tables> {
     match schema(&storage.sql())? {
         Schema::At(version) if version >= MIGRATIONS.len() => Ok(Tables::Existing),
-        _ => atomically(storage, run_migrations),
+        stands => atomically(storage, move |sql| run_migrations(sql, stands)),
     }
 }
 
 /// Where a storage's schema stands.
+#[derive(Clone, Copy)]
 enum Schema {
     /// No airport table: a new storage (every build made that table first).
     New,
@@ -183,8 +184,10 @@ fn schema(sql: &SqlStorage) -> Result<Schema> {
     Ok(Schema::At(version))
 }
 
-fn run_migrations(sql: &SqlStorage) -> Result<Tables> {
-    match schema(sql)? {
+/// Brings a schema that stands at `stands` (read in the same event, which nothing else
+/// writes in between) up to date.
+fn run_migrations(sql: &SqlStorage, stands: Schema) -> Result<Tables> {
+    match stands {
         Schema::New => {
             // The tables and their version in one statement: each is a call out of Wasm.
             let version = MIGRATIONS.len();
