@@ -308,21 +308,16 @@ impl AirportObject {
     }
 
     /// Reads the rows a connect needs ([`Room::rows_for_connect`]): a resume the log can serve
-    /// reads only those changed after its `seq`, and leaves the objects unread.
+    /// reads only those changed after its `seq`, and leaves the objects unread. Not logged: a
+    /// line costs a wake-up's connect about half a millisecond locally (BENCHMARKS.md §3), and
+    /// a full read, the costly one, is (`objects_read`).
     fn read_for_connect(&self, resume: Option<&ResumeRequest>) -> Result<()> {
         let needed = self.with_room(|room| room.rows_for_connect(resume));
         let Ok(Some(RowsToRead::ChangedSince(since))) = needed else {
             return self.read_objects();
         };
         let changed = storage::read_changed_objects(&self.state.storage().sql(), since)?;
-        let count = changed.len() as u64;
-        let icao = self.with_room(|room| {
-            room.read_changed_objects(since, changed);
-            room.icao().clone()
-        })?;
-        let counts = [("since", since), ("objects", count)];
-        log_event::airport("changed_objects_read", &icao, &counts);
-        Ok(())
+        self.with_room(|room| room.read_changed_objects(since, changed))
     }
 
     /// Loads the airport (its objects' rows left for [`Self::read_objects`]) and its sockets
@@ -460,26 +455,66 @@ impl AirportObject {
             metrics::write(&self.env, &window);
         }
         // After the window's write: a window just written is no reason for another alarm.
-        let Some((wake, alarm_at)) = self
-            .live
-            .borrow()
-            .as_ref()
-            .map(|live| (live.room.alarm_at(), live.alarm_at))
-        else {
+        let Some((wake, liveness, alarm_at)) = self.live.borrow().as_ref().map(|live| {
+            let room = &live.room;
+            (room.alarm_at(), room.next_wake(), live.alarm_at)
+        }) else {
             return Ok(());
         };
         // An alarm earlier than needed only recomputes, so one that is set stays until it is
         // later than needed: a busy airport, whose metrics window is due a little later after
         // every frame, does not set its alarm again for each.
-        let keep = match (wake, alarm_at) {
-            (Some(wake), Some(set)) => set <= wake,
+        let serves = |needed: Option<i64>| match (needed, alarm_at) {
+            (Some(needed), Some(set)) => set <= needed,
             (None, None) => true,
             _ => false,
         };
-        if keep {
-            return Ok(());
+        match wake {
+            _ if serves(wake) => Ok(()),
+            // The alarm set serves the liveness deadlines (so it is not the alarm's own event,
+            // which cleared it): only the metrics window wants it earlier.
+            Some(window) if alarm_at.is_some() && serves(liveness) => {
+                self.set_alarm_after_replies(window);
+                Ok(())
+            }
+            _ => self.set_alarm(wake).await,
         }
-        self.set_alarm(wake).await
+    }
+
+    /// Moves the alarm to `at` once this event's replies have left (a zero-delay timer, then
+    /// the write, holding the object awake meanwhile): for the metrics window, which no client
+    /// waits for. Locally the move was 2 ms of a connect that woke the airport (BENCHMARKS.md
+    /// §3). An event that sets the alarm before it runs has set what it needed, and wins.
+    fn set_alarm_after_replies(&self, at: i64) {
+        if let Some(live) = self.live.borrow_mut().as_mut() {
+            live.alarm_at = Some(at);
+        }
+        let (storage, live, awake) = (
+            self.state.storage(),
+            Rc::clone(&self.live),
+            self.awake.stay(),
+        );
+        wasm_bindgen_futures::spawn_local(async move {
+            let _awake = awake;
+            Delay::from(Duration::ZERO).await;
+            let unchanged = || {
+                live.borrow()
+                    .as_ref()
+                    .is_some_and(|l| l.alarm_at == Some(at))
+            };
+            if !unchanged() {
+                return;
+            }
+            if let Err(error) = schedule_alarm(&storage, Some(at)).await {
+                log_event::failure("alarm_failed", error);
+                // Not set: the next event sets it again.
+                if unchanged()
+                    && let Some(live) = live.borrow_mut().as_mut()
+                {
+                    live.alarm_at = None;
+                }
+            }
+        });
     }
 
     /// Reads the points table again when it is due ([`PointsReads::refresh`]); nothing

@@ -141,3 +141,18 @@ test("frames that are not packets are counted as unreadable, with their errors",
     "error:UNKNOWN_TYPE": 1,
   });
 });
+
+test("a window begun while the alarm waits for the heartbeat is written after 5 quiet seconds", async () => {
+  const airport = "MTA3";
+  const controller = await service.join(KEYS.controller1, airport);
+  await until(() => summaries(airport).length === 1, { ms: 15_000, what: "the connect's window" });
+  // The alarm is now the heartbeat's, a minute away: the next count moves it earlier, after
+  // the count's reply has left.
+  await controller.request({ type: "GET_STATE" });
+  const sent = performance.now();
+  await until(() => summaries(airport).length === 2, { ms: 15_000, what: "the update's window" });
+  const waited = performance.now() - sent;
+  assert.ok(waited < 10_000, `written after ${Math.round(waited)} ms, not at the heartbeat`);
+  assert.equal(summaries(airport)[1].frames_in, 1);
+  await controller.close();
+});
