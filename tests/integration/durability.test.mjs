@@ -325,12 +325,12 @@ test("a migration that fails is rolled back whole, so it can run again once its 
   await observer.close();
 });
 
-/** A storage's tables: each one's definition (its text, spacing and quoting aside) and columns. */
+/** A storage's tables and indexes: each one's definition (its text, spacing and quoting aside) and columns. */
 function tables(file) {
   const db = new DatabaseSync(file, { readOnly: true });
   try {
     const rows = db
-      .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%' ORDER BY name")
+      .prepare("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%' ORDER BY name")
       .all();
     return {
       version: db.prepare("SELECT version FROM schema_version").get().version,
@@ -374,7 +374,7 @@ test("a new airport's tables are made at once, the same as its migrations make t
   const [fresh, ...migrated] = [made, versioned, unversioned].map((airport) => tables(airportFile(service.persist, airport)));
   assert.deepEqual(
     fresh.tables.map((t) => t.name),
-    ["airport", "objects", "schema_version", "shared_state", "tombstones"],
+    ["airport", "objects", "objects_by_seq", "schema_version", "shared_state", "tombstones"],
   );
   for (const upgraded of migrated) assert.deepEqual(upgraded, fresh);
   await service.start();
@@ -439,7 +439,7 @@ test("an airport stored by a build before migration 3 is upgraded in place, its 
   try {
     assert.match(tableSql(upgraded, "objects"), /WITHOUT ROWID/);
     assert.match(tableSql(upgraded, "shared_state"), /WITHOUT ROWID/);
-    assert.equal(upgraded.prepare("SELECT version FROM schema_version").get().version, 6);
+    assert.equal(upgraded.prepare("SELECT version FROM schema_version").get().version, 7);
     const rows = upgraded.prepare("SELECT id, state FROM objects ORDER BY id").all();
     assert.deepEqual(
       rows.map(({ id, state }) => ({ id, state: JSON.parse(state) })),
