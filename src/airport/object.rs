@@ -357,7 +357,8 @@ impl AirportObject {
             ("objects", airport.object_count() as u64),
             ("objects_read", u64::from(airport.objects_read())),
         ];
-        log_event::airport("airport_loaded", room.icao(), &counts);
+        let icao = room.icao().clone();
+        self.after_replies(async move { log_event::airport("airport_loaded", &icao, &counts) });
         *self.live.borrow_mut() = Some(Live {
             room,
             sockets,
@@ -481,22 +482,16 @@ impl AirportObject {
         }
     }
 
-    /// Moves the alarm to `at` once this event's replies have left (a zero-delay timer, then
-    /// the write, holding the object awake meanwhile): for the metrics window, which no client
-    /// waits for. Locally the move was 2 ms of a connect that woke the airport (BENCHMARKS.md
-    /// §3). An event that sets the alarm before it runs has set what it needed, and wins.
+    /// Moves the alarm to `at` after the event's replies ([`Self::after_replies`]): for the
+    /// metrics window, which no client waits for. Locally the move was 2 ms of a connect that
+    /// woke the airport (BENCHMARKS.md §3). An event that sets the alarm before it runs has set
+    /// what it needed, and wins.
     fn set_alarm_after_replies(&self, at: i64) {
         if let Some(live) = self.live.borrow_mut().as_mut() {
             live.alarm_at = Some(at);
         }
-        let (storage, live, awake) = (
-            self.state.storage(),
-            Rc::clone(&self.live),
-            self.awake.stay(),
-        );
-        wasm_bindgen_futures::spawn_local(async move {
-            let _awake = awake;
-            Delay::from(Duration::ZERO).await;
+        let (storage, live) = (self.state.storage(), Rc::clone(&self.live));
+        self.after_replies(async move {
             let unchanged = || {
                 live.borrow()
                     .as_ref()
@@ -514,6 +509,17 @@ impl AirportObject {
                     live.alarm_at = None;
                 }
             }
+        });
+    }
+
+    /// Runs `work` once the event's replies have left: after a zero-delay timer, holding the
+    /// object awake meanwhile. For what no client waits for, which would otherwise delay them.
+    fn after_replies(&self, work: impl Future<Output = ()> + 'static) {
+        let awake = self.awake.stay();
+        wasm_bindgen_futures::spawn_local(async move {
+            let _awake = awake;
+            Delay::from(Duration::ZERO).await;
+            work.await;
         });
     }
 

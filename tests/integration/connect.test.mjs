@@ -295,8 +295,15 @@ test("a refused key ahead of a burst: the airport is loaded once and holds every
   const refused = service.reject(UNKNOWN_KEY, airport);
   const joined = await Promise.all(people.map(({ key }) => service.join(key, airport)));
   assertError(await refused, 401, "INVALID_API_KEY", "the first, alone");
-  const loads = service.logs.slice(since).filter((e) => e.event === "airport_loaded" && e.airport === airport);
+  // A load's line is written after its event's replies: wait for it, then for a barrier's,
+  // which comes after any other load of this airport (workerd writes its lines in order).
+  const isLoaded = (icao) => (e) => e.event === "airport_loaded" && e.airport === icao;
+  await service.waitForLog(isLoaded(airport), 5000, since);
+  const barrier = await service.join(KEYS.observer1, "ZONB");
+  await service.waitForLog(isLoaded("ZONB"), 5000, since);
+  const loads = service.logs.slice(since).filter(isLoaded(airport));
   assert.equal(loads.length, 1, JSON.stringify(loads));
+  await barrier.close();
   // One room holds every socket: a change reaches all of them.
   const controller = await service.join(KEYS.controller1, airport);
   controller.send({ type: "STATE_UPDATE", data: { objectId: "SB_ONE", state: true } });

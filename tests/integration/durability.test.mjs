@@ -6,7 +6,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Service, KEYS, CIDS } from "./harness.mjs";
-import { sleep } from "./helpers.mjs";
+import { sleep, until } from "./helpers.mjs";
 
 let service;
 before(async () => {
@@ -49,7 +49,8 @@ test("accepted changes and seq survive a restart of the runtime", async () => {
   assert.deepEqual(data.sharedState, { runway: "27L", atis: { code: "K" } });
   assert.deepEqual(data.controllers, []);
   assert.equal(data.offline, true);
-  // The object was constructed again and loaded from storage.
+  // The object was constructed again and loaded from storage (logged after the replies).
+  await until(() => loads("DUR1").length > loadsBefore, { ms: 5000, what: "the reload's line" });
   assert.equal(loads("DUR1").length, loadsBefore + 1);
 
   // seq continues from where it was, never back.
@@ -117,9 +118,11 @@ test("sockets, roles, presence and state survive hibernation", { timeout: 60_000
   // 15 s after the frames. Heartbeats (every 60 s) and idle closes (70 s) are far enough away.
   await sleep(20_000);
 
+  const since = service.logs.length;
   const snapshot = await pilot.request({ type: "GET_STATE" });
-  // The constructor ran again: the airport was loaded anew, with both sockets found open.
-  const reload = await service.waitForLog((e) => e.event === "airport_loaded" && e.airport === "HIB1", 5000, 0);
+  // The constructor ran again: the airport was loaded anew, with both sockets found open (the
+  // line is written after the replies).
+  const reload = await service.waitForLog((e) => e.event === "airport_loaded" && e.airport === "HIB1", 5000, since);
   const reloads = loads("HIB1");
   assert.equal(reloads.length, 2, "the object did not hibernate");
   assert.equal(reloads[1].sockets, 2);
