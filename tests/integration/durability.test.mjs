@@ -153,6 +153,8 @@ test("a hibernated airport answers a heartbeat without reading its objects", { t
   controller.send({ type: "MULTI_STATE_UPDATE", data: { updates } });
   const states = (snapshot) => snapshot.data.objects.map((o) => o.state.n).sort((a, b) => a - b);
   const all = Array.from({ length: 50 }, (_, i) => i);
+  // The controller's next frame is handled after its update; the pilot's could come first.
+  assert.deepEqual(states(await controller.request({ type: "GET_STATE" })), all);
   assert.deepEqual(states(await pilot.request({ type: "GET_STATE" })), all);
   await controller.settle();
   await pilot.settle();
