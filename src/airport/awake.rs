@@ -20,6 +20,15 @@ impl Awake {
         Stay(Rc::clone(self))
     }
 
+    /// Runs `work` in the background, the object held awake until it ends.
+    pub fn in_background(self: &Rc<Self>, work: impl Future<Output = ()> + 'static) {
+        let stay = self.stay();
+        wasm_bindgen_futures::spawn_local(async move {
+            let _stay = stay;
+            work.await;
+        });
+    }
+
     /// The awake time finished since the last take.
     pub fn take(&self) -> i64 {
         self.0.borrow_mut().take()

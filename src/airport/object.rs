@@ -260,9 +260,7 @@ impl AirportObject {
         let config = self.config()?.clone();
         let (env, storage) = (self.env.clone(), self.state.storage());
         let (recheck, live) = (Rc::clone(&self.recheck), Rc::clone(&self.live));
-        let awake = self.awake.stay();
-        wasm_bindgen_futures::spawn_local(async move {
-            let _awake = awake;
+        self.awake.in_background(async move {
             let limit = answers_limit_ms(&config.role_source);
             let answers = standings::answers(&env, &config, &questions, limit).await;
             *recheck.answers.borrow_mut() = Some(answers);
@@ -515,9 +513,7 @@ impl AirportObject {
     /// Runs `work` once the event's replies have left: after a zero-delay timer, holding the
     /// object awake meanwhile. For what no client waits for, which would otherwise delay them.
     fn after_replies(&self, work: impl Future<Output = ()> + 'static) {
-        let awake = self.awake.stay();
-        wasm_bindgen_futures::spawn_local(async move {
-            let _awake = awake;
+        self.awake.in_background(async move {
             Delay::from(Duration::ZERO).await;
             work.await;
         });

@@ -49,9 +49,8 @@ impl DirectoryEntry {
             return;
         };
         self.writing.set(true);
-        let (entry, awake) = (Rc::clone(self), awake.stay());
-        wasm_bindgen_futures::spawn_local(async move {
-            let _awake = awake;
+        let entry = Rc::clone(self);
+        awake.in_background(async move {
             entry.write_until_current(db, sql).await;
             entry.writing.set(false);
         });
