@@ -8,18 +8,25 @@ use airport_protocol::session::Attachment;
 use airport_protocol::{Role, SocketId};
 use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
+use worker::worker_sys::ext::WebSocketExt;
 use worker::{Result, State, WebSocket};
 
 pub fn new_socket_id() -> SocketId {
     (js_sys::Math::random() * 9_007_199_254_740_991.0) as SocketId
 }
 
+/// A socket's attachment. It is kept as JSON text: the runtime clones one string, where the
+/// object `worker`'s (de)serializer builds took a call into JavaScript per field each way.
 pub fn attachment(ws: &WebSocket) -> Option<Attachment> {
-    ws.deserialize_attachment().ok().flatten()
+    let raw: &web_sys::WebSocket = ws.as_ref();
+    let text = raw.deserialize_attachment().ok()?.as_string()?;
+    serde_json::from_str(&text).ok()
 }
 
 pub fn save_attachment(ws: &WebSocket, attachment: &Attachment) -> Result<()> {
-    ws.serialize_attachment(attachment)
+    let text = serde_json::to_string(attachment)?;
+    let raw: &web_sys::WebSocket = ws.as_ref();
+    Ok(raw.serialize_attachment(JsValue::from_str(&text))?)
 }
 
 /// Marks a socket as gone from the airport, so that a wake-up does not count it again.
