@@ -4,6 +4,20 @@ use super::connect::HttpError;
 use super::ids::Cid;
 use super::role::Role;
 use super::session::Session;
+use sha2::{Digest, Sha256};
+
+/// The lowercase hex SHA-256 of an API key: what our accounts store (`scripts/keys.mjs` hashes
+/// the same way), and what a socket is known by.
+pub fn key_hash(key: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(key.as_bytes());
+    let mut hex = String::with_capacity(2 * digest.len());
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    hex
+}
 
 /// An account as the database holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,5 +107,23 @@ mod tests {
         a.banned_until = Some(100);
         assert_eq!(a.check_ban(99), Err(HttpError::Banned { until: Some(100) }));
         assert!(a.check_ban(100).is_ok());
+    }
+
+    #[test]
+    fn key_hash_is_lowercase_hex_sha256() {
+        // FIPS 180-2's test vectors.
+        assert_eq!(
+            key_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            key_hash(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        // Keys are hashed as UTF-8, as WebCrypto and node's crypto hash a string.
+        assert_eq!(
+            key_hash("é"),
+            "4a99557e4033c3539de2eb65472017cad5f9557f7a0625a09f1c3f6e2ba69c4c"
+        );
     }
 }

@@ -101,9 +101,7 @@ async fn connect(
     let request = check_connect(parts)?;
     let source = key_source(env)?;
     // The airport looks the key up: there, a burst of connections shares its queries.
-    let key = presented(source, request.key)
-        .await
-        .map_err(HttpError::internal)?;
+    let key = presented(source, request.key);
     let admitted = strangers::admit(env, address, &key.hash).await?;
     let resume = request.resume.as_ref();
     let headers = connect_headers(&request.airport, &key, request.protocol, resume)

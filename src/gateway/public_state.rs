@@ -91,7 +91,7 @@ async fn answer(
     let (target, key) = check_state(parts)?;
     if let Some(key) = key {
         let source = key_source(env)?;
-        let key = presented(source, key).await.map_err(HttpError::internal)?;
+        let key = presented(source, key);
         let admitted = strangers::admit(env, address, &key.hash).await?;
         let checked = authenticate(env, source, key).await;
         admitted.answered(Outcome::of_check(&checked)).await;

@@ -8,7 +8,7 @@ use crate::log_event;
 use crate::people::batch_lookup::{BatchLookup, Unanswered};
 use crate::people::lookup_cache::{LookupCache, Sharing};
 use airport_protocol::Cid;
-use airport_protocol::account::{Account, is_network_key};
+use airport_protocol::account::{Account, is_network_key, key_hash};
 use airport_protocol::config::KeySource;
 use airport_protocol::connect::HttpError;
 use futures_util::FutureExt;
@@ -19,27 +19,7 @@ use std::collections::HashMap;
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
-use wasm_bindgen::prelude::*;
 use worker::{D1Database, Delay, Env, Error, Result};
-
-#[wasm_bindgen(inline_js = "export async function sha256Hex(text) {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-}")]
-extern "C" {
-    /// The lowercase hex SHA-256 of a key, by the runtime's WebCrypto: a SHA-256 in Rust
-    /// would add about 8 KB to the Wasm.
-    #[wasm_bindgen(catch, js_name = sha256Hex)]
-    async fn sha256_hex(text: &str) -> std::result::Result<JsValue, JsValue>;
-}
-
-/// The lowercase hex SHA-256 of an API key: what the database stores.
-pub async fn hash_key(key: &str) -> Result<String> {
-    sha256_hex(key)
-        .await?
-        .as_string()
-        .ok_or_else(|| Error::from("the key's digest is not text"))
-}
 
 /// The binding of the running service's database.
 pub const NETWORK_BINDING: &str = "NETWORK_DB";
@@ -175,11 +155,11 @@ pub async fn authenticate(
 
 /// A key as the source looks it up: its hash, and itself when the running service's people
 /// are asked too.
-pub async fn presented(source: KeySource, key: &str) -> Result<PresentedKey> {
-    Ok(PresentedKey {
-        hash: hash_key(key).await?,
+pub fn presented(source: KeySource, key: &str) -> PresentedKey {
+    PresentedKey {
+        hash: key_hash(key),
         plain: source.reads_network().then(|| key.to_owned()),
-    })
+    }
 }
 
 /// A look-up's answer as a connection or request takes it: the account in good standing
@@ -352,7 +332,7 @@ async fn network_accounts_by_cid(
     let mut found = HashMap::new();
     for row in rows_for::<NetworkRow, _>(db, &query, &cids).await? {
         if let Some(account) = network_account(&row) {
-            found.insert(hash_key(&row.api_key).await?, account);
+            found.insert(key_hash(&row.api_key), account);
         }
     }
     Ok(found)
