@@ -187,6 +187,13 @@ write("state_machine", "offline-clearing", script(
     "leave C0", "wait 1000", "leave C0", "wait 119000", "alarm", "wait 1001", "alarm",
     "join C1", f("C1", shared({"a": 1})), "leave C1", "join C1", "wait 200000", "alarm",
 ))
+write("state_machine", "wake", script(
+    "join C0", "join P1*", "join O2",
+    f("C0", su("A", state=True)), f("C0", shared({"a": 1})),
+    "wake", f("P1", {"type": "GET_STATE"}), "wait 40000", "wake",
+    f("C0", su("B", state=False)), "wait 80000", "alarm", "wake",
+    "leave C0", "wake", "wait 120001", "alarm", "join C3", "wake", "wait 200000", "alarm",
+))
 write("state_machine", "rate-limit", script(
     "limit default", "join C0",
     *[f("C0", {"type": "HEARTBEAT"}) for _ in range(64)],

@@ -9,9 +9,11 @@ use airport_protocol::airport::StoreOp;
 use airport_protocol::config::Timings;
 use airport_protocol::connect::HttpError;
 use airport_protocol::effects::To;
+use airport_protocol::liveness::restored_last_seen;
 use airport_protocol::packet::Frame;
 use airport_protocol::room::Answers;
-use airport_protocol::{Airport, Cid, Effects, Presence, Role, Session, SocketId};
+use airport_protocol::room::FLOOD_COOLDOWN_MS;
+use airport_protocol::{Airport, Cid, CloseCode, Effects, Presence, Role, Session, SocketId};
 use airport_testkit::harness::{Audience, Harness, Sent};
 use airport_testkit::store::Store;
 use airport_testkit::store::objects_of;
@@ -136,6 +138,9 @@ pub fn run(scenario: &Scenario) -> Tally {
                     let code = &server_packet(reply, now)["data"]["code"];
                     assert_ne!(code, "RATE_LIMITED", "rate limited without a limit");
                 }
+                if sent.close == Some(CloseCode::Flooding) {
+                    (model.flooded).insert(session.cid.clone(), now + FLOOD_COOLDOWN_MS);
+                }
                 if sent.close.is_some() {
                     let leaving = model.leave(socket);
                     check_leave(
@@ -181,6 +186,28 @@ pub fn run(scenario: &Scenario) -> Tally {
                 written.extend_from_slice(&effects.persist);
             }
             Step::Wait { ms } => h.now += i64::from(*ms % 200_000),
+            Step::Wake => {
+                let effects = h.wake(store.restore(crate::icao()), store.schedule);
+                model.flooded.clear();
+                // The room now knows each socket only from its attachment: heard when that was
+                // last saved, pushed forward (`liveness::restored_last_seen`).
+                for (socket, (_, heard)) in model.open.iter_mut() {
+                    let attachment = h.attachment(*socket).expect("an open socket's attachment");
+                    *heard = restored_last_seen(attachment.last_seen);
+                }
+                let expected = if !model.has_controllers()
+                    && store.has_state()
+                    && store.offline_since.is_none()
+                {
+                    vec![StoreOp::SetOfflineSince(Some(h.now))]
+                } else {
+                    vec![]
+                };
+                assert_eq!(effects.persist, expected, "a wake-up's writes");
+                assert!(effects.actions.is_empty() && effects.change.is_none());
+                store.apply(&effects.persist);
+                written.extend_from_slice(&effects.persist);
+            }
             Step::Alarm => {
                 let now = h.now;
                 // An alarm that runs past its time does not count the delay as the sockets'
@@ -256,10 +283,13 @@ pub fn run(scenario: &Scenario) -> Tally {
     tally
 }
 
-/// The open sockets as the run predicts them: who is on each and when each was last heard.
+/// The open sockets as the run predicts them: who is on each and when each was last heard; and
+/// until when each person closed for flooding is refused (`room::FLOOD_COOLDOWN_MS`), which the
+/// room forgets when it hibernates.
 #[derive(Debug, Default)]
 struct Sockets {
     open: BTreeMap<SocketId, (Session, i64)>,
+    flooded: BTreeMap<Cid, i64>,
 }
 
 /// A socket that left: who, and whether it was their last in that role.
@@ -362,11 +392,22 @@ fn join(
         .filter(|(s, _)| s.cid == session.cid)
         .count();
     let full = of_key >= caps.per_key as usize || model.open.len() >= caps.per_airport as usize;
+    let cooling = (model.flooded.get(&session.cid)).and_then(|until| {
+        let left = until - h.now;
+        (left > 0).then(|| (left as u64).div_ceil(1000).max(1) as u32)
+    });
     let (socket, joined) = match h.try_connect(session) {
         Ok(joined) => joined,
         Err(error) => {
-            assert!(full, "refused below the caps: {error:?}");
-            assert!(matches!(error, HttpError::TooManyConnections { .. }));
+            match cooling {
+                Some(retry_after_s) => {
+                    assert_eq!(error, HttpError::TooManyRequests { retry_after_s });
+                }
+                None => {
+                    assert!(full, "refused below the caps: {error:?}");
+                    assert!(matches!(error, HttpError::TooManyConnections { .. }));
+                }
+            }
             assert!(
                 store.same_state(h.airport()),
                 "a refused join changed state"
@@ -374,7 +415,10 @@ fn join(
             return;
         }
     };
-    assert!(!full, "admitted past the caps");
+    assert!(
+        !full && cooling.is_none(),
+        "admitted past the caps or a flood's cooldown"
+    );
     model.open.insert(socket, (session.clone(), h.now));
     let now = h.now;
     let airport = h.airport();

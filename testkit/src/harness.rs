@@ -43,6 +43,8 @@ pub struct Harness {
     pub objects_reads: usize,
     /// The `seq` after which a resuming connect was handed the rows changed, each time.
     pub changed_reads: Vec<u64>,
+    /// Each socket's attachment as last saved: what a wake-up restores it from.
+    saved: BTreeMap<SocketId, Attachment>,
 }
 
 /// The airport as a wake-up restores it, its objects left unread, and the rows it leaves in
@@ -199,6 +201,7 @@ impl Harness {
             last_seen: now,
             left: false,
         });
+        let saved = attachments.clone().map(|a| (a.id, a)).collect();
         let (room, effects) = Room::restore(config, airport, Schedule::default(), attachments, now);
         let harness = Harness {
             room,
@@ -209,8 +212,37 @@ impl Harness {
             stored_objects,
             objects_reads: 0,
             changed_reads: Vec::new(),
+            saved,
         };
         (harness, effects)
+    }
+
+    /// The object hibernated and was built again: `airport` and `schedule` as storage holds
+    /// them (its objects read), and the sockets still open restored from the attachments last
+    /// saved for them, as the runtime keeps them. Socket ids go on where they were.
+    pub fn wake(&mut self, airport: Airport, schedule: Schedule) -> Effects {
+        let open = (self.sockets.iter()).filter(|(_, id)| self.room.session(*id).is_some());
+        let attachments: Vec<Attachment> = open
+            .filter_map(|(_, id)| self.saved.get(id).cloned())
+            .collect();
+        let config = self.room.config().clone();
+        let (room, effects) = Room::restore(config, airport, schedule, attachments, self.now);
+        self.room = room;
+        self.stored_objects = None;
+        self.keep(effects)
+    }
+
+    /// The attachment last saved for `socket`.
+    pub fn attachment(&self, socket: SocketId) -> Option<&Attachment> {
+        self.saved.get(&socket)
+    }
+
+    /// Saves the attachments an event's effects carry, as the Durable Object does.
+    fn keep(&mut self, effects: Effects) -> Effects {
+        for attachment in &effects.attachments {
+            self.saved.insert(attachment.id, attachment.clone());
+        }
+        effects
     }
 
     /// Hands the room its objects' rows if it has not read them (nor cleared them).
@@ -228,10 +260,11 @@ impl Harness {
     /// objects if the room needs them.
     pub fn frame(&mut self, socket: SocketId, frame: Frame<'_>, now: i64) -> Effects {
         if let Ok(effects) = self.room.frame(socket, frame, now) {
-            return effects;
+            return self.keep(effects);
         }
         self.read_objects();
-        (self.room.frame(socket, frame, now)).expect("the objects are read")
+        let effects = (self.room.frame(socket, frame, now)).expect("the objects are read");
+        self.keep(effects)
     }
 
     /// The body of `GET /state`, its objects read first.
@@ -281,7 +314,7 @@ impl Harness {
         let effects = self.room.connect(id, who.clone(), key, resume, self.now)?;
         self.next_socket += 1;
         self.sockets.push((who.clone(), id));
-        Ok((id, effects))
+        Ok((id, self.keep(effects)))
     }
 
     /// The socket `who` sends on: its first open one, connected if there is none.
@@ -313,7 +346,8 @@ impl Harness {
     }
 
     pub fn leave(&mut self, socket: SocketId) -> Effects {
-        self.room.leave(socket, self.now)
+        let effects = self.room.leave(socket, self.now);
+        self.keep(effects)
     }
 
     /// The alarm at `now`, then `answers` to a re-check if one is due, as they would arrive.
@@ -322,7 +356,7 @@ impl Harness {
         if recheck.is_some() {
             effects.extend(self.room.rechecked(answers, self.now));
         }
-        effects
+        self.keep(effects)
     }
 }
 

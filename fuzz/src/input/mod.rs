@@ -104,6 +104,9 @@ pub enum Step {
     Wait { ms: u32 },
     /// The Durable Object's alarm: the offline clearing when it is due.
     Alarm,
+    /// The object hibernated: a new one is built from storage and the open sockets'
+    /// attachments.
+    Wake,
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
