@@ -6,7 +6,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Service, KEYS, CIDS } from "./harness.mjs";
-import { sleep, until } from "./helpers.mjs";
+import { until } from "./helpers.mjs";
 
 let service;
 before(async () => {
@@ -116,7 +116,7 @@ test("sockets, roles, presence and state survive hibernation", { timeout: 60_000
   // Silence: workerd hibernates an idle Durable Object after about ten seconds. The alarm that
   // writes the metrics window 5 s after the last frame is an event too, so it hibernates about
   // 15 s after the frames. Heartbeats (every 60 s) and idle closes (70 s) are far enough away.
-  await sleep(20_000);
+  await service.untilHibernated("HIB1");
 
   const since = service.logs.length;
   const snapshot = await pilot.request({ type: "GET_STATE" });
@@ -161,7 +161,7 @@ test("a hibernated airport answers a heartbeat without reading its objects", { t
   assert.equal(loads("WAKE").length, 1);
 
   // Silence until the object hibernates (as in the test above).
-  await sleep(20_000);
+  await service.untilHibernated("WAKE");
   const since = service.logs.length;
   const ack = await pilot.request({ type: "HEARTBEAT" });
   assert.equal(ack.type, "HEARTBEAT_ACK");

@@ -14,7 +14,7 @@ import {
   recording,
   serviceWorker,
 } from "../../scripts/local-service.mjs";
-import { Pacer, bounded } from "./helpers.mjs";
+import { Pacer, bounded, sleep, until } from "./helpers.mjs";
 import { checkHttpBody, checkServerPacket } from "./contract.mjs";
 
 export const KEYS = {
@@ -92,6 +92,20 @@ export class Service {
         metricsRecorder((request) => this.onDataPoint(request)),
       ],
     };
+  }
+
+  /**
+   * Silence until `airport`'s object has hibernated: its metrics window, which the alarm writes
+   * 5 s after the last event, arrives; then workerd's idle eviction (about ten seconds after
+   * that alarm) has time to run, with 5 s to spare. Waiting on the window rather than a fixed
+   * time keeps a late alarm on a loaded machine from landing after the test has woken the
+   * object.
+   */
+  async untilHibernated(airport) {
+    const since = this.dataPoints.length;
+    const written = () => this.dataPoints.slice(since).some((p) => p.indexes?.[0] === airport);
+    await until(written, { ms: 30_000, what: `the metrics window of ${airport}` });
+    await sleep(15_000);
   }
 
   async onDataPoint(request) {

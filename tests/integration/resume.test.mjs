@@ -4,7 +4,6 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Service, KEYS } from "./harness.mjs";
-import { sleep } from "./helpers.mjs";
 
 let service;
 before(async () => {
@@ -150,7 +149,7 @@ test("a resume at a hibernated airport reads only the rows that changed", { time
   await controller.close();
 
   // Silence: with no socket open, workerd lets the object go after about ten seconds.
-  await sleep(20_000);
+  await service.untilHibernated("RSM5");
   const since = service.logs.length;
   const back = await resume(KEYS.observer1, "RSM5", `${taken.history}.${taken.seq}`);
   const loaded = await service.waitForLog((e) => e.event === "airport_loaded" && e.airport === "RSM5", 5000, since);
