@@ -103,9 +103,14 @@ export class Service {
    */
   async untilHibernated(airport) {
     const since = this.dataPoints.length;
-    const written = () => this.dataPoints.slice(since).some((p) => p.indexes?.[0] === airport);
+    const written = () => this.pointsOf(airport, since).length > 0;
     await until(written, { ms: 30_000, what: `the metrics window of ${airport}` });
     await sleep(15_000);
+  }
+
+  /** The data points an airport wrote (from the `since`th on), in order. */
+  pointsOf(airport, since = 0) {
+    return this.dataPoints.slice(since).filter((p) => p.indexes?.[0] === airport);
   }
 
   async onDataPoint(request) {

@@ -36,18 +36,17 @@ after(async () => {
   await service?.stop();
 });
 
-const pointsOf = (airport) => service.dataPoints.filter((p) => p.indexes?.[0] === airport);
-
 /** The airport's `airport` points as objects by column name. */
 const summaries = (airport) =>
-  pointsOf(airport)
+  service
+    .pointsOf(airport)
     .filter((p) => p.blobs[0] === "airport")
     .map((p) => Object.fromEntries(COLUMNS.map((name, i) => [name, p.doubles[i]])));
 
 /** `kind:name → count` over the airport's breakdown points. */
 function breakdown(airport) {
   const counts = {};
-  for (const p of pointsOf(airport).filter((p) => p.blobs[0] !== "airport")) {
+  for (const p of service.pointsOf(airport).filter((p) => p.blobs[0] !== "airport")) {
     const key = `${p.blobs[0]}:${p.blobs[2]}`;
     counts[key] = (counts[key] ?? 0) + p.doubles[0];
   }
@@ -80,10 +79,10 @@ test("an airport's window records sockets, frames, broadcasts, errors and closes
   const seen = () => Object.values(breakdown(airport)).reduce((n, c) => n + c, 0);
   await until(() => summaries(airport).length > 0 && total().frames_in >= 6 && seen() >= 8, {
     ms: 15_000,
-    what: () => `the airport's data points: ${JSON.stringify(pointsOf(airport))}`,
+    what: () => `the airport's data points: ${JSON.stringify(service.pointsOf(airport))}`,
   });
   const summary = total();
-  for (const point of pointsOf(airport).filter((p) => p.blobs[0] === "airport")) {
+  for (const point of service.pointsOf(airport).filter((p) => p.blobs[0] === "airport")) {
     assert.deepEqual(point.blobs, ["airport", airport]);
     assert.equal(point.doubles.length, COLUMNS.length);
   }
