@@ -14,6 +14,7 @@
 #   bash bench/run.sh --only flood-drop   # the flood against a floor that drops unreadable frames
 #   bash bench/run.sh --only diagnose     # the floor plus one cost of the service at a time
 #   bash bench/run.sh --only connect-object  # connects against the floor doing a connect's work
+#   bash bench/run.sh --only herd-floors  # herds against the floor in Rust and floor+object, 10 each
 #   bash bench/run.sh --only diagnose-batches  # batch throughput against a floor sending the
 #                                              # service's bytes
 #
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --only) only="$2"; shift ;;
-    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,flood-drop,poll,reconnect,wake,diagnose,diagnose-batches,connect-object]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--only fanout,throughput,throughput-single,connect,herd,herd-network,burst,flood,forged,state,idle,busy,ceiling,fanout-durable,flood-drop,poll,reconnect,wake,diagnose,diagnose-batches,connect-object,herd-floors]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -60,6 +61,12 @@ if [ ! -f build/index_bg.wasm ] || [ ! -f build/index.js ] ||
   bash scripts/build.sh >&2
 fi
 [ -d node_modules/miniflare ] || bash scripts/setup.sh >&2
+# The floor in Rust → Wasm, served with the ladder.
+if [ ! -f bench/floor-wasm/build/index_bg.wasm ] ||
+  [ -n "$(find bench/floor-wasm/src bench/floor-wasm/Cargo.toml Cargo.lock -newer bench/floor-wasm/build/index_bg.wasm -print -quit)" ]; then
+  echo "building the floor in Rust (bench/floor-wasm/build.sh)" >&2
+  bash bench/floor-wasm/build.sh >&2
+fi
 cargo build --release --quiet -p airport-loadgen >&2
 loadgen=$root/target/release/loadgen
 
@@ -104,21 +111,25 @@ lg() { pin "$LOADGEN_CPU" "$loadgen" "$@" | tee -a "$results"; }
 read -r -a extra_specs <<< "${BENCH_EXTRA:-}"
 extra_builds=()
 for spec in "${extra_specs[@]}"; do extra_builds+=(--extra "$spec"); done
-# A scenario against ours, the floor and one variant of bench/floor/ladder.mjs (served on
-# --floor-port + 10 + its index) in a fresh runtime, under a heading:
-#   against_ladder TITLE NAME VARIANT LOADGEN-ARGS...
+# A scenario against ours, the floor and variants of the ladder (bench/floor/ladder.mjs, and
+# floor-wasm; each served on --floor-port + 10 + its index) in a fresh runtime, under a heading:
+#   against_ladder TITLE "NAME=VARIANT ..." LOADGEN-ARGS...
 against_ladder() {
-  local title=$1 name=$2 variant=$3 index pid
-  shift 3
+  local title=$1 pair name variant index pid variants=()
+  read -r -a pairs <<< "$2"
+  shift 2
   serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
   extra_targets
-  index=$(info "i.ladder.findIndex((l) => l.name === '$variant')")
-  pid=$(info "i.ladder[$index].pid")
+  for pair in "${pairs[@]}"; do
+    name=${pair%%=*} variant=${pair#*=}
+    index=$(info "i.ladder.findIndex((l) => l.name === '$variant')")
+    pid=$(info "i.ladder[$index].pid")
+    variants+=(--target "$name=ws://127.0.0.1:$((FLOOR_PORT + 10 + index))@$pid")
+  done
   echo -e "\n### $title\n" | tee -a "$results"
   lg bench --target "ours=ws://127.0.0.1:$PORT@$service_pid" \
     --target "floor=ws://127.0.0.1:$FLOOR_PORT@$floor_pid" \
-    --target "$name=ws://127.0.0.1:$((FLOOR_PORT + 10 + index))@$pid" \
-    "${extras[@]}" "$@" "${quick[@]}"
+    "${variants[@]}" "${extras[@]}" "$@" "${quick[@]}"
   cleanup
 }
 # After serve: the --target arguments of the extra builds.
@@ -282,22 +293,31 @@ if wants fanout-durable; then
   # Fan-out against both floors: the floor, and the durable floor (ladder.mjs SQL=1), which
   # writes each frame to its SQLite storage before forwarding it: the honest limit of a service
   # that stores every change before it broadcasts it (PROTOCOL §5).
-  against_ladder "Fan-out against the floor and the durable floor" durable-floor floor+sql --only fanout
+  against_ladder "Fan-out against the floor and the durable floor" "durable-floor=floor+sql" --only fanout
 fi
 
 if wants flood-drop; then
   # The flood against the floor and a floor that closes a socket at its first unreadable frame
   # and drops the rest in JavaScript (ladder.mjs DROP=1): what a flood costs a bystander when
   # the airport does the least possible with it.
-  against_ladder "Flood against the floor and a floor that drops" floor+drop floor+drop --only flood
+  against_ladder "Flood against the floor and a floor that drops" "floor+drop=floor+drop" --only flood
 fi
 
 if wants connect-object; then
   # Connects against the floor and the floor doing in its object what the contract asks of a
   # connect (ladder.mjs floor+object: the key's D1 query, SQLite, an attachment, the alarm),
   # with 20 hibernated airports per case (5 in `connect`), whose single connects move by 2x.
-  against_ladder "Connects against the floor and the floor doing a connect's work in its object" \
-    floor+object floor+object --stats "http://127.0.0.1:$STATS_PORT/stats" --only connect --cold 20
+  against_ladder "Connects against the floor, the floor in Rust and the floor doing a connect's work in its object" \
+    "floor-wasm=floor-wasm floor+object=floor+object" --stats "http://127.0.0.1:$STATS_PORT/stats" --only connect --cold 20
+fi
+
+if wants herd-floors; then
+  # The herds of 1,000 sockets at once against three floors, 10 herds each: the floor, the floor
+  # in Rust → Wasm (what the toolchain itself costs) and floor+object (the contract's work).
+  against_ladder "Herds against the floor, the floor in Rust and the floor doing a connect's work" \
+    "floor-wasm=floor-wasm floor+object=floor+object" --only herd --repeats 10 \
+    | tee "$out/herd-floors.md"
+  node bench/herd-ratios.mjs "$out/herd-floors.md" | tee -a "$results"
 fi
 
 if wants diagnose-batches; then
@@ -306,7 +326,7 @@ if wants diagnose-batches; then
   # broadcast of it (ladder.mjs BYTES=1), against the service; BATCH_REPEATS (5) searches each,
   # alternating, because single searches of batches move by up to 2x here. BENCH_EXTRA's builds
   # are searched too.
-  against_ladder "Diagnosis: batches against a floor that sends the service's bytes" floor+bytes floor+bytes \
+  against_ladder "Diagnosis: batches against a floor that sends the service's bytes" "floor+bytes=floor+bytes" \
     --only throughput-multi --repeats "${BATCH_REPEATS:-5}"
 fi
 

@@ -59,7 +59,7 @@ const deployedLimit = unstable_getMiniflareWorkerOptions(join(bench, "..", "wran
   ?.ADDRESS_LIMIT?.simple?.limit;
 const addressLimit = Number(opt("--address-limit", deployedLimit));
 // Diagnosis: also serve bench/floor/ladder.mjs, the floor plus one cost of the service at a time,
-// on --floor-port + 10, 11, 12, 13.
+// on --floor-port + 10, 11, …, and after them the floor in Rust → Wasm (bench/floor-wasm).
 const withLadder = args.includes("--ladder");
 const withNetwork = args.includes("--network");
 const statusCpu = opt("--status-cpu", undefined);
@@ -191,6 +191,21 @@ const ladder = !withLadder
       const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, `ladder${i}`), workers: [worker] }));
       return { name, port: p, mf };
     });
+// The floor in Rust → Wasm (bench/floor-wasm, built by run.sh): what the toolchain itself costs.
+if (withLadder) {
+  const dir = join(bench, "floor-wasm", "build");
+  const p = floorPort + 10 + ladder.length;
+  const worker = {
+    ...floor,
+    modulesRoot: dir,
+    modules: [
+      { type: "ESModule", path: join(dir, "index.js") },
+      { type: "CompiledWasm", path: join(dir, "index_bg.wasm") },
+    ],
+  };
+  const mf = new Miniflare(convertV4MiniflareOptions({ ...shared(p, "floor-wasm"), workers: [worker] }));
+  ladder.push({ name: "floor-wasm", port: p, mf, unseeded: true });
+}
 
 const extraServices = extras.map(([name, dir], i) => {
   const p = floorPort + 20 + i;
@@ -329,7 +344,7 @@ try {
   await seed(mfService);
   for (const l of [...ladder, ...extraServices]) {
     l.url = (await l.mf.ready).toString();
-    await seed(l.mf);
+    if (!l.unseeded) await seed(l.mf);
   }
   for (const l of networkServices) {
     l.url = (await l.mf.ready).toString();

@@ -10,7 +10,7 @@ export PATH="$PWD/node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p airport-realtime --lib --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p airport-realtime -p floor-wasm --lib --target wasm32-unknown-unknown -- -D warnings
 cargo test --workspace
 # The deploy as far as it goes offline: wrangler checks wrangler.toml and bundles the Worker.
 # Its [build] is scripts/build.sh, so this is also the one build of build/ the integration tests
