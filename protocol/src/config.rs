@@ -97,7 +97,7 @@ impl RateLimit {
     /// its role's bucket; the one past it closes the socket with 4008. A refused frame costs
     /// what it weighs ([`RateLimit::cost`]). Each refusal costs the airport a parse and a reply,
     /// and a controller's bucket holds 20,000: without this, a controller's burst of unreadable
-    /// frames held the airport's one thread for a second (about 45 µs each, BENCHMARKS.md §8);
+    /// frames held the airport's one thread for a second (some 45 µs each, parse and reply);
     /// 100 at once hold it for some 5 ms. No deployed client gets more than a few counted
     /// refusals a minute (CLIENTS.md; which refusals count: [`PacketError::spends_refusals`]),
     /// and even one whose every frame were refused would not run dry at 20 a second: the
