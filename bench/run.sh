@@ -61,12 +61,6 @@ if [ ! -f build/index_bg.wasm ] || [ ! -f build/index.js ] ||
   bash scripts/build.sh >&2
 fi
 [ -d node_modules/miniflare ] || bash scripts/setup.sh >&2
-# The floor in Rust → Wasm, served with the ladder.
-if [ ! -f bench/floor-wasm/build/index_bg.wasm ] ||
-  [ -n "$(find bench/floor-wasm/src bench/floor-wasm/Cargo.toml Cargo.lock -newer bench/floor-wasm/build/index_bg.wasm -print -quit)" ]; then
-  echo "building the floor in Rust (bench/floor-wasm/build.sh)" >&2
-  bash bench/floor-wasm/build.sh >&2
-fi
 cargo build --release --quiet -p airport-loadgen >&2
 loadgen=$root/target/release/loadgen
 
@@ -111,6 +105,16 @@ lg() { pin "$LOADGEN_CPU" "$loadgen" "$@" | tee -a "$results"; }
 read -r -a extra_specs <<< "${BENCH_EXTRA:-}"
 extra_builds=()
 for spec in "${extra_specs[@]}"; do extra_builds+=(--extra "$spec"); done
+# serve with the ladder (bench/floor/ladder.mjs's variants and the floor in Rust → Wasm, which
+# is built first if its sources changed) and BENCH_EXTRA's builds.
+serve_ladder() {
+  if [ ! -f bench/floor-wasm/build/index_bg.wasm ] ||
+    [ -n "$(find bench/floor-wasm/src bench/floor-wasm/Cargo.toml Cargo.lock -newer bench/floor-wasm/build/index_bg.wasm -print -quit)" ]; then
+    echo "building the floor in Rust (bench/floor-wasm/build.sh)" >&2
+    bash bench/floor-wasm/build.sh >&2
+  fi
+  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
+}
 # A scenario against ours, the floor and variants of the ladder (bench/floor/ladder.mjs, and
 # floor-wasm; each served on --floor-port + 10 + its index) in a fresh runtime, under a heading:
 #   against_ladder TITLE "NAME=VARIANT ..." LOADGEN-ARGS...
@@ -118,7 +122,7 @@ against_ladder() {
   local title=$1 pair name variant index pid variants=()
   read -r -a pairs <<< "$2"
   shift 2
-  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
+  serve_ladder
   extra_targets
   for pair in "${pairs[@]}"; do
     name=${pair%%=*} variant=${pair#*=}
@@ -271,7 +275,7 @@ if wants diagnose; then
   # Where a gap between the service and the floor comes from: bench/floor/ladder.mjs adds one of
   # the service's costs at a time to the floor (key look-up in D1, a SQLite write per frame, an
   # attachment write per frame, all three), and BENCH_EXTRA's builds.
-  serve --ladder "${extra_builds[@]}" "${extra_vars[@]}"
+  serve_ladder
   ladder=()
   for i in 0 1 2 3 4; do
     name=$(info "i.ladder[$i].name")
